@@ -1,0 +1,1 @@
+"""Sub-commands of the ``cardiomm`` command line (see :mod:`cardiomm.cli`)."""
