@@ -1,0 +1,20 @@
+"""MRI physics on torch complex tensors: centred FFTs, coil operators, RSS, channel packing.
+
+Conventions (see DESIGN.md): k-space is centred, FFTs are orthonormal and centred, and the
+axis order is (..., coils, ky, kx) for k-space and (..., ky, kx) for images.
+"""
+
+from cardiomm.physics.channels import channels_to_complex, complex_to_channels
+from cardiomm.physics.coils import coil_images, expand_to_kspace, reduce_to_image, rss
+from cardiomm.physics.fourier import fft2c, ifft2c
+
+__all__ = [
+    "channels_to_complex",
+    "coil_images",
+    "complex_to_channels",
+    "expand_to_kspace",
+    "fft2c",
+    "ifft2c",
+    "reduce_to_image",
+    "rss",
+]
