@@ -1,0 +1,71 @@
+"""Build a full CMRxRecon 2025 mask: pattern lines plus the ACS region."""
+
+from __future__ import annotations
+
+from cardiomm.masks.acs import acs_lines, acs_square
+from cardiomm.masks.mask import MaskPattern, UndersamplingMask
+from cardiomm.masks.patterns import (
+    GAUSSIAN_ALPHA,
+    gaussian_lines,
+    radial_lines,
+    uniform_lines,
+)
+
+DEFAULT_ACS_WIDTH = 20
+
+
+def make_mask(
+    pattern: MaskPattern | str,
+    acceleration: int,
+    matrix: tuple[int, int],
+    num_frames: int = 1,
+    acs_width: int = DEFAULT_ACS_WIDTH,
+    seed: int = 0,
+    first_frame: int = 0,
+    gaussian_alpha: float = GAUSSIAN_ALPHA,
+) -> UndersamplingMask:
+    """A mask with the CMRxRecon 2025 definition of ``pattern`` at nominal acceleration R.
+
+    Args:
+        pattern: ``Uniform``, ``ktGaussian`` or ``ktRadial`` (or ``uniform`` / ``random`` /
+            ``radial``).
+        acceleration: nominal R (4, 8, 16, 24 in the challenge; any integer >= 1 works).
+        matrix: (ky, kx), the k-space size; odd sizes are fine.
+        num_frames: frames; kt patterns differ per frame, Uniform repeats.
+        acs_width: ACS lines (Uniform, ktGaussian) or ACS square side (ktRadial); 0 for none.
+        seed: makes ktGaussian draws reproducible (Uniform and ktRadial are deterministic).
+        first_frame: index of the first frame within its series (golden-angle rotation and
+            per-frame Gaussian draws continue from there).
+        gaussian_alpha: the ktGaussian density parameter a.
+
+    Returns:
+        the mask, values bool (num_frames, ky, kx).
+    """
+    pattern = MaskPattern.parse(pattern) if isinstance(pattern, str) else pattern
+    num_ky, num_kx = (int(size) for size in matrix)
+    _check_settings(acceleration, num_ky, num_kx, num_frames, acs_width)
+    if pattern is MaskPattern.UNIFORM:
+        values = uniform_lines(num_ky, num_kx, acceleration, num_frames)
+        values |= acs_lines(num_ky, num_kx, acs_width)
+    elif pattern is MaskPattern.KT_GAUSSIAN:
+        values = gaussian_lines(
+            num_ky, num_kx, acceleration, num_frames, seed, first_frame, gaussian_alpha
+        )
+        values |= acs_lines(num_ky, num_kx, acs_width)
+    else:
+        values = radial_lines(num_ky, num_kx, acceleration, num_frames, first_frame)
+        values |= acs_square(num_ky, num_kx, acs_width)
+    return UndersamplingMask(pattern, int(acceleration), int(acs_width), values)
+
+
+def _check_settings(
+    acceleration: int, num_ky: int, num_kx: int, num_frames: int, acs_width: int
+) -> None:
+    if int(acceleration) != acceleration or acceleration < 1:
+        raise ValueError(f"acceleration must be a whole number >= 1, got {acceleration}")
+    if num_ky < 1 or num_kx < 1:
+        raise ValueError(f"matrix must be positive (ky, kx), got ({num_ky}, {num_kx})")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if acs_width < 0:
+        raise ValueError(f"acs_width must be >= 0, got {acs_width}")

@@ -1,0 +1,67 @@
+"""Random masks for training: pattern and acceleration drawn from configured sets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from cardiomm.masks.factory import DEFAULT_ACS_WIDTH, make_mask
+from cardiomm.masks.mask import MaskPattern, UndersamplingMask
+
+# CardioMM's released training setting.
+DEFAULT_PATTERNS = (MaskPattern.UNIFORM, MaskPattern.KT_GAUSSIAN, MaskPattern.KT_RADIAL)
+DEFAULT_ACCELERATIONS = (4, 8, 16, 24)
+# Radial beams and Gaussian draws depend on the frame index; drawing it from this range gives
+# each training sample a different rotation without tying it to a series length.
+_FRAME_INDEX_RANGE = 1024
+
+
+class MaskSampler:
+    """Draws a random mask per training sample, reproducibly for a seed.
+
+    Args:
+        patterns: pattern names to draw from, uniformly.
+        accelerations: nominal R values to draw from, uniformly.
+        acs_width: ACS lines / square side for every drawn mask.
+        seed: seed of the sampler's own random stream.
+    """
+
+    def __init__(
+        self,
+        patterns: Sequence[MaskPattern | str] = DEFAULT_PATTERNS,
+        accelerations: Sequence[int] = DEFAULT_ACCELERATIONS,
+        acs_width: int = DEFAULT_ACS_WIDTH,
+        seed: int = 0,
+    ) -> None:
+        if not patterns or not accelerations:
+            raise ValueError("MaskSampler needs at least one pattern and one acceleration")
+        self.patterns = tuple(MaskPattern.parse(p) if isinstance(p, str) else p for p in patterns)
+        self.accelerations = tuple(int(r) for r in accelerations)
+        self.acs_width = int(acs_width)
+        self._rng = np.random.default_rng(seed)
+
+    def sample(self, matrix: tuple[int, int], num_frames: int = 1) -> UndersamplingMask:
+        """A random mask for k-space of size ``matrix`` (ky, kx)."""
+        pattern = self.patterns[self._rng.integers(len(self.patterns))]
+        acceleration = self.accelerations[self._rng.integers(len(self.accelerations))]
+        return make_mask(
+            pattern,
+            acceleration,
+            matrix,
+            num_frames=num_frames,
+            acs_width=self.acs_width,
+            seed=int(self._rng.integers(2**31 - 1)),
+            first_frame=int(self._rng.integers(_FRAME_INDEX_RANGE)),
+        )
+
+    @classmethod
+    def from_config(cls, config: object, seed: int = 0) -> MaskSampler:
+        """Build from a config with ``patterns``, ``accelerations`` and ``acs_width``
+        (e.g. the Hydra node ``masks``)."""
+        return cls(
+            patterns=list(config.patterns),  # type: ignore[attr-defined]
+            accelerations=list(config.accelerations),  # type: ignore[attr-defined]
+            acs_width=int(config.acs_width),  # type: ignore[attr-defined]
+            seed=seed,
+        )
