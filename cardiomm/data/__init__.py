@@ -1,0 +1,5 @@
+"""Data: scan metadata, file readers, slice datasets and the synthetic multi-centre generator."""
+
+from cardiomm.data.metadata import ScanMetadata
+
+__all__ = ["ScanMetadata"]
