@@ -41,18 +41,32 @@ class MaskSampler:
         self.acs_width = int(acs_width)
         self._rng = np.random.default_rng(seed)
 
-    def sample(self, matrix: tuple[int, int], num_frames: int = 1) -> UndersamplingMask:
-        """A random mask for k-space of size ``matrix`` (ky, kx)."""
-        pattern = self.patterns[self._rng.integers(len(self.patterns))]
-        acceleration = self.accelerations[self._rng.integers(len(self.accelerations))]
+    def sample(
+        self,
+        matrix: tuple[int, int],
+        num_frames: int = 1,
+        rng: np.random.Generator | None = None,
+    ) -> UndersamplingMask:
+        """A random mask for k-space of size ``matrix`` (ky, kx).
+
+        Args:
+            matrix: (ky, kx).
+            num_frames: frames of the mask.
+            rng: draw from this generator instead of the sampler's own stream; data loader
+                workers pass one derived from (seed, epoch, sample index) so that workers do
+                not repeat each other's masks.
+        """
+        rng = self._rng if rng is None else rng
+        pattern = self.patterns[rng.integers(len(self.patterns))]
+        acceleration = self.accelerations[rng.integers(len(self.accelerations))]
         return make_mask(
             pattern,
             acceleration,
             matrix,
             num_frames=num_frames,
             acs_width=self.acs_width,
-            seed=int(self._rng.integers(2**31 - 1)),
-            first_frame=int(self._rng.integers(_FRAME_INDEX_RANGE)),
+            seed=int(rng.integers(2**31 - 1)),
+            first_frame=int(rng.integers(_FRAME_INDEX_RANGE)),
         )
 
     @classmethod

@@ -1,3 +1,5 @@
+import numpy as np
+
 from cardiomm.config import load_config
 from cardiomm.masks import MaskPattern, MaskSampler
 
@@ -36,3 +38,11 @@ def test_sampler_builds_from_the_hydra_mask_config():
     mask = MaskSampler.from_config(config.masks, seed=config.seed).sample((64, 64))
     assert mask.name == "ktGaussian8"
     assert mask.acs_width == config.masks.acs_width
+
+
+def test_sampler_draws_the_same_mask_from_equal_explicit_generators():
+    sampler = MaskSampler(seed=0)
+    first = sampler.sample((40, 48), rng=np.random.default_rng([3, 1, 17]))
+    second = sampler.sample((40, 48), rng=np.random.default_rng([3, 1, 17]))
+    assert first.name == second.name
+    assert np.array_equal(first.values, second.values)
