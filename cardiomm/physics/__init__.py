@@ -7,6 +7,7 @@ axis order is (..., coils, ky, kx) for k-space and (..., ky, kx) for images.
 from cardiomm.physics.channels import channels_to_complex, complex_to_channels
 from cardiomm.physics.coils import coil_images, expand_to_kspace, reduce_to_image, rss
 from cardiomm.physics.fourier import fft2c, ifft2c
+from cardiomm.physics.oversampling import remove_readout_oversampling
 
 __all__ = [
     "channels_to_complex",
@@ -16,5 +17,6 @@ __all__ = [
     "fft2c",
     "ifft2c",
     "reduce_to_image",
+    "remove_readout_oversampling",
     "rss",
 ]
