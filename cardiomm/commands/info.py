@@ -19,8 +19,9 @@ def run(args: argparse.Namespace) -> int:
     from importlib.metadata import PackageNotFoundError, version
 
     import torch
-    from rich.console import Console
     from rich.table import Table
+
+    from cardiomm.progress import make_console
 
     table = Table(title="CardioMM-FL environment")
     table.add_column("item")
@@ -37,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(
             f"cuda:{index}", f"{properties.name}, {properties.total_memory / 2**30:.1f} GiB"
         )
-    Console().print(table)
+    make_console().print(table)
     return 0

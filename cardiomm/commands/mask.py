@@ -27,10 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from cardiomm.masks import make_mask
+    from cardiomm.progress import make_console
 
     mask = make_mask(
         args.pattern,
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     fractions = mask.frame_sampling_fractions
     table.add_row("per-frame fraction min / max", f"{fractions.min():.4f} / {fractions.max():.4f}")
     table.add_row("undersampling text", mask.text)
-    console = Console()
+    console = make_console()
     console.print(table)
     if args.png:
         from cardiomm.masks.plot import save_mask_figure
