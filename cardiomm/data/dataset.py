@@ -1,0 +1,272 @@
+"""The slice dataset: one 2D multi-coil k-space image per item, with its mask, target and texts.
+
+Train mode draws a random mask per item (from a :class:`MaskSampler`, seeded by epoch and
+item, so data loader workers do not repeat each other); eval mode uses one fixed, seeded
+mask setting, or the official mask file when one exists beside the data. A file that turns
+out unreadable when its image is read is skipped, reported, and replaced by the next image.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cardiomm.data.errors import DataFileError, MaskFileNotFoundError
+from cardiomm.data.index import BadFile, SliceIndex
+from cardiomm.data.readers import MaskFile, open_series, read_official_mask
+from cardiomm.masks import MaskPattern, MaskSampler, UndersamplingMask, make_mask
+from cardiomm.masks.factory import DEFAULT_ACS_WIDTH
+from cardiomm.physics import ifft2c, remove_readout_oversampling, rss
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"
+
+
+class MaskSetting(NamedTuple):
+    """A fixed evaluation setting, e.g. ``MaskSetting("ktGaussian", 16)``."""
+
+    pattern: str
+    acceleration: int
+
+    @property
+    def name(self) -> str:
+        return f"{MaskPattern.parse(self.pattern).value}{self.acceleration}"
+
+
+DEFAULT_EVAL_MASK = MaskSetting("Uniform", 8)
+
+
+class SliceSample(NamedTuple):
+    """One item. Shapes are per item; a DataLoader adds a leading batch axis.
+
+    Attributes:
+        kspace: complex64 (coils, ky, kx), fully sampled, centred.
+        mask: float32 (ky, kx), 1 where sampled.
+        masked_kspace: complex64 (coils, ky, kx), ``kspace * mask``.
+        target: float32 (ky, kx), root-sum-of-squares of the fully sampled coil images.
+        metadata_text: CardioMM's metadata text.
+        undersampling_text: e.g. ``Undersampling: 16x random.``
+        file: path of the source file.
+        frame: frame index in the file.
+        slice_index: slice index in the file.
+        centre: the site, or ``unknown``.
+        vendor: the vendor, or ``unknown``.
+        mask_name: e.g. ``ktGaussian16``.
+    """
+
+    kspace: torch.Tensor
+    mask: torch.Tensor
+    masked_kspace: torch.Tensor
+    target: torch.Tensor
+    metadata_text: str
+    undersampling_text: str
+    file: str
+    frame: int
+    slice_index: int
+    centre: str
+    vendor: str
+    mask_name: str
+
+
+class SliceDataset(Dataset[SliceSample]):
+    """2D images of fully sampled k-space files, undersampled on the fly.
+
+    Args:
+        source: files to index, or a prebuilt :class:`SliceIndex`.
+        mode: ``train`` (random mask per item) or ``eval`` (fixed seeded mask setting).
+        mask_sampler: the training mask distribution (train mode; default: CardioMM's).
+        eval_mask: the evaluation setting (eval mode), default Uniform 8.
+        acs_width: ACS lines / square side of eval masks.
+        seed: seeds train masks (with the epoch) and eval masks.
+        remove_oversampling: crop the 2x readout oversampling away first.
+        use_official_masks: in eval mode, use the challenge's mask file when one exists.
+        index_cache: JSON file caching the index across runs.
+        bad_file_report: JSON-lines file that every skipped file is appended to, also from
+            data loader workers.
+        show_progress: progress bar while the index is built.
+    """
+
+    def __init__(
+        self,
+        source: Iterable[str | Path] | SliceIndex,
+        mode: Literal["train", "eval"] = "train",
+        mask_sampler: MaskSampler | None = None,
+        eval_mask: MaskSetting | tuple[str, int] = DEFAULT_EVAL_MASK,
+        acs_width: int = DEFAULT_ACS_WIDTH,
+        seed: int = 0,
+        remove_oversampling: bool = False,
+        use_official_masks: bool = True,
+        index_cache: str | Path | None = None,
+        bad_file_report: str | Path | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        if mode not in ("train", "eval"):
+            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+        index = (
+            source
+            if isinstance(source, SliceIndex)
+            else SliceIndex.build(source, cache_path=index_cache, show_progress=show_progress)
+        )
+        self.index = _without_undersampled_files(index)
+        self.mode = mode
+        self.mask_sampler = mask_sampler or MaskSampler(seed=seed)
+        self.eval_mask = MaskSetting(*eval_mask)
+        self.acs_width = acs_width
+        self.seed = seed
+        self.remove_oversampling = remove_oversampling
+        self.use_official_masks = use_official_masks
+        self.bad_file_report = Path(bad_file_report) if bad_file_report else None
+        self.epoch = 0
+        self._unreadable: set[int] = set()
+        for bad in self.index.bad_files:
+            self._report(bad)
+
+    @property
+    def bad_files(self) -> list[BadFile]:
+        """Files skipped so far: at indexing, and when their images were read (this process)."""
+        return list(self.index.bad_files)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a new set of training masks (call once per epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> SliceSample:
+        if not 0 <= item < len(self):
+            raise IndexError(f"item {item} out of range [0, {len(self)})")
+        # Try the item, then the following ones, until one reads: a file that is bad only
+        # in its data (NaN, truncated chunk) is found here, not at indexing.
+        for offset in range(len(self)):
+            candidate = (item + offset) % len(self)
+            if self.index.images[candidate].file_number in self._unreadable:
+                continue
+            try:
+                return self._load(candidate)
+            except DataFileError as error:
+                self._mark_unreadable(candidate, error)
+        raise RuntimeError("every file of the dataset is unreadable; see the bad-file report")
+
+    def _load(self, item: int) -> SliceSample:
+        image = self.index.images[item]
+        indexed = self.index.files[image.file_number]
+        with open_series(indexed.path) as series:
+            kspace = torch.from_numpy(series.read_kspace(image.frame, image.slice_index))
+        if self.remove_oversampling:
+            kspace = remove_readout_oversampling(kspace).to(torch.complex64)
+        matrix = (kspace.shape[-2], kspace.shape[-1])
+        mask = self._mask(item, indexed.path, image.frame, image.slice_index, matrix)
+        mask_values = torch.from_numpy(mask.frame(0).astype(np.float32))
+        metadata = indexed.metadata
+        return SliceSample(
+            kspace=kspace,
+            mask=mask_values,
+            masked_kspace=kspace * mask_values,
+            target=rss(ifft2c(kspace)).to(torch.float32),
+            metadata_text=metadata.to_text(),
+            undersampling_text=mask.text,
+            file=str(indexed.path),
+            frame=image.frame,
+            slice_index=image.slice_index,
+            centre=metadata.centre or UNKNOWN,
+            vendor=metadata.vendor or UNKNOWN,
+            mask_name=mask.name,
+        )
+
+    def _mask(
+        self, item: int, path: Path, frame: int, slice_index: int, matrix: tuple[int, int]
+    ) -> UndersamplingMask:
+        """A one-frame mask for this image (values (1, ky, kx))."""
+        if self.mode == "train":
+            rng = np.random.default_rng([self.seed, self.epoch, item])
+            return self.mask_sampler.sample(matrix, rng=rng)
+        if self.use_official_masks:
+            official = official_mask_frame(path, self.eval_mask, frame, matrix)
+            if official is not None:
+                return official
+        return make_mask(
+            self.eval_mask.pattern,
+            self.eval_mask.acceleration,
+            matrix,
+            acs_width=self.acs_width,
+            seed=stable_seed(self.seed, path, slice_index),
+            first_frame=frame,
+        )
+
+    def _mark_unreadable(self, item: int, error: DataFileError) -> None:
+        file_number = self.index.images[item].file_number
+        self._unreadable.add(file_number)
+        bad = BadFile(self.index.files[file_number].path, error.reason)
+        logger.warning("skipping %s: %s", bad.path, bad.reason)
+        self.index.bad_files.append(bad)
+        self._report(bad)
+
+    def _report(self, bad: BadFile) -> None:
+        if self.bad_file_report is None:
+            return
+        self.bad_file_report.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.bad_file_report, "a") as report:
+            report.write(json.dumps({"file": str(bad.path), "reason": bad.reason}) + "\n")
+
+
+def stable_seed(seed: int, path: Path, slice_index: int) -> int:
+    """A seed for one slice that does not depend on where the data set is mounted."""
+    key = "/".join(path.parts[-4:]) + f"#{slice_index}"
+    return (seed * 1_000_003 + zlib.crc32(key.encode())) % 2**31
+
+
+def official_mask_frame(
+    path: Path, setting: MaskSetting, frame: int, matrix: tuple[int, int]
+) -> UndersamplingMask | None:
+    """The official mask of ``path`` for ``setting``, frame ``frame``, if its file exists and
+    fits the k-space matrix; otherwise None (the caller generates the mask)."""
+    pattern = MaskPattern.parse(setting.pattern)
+    try:
+        official = _cached_official_mask(str(path), pattern.value, setting.acceleration)
+    except MaskFileNotFoundError:
+        return None
+    except DataFileError as error:
+        logger.warning(
+            "unusable official mask for %s (%s); generating the mask instead", path, error
+        )
+        return None
+    values = official.frame(frame)
+    if values.shape != matrix:
+        logger.warning(
+            "official mask of %s is %s but the k-space is %s; generating the mask instead",
+            path,
+            values.shape,
+            matrix,
+        )
+        return None
+    # The file does not say how wide its ACS block is; 0 records "not known here".
+    return UndersamplingMask(pattern, setting.acceleration, 0, values[None].astype(bool))
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_official_mask(path: str, pattern: str, acceleration: int) -> MaskFile:
+    # A per-frame cine mask file is megabytes; items of one file share it.
+    return read_official_mask(path, pattern, acceleration)
+
+
+def _without_undersampled_files(index: SliceIndex) -> SliceIndex:
+    # Undersampled files (kus, kspace_subNN) have no fully sampled reference to train or
+    # score against; `cardiomm reconstruct` is what reads them.
+    usable = [indexed for indexed in index.files if not indexed.is_undersampled]
+    skipped = [
+        BadFile(indexed.path, "undersampled k-space has no fully sampled reference")
+        for indexed in index.files
+        if indexed.is_undersampled
+    ]
+    return SliceIndex(usable, [*index.bad_files, *skipped])
