@@ -1,7 +1,9 @@
 """The ``cardiomm`` command: one sub-command per module in :mod:`cardiomm.commands`.
 
 Each command module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``;
-importing a command module must stay cheap, so heavy imports happen inside ``run``.
+importing a command module must stay cheap, so heavy imports happen inside ``run``. Packages
+that build on cardiomm (simulations, server, ...) add commands through the entry-point group
+``cardiomm.commands`` in pyproject.toml, so cardiomm never imports them.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from importlib.metadata import entry_points
+from types import ModuleType
 
 # Module names under cardiomm.commands, in the order --help lists them.
 COMMAND_MODULES: tuple[str, ...] = ("info", "mask")
+COMMAND_ENTRY_POINTS = "cardiomm.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,12 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        module = importlib.import_module(f"cardiomm.commands.{module_name}")
+    for module in _command_modules():
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)
     return parser
+
+
+def _command_modules() -> Iterator[ModuleType]:
+    for module_name in COMMAND_MODULES:
+        yield importlib.import_module(f"cardiomm.commands.{module_name}")
+    for entry_point in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda e: e.name):
+        yield entry_point.load()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
