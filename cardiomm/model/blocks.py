@@ -1,0 +1,74 @@
+"""Building blocks of the image networks: channel attention, down and up sampling.
+
+Every parameter-holding module takes one real, contiguous tensor, so that Opacus computes
+per-sample gradients with its hooks (or its functorch fallback) correctly. No BatchNorm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation style channel weights: (B, C, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.squeeze = nn.Conv2d(channels, hidden, kernel_size=1, bias=False)
+        self.activation = nn.PReLU()
+        self.excite = nn.Conv2d(hidden, channels, kernel_size=1, bias=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        pooled = features.mean(dim=(-2, -1), keepdim=True)
+        weights = torch.sigmoid(self.excite(self.activation(self.squeeze(pooled))))
+        return features * weights
+
+
+class ChannelAttentionBlock(nn.Module):
+    """conv3x3 - PReLU - conv3x3 - channel attention, plus the input: (B, C, H, W) -> same."""
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.activation = nn.PReLU()
+        self.conv_out = nn.Conv2d(channels, channels, kernel_size=3, padding=1, bias=False)
+        self.attention = ChannelAttention(channels, reduction)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        residual = self.conv_out(self.activation(self.conv_in(features)))
+        return features + self.attention(residual)
+
+
+class BlockStack(nn.Sequential):
+    """``count`` channel-attention blocks in a row."""
+
+    def __init__(self, channels: int, count: int) -> None:
+        super().__init__(*(ChannelAttentionBlock(channels) for _ in range(count)))
+
+
+class DownSample(nn.Module):
+    """Stride-2 conv: (B, C_in, H, W) -> (B, C_out, H/2, W/2)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size=3, stride=2, padding=1, bias=False
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.conv(features)
+
+
+class UpSample(nn.Module):
+    """Bilinear x2 then conv3x3: (B, C_in, H, W) -> (B, C_out, 2H, 2W)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        upsampled = F.interpolate(features, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.conv(upsampled.contiguous())

@@ -1,0 +1,82 @@
+"""Model checkpoints: weights, the model config and the text encoder they need, and
+whatever the trainer adds (training config, metrics); loadable for reconstruction."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cardiomm.model.config import ModelConfig
+from cardiomm.model.network import CardioMMNet
+
+CHECKPOINT_FORMAT = "cardiomm-fl model checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(
+    path: str | Path,
+    network: CardioMMNet,
+    text_encoder: Mapping[str, Any] | None,
+    text_dim: int,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``network``'s weights with what is needed to rebuild it.
+
+    Args:
+        path: the file to write (written to a temporary name, then renamed: a crash never
+            leaves a truncated checkpoint in place of a good one).
+        network: the model.
+        text_encoder: the encoder's settings, e.g. ``{"name": "minilm"}`` (None: no texts).
+        text_dim: the encoder's embedding size the network was built for.
+        extra: anything else to keep (training config, metrics, round number).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "model_config": network.config.to_dict(),
+        "use_metadata": network.use_metadata,
+        "text_encoder": dict(text_encoder) if text_encoder is not None else None,
+        "text_dim": text_dim,
+        "state_dict": {key: value.detach().cpu() for key, value in network.state_dict().items()},
+        "extra": dict(extra or {}),
+    }
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    torch.save(content, partial)
+    partial.replace(path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's content, with a clear error for anything that is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a corrupt or foreign file
+        raise ValueError(f"{path}: not a readable checkpoint ({error})") from error
+    if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a CardioMM-FL model checkpoint")
+    if content.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(
+            f"{path}: checkpoint version {content.get('version')} is not {CHECKPOINT_VERSION}"
+        )
+    return content
+
+
+def network_from_checkpoint(content: Mapping[str, Any]) -> CardioMMNet:
+    """Rebuild the network and load its weights (strictly: every key must match)."""
+    config = ModelConfig.from_mapping(content["model_config"])
+    network = CardioMMNet(
+        config, text_dim=content["text_dim"], use_metadata=content["use_metadata"]
+    )
+    network.load_state_dict(content["state_dict"], strict=True)
+    return network

@@ -1,0 +1,82 @@
+"""Model sizes and variants, from configs/model/*.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from cardiomm.model.unet import UNetConfig
+
+ARCHITECTURES = ("cardiomm", "dcunet")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """What network to build.
+
+    Attributes:
+        architecture: ``cardiomm`` (text-conditioned) or ``dcunet`` (the same cascades with a
+            plain U-Net: no prompts, no metadata, no texts).
+        num_cascades: unrolled cascades K.
+        image_net: sizes of each cascade's U-Net (its conditioning flags are set from the
+            architecture and the text encoder).
+        sensitivity_net: sizes of the sensitivity U-Net.
+        embedding_dim: size of the projected text embeddings.
+        gradient_checkpointing: recompute each cascade in the backward pass (saves memory).
+        coil_batching: run the sensitivity net on all coils at once (turn off for DP).
+    """
+
+    architecture: str = "cardiomm"
+    num_cascades: int = 2
+    image_net: UNetConfig = dataclasses.field(
+        default_factory=lambda: UNetConfig(widths=(8, 12, 16, 20))
+    )
+    sensitivity_net: UNetConfig = dataclasses.field(
+        default_factory=lambda: UNetConfig(widths=(4, 6, 8, 10))
+    )
+    embedding_dim: int = 256
+    gradient_checkpointing: bool = False
+    coil_batching: bool = True
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
+            )
+        if self.num_cascades < 1:
+            raise ValueError(f"num_cascades must be >= 1, got {self.num_cascades}")
+
+    @property
+    def uses_text(self) -> bool:
+        return self.architecture == "cardiomm"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ModelConfig:
+        """Build from a (Hydra / OmegaConf) mapping with nested ``image_net`` and
+        ``sensitivity_net`` sections; unknown keys are an error naming them."""
+        values = dict(values)
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known - {"name"})
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        for key in ("image_net", "sensitivity_net"):
+            if key in values and not isinstance(values[key], UNetConfig):
+                values[key] = _unet_config(values[key])
+        values.pop("name", None)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _unet_config(values: Mapping[str, Any]) -> UNetConfig:
+    values = dict(values)
+    known = {field.name for field in dataclasses.fields(UNetConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown U-Net config keys: {', '.join(unknown)}")
+    for key in ("widths", "prompt_channels", "prompt_sizes"):
+        if key in values:
+            values[key] = tuple(int(v) for v in values[key])
+    return UNetConfig(**values)

@@ -1,0 +1,70 @@
+"""Build a network with the text encoder it needs, from config or from a checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cardiomm.model.checkpoint import network_from_checkpoint
+from cardiomm.model.config import ModelConfig
+from cardiomm.model.network import CardioMMNet
+from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.text import TextEncoder, build_text_encoder
+
+
+def build_network(config: ModelConfig, text_encoder: TextEncoder | None) -> CardioMMNet:
+    """A fresh network sized for ``text_encoder`` (None only for ``dcunet``)."""
+    if not config.uses_text:
+        return CardioMMNet(config, text_dim=0, use_metadata=False)
+    if text_encoder is None:
+        raise ValueError("a cardiomm network needs a text encoder (text.name=minilm|clip|none)")
+    return CardioMMNet(
+        config, text_dim=text_encoder.dim, use_metadata=text_encoder.conditions_on_metadata
+    )
+
+
+def encoder_settings(text_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The encoder settings a checkpoint records (name, and the CLIP path if any)."""
+    settings = {"name": text_config["name"]}
+    if text_config.get("path"):
+        settings["path"] = str(text_config["path"])
+    return settings
+
+
+def build_text_encoder_for(
+    config: ModelConfig, text_config: Mapping[str, Any] | None
+) -> TextEncoder | None:
+    """The encoder named in ``text_config``; None for ``dcunet``, which reads no text."""
+    if not config.uses_text:
+        return None
+    if text_config is None:
+        raise ValueError("a cardiomm network needs a text encoder configuration")
+    return build_text_encoder(
+        text_config["name"],
+        clip_path=text_config.get("path"),
+        cache_dir=text_config.get("cache_dir"),
+    )
+
+
+def reconstructor_from_checkpoint(
+    content: Mapping[str, Any], name: str | None = None, clip_path: str | None = None
+) -> NetworkReconstructor:
+    """Network + its text encoder, ready to reconstruct.
+
+    Args:
+        content: a read checkpoint (``read_checkpoint``).
+        name: how reports call the method (default: from the checkpoint).
+        clip_path: where the CLIP checkpoint lives on this machine, if not where it was.
+    """
+    network = network_from_checkpoint(content)
+    text = content.get("text_encoder")
+    encoder = None
+    if text is not None:
+        encoder = build_text_encoder(text["name"], clip_path=clip_path or text.get("path"))
+        if encoder.dim != content["text_dim"]:
+            raise ValueError(
+                f"the {text['name']} encoder gives {encoder.dim}-d embeddings but the checkpoint "
+                f"was trained with {content['text_dim']}-d ones"
+            )
+    method = name or content.get("extra", {}).get("method") or network.config.architecture
+    return NetworkReconstructor(network, encoder, name=method)

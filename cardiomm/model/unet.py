@@ -1,0 +1,156 @@
+"""The image network: a 3-level U-Net of channel-attention blocks, optionally conditioned on
+the undersampling (prompts) and the scan metadata (adapters) in every decoder level."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cardiomm.model.blocks import BlockStack, DownSample, UpSample
+from cardiomm.model.conditioning import MetadataAdapter, UndersamplingPrompter
+
+NUM_LEVELS = 3
+# Three stride-2 steps: the padded size must divide by 2**3.
+SIZE_MULTIPLE = 2**NUM_LEVELS
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig:
+    """Sizes of one U-Net.
+
+    Attributes:
+        widths: channels of the three encoder levels and the bottleneck.
+        blocks_per_level: channel-attention blocks per level (encoder, bottleneck, decoder).
+        use_prompts: add undersampling prompters to the decoder.
+        use_metadata: add metadata adapters to the decoder.
+        embedding_dim: size of the projected text embeddings.
+        num_prompts: prompts per bank.
+        prompt_channels: prompt channels per decoder level (finest first).
+        prompt_sizes: spatial size of the learned prompts per decoder level (finest first).
+    """
+
+    widths: tuple[int, int, int, int]
+    blocks_per_level: int = 1
+    use_prompts: bool = True
+    use_metadata: bool = True
+    embedding_dim: int = 256
+    num_prompts: int = 5
+    prompt_channels: tuple[int, int, int] = (16, 24, 32)
+    prompt_sizes: tuple[int, int, int] = (32, 16, 8)
+
+
+class ConditionedUNet(nn.Module):
+    """U-Net on real images: (B, in_channels, H, W) -> (B, out_channels, H, W).
+
+    H and W must divide by 8 (see :class:`NormalisedUNet` for any size).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, config: UNetConfig) -> None:
+        super().__init__()
+        widths, blocks = config.widths, config.blocks_per_level
+        self.config = config
+        self.stem = nn.Conv2d(in_channels, widths[0], kernel_size=3, padding=1, bias=False)
+        self.encoder = nn.ModuleList(BlockStack(widths[level], blocks) for level in range(3))
+        self.down = nn.ModuleList(
+            DownSample(widths[level], widths[level + 1]) for level in range(3)
+        )
+        self.bottleneck = BlockStack(widths[3], blocks)
+        self.up = nn.ModuleList(UpSample(widths[level + 1], widths[level]) for level in range(3))
+        self.merge = nn.ModuleList(
+            nn.Conv2d(2 * widths[level], widths[level], kernel_size=1, bias=False)
+            for level in range(3)
+        )
+        self.prompters = (
+            nn.ModuleList(
+                UndersamplingPrompter(
+                    widths[level],
+                    config.embedding_dim,
+                    config.num_prompts,
+                    config.prompt_channels[level],
+                    config.prompt_sizes[level],
+                )
+                for level in range(3)
+            )
+            if config.use_prompts
+            else None
+        )
+        self.adapters = (
+            nn.ModuleList(
+                MetadataAdapter(widths[level], config.embedding_dim) for level in range(3)
+            )
+            if config.use_metadata
+            else None
+        )
+        self.decoder = nn.ModuleList(BlockStack(widths[level], blocks) for level in range(3))
+        self.head = nn.Conv2d(widths[0], out_channels, kernel_size=3, padding=1, bias=False)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        undersampling: torch.Tensor | None = None,
+        metadata: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """image (B, in, H, W); undersampling, metadata (B, embedding_dim) when used."""
+        features = self.stem(image)
+        skips = []
+        for level in range(3):
+            features = self.encoder[level](features)
+            skips.append(features)
+            features = self.down[level](features)
+        features = self.bottleneck(features)
+        for level in reversed(range(3)):
+            features = self.up[level](features)
+            features = self.merge[level](torch.cat((features, skips[level]), dim=1))
+            if self.prompters is not None:
+                features = self.prompters[level](features, _require(undersampling, "undersampling"))
+            if self.adapters is not None:
+                features = self.adapters[level](features, _require(metadata, "metadata"))
+            features = self.decoder[level](features)
+        return self.head(features)
+
+
+class NormalisedUNet(nn.Module):
+    """A :class:`ConditionedUNet` for any image size and intensity scale.
+
+    Each sample and channel is normalised to zero mean and unit standard deviation, padded
+    to a multiple of 8, passed through the U-Net, cropped and scaled back:
+    (B, C, H, W) -> (B, C_out, H, W).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, config: UNetConfig) -> None:
+        super().__init__()
+        if out_channels != in_channels:
+            raise ValueError("NormalisedUNet maps back to the input's channels and scale")
+        self.unet = ConditionedUNet(in_channels, out_channels, config)
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        undersampling: torch.Tensor | None = None,
+        metadata: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        mean = image.mean(dim=(-2, -1), keepdim=True)
+        std = image.std(dim=(-2, -1), keepdim=True) + 1e-6
+        normalised = (image - mean) / std
+        height, width = image.shape[-2:]
+        pad_height = (-height) % SIZE_MULTIPLE
+        pad_width = (-width) % SIZE_MULTIPLE
+        padding = (
+            pad_width // 2,
+            pad_width - pad_width // 2,
+            pad_height // 2,
+            pad_height - pad_height // 2,
+        )
+        padded = F.pad(normalised, padding).contiguous()
+        output = self.unet(padded, undersampling, metadata)
+        output = output[..., padding[2] : padding[2] + height, padding[0] : padding[0] + width]
+        return output * std + mean
+
+
+def _require(embedding: torch.Tensor | None, name: str) -> torch.Tensor:
+    if embedding is None:
+        raise ValueError(f"this U-Net is conditioned on the {name} text but got no embedding")
+    return embedding
