@@ -61,6 +61,7 @@ class SliceSample(NamedTuple):
         slice_index: slice index in the file.
         centre: the site, or ``unknown``.
         vendor: the vendor, or ``unknown``.
+        modality: the modality, or ``unknown``.
         mask_name: e.g. ``ktGaussian16``.
     """
 
@@ -75,6 +76,7 @@ class SliceSample(NamedTuple):
     slice_index: int
     centre: str
     vendor: str
+    modality: str
     mask_name: str
 
 
@@ -93,6 +95,8 @@ class SliceDataset(Dataset[SliceSample]):
         index_cache: JSON file caching the index across runs.
         bad_file_report: JSON-lines file that every skipped file is appended to, also from
             data loader workers.
+        selection: ``all`` images, or only those the CMRxRecon ``ranking`` scores (central
+            slices; first three frames, or every frame of mapping series).
         show_progress: progress bar while the index is built.
     """
 
@@ -108,16 +112,21 @@ class SliceDataset(Dataset[SliceSample]):
         use_official_masks: bool = True,
         index_cache: str | Path | None = None,
         bad_file_report: str | Path | None = None,
+        selection: Literal["all", "ranking"] = "all",
         show_progress: bool = True,
     ) -> None:
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+        if selection not in ("all", "ranking"):
+            raise ValueError(f"selection must be 'all' or 'ranking', got {selection!r}")
         index = (
             source
             if isinstance(source, SliceIndex)
             else SliceIndex.build(source, cache_path=index_cache, show_progress=show_progress)
         )
         self.index = _without_undersampled_files(index)
+        if selection == "ranking":
+            self.index = self.index.ranking_selection()
         self.mode = mode
         self.mask_sampler = mask_sampler or MaskSampler(seed=seed)
         self.eval_mask = MaskSetting(*eval_mask)
@@ -181,6 +190,7 @@ class SliceDataset(Dataset[SliceSample]):
             slice_index=image.slice_index,
             centre=metadata.centre or UNKNOWN,
             vendor=metadata.vendor or UNKNOWN,
+            modality=metadata.modality or UNKNOWN,
             mask_name=mask.name,
         )
 

@@ -16,8 +16,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cardiomm.data.errors import DataFileError
-from cardiomm.data.metadata import ScanMetadata
+from cardiomm.data.metadata import ScanMetadata, is_mapping_series, series_stem
 from cardiomm.data.readers import open_series
+from cardiomm.metrics.ranking import ranking_images
 from cardiomm.progress import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,22 @@ class SliceIndex:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def ranking_selection(self) -> SliceIndex:
+        """The same files with only the images the CMRxRecon ranking scores."""
+        selected = SliceIndex(self.files, self.bad_files)
+        selected.images = [
+            image
+            for image in self.images
+            if (image.frame, image.slice_index) in self._ranked(image.file_number)
+        ]
+        return selected
+
+    def _ranked(self, file_number: int) -> set[tuple[int, int]]:
+        indexed = self.files[file_number]
+        frames, slices = indexed.shape[:2]
+        is_mapping = is_mapping_series(series_stem(indexed.path.name))
+        return set(ranking_images(frames, slices, is_mapping))
 
     @classmethod
     def build(

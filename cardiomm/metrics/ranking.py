@@ -44,15 +44,22 @@ def ranking_images(num_frames: int, num_slices: int, is_mapping: bool) -> list[t
     ]
 
 
-def ranking_crop_shape(num_ky: int, num_kx: int) -> tuple[int, int]:
-    """(round(ny / 2), round(nx / 3)): the ranked region; nx is the (oversampled) readout."""
-    return matlab_round(num_ky / 2), matlab_round(num_kx / 3)
+def ranking_crop_shape(
+    num_ky: int, num_kx: int, oversampling_removed: bool = False
+) -> tuple[int, int]:
+    """(round(ny / 2), round(nx / 3)): the ranked region; nx is the 2x-oversampled readout.
+
+    With ``oversampling_removed`` the readout was already halved, and the same anatomy is
+    kept: round(2 nx / 3).
+    """
+    readout = 2 * num_kx if oversampling_removed else num_kx
+    return matlab_round(num_ky / 2), matlab_round(readout / 3)
 
 
-def ranking_crop(image: np.ndarray) -> np.ndarray:
+def ranking_crop(image: np.ndarray, oversampling_removed: bool = False) -> np.ndarray:
     """Centre crop of (..., ky, kx) to :func:`ranking_crop_shape`."""
     num_ky, num_kx = image.shape[-2:]
-    crop_ky, crop_kx = ranking_crop_shape(num_ky, num_kx)
+    crop_ky, crop_kx = ranking_crop_shape(num_ky, num_kx, oversampling_removed)
     start_ky = num_ky // 2 - crop_ky // 2
     start_kx = num_kx // 2 - crop_kx // 2
     return image[..., start_ky : start_ky + crop_ky, start_kx : start_kx + crop_kx]

@@ -35,6 +35,10 @@ def ssim_torch(
     batch = reference.shape[0]
     data_range = torch.as_tensor(data_range, dtype=reference.dtype, device=reference.device)
     data_range = data_range.reshape(-1, 1, 1, 1).expand(batch, 1, 1, 1)
+    # SSIM is unchanged when both images and the data range are scaled together; scaling to
+    # a unit range keeps the squares near 1 whatever the vendor's intensity scale is.
+    reference = reference / data_range
+    reconstruction = reconstruction / data_range
     window_size = SSIM_WINDOW**2
     covariance_norm = window_size / (window_size - 1)
 
@@ -45,8 +49,8 @@ def ssim_torch(
     var_ref = covariance_norm * (local_mean(reference * reference) - mean_ref * mean_ref)
     var_rec = covariance_norm * (local_mean(reconstruction * reconstruction) - mean_rec * mean_rec)
     covariance = covariance_norm * (local_mean(reference * reconstruction) - mean_ref * mean_rec)
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
+    c1 = SSIM_K1**2
+    c2 = SSIM_K2**2
     similarity = ((2 * mean_ref * mean_rec + c1) * (2 * covariance + c2)) / (
         (mean_ref**2 + mean_rec**2 + c1) * (var_ref + var_rec + c2)
     )

@@ -55,6 +55,13 @@ def test_items_read_the_right_image_of_the_file(cine_file):
     np.testing.assert_array_equal(sample.kspace.numpy(), expected)
 
 
+def test_ranking_selection_keeps_the_central_slices_and_first_frames(tmp_path):
+    path = write_site_file(tmp_path, "Center001", SCANNER, "P001", shape=(4, 5, 2, 16, 16))
+    dataset = _dataset([path], selection="ranking")
+    picked = {(dataset[i].frame, dataset[i].slice_index) for i in range(len(dataset))}
+    assert picked == {(f, z) for f in range(3) for z in (1, 2)}
+
+
 def test_masked_kspace_is_the_kspace_times_the_mask(cine_file):
     sample = _dataset([cine_file])[0]
     torch.testing.assert_close(sample.masked_kspace, sample.kspace * sample.mask)

@@ -53,6 +53,10 @@ def test_ranking_crop_is_half_the_phase_encodes_and_a_third_of_the_readout(matri
     assert ranking_crop_shape(*matrix) == expected
 
 
+def test_ranking_crop_keeps_the_same_anatomy_when_oversampling_was_removed():
+    assert ranking_crop_shape(246, 256, oversampling_removed=True) == ranking_crop_shape(246, 512)
+
+
 def test_ranking_crop_keeps_the_image_centre():
     image = np.zeros((87, 384))
     image[87 // 2, 384 // 2] = 1.0

@@ -1,0 +1,70 @@
+"""Training settings (configs/train/*.yaml)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes:
+        max_steps: optimiser steps to take (the budget federated and centralised runs share);
+            when 0, ``epochs`` passes over the data are made instead.
+        epochs: passes over the data when ``max_steps`` is 0.
+        batch_size: slices per step (slices of one batch must share a matrix size).
+        learning_rate: AdamW learning rate (2e-4 in CardioMM's release).
+        weight_decay: AdamW weight decay.
+        lr_decay_steps: multiply the learning rate by ``lr_decay_gamma`` every this many
+            steps (0: constant).
+        lr_decay_gamma: the step decay factor.
+        gradient_clip: maximum gradient norm (0: no clipping).
+        l1_weight: weight of an L1 term added to the 1 - SSIM loss.
+        proximal_mu: FedProx mu; the term mu / 2 ||w - w_ref||^2 needs reference weights.
+        device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
+        bf16: bf16 autocast on CUDA (ignored on CPU).
+        num_workers: data loader worker processes.
+        seed: seeds weights' randomness, data order and masks.
+        validate_every: validate every this many steps (0: only at the end).
+        max_validation_items: cap on validation slices per validation (0: all).
+    """
+
+    max_steps: int = 100
+    epochs: int = 1
+    batch_size: int = 1
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.01
+    lr_decay_steps: int = 0
+    lr_decay_gamma: float = 0.1
+    gradient_clip: float = 1.0
+    l1_weight: float = 0.0
+    proximal_mu: float = 0.0
+    device: str = "auto"
+    bf16: bool = True
+    num_workers: int = 0
+    seed: int = 0
+    validate_every: int = 0
+    max_validation_items: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 0 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(
+                "max_steps must be >= 0, epochs and batch_size >= 1; got "
+                f"{self.max_steps}, {self.epochs}, {self.batch_size}"
+            )
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training config keys: {', '.join(unknown)}")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

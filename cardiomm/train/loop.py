@@ -1,0 +1,240 @@
+"""The local trainer: AdamW on 1 - SSIM, optional FedProx term, periodic validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cardiomm.data.dataset import SliceDataset, SliceSample
+from cardiomm.model.network import CardioMMNet
+from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.progress import progress_bar
+from cardiomm.text import TextEncoder
+from cardiomm.train.config import TrainConfig
+from cardiomm.train.evaluate import evaluate_reconstructor
+from cardiomm.train.loss import proximal_term, reconstruction_loss
+from cardiomm.train.runtime import autocast, seed_everything, select_device
+
+logger = logging.getLogger(__name__)
+
+# Training stops when this many updates in a row had to be skipped.
+MAX_CONSECUTIVE_SKIPS = 10
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run did.
+
+    Attributes:
+        steps: optimiser steps taken.
+        examples: slices seen (steps x batch size, fewer in a short last batch).
+        loss: mean training loss over the run.
+        final_loss: mean loss of the last 10 % of steps (at least one).
+        skipped_steps: steps whose update was skipped for non-finite loss or gradients.
+        loss_history: loss of every step.
+        validation: mean PSNR / SSIM / NMSE of the last validation, or empty.
+        validation_history: (step, mean scores) of every validation.
+        seconds: wall time.
+        device: where it ran.
+    """
+
+    steps: int
+    examples: int
+    loss: float
+    final_loss: float
+    skipped_steps: int
+    loss_history: list[float]
+    validation: dict[str, float]
+    validation_history: list[tuple[int, dict[str, float]]]
+    seconds: float
+    device: str
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numbers for reports and Flower replies."""
+        values = {
+            "steps": float(self.steps),
+            "examples": float(self.examples),
+            "loss": self.loss,
+            "final-loss": self.final_loss,
+            "skipped-steps": float(self.skipped_steps),
+            "train-seconds": self.seconds,
+        }
+        values.update({f"val-{name}": score for name, score in self.validation.items()})
+        return values
+
+
+def train_model(
+    network: CardioMMNet,
+    text_encoder: TextEncoder | None,
+    train_data: Dataset[SliceSample],
+    config: TrainConfig,
+    validation_data: SliceDataset | None = None,
+    reference_weights: Mapping[str, torch.Tensor] | None = None,
+    show_progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train ``network`` in place on ``train_data``.
+
+    Args:
+        network: the model (moved to the chosen device and left there).
+        text_encoder: its frozen text encoder (None for ``dcunet``).
+        train_data: a train-mode slice dataset.
+        config: the budget and optimiser settings.
+        validation_data: an eval-mode slice dataset to score every ``validate_every`` steps
+            and at the end.
+        reference_weights: FedProx anchor (the round's global weights) when
+            ``config.proximal_mu`` > 0.
+        show_progress: progress bar over steps.
+        on_step: called with (step, loss) after every step.
+    """
+    if config.proximal_mu and reference_weights is None:
+        raise ValueError("proximal_mu > 0 needs the reference (global) weights")
+    if len(train_data) == 0:
+        raise ValueError("the training data set is empty (every file skipped or none given)")
+    device = select_device(config.device)
+    generator = seed_everything(config.seed)
+    network.to(device).train()
+    reconstructor = NetworkReconstructor(network, text_encoder)
+    optimiser = torch.optim.AdamW(
+        (p for p in network.parameters() if p.requires_grad),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
+    scheduler = (
+        torch.optim.lr_scheduler.StepLR(optimiser, config.lr_decay_steps, config.lr_decay_gamma)
+        if config.lr_decay_steps
+        else None
+    )
+    loader = DataLoader(
+        train_data,
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=config.num_workers,
+        persistent_workers=False,
+    )
+    total_steps = config.max_steps or config.epochs * len(loader)
+    losses: list[float] = []
+    validation_history: list[tuple[int, dict[str, float]]] = []
+    examples = 0
+    skipped_steps = consecutive_skips = 0
+    started = time.perf_counter()
+    batches = _batches(loader, train_data)
+    for step in progress_bar(range(1, total_steps + 1), "training", enabled=show_progress):
+        sample = next(batches)
+        loss = _step(network, reconstructor, sample, config, device, reference_weights)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        value = float(loss.detach())
+        if math.isfinite(value) and _gradients_are_finite(network):
+            if config.gradient_clip:
+                torch.nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
+            optimiser.step()
+            consecutive_skips = 0
+        else:
+            # One bad slice or an overflow must not poison the weights: skip the update.
+            skipped_steps += 1
+            consecutive_skips += 1
+            logger.warning("step %d: non-finite loss or gradients, update skipped", step)
+            if consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
+                raise FloatingPointError(
+                    f"{consecutive_skips} consecutive steps gave non-finite gradients (last at "
+                    f"step {step}); lower the learning rate or check the data"
+                )
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(value)
+        examples += sample.target.shape[0]
+        if on_step is not None:
+            on_step(step, value)
+        if (
+            validation_data is not None
+            and config.validate_every
+            and step % config.validate_every == 0
+        ):
+            validation_history.append(
+                (step, _validate(reconstructor, validation_data, config, device))
+            )
+            network.train()
+    if validation_data is not None and (
+        not validation_history or validation_history[-1][0] != total_steps
+    ):
+        validation_history.append(
+            (total_steps, _validate(reconstructor, validation_data, config, device))
+        )
+    finite = [value for value in losses if math.isfinite(value)] or [math.nan]
+    tail = finite[-max(1, len(finite) // 10) :]
+    return TrainResult(
+        steps=total_steps,
+        examples=examples,
+        loss=sum(finite) / len(finite),
+        final_loss=sum(tail) / len(tail),
+        skipped_steps=skipped_steps,
+        loss_history=losses,
+        validation=validation_history[-1][1] if validation_history else {},
+        validation_history=validation_history,
+        seconds=time.perf_counter() - started,
+        device=str(device),
+    )
+
+
+def _gradients_are_finite(network: torch.nn.Module) -> bool:
+    return all(
+        torch.isfinite(parameter.grad).all()
+        for parameter in network.parameters()
+        if parameter.grad is not None
+    )
+
+
+def _batches(loader: DataLoader, dataset: Dataset) -> Iterator[SliceSample]:
+    """Endless batches; each new pass is a new epoch (with new training masks)."""
+    for epoch in itertools.count():
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        yield from loader
+
+
+def _step(
+    network: CardioMMNet,
+    reconstructor: NetworkReconstructor,
+    sample: SliceSample,
+    config: TrainConfig,
+    device: torch.device,
+    reference_weights: Mapping[str, torch.Tensor] | None,
+) -> torch.Tensor:
+    masked_kspace = sample.masked_kspace.to(device, non_blocking=True)
+    mask = sample.mask.to(device, non_blocking=True)
+    target = sample.target.to(device, non_blocking=True)
+    undersampling, metadata = reconstructor.embeddings(
+        list(sample.metadata_text), list(sample.undersampling_text), device
+    )
+    with autocast(device, config.bf16):
+        reconstruction = network(masked_kspace, mask, undersampling, metadata)
+    loss = reconstruction_loss(reconstruction.float(), target, config.l1_weight)
+    if config.proximal_mu:
+        loss = loss + proximal_term(network, reference_weights, config.proximal_mu)
+    return loss
+
+
+def _validate(
+    reconstructor: NetworkReconstructor,
+    validation_data: SliceDataset,
+    config: TrainConfig,
+    device: torch.device,
+) -> dict[str, float]:
+    result = evaluate_reconstructor(
+        reconstructor,
+        validation_data,
+        device=device,
+        max_items=config.max_validation_items,
+        show_progress=False,
+    )
+    mean = result.mean()
+    return {name: float(mean[name]) for name in ("psnr", "ssim", "nmse")}

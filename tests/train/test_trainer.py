@@ -1,0 +1,141 @@
+"""The local trainer: learning, determinism, FedProx, validation, clear failures."""
+
+import copy
+
+import pytest
+import torch
+
+from cardiomm.data.dataset import SliceDataset
+from cardiomm.masks import MaskSampler
+from cardiomm.model.config import ModelConfig
+from cardiomm.model.factory import build_network
+from cardiomm.text import build_text_encoder
+from cardiomm.train import TrainConfig, train_model
+from cardiomm.train.loss import proximal_term, reconstruction_loss
+from tests.builders import write_site_file
+
+SHAPE = (2, 2, 4, 24, 32)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    return [
+        write_site_file(root, "Center001", "Siemens_30T_Vida", f"P00{i}", shape=SHAPE, seed=i)
+        for i in range(2)
+    ]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return build_text_encoder("none")
+
+
+def _train(files, encoder, steps=6, seed=0, **changes):
+    torch.manual_seed(seed)
+    network = build_network(ModelConfig(), encoder)
+    sampler = MaskSampler(patterns=["Uniform"], accelerations=[4], acs_width=6)
+    dataset = SliceDataset(files, mask_sampler=sampler, seed=seed, show_progress=False)
+    config = TrainConfig(max_steps=steps, seed=seed, learning_rate=1e-3, **changes)
+    return network, train_model(network, encoder, dataset, config, show_progress=False)
+
+
+def test_training_takes_the_step_budget_and_counts_examples(files, encoder):
+    _, result = _train(files, encoder, steps=5, batch_size=2)
+    assert result.steps == 5
+    assert result.examples == 10
+    assert len(result.loss_history) == 5
+
+
+def test_training_lowers_the_loss(files, encoder):
+    _, result = _train(files, encoder, steps=40)
+    first, last = result.loss_history[:5], result.loss_history[-5:]
+    assert sum(last) / 5 < 0.8 * sum(first) / 5
+
+
+def test_training_is_reproducible_for_a_seed(files, encoder):
+    first_network, first = _train(files, encoder, steps=4, seed=3)
+    second_network, second = _train(files, encoder, steps=4, seed=3)
+    assert first.loss_history == second.loss_history
+    for a, b in zip(first_network.parameters(), second_network.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_validation_scores_are_reported(files, encoder):
+    network = build_network(ModelConfig(), encoder)
+    train = SliceDataset(files[:1], show_progress=False)
+    validation = SliceDataset(files[1:], mode="eval", eval_mask=("Uniform", 4), show_progress=False)
+    result = train_model(
+        network, encoder, train, TrainConfig(max_steps=2), validation, show_progress=False
+    )
+    assert set(result.validation) == {"psnr", "ssim", "nmse"}
+    assert result.validation["psnr"] > 0
+    assert result.metrics()["val-psnr"] == result.validation["psnr"]
+
+
+def test_proximal_term_is_zero_at_the_reference_and_grows_away_from_it(encoder):
+    network = build_network(ModelConfig(), encoder)
+    reference = copy.deepcopy(network.state_dict())
+    assert proximal_term(network, reference, mu=1.0).item() == 0.0
+    with torch.no_grad():
+        next(network.parameters()).add_(1.0)
+    assert proximal_term(network, reference, mu=1.0).item() > 0.0
+
+
+def test_fedprox_keeps_weights_closer_to_the_reference(files, encoder):
+    distances = {}
+    for mu in (0.0, 100.0):
+        torch.manual_seed(0)
+        network = build_network(ModelConfig(), encoder)
+        reference = {k: v.clone() for k, v in network.state_dict().items()}
+        dataset = SliceDataset(files, show_progress=False)
+        config = TrainConfig(max_steps=10, learning_rate=1e-3, proximal_mu=mu)
+        train_model(
+            network, encoder, dataset, config, reference_weights=reference, show_progress=False
+        )
+        distances[mu] = sum(
+            (p - reference[n]).square().sum().item() for n, p in network.named_parameters()
+        )
+    assert distances[100.0] < distances[0.0]
+
+
+def test_fedprox_without_reference_weights_is_refused(files, encoder):
+    network = build_network(ModelConfig(), encoder)
+    dataset = SliceDataset(files, show_progress=False)
+    with pytest.raises(ValueError, match="reference"):
+        train_model(network, encoder, dataset, TrainConfig(proximal_mu=0.1), show_progress=False)
+
+
+def test_an_empty_training_set_is_refused_with_a_reason(encoder):
+    network = build_network(ModelConfig(), encoder)
+    with pytest.raises(ValueError, match="empty"):
+        train_model(network, encoder, SliceDataset([], show_progress=False), TrainConfig())
+
+
+def test_updates_with_non_finite_gradients_are_skipped_not_applied(files, encoder, monkeypatch):
+    network = build_network(ModelConfig(), encoder)
+    before = {n: p.detach().clone() for n, p in network.named_parameters()}
+    monkeypatch.setattr(
+        "cardiomm.train.loop.reconstruction_loss",
+        lambda output, target, l1: output.sum() * float("nan"),
+    )
+    with pytest.raises(FloatingPointError, match="consecutive steps"):
+        train_model(
+            network,
+            encoder,
+            SliceDataset(files, show_progress=False),
+            TrainConfig(max_steps=20),
+            show_progress=False,
+        )
+    for name, parameter in network.named_parameters():
+        assert torch.equal(parameter, before[name]), name
+
+
+def test_loss_is_zero_for_a_perfect_reconstruction():
+    target = torch.rand(2, 16, 16)
+    assert reconstruction_loss(target, target).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_unknown_training_config_keys_are_named():
+    with pytest.raises(ValueError, match="learning_rat"):
+        TrainConfig.from_mapping({"learning_rat": 0.1})
