@@ -12,8 +12,14 @@ Item = TypeVar("Item")
 
 
 def progress_bar(items: Iterable[Item], description: str, enabled: bool = True) -> Iterator[Item]:
-    """Iterate ``items`` with a rich progress bar (a plain iteration when disabled)."""
-    if not enabled:
+    """Iterate ``items`` with a rich progress bar.
+
+    Plain iteration when disabled or when output is not a terminal (logs, CI), where a bar
+    would only leave empty lines behind.
+    """
+    from rich.console import Console
+
+    if not enabled or not Console().is_terminal:
         yield from items
         return
     from rich.progress import track

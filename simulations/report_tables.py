@@ -30,3 +30,42 @@ def manifest_table(manifest: dict) -> Table:
             "held out" if site["held_out"] else "internal",
         )
     return table
+
+
+def markdown_table(
+    rows: list[dict], columns: list[str], digits: dict[str, int] | None = None
+) -> str:
+    """A GitHub markdown table of ``rows`` (dicts) with ``columns``; floats rounded per column."""
+    digits = digits or {}
+
+    def cell(row: dict, column: str) -> str:
+        value = row.get(column, "")
+        if isinstance(value, float):
+            return f"{value:.{digits.get(column, 4)}f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row, column) for column in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_table(rows: list[dict], title: str) -> Table:
+    """Rich table of evaluation summary rows (group keys, files, images, PSNR, SSIM, NMSE)."""
+    table = Table(title=title)
+    if not rows:
+        return table
+    keys = [key for key in rows[0] if key not in ("files", "images", "psnr", "ssim", "nmse")]
+    for key in keys:
+        table.add_column(key, overflow="fold")
+    for column in ("files", "images", "PSNR (dB)", "SSIM", "NMSE"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            *(str(row[key]) for key in keys),
+            str(row["files"]),
+            str(row["images"]),
+            f"{row['psnr']:.2f}",
+            f"{row['ssim']:.4f}",
+            f"{row['nmse']:.4f}",
+        )
+    return table

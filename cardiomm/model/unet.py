@@ -125,6 +125,10 @@ class NormalisedUNet(nn.Module):
         if out_channels != in_channels:
             raise ValueError("NormalisedUNet maps back to the input's channels and scale")
         self.unet = ConditionedUNet(in_channels, out_channels, config)
+        # Used as a residual (x + U-Net(x)): a zero head makes every cascade start as the
+        # identity plus data consistency, and the sensitivity net as the classical ACS
+        # estimate, so training starts from the conventional result instead of noise.
+        nn.init.zeros_(self.unet.head.weight)
 
     def forward(
         self,

@@ -37,11 +37,14 @@ def tiny_network(**changes) -> CardioMMNet:
 
 
 def activate_adapters(network: CardioMMNet) -> None:
-    """Metadata adapters start as the identity; give them weight as training would."""
+    """Metadata adapters and U-Net heads start at zero (identity blocks); give them weight
+    as training would, so every input reaches the output."""
     generator = torch.Generator().manual_seed(1)
     for name, parameter in network.named_parameters():
         if ".affine." in name:
             parameter.data = torch.randn(parameter.shape, generator=generator) * 0.5
+        elif name.endswith("head.weight"):
+            parameter.data = torch.randn(parameter.shape, generator=generator) * 0.1
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ def test_a_single_image_reconstructs(network):
 
 
 def test_batch_elements_are_reconstructed_independently(network):
+    activate_adapters(network)
     masked_kspace, mask = undersampled_batch(3, 4, 24, 32)
     undersampling, metadata = embeddings(3)
     network.eval()
@@ -76,6 +77,7 @@ def test_changing_the_metadata_text_changes_the_output(network):
 
 
 def test_changing_the_undersampling_text_changes_the_output(network):
+    activate_adapters(network)
     masked_kspace, mask = undersampled_batch(1, 4, 24, 32)
     undersampling, metadata = embeddings(1)
     other_undersampling, _ = embeddings(1, seed=5)
@@ -84,7 +86,22 @@ def test_changing_the_undersampling_text_changes_the_output(network):
     assert (first - second).abs().max() > 1e-4
 
 
+def test_an_untrained_network_starts_as_the_conventional_pipeline(network):
+    # Zero U-Net heads: the learned parts add nothing yet, whatever the texts say.
+    masked_kspace, mask = undersampled_batch(1, 4, 24, 32)
+    undersampling, metadata = embeddings(1)
+    other_undersampling, other_metadata = embeddings(1, seed=5)
+    torch.testing.assert_close(
+        network(masked_kspace, mask, undersampling, metadata),
+        network(masked_kspace, mask, other_undersampling, other_metadata),
+    )
+
+
 def test_metadata_adapters_start_as_the_identity(network):
+    activate_adapters(network)
+    for name, parameter in network.named_parameters():
+        if ".affine." in name:
+            parameter.data.zero_()
     masked_kspace, mask = undersampled_batch(1, 4, 24, 32)
     undersampling, metadata = embeddings(1)
     _, other_metadata = embeddings(1, seed=5)
@@ -132,6 +149,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     gradients = []
     for checkpointing in (False, True):
         network = tiny_network(gradient_checkpointing=checkpointing)
+        activate_adapters(network)
         network(masked_kspace, mask, undersampling, metadata).square().mean().backward()
         gradients.append([p.grad.clone() for p in network.parameters()])
     for plain, checkpointed in zip(*gradients, strict=True):
@@ -143,6 +161,8 @@ def test_coil_loop_and_coil_batching_give_the_same_image():
     undersampling, metadata = embeddings(2)
     batched = tiny_network(coil_batching=True).eval()
     looped = tiny_network(coil_batching=False).eval()
+    activate_adapters(batched)
+    activate_adapters(looped)
     torch.testing.assert_close(
         batched(masked_kspace, mask, undersampling, metadata),
         looped(masked_kspace, mask, undersampling, metadata),

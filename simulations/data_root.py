@@ -1,0 +1,41 @@
+"""Find the data a run uses: a real CMRxRecon root, or the synthetic set made on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from simulations.partition import SplitFractions, partition_dataset, read_manifest
+
+
+def resolve_data_root(data: Any, show_progress: bool = True) -> Path:
+    """The data root of the ``data`` config; the synthetic preset is generated if absent.
+
+    Raises:
+        FileNotFoundError: a real-data root that does not exist.
+        FileExistsError: the synthetic root holds other data (another preset, seed or set).
+    """
+    root = Path(data.root).expanduser()
+    if data.synthetic_preset:
+        from cardiomm.data.synthetic import ensure_synthetic_dataset
+
+        return ensure_synthetic_dataset(
+            root, data.synthetic_preset, seed=data.synthetic_seed, show_progress=show_progress
+        )
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data directory (data.root)")
+    return root
+
+
+def load_partition(data: Any, seed: int, show_progress: bool = True) -> dict:
+    """The partition manifest: ``data.manifest`` if given, else a fresh partition of the root."""
+    if data.manifest:
+        return read_manifest(data.manifest)
+    return partition_dataset(
+        resolve_data_root(data, show_progress),
+        hold_out=list(data.hold_out),
+        hold_out_count=int(data.hold_out_count),
+        seed=seed,
+        fractions=SplitFractions(val=data.val_fraction, test=data.test_fraction),
+        show_progress=show_progress,
+    )

@@ -1,0 +1,131 @@
+"""Centralised or single-site training from the Hydra config (``cardiomm train``).
+
+Centralised training pools the train split of every internal site (the upper reference of
+the federated study); naming sites (``data.sites``) trains on those only (local-only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from cardiomm.data.dataset import MaskSetting, SliceDataset
+from cardiomm.masks import MaskSampler
+from cardiomm.model.checkpoint import save_checkpoint
+from cardiomm.model.config import ModelConfig
+from cardiomm.model.factory import build_network, build_text_encoder_for, encoder_settings
+from cardiomm.train import TrainConfig, train_model
+from cardiomm.train.plots import save_training_curves
+from simulations.data_root import load_partition
+from simulations.partition import internal_sites, site_files
+
+logger = logging.getLogger(__name__)
+
+
+def evaluation_settings(masks: Any) -> list[MaskSetting]:
+    """The configured evaluation masks, e.g. Uniform 8, ktGaussian 16, ktRadial 24."""
+    return [MaskSetting(item.pattern, int(item.acceleration)) for item in masks.evaluation]
+
+
+def selected_sites(manifest: dict, names: list[str]) -> list[dict]:
+    """The internal sites named (all of them when ``names`` is empty)."""
+    sites = internal_sites(manifest)
+    if not names:
+        return sites
+    by_name = {site["site"]: site for site in sites}
+    unknown = sorted(set(names) - set(by_name))
+    if unknown:
+        raise ValueError(
+            f"site(s) {', '.join(unknown)} are not internal sites; internal: {', '.join(by_name)}"
+        )
+    return [by_name[name] for name in names]
+
+
+def split_files(manifest: dict, sites: list[dict], split: str) -> list[Path]:
+    return [path for site in sites for path in site_files(manifest, site, split)]
+
+
+def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
+    """Train one model as the config says and write its checkpoint, metrics and curves.
+
+    Returns:
+        a summary: output paths, sites, sizes and the training metrics.
+    """
+    output_dir = Path(config.output_dir)
+    manifest = load_partition(config.data, config.seed, show_progress)
+    sites = selected_sites(manifest, list(config.data.sites))
+    train_files = split_files(manifest, sites, "train")
+    validation_files = split_files(manifest, sites, "val")
+    data_options = {
+        "remove_oversampling": bool(config.data.remove_oversampling),
+        "index_cache": config.data.index_cache,
+        "bad_file_report": output_dir / "bad_files.jsonl",
+        "show_progress": show_progress,
+    }
+    train_data = SliceDataset(
+        train_files,
+        mode="train",
+        mask_sampler=MaskSampler.from_config(config.masks, seed=config.seed),
+        acs_width=int(config.masks.acs_width),
+        seed=config.seed,
+        **data_options,
+    )
+    validation_data = None
+    if validation_files:
+        validation_data = SliceDataset(
+            validation_files,
+            mode="eval",
+            eval_mask=evaluation_settings(config.masks),
+            acs_width=int(config.masks.acs_width),
+            seed=config.seed,
+            **data_options,
+        )
+    else:
+        logger.warning("no validation patients in %s; training without validation", _names(sites))
+    model_config = ModelConfig.from_mapping(OmegaConf.to_container(config.model, resolve=True))
+    encoder = build_text_encoder_for(
+        model_config, OmegaConf.to_container(config.text, resolve=True)
+    )
+    network = build_network(model_config, encoder)
+    train_config = TrainConfig.from_mapping(OmegaConf.to_container(config.train, resolve=True))
+    result = train_model(
+        network, encoder, train_data, train_config, validation_data, show_progress=show_progress
+    )
+    checkpoint = save_checkpoint(
+        output_dir / "checkpoints" / "final.pt",
+        network,
+        encoder_settings(config.text) if encoder is not None else None,
+        encoder.dim if encoder is not None else 0,
+        extra={
+            "method": config.method,
+            "sites": _names(sites),
+            "train": train_config.to_dict(),
+            "metrics": result.metrics(),
+            "data_root": manifest["root"],
+        },
+    )
+    summary = {
+        "method": config.method,
+        "checkpoint": str(checkpoint),
+        "sites": _names(sites),
+        "train_images": len(train_data),
+        "validation_images": len(validation_data) if validation_data is not None else 0,
+        "skipped_files": [
+            {"path": str(bad.path), "reason": bad.reason} for bad in train_data.bad_files
+        ],
+        "metrics": result.metrics(),
+    }
+    (output_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    (output_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
+    save_training_curves(
+        result, output_dir / "training_curves.png", f"{config.method}: {_names(sites)}"
+    )
+    return summary
+
+
+def _names(sites: list[dict]) -> str:
+    return ", ".join(site["site"] for site in sites)
