@@ -1,0 +1,244 @@
+"""``cardiomm reconstruct``: reconstruct k-space files into the CMRxRecon submission layout.
+
+Undersampled files are reconstructed from the samples they hold; fully sampled files are
+undersampled first with ``--mask`` (seeded as ``cardiomm evaluate`` does) and scored against
+their own reference. Outputs, previews and the summary CSV are described in
+:mod:`cardiomm.recon.submission`. A file that cannot be read is skipped with a warning and
+listed in the summary; the command exits 0 when at least one file was reconstructed, else 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from rich.table import Table
+
+    from cardiomm.data.dataset import MaskSetting
+    from cardiomm.model.interface import Reconstructor
+    from cardiomm.recon.submission import FileSummary, InputFiles
+
+NAME = "reconstruct"
+HELP = (
+    "Reconstruct undersampled (or fully sampled + --mask) k-space files into CMRxRecon "
+    "submission .mat files, with PNG previews and a summary."
+)
+METHODS = ("zero-filled", "sense")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    method = parser.add_mutually_exclusive_group(required=True)
+    method.add_argument("--checkpoint", type=Path, help="a trained model checkpoint (.pt)")
+    method.add_argument(
+        "--method", choices=METHODS, help="a classical method instead of a checkpoint"
+    )
+    parser.add_argument(
+        "--input",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="k-space files, or folders searched for .mat files (mask files left out)",
+    )
+    parser.add_argument("--output", type=Path, required=True, help="folder for the results")
+    parser.add_argument(
+        "--mask",
+        metavar="SPEC",
+        help="undersampling for fully sampled files, e.g. Uniform8, ktGaussian16, ktRadial24 "
+        "(also names pattern / R of undersampled files whose names do not)",
+    )
+    parser.add_argument("--acs-width", type=int, default=20, help="ACS of generated masks")
+    parser.add_argument("--seed", type=int, default=0, help="seed of generated masks")
+    parser.add_argument(
+        "--official-masks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use official mask files where they exist (default: yes)",
+    )
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
+    parser.add_argument(
+        "--preview",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write a PNG preview per file (default: yes)",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also store every frame and slice uncropped (variable 'reconstruction')",
+    )
+    parser.add_argument(
+        "--clip-path", type=Path, help="local CLIP checkpoint folder, for clip-encoder models"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from cardiomm.progress import make_console, progress_bar
+    from cardiomm.recon.masks import parse_mask_spec
+    from cardiomm.recon.submission import SUMMARY_FILE, find_inputs, write_summary
+    from cardiomm.train.runtime import select_device
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.acs_width < 0:
+        raise ValueError(f"--acs-width must be >= 0, got {args.acs_width}")
+    spec = parse_mask_spec(args.mask) if args.mask else None
+    device = select_device(args.device)
+    inputs = find_inputs(args.input, exclude=args.output)
+    reconstructor = _reconstructor(args, device)
+    written: dict[Path, Path] = {}
+    rows = [
+        _reconstruct_file(path, inputs, args, spec, reconstructor, device, written)
+        for path in progress_bar(inputs.files, f"reconstructing with {reconstructor.name}")
+    ]
+    summary = write_summary(args.output / SUMMARY_FILE, rows)
+    console = make_console()
+    console.print(_summary_table(rows, inputs))
+    done = sum(row.ok for row in rows)
+    console.print(
+        f"{done} of {len(rows)} files reconstructed into {args.output}; summary: {summary}",
+        markup=False,
+    )
+    return 0 if done else 1
+
+
+def _reconstructor(args: argparse.Namespace, device: torch.device) -> Reconstructor:
+    if args.checkpoint is not None:
+        from cardiomm.model.checkpoint import read_checkpoint
+        from cardiomm.model.factory import reconstructor_from_checkpoint
+
+        clip_path = str(args.clip_path) if args.clip_path else None
+        loaded = reconstructor_from_checkpoint(
+            read_checkpoint(args.checkpoint), clip_path=clip_path
+        )
+        loaded.network.to(device)
+        return loaded
+    from cardiomm.model.baselines import SENSE, ZeroFilled
+
+    return ZeroFilled() if args.method == "zero-filled" else SENSE()
+
+
+def _reconstruct_file(
+    path: Path,
+    inputs: InputFiles,
+    args: argparse.Namespace,
+    spec: MaskSetting | None,
+    reconstructor: Reconstructor,
+    device: torch.device,
+    written: dict[Path, Path],
+) -> FileSummary:
+    """Reconstruct, write, preview and score one file; a file that cannot be used becomes a
+    skipped row (with a warning), never an exception.
+
+    Args:
+        written: output path (relative) -> the input it was written for, so far; updated.
+    """
+    from cardiomm.data.errors import DataFileError
+    from cardiomm.data.metadata import is_mapping_series, series_stem
+    from cardiomm.data.readers import open_series
+    from cardiomm.metrics import evaluate_series
+    from cardiomm.recon.masks import choose_masks
+    from cardiomm.recon.preview import save_volume_preview
+    from cardiomm.recon.submission import (
+        FileSummary,
+        output_relative_path,
+        preview_relative_path,
+        write_reconstruction,
+    )
+    from cardiomm.recon.volume import reconstruct_volume
+
+    started = time.perf_counter()
+    try:
+        with open_series(path) as series:
+            masks = choose_masks(
+                series,
+                spec,
+                acs_width=args.acs_width,
+                seed=args.seed,
+                use_official_masks=args.official_masks,
+            )
+            relative = output_relative_path(
+                inputs.relative(path), masks.name, series.is_undersampled
+            )
+            if relative in written:
+                # e.g. cine_sax.mat with --mask Uniform8 beside cine_sax_kus_Uniform8.mat
+                return _skipped(
+                    path,
+                    f"its output {relative} would overwrite the reconstruction of "
+                    f"{written[relative]}",
+                )
+            volume = reconstruct_volume(series, masks, reconstructor, device, args.batch_size)
+    except (DataFileError, OSError) as error:
+        reason = error.reason if isinstance(error, DataFileError) else str(error)
+        return _skipped(path, reason)
+    written[relative] = path
+    is_mapping = is_mapping_series(series_stem(path.name))
+    write_reconstruction(args.output / relative, volume.reconstruction, is_mapping, args.full)
+    if args.preview:
+        save_volume_preview(
+            args.output / preview_relative_path(relative),
+            volume,
+            title=f"{relative}  ({volume.undersampling_text})",
+            method=reconstructor.name,
+        )
+    row = FileSummary(
+        input=path,
+        status="ok",
+        output=args.output / relative,
+        method=reconstructor.name,
+        mask=masks.name,
+        mask_source=masks.source,
+        sampling_fraction=volume.sampling_fraction,
+        frames=volume.shape[0],
+        slices=volume.shape[1],
+    )
+    if volume.reference is not None:
+        scores = evaluate_series(volume.reference, volume.reconstruction, is_mapping)
+        row.psnr, row.ssim, row.nmse = scores.psnr, scores.ssim, scores.nmse
+    row.seconds = time.perf_counter() - started
+    return row
+
+
+def _skipped(path: Path, reason: str) -> FileSummary:
+    from cardiomm.recon.submission import FileSummary
+
+    print(f"cardiomm reconstruct: warning: skipping {path}: {reason}", file=sys.stderr)
+    return FileSummary(input=path, status="skipped", reason=reason)
+
+
+def _summary_table(rows: list[FileSummary], inputs: InputFiles) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"cardiomm reconstruct: {inputs.root}")
+    for column, justify in (
+        ("file", "left"),
+        ("mask", "left"),
+        ("frames x slices", "right"),
+        ("seconds", "right"),
+        ("PSNR", "right"),
+        ("SSIM", "right"),
+        ("NMSE", "right"),
+        ("status", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        scored = row.ok and not math.isnan(row.psnr)  # NaN: no reference
+        table.add_row(
+            Text(str(inputs.relative(row.input))),
+            row.mask,
+            f"{row.frames} x {row.slices}" if row.ok else "",
+            f"{row.seconds:.1f}" if row.ok else "",
+            f"{row.psnr:.2f}" if scored else "",
+            f"{row.ssim:.4f}" if scored else "",
+            f"{row.nmse:.4f}" if scored else "",
+            Text("ok") if row.ok else Text(f"skipped: {row.reason}", style="yellow"),
+        )
+    return table

@@ -1,0 +1,141 @@
+"""Reconstruct one k-space file: every (frame, slice) image, a few images of the file per batch.
+
+Each image is read on its own (the readers are lazy), masked, and passed to any
+:class:`~cardiomm.model.interface.Reconstructor`; its zero-filled image and, for fully sampled
+files, its reference (RSS of the fully sampled coil images) are kept beside the
+reconstruction for previews and scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from cardiomm.data.readers import KSpaceSeries
+from cardiomm.model.interface import ReconstructionInput, Reconstructor
+from cardiomm.physics import ifft2c, rss
+from cardiomm.recon.masks import FileMasks
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeReconstruction:
+    """One file's images, all float32 (frames, slices, ky, kx) magnitudes.
+
+    Attributes:
+        reconstruction: the method's output.
+        zero_filled: RSS of the zero-filled coil images (the method's input, seen plainly).
+        reference: RSS of the fully sampled coil images; None for undersampled files.
+        sampling_fraction: fraction of k-space samples used, over all images.
+        metadata_text: the metadata text the method was given.
+        undersampling_text: the undersampling text the method was given (first image's; all
+            images of a file share pattern and R).
+    """
+
+    reconstruction: np.ndarray
+    zero_filled: np.ndarray
+    reference: np.ndarray | None
+    sampling_fraction: float
+    metadata_text: str
+    undersampling_text: str
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(frames, slices, ky, kx)."""
+        return self.reconstruction.shape  # type: ignore[return-value]
+
+
+@dataclasses.dataclass
+class _Batch:
+    """Images waiting to be reconstructed together."""
+
+    positions: list[tuple[int, int]] = dataclasses.field(default_factory=list)
+    kspace: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    masks: list[torch.Tensor] = dataclasses.field(default_factory=list)
+    texts: list[str] = dataclasses.field(default_factory=list)
+
+
+def reconstruct_volume(
+    series: KSpaceSeries,
+    masks: FileMasks,
+    reconstructor: Reconstructor,
+    device: torch.device | str = "cpu",
+    batch_size: int = 4,
+) -> VolumeReconstruction:
+    """Reconstruct every image of ``series``.
+
+    Args:
+        series: the open file; undersampled files are masked with their own mask (zeros
+            stay zeros), fully sampled ones are undersampled here.
+        masks: the file's masks (:func:`cardiomm.recon.masks.choose_masks`).
+        reconstructor: the method; its parameters must already be on ``device``.
+        device: where to reconstruct.
+        batch_size: images per call of the method (images of one file share one matrix).
+
+    Returns:
+        the volume, on the CPU.
+
+    Raises:
+        DataFileError: an image cannot be read (or, for a mask taken from the k-space, holds
+            no samples).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device)
+    frames, slices, _, num_ky, num_kx = series.shape
+    reconstruction = np.zeros((frames, slices, num_ky, num_kx), dtype=np.float32)
+    zero_filled = np.zeros_like(reconstruction)
+    reference = None if series.is_undersampled else np.zeros_like(reconstruction)
+    metadata_text = series.metadata.to_text()
+    sampled = 0.0
+    first_text = ""
+    batch = _Batch()
+    for frame, slice_index in series.image_indices():
+        kspace = series.read_kspace(frame, slice_index)
+        mask = masks.mask(frame, slice_index, kspace)
+        first_text = first_text or mask.text
+        sampled += mask.sampling_fraction
+        kspace_tensor = torch.from_numpy(kspace)
+        mask_tensor = torch.from_numpy(mask.frame(0).astype(np.float32))
+        masked = kspace_tensor * mask_tensor
+        zero_filled[frame, slice_index] = rss(ifft2c(masked)).numpy()
+        if reference is not None:
+            reference[frame, slice_index] = rss(ifft2c(kspace_tensor)).numpy()
+        batch.positions.append((frame, slice_index))
+        batch.kspace.append(masked)
+        batch.masks.append(mask_tensor)
+        batch.texts.append(mask.text)
+        if len(batch.positions) == batch_size:
+            _run(batch, reconstructor, metadata_text, device, reconstruction)
+            batch = _Batch()
+    if batch.positions:
+        _run(batch, reconstructor, metadata_text, device, reconstruction)
+    return VolumeReconstruction(
+        reconstruction=reconstruction,
+        zero_filled=zero_filled,
+        reference=reference,
+        sampling_fraction=sampled / (frames * slices),
+        metadata_text=metadata_text,
+        undersampling_text=first_text,
+    )
+
+
+def _run(
+    batch: _Batch,
+    reconstructor: Reconstructor,
+    metadata_text: str,
+    device: torch.device,
+    out: np.ndarray,
+) -> None:
+    """Reconstruct ``batch`` and store each image at its (frame, slice) of ``out``."""
+    inputs = ReconstructionInput(
+        masked_kspace=torch.stack(batch.kspace).to(device),
+        mask=torch.stack(batch.masks).to(device),
+        metadata_text=[metadata_text] * len(batch.positions),
+        undersampling_text=list(batch.texts),
+    )
+    with torch.no_grad():
+        images = reconstructor.reconstruct(inputs).float().cpu().numpy()
+    for (frame, slice_index), image in zip(batch.positions, images, strict=True):
+        out[frame, slice_index] = image
