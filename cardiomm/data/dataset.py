@@ -12,7 +12,7 @@ import functools
 import json
 import logging
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -87,7 +87,8 @@ class SliceDataset(Dataset[SliceSample]):
         source: files to index, or a prebuilt :class:`SliceIndex`.
         mode: ``train`` (random mask per item) or ``eval`` (fixed seeded mask setting).
         mask_sampler: the training mask distribution (train mode; default: CardioMM's).
-        eval_mask: the evaluation setting (eval mode), default Uniform 8.
+        eval_mask: the evaluation setting (eval mode), default Uniform 8; or a sequence of
+            settings, one picked per image (fixed, seeded), e.g. the paper's three.
         acs_width: ACS lines / square side of eval masks.
         seed: seeds train masks (with the epoch) and eval masks.
         remove_oversampling: crop the 2x readout oversampling away first.
@@ -105,7 +106,7 @@ class SliceDataset(Dataset[SliceSample]):
         source: Iterable[str | Path] | SliceIndex,
         mode: Literal["train", "eval"] = "train",
         mask_sampler: MaskSampler | None = None,
-        eval_mask: MaskSetting | tuple[str, int] = DEFAULT_EVAL_MASK,
+        eval_mask: MaskSetting | tuple[str, int] | Sequence[MaskSetting] = DEFAULT_EVAL_MASK,
         acs_width: int = DEFAULT_ACS_WIDTH,
         seed: int = 0,
         remove_oversampling: bool = False,
@@ -129,7 +130,7 @@ class SliceDataset(Dataset[SliceSample]):
             self.index = self.index.ranking_selection()
         self.mode = mode
         self.mask_sampler = mask_sampler or MaskSampler(seed=seed)
-        self.eval_mask = MaskSetting(*eval_mask)
+        self.eval_masks = _mask_settings(eval_mask)
         self.acs_width = acs_width
         self.seed = seed
         self.remove_oversampling = remove_oversampling
@@ -201,16 +202,18 @@ class SliceDataset(Dataset[SliceSample]):
         if self.mode == "train":
             rng = np.random.default_rng([self.seed, self.epoch, item])
             return self.mask_sampler.sample(matrix, rng=rng)
+        seed = stable_seed(self.seed, path, slice_index)
+        setting = self.eval_masks[(seed + frame) % len(self.eval_masks)]
         if self.use_official_masks:
-            official = official_mask_frame(path, self.eval_mask, frame, matrix)
+            official = official_mask_frame(path, setting, frame, matrix)
             if official is not None:
                 return official
         return make_mask(
-            self.eval_mask.pattern,
-            self.eval_mask.acceleration,
+            setting.pattern,
+            setting.acceleration,
             matrix,
             acs_width=self.acs_width,
-            seed=stable_seed(self.seed, path, slice_index),
+            seed=seed,
             first_frame=frame,
         )
 
@@ -228,6 +231,17 @@ class SliceDataset(Dataset[SliceSample]):
         self.bad_file_report.parent.mkdir(parents=True, exist_ok=True)
         with open(self.bad_file_report, "a") as report:
             report.write(json.dumps({"file": str(bad.path), "reason": bad.reason}) + "\n")
+
+
+def _mask_settings(
+    eval_mask: MaskSetting | tuple[str, int] | Sequence[MaskSetting],
+) -> list[MaskSetting]:
+    if len(eval_mask) == 2 and isinstance(eval_mask[0], str):
+        return [MaskSetting(*eval_mask)]
+    settings = [MaskSetting(*setting) for setting in eval_mask]
+    if not settings:
+        raise ValueError("eval_mask needs at least one (pattern, acceleration) setting")
+    return settings
 
 
 def stable_seed(seed: int, path: Path, slice_index: int) -> int:

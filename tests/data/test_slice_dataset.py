@@ -98,6 +98,15 @@ def test_eval_masks_are_fixed_across_epochs(cine_file):
     assert torch.equal(before, dataset[1].mask)
 
 
+def test_eval_spreads_several_mask_settings_over_the_images(cine_file):
+    settings = [("Uniform", 8), ("ktGaussian", 16), ("ktRadial", 24)]
+    dataset = _dataset([cine_file], mode="eval", eval_mask=settings)
+    names = [dataset[i].mask_name for i in range(len(dataset))]
+    assert set(names) <= {"Uniform8", "ktGaussian16", "ktRadial24"}
+    assert len(set(names)) > 1
+    assert names == [dataset[i].mask_name for i in range(len(dataset))]
+
+
 def test_eval_uses_the_official_mask_file_when_present(tmp_path):
     data = write_site_file(tmp_path, "Center001", SCANNER, "P001", shape=SHAPE)
     official = np.zeros((24, 32))
