@@ -31,7 +31,7 @@ def trained(root, tmp_path_factory):
 
 
 def test_training_writes_checkpoint_metrics_config_and_curves(trained):
-    output, summary = trained
+    output, _ = trained
     assert (output / "checkpoints" / "final.pt").is_file()
     assert json.loads((output / "metrics.json").read_text())["metrics"]["steps"] == 3.0
     assert (output / "config.yaml").is_file()
@@ -68,12 +68,12 @@ def test_a_missing_real_data_root_is_named(tmp_path):
     config = load_config(
         [f"data.root={tmp_path / 'absent'}", "data.synthetic_preset=null", f"output_dir={tmp_path}"]
     )
-    with pytest.raises(FileNotFoundError, match="absent: no such data directory"):
+    with pytest.raises(FileNotFoundError, match=r"absent: no such data directory"):
         run_training(config, show_progress=False)
 
 
 def test_evaluation_scores_every_method_at_every_mask(root, trained, tmp_path):
-    output, summary = trained
+    _, summary = trained
     config = load_config(
         [
             *_data(root),
