@@ -60,7 +60,7 @@ def test_training_on_a_named_site_uses_only_that_site(root, tmp_path):
 
 def test_training_on_an_unknown_site_is_refused_with_the_internal_sites(root, tmp_path):
     config = load_config([*_data(root), f"output_dir={tmp_path}", "data.sites=[Center009]"])
-    with pytest.raises(ValueError, match="Center009.*Center001, Center002, Center003"):
+    with pytest.raises(ValueError, match=r"Center009.*Center001, Center002, Center003"):
         run_training(config, show_progress=False)
 
 
