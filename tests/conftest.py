@@ -6,6 +6,10 @@ import torch
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
+# Test tensors are tiny: one thread is as fast as two, and two OpenMP threads stall for
+# seconds per convolution whenever another process holds the second core.
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def generator() -> torch.Generator:

@@ -27,6 +27,9 @@ class TrainConfig:
         device: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``.
         bf16: bf16 autocast on CUDA (ignored on CPU).
         num_workers: data loader worker processes.
+        num_threads: CPU threads for torch in this process (0: torch's default). Set it
+            when several trainers share a machine (simulated sites): oversubscribed
+            OpenMP threads make CPU steps tens of times slower.
         seed: seeds weights' randomness, data order and masks.
         validate_every: validate every this many steps (0: only at the end).
         max_validation_items: cap on validation slices per validation (0: all).
@@ -45,6 +48,7 @@ class TrainConfig:
     device: str = "auto"
     bf16: bool = True
     num_workers: int = 0
+    num_threads: int = 0
     seed: int = 0
     validate_every: int = 0
     max_validation_items: int = 0
@@ -55,6 +59,8 @@ class TrainConfig:
                 "max_steps must be >= 0, epochs and batch_size >= 1; got "
                 f"{self.max_steps}, {self.epochs}, {self.batch_size}"
             )
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 

@@ -99,6 +99,8 @@ def train_model(
     if len(train_data) == 0:
         raise ValueError("the training data set is empty (every file skipped or none given)")
     device = select_device(config.device)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
     generator = seed_everything(config.seed)
     network.to(device).train()
     reconstructor = NetworkReconstructor(network, text_encoder)

@@ -1,0 +1,722 @@
+"""Model speed and memory benchmark: parameters, train step, inference per slice, peak memory.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/model_speed.py                      # tiny + paper, auto device
+    .venv/bin/python benchmarks/model_speed.py --device cpu cuda --json speed.json
+    .venv/bin/python benchmarks/model_speed.py --sizes paper --matrix 204 512 --device cuda
+
+What is measured, per model size, device, precision and (training only) gradient checkpointing:
+
+- train step: forward + (1 - SSIM) loss + backward + AdamW step, the way
+  ``cardiomm.train.loop`` does it (without its gradient clipping and finiteness check);
+- inference: one forward pass in eval mode under ``torch.no_grad``, divided by the batch size;
+- peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (weights, gradients, AdamW state,
+  inputs and activations: everything the process allocated on the GPU); on the CPU the peak
+  resident set size (``VmHWM``) above the process's resident size just before the network is
+  built, so the import of torch and the other libraries is not counted.
+
+Every measurement runs in a fresh subprocess, so its high-water mark (and its CUDA caching
+allocator) belongs to it alone and a crash or out-of-memory in one does not stop the others.
+Times are medians over ``--repeats`` steps after ``--warmup`` steps.
+
+The text encoder is not part of the timed work: every distinct text is embedded once and
+cached, so the per-step ``encode`` call the training loop makes is a cache lookup. The default
+``--text none`` therefore times the same network work as MiniLM or CLIP would, except for the
+metadata adapters, which the ``none`` encoder leaves out (the paper's CardioSM ablation);
+``--text minilm`` builds them. The parameter table also gives the count for the paper's own
+text setting (CLIP's 512-d embeddings with metadata), which needs no encoder to compute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+SIZES = ("tiny", "small", "paper")
+TEXT_ENCODERS = ("none", "minilm", "clip")
+PRECISIONS = ("fp32", "bf16")
+CHECKPOINTING_CHOICES = ("auto", "config", "on", "off", "both")
+# A cine short-axis slice after readout-oversampling removal: 204 phase-encode lines by
+# 256 readout samples (distributed as 204 x 512); --matrix 204 512 gives the full readout.
+DEFAULT_MATRIX = (204, 256)
+DEFAULT_COILS = 10
+# Mask and texts of the timed slice; the pattern does not change the work the network does.
+MASK_PATTERN, MASK_ACCELERATION = "ktGaussian", 8
+UNDERSAMPLING_TEXT = "Undersampling: 8x random."
+METADATA_TEXT = (
+    "Adult cardiac MRI reconstruction. Vendor: 3.0T, Siemens, Vida. Modality: cine, short-axis."
+)
+# The released training setting (AdamW lr 2e-4, weight decay 0.01).
+LEARNING_RATE, WEIGHT_DECAY = 2e-4, 0.01
+# (warm-up, repeats) when not given: the paper model takes about 25 s per CPU train step on
+# two cores, so the CPU defaults keep the whole default run within about five minutes.
+DEFAULT_COUNTS = {
+    ("cpu", "tiny"): (2, 5),
+    ("cpu", "small"): (1, 3),
+    ("cpu", "paper"): (1, 2),
+    ("cuda", "tiny"): (3, 10),
+    ("cuda", "small"): (3, 10),
+    ("cuda", "paper"): (3, 10),
+}
+RESULT_MARKER = "MODEL_SPEED_RESULT "
+MIB = 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One measurement, run in its own subprocess.
+
+    Attributes:
+        size: model preset in configs/model (tiny, small, paper).
+        device: ``cpu`` or ``cuda``.
+        precision: ``fp32`` or ``bf16`` (bf16 autocast, CUDA only).
+        mode: ``train`` (one optimiser step) or ``infer`` (one no-grad forward pass).
+        checkpointing: gradient checkpointing of the cascades (training only).
+        matrix: (ky, kx) k-space size.
+        coils: receiver coils.
+        batch: slices per step.
+        warmup: untimed steps first.
+        repeats: timed steps.
+        text: text encoder name.
+        clip_path: local CLIP checkpoint folder (``text == "clip"`` only).
+        seed: seed of the weights and the synthetic k-space.
+        threads: torch CPU threads (None: torch's default, one per core).
+    """
+
+    size: str
+    device: str
+    precision: str
+    mode: str
+    checkpointing: bool
+    matrix: tuple[int, int]
+    coils: int
+    batch: int
+    warmup: int
+    repeats: int
+    text: str
+    clip_path: str | None = None
+    seed: int = 0
+    threads: int | None = None
+
+    def label(self) -> str:
+        checkpointing = f" ckpt={'on' if self.checkpointing else 'off'}"
+        return (
+            f"{self.size} {self.device} {self.precision} {self.mode}"
+            f"{checkpointing if self.mode == 'train' else ''}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Worker: one measurement in a fresh process.
+# --------------------------------------------------------------------------------------------
+
+
+def _proc_status_kib(field: str) -> int | None:
+    """A ``VmRSS`` / ``VmHWM`` figure of this process in KiB, or None off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel refuses.
+
+    Without it the peak could still be the import's, which is hardly ever above what a
+    model step needs; the subprocess per measurement already keeps other steps out.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_case(case: Case) -> dict[str, Any]:
+    """Build the network and synthetic inputs, time ``case.mode`` and measure peak memory."""
+    import torch
+
+    from cardiomm.config import load_config
+    from cardiomm.masks import make_mask
+    from cardiomm.model.config import ModelConfig
+    from cardiomm.model.factory import build_network
+    from cardiomm.model.network import count_parameters
+    from cardiomm.model.reconstructor import NetworkReconstructor
+    from cardiomm.physics import ifft2c, rss
+    from cardiomm.text import build_text_encoder
+    from cardiomm.train.loss import reconstruction_loss
+    from cardiomm.train.runtime import autocast, select_device
+
+    device = select_device(case.device)
+    bf16 = case.precision == "bf16"
+    if case.threads:
+        torch.set_num_threads(case.threads)
+    torch.manual_seed(case.seed)
+    model_config = dataclasses.replace(
+        ModelConfig.from_mapping(load_config([f"model={case.size}"]).model),
+        gradient_checkpointing=case.checkpointing,
+    )
+    encoder = build_text_encoder(case.text, clip_path=case.clip_path)
+    # Embed the two texts now: the encoder's first call loads / runs its model, every later
+    # call is the cache lookup that the timed steps make.
+    encoder.encode([UNDERSAMPLING_TEXT, METADATA_TEXT])
+
+    # Synthetic slice: the network's work depends on the shapes, not on the values.
+    num_ky, num_kx = case.matrix
+    generator = torch.Generator().manual_seed(case.seed)
+    shape = (case.batch, case.coils, num_ky, num_kx)
+    full_kspace = torch.complex(
+        torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
+    )
+    mask_values = make_mask(MASK_PATTERN, MASK_ACCELERATION, case.matrix, seed=case.seed).values
+    mask = torch.from_numpy(mask_values[0]).to(torch.float32).repeat(case.batch, 1, 1)
+    masked_kspace = full_kspace * mask[:, None]
+    target = rss(ifft2c(full_kspace)).to(torch.float32)
+    metadata_texts = [METADATA_TEXT] * case.batch
+    undersampling_texts = [UNDERSAMPLING_TEXT] * case.batch
+
+    if device.type == "cuda":
+        torch.cuda.init()
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        _reset_peak_rss()
+    # Inputs are counted on CUDA (moved after the reset) and not on the CPU (made before the
+    # baseline): a few tens of MiB at most, next to weights and activations.
+    baseline_kib = _proc_status_kib("VmRSS")
+    masked_kspace, mask, target = (t.to(device) for t in (masked_kspace, mask, target))
+
+    network = build_network(model_config, encoder).to(device)
+    reconstructor = NetworkReconstructor(network, encoder)
+    parameters = {
+        "total": count_parameters(network),
+        "per_cascade": count_parameters(network.cascades[0]),
+        "sensitivity_net": count_parameters(network.sensitivity_net),
+        "num_cascades": len(network.cascades),
+        "text_dim": encoder.dim,
+        "metadata_adapters": network.use_metadata,
+    }
+
+    def forward() -> torch.Tensor:
+        # The per-step encoder call, as in the training loop: a cache lookup.
+        undersampling, metadata = reconstructor.embeddings(
+            metadata_texts, undersampling_texts, device
+        )
+        with autocast(device, bf16):
+            return network(masked_kspace, mask, undersampling, metadata)
+
+    if case.mode == "train":
+        network.train()
+        optimiser = torch.optim.AdamW(
+            (p for p in network.parameters() if p.requires_grad),
+            lr=LEARNING_RATE,
+            weight_decay=WEIGHT_DECAY,
+        )
+
+        def step() -> torch.Tensor:
+            optimiser.zero_grad(set_to_none=True)
+            loss = reconstruction_loss(forward().float(), target)
+            loss.backward()
+            optimiser.step()
+            return loss.detach()
+
+    else:
+        network.eval()
+
+        def step() -> torch.Tensor:
+            with torch.no_grad():
+                return forward().mean()
+
+    times, last_value = _time_steps(step, case.warmup, case.repeats, device)
+    result: dict[str, Any] = {
+        "times_s": times,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "per_slice_s": statistics.median(times) / case.batch,
+        "last_value": last_value,
+        "parameters": parameters,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        result["peak_bytes"] = torch.cuda.max_memory_allocated(device)
+        result["peak_reserved_bytes"] = torch.cuda.max_memory_reserved(device)
+        result["device_name"] = torch.cuda.get_device_name(device)
+    else:
+        peak_kib = _proc_status_kib("VmHWM")
+        if peak_kib is not None and baseline_kib is not None:
+            result["peak_bytes"] = (peak_kib - baseline_kib) * 1024
+            result["peak_rss_bytes"] = peak_kib * 1024
+            result["baseline_rss_bytes"] = baseline_kib * 1024
+    return result
+
+
+def _time_steps(
+    step: Callable[[], Any], warmup: int, repeats: int, device: Any
+) -> tuple[list[float], float]:
+    """Wall time of each of ``repeats`` calls after ``warmup`` untimed ones.
+
+    CUDA work is asynchronous, so the device is synchronised before and after each call.
+    """
+    import torch
+
+    def synchronise() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    value = None
+    for _ in range(warmup):
+        value = step()
+    times = []
+    for _ in range(repeats):
+        synchronise()
+        started = time.perf_counter()
+        value = step()
+        synchronise()
+        times.append(time.perf_counter() - started)
+    return times, float(value)
+
+
+def worker_main(spec: str) -> int:
+    """Entry of the subprocess: run one case, print its result as one marked JSON line."""
+    data = json.loads(spec)
+    data["matrix"] = tuple(data["matrix"])
+    case = Case(**data)
+    try:
+        result = run_case(case)
+    except Exception as error:  # reported in the table; the other cases still run
+        message = f"{type(error).__name__}: {error}"
+        if "out of memory" in str(error).lower():
+            message = f"out of memory ({type(error).__name__})"
+        result = {"error": message.splitlines()[0][:300]}
+    print(RESULT_MARKER + json.dumps(result), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Driver: plan the cases, run each in a subprocess, print tables.
+# --------------------------------------------------------------------------------------------
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(
+            "CardioMM model speed and memory: parameters, train step time, inference time per "
+            "slice, peak memory, for each model size on CPU and (when there is one) CUDA."
+        )
+    )
+    parser.add_argument("--sizes", nargs="+", choices=SIZES, default=["tiny", "paper"])
+    parser.add_argument(
+        "--device",
+        nargs="+",
+        choices=("auto", "cpu", "cuda"),
+        default=["auto"],
+        help="auto: CUDA if torch sees a GPU, else CPU; give 'cpu cuda' for both",
+    )
+    parser.add_argument(
+        "--matrix",
+        nargs=2,
+        type=int,
+        metavar=("KY", "KX"),
+        default=list(DEFAULT_MATRIX),
+        help="k-space size (default 204 256: cine without readout oversampling; 204 512 as "
+        "distributed)",
+    )
+    parser.add_argument("--coils", type=int, default=DEFAULT_COILS)
+    parser.add_argument("--batch", type=int, default=1, help="slices per step")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=PRECISIONS,
+        default=None,
+        help="default: fp32 on CPU, fp32 and bf16 (autocast) on CUDA; bf16 is CUDA only",
+    )
+    parser.add_argument(
+        "--checkpointing",
+        choices=CHECKPOINTING_CHOICES,
+        default="auto",
+        help="gradient checkpointing for the train step; auto: on and off for paper on CUDA, "
+        "the preset's setting otherwise; config: the preset's setting",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed steps (default depends on size/device)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps first (default: by size/device)"
+    )
+    parser.add_argument("--text", choices=TEXT_ENCODERS, default="none")
+    parser.add_argument("--clip-path", default=None, help="local CLIP folder for --text clip")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per measurement (default: torch's, one per core); on a "
+        "machine shared with other jobs fewer threads can be much faster",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    arguments = parser.parse_args(argv)
+    if min(arguments.matrix) < 16 or arguments.coils < 1 or arguments.batch < 1:
+        parser.error("--matrix needs at least 16 x 16, --coils and --batch at least 1")
+    if arguments.repeats is not None and arguments.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if arguments.warmup is not None and arguments.warmup < 0:
+        parser.error("--warmup must be at least 0")
+    if arguments.text == "clip" and not arguments.clip_path:
+        parser.error("--text clip needs --clip-path (a local CLIP checkpoint folder)")
+    return arguments
+
+
+def resolve_devices(requested: Sequence[str]) -> list[str]:
+    """Expand ``auto``, drop duplicates, and refuse CUDA when torch sees no GPU."""
+    import torch
+
+    devices: list[str] = []
+    for name in requested:
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        if name == "cuda" and not torch.cuda.is_available():
+            raise SystemExit("--device cuda was asked for but torch sees no CUDA device")
+        if name not in devices:
+            devices.append(name)
+    return devices
+
+
+def preset_checkpointing(size: str) -> bool:
+    """The ``gradient_checkpointing`` setting of configs/model/<size>.yaml."""
+    from cardiomm.config import load_config
+
+    return bool(load_config([f"model={size}"]).model.gradient_checkpointing)
+
+
+def plan_cases(arguments: argparse.Namespace, devices: Sequence[str]) -> list[Case]:
+    """Every measurement to run, in table order."""
+    cases = []
+    for size in arguments.sizes:
+        preset = preset_checkpointing(size)
+        for device in devices:
+            precisions = arguments.precision or (["fp32", "bf16"] if device == "cuda" else ["fp32"])
+            # bf16 autocast is CUDA-only in cardiomm.train.runtime; on CPU it would be fp32.
+            precisions = [p for p in precisions if device == "cuda" or p == "fp32"]
+            warmup, repeats = DEFAULT_COUNTS[(device, size)]
+            warmup = warmup if arguments.warmup is None else arguments.warmup
+            repeats = repeats if arguments.repeats is None else arguments.repeats
+            settings = {
+                "auto": [True, False] if device == "cuda" and size == "paper" else [preset],
+                "config": [preset],
+                "on": [True],
+                "off": [False],
+                "both": [True, False],
+            }[arguments.checkpointing]
+            common = {
+                "size": size,
+                "device": device,
+                "matrix": tuple(arguments.matrix),
+                "coils": arguments.coils,
+                "batch": arguments.batch,
+                "warmup": warmup,
+                "repeats": repeats,
+                "text": arguments.text,
+                "clip_path": arguments.clip_path,
+                "seed": arguments.seed,
+                "threads": arguments.threads,
+            }
+            for precision in precisions:
+                for checkpointing in settings:
+                    cases.append(
+                        Case(
+                            precision=precision, mode="train", checkpointing=checkpointing, **common
+                        )
+                    )
+                # Checkpointing only acts in training: one inference per precision.
+                cases.append(
+                    Case(precision=precision, mode="infer", checkpointing=preset, **common)
+                )
+    if not cases:
+        raise SystemExit("nothing to measure: bf16 autocast runs on CUDA only (add fp32 for CPU)")
+    return cases
+
+
+def run_in_subprocess(case: Case) -> dict[str, Any]:
+    """Run ``case`` in a fresh interpreter; its result, or ``{"error": ...}``."""
+    spec = json.dumps(dataclasses.asdict(case))
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", spec],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in reversed(completed.stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER) :])
+    # Killed (e.g. by the kernel's out-of-memory killer) before it could report.
+    tail = " | ".join(completed.stderr.strip().splitlines()[-3:])
+    return {"error": f"worker exited with code {completed.returncode}: {tail}"[:300]}
+
+
+def reference_parameters(size: str) -> dict[str, int]:
+    """Trainable parameters with the paper's text setting: CLIP's 512-d embeddings and the
+    metadata adapters (computable without the encoder)."""
+    from cardiomm.config import load_config
+    from cardiomm.model.config import ModelConfig
+    from cardiomm.model.network import CardioMMNet, count_parameters
+
+    config = ModelConfig.from_mapping(load_config([f"model={size}"]).model)
+    network = CardioMMNet(config, text_dim=512, use_metadata=True)
+    return {
+        "total": count_parameters(network),
+        "per_cascade": count_parameters(network.cascades[0]),
+        "sensitivity_net": count_parameters(network.sensitivity_net),
+        "num_cascades": len(network.cascades),
+    }
+
+
+def machine_info(devices: Sequence[str]) -> dict[str, Any]:
+    """CPU model, cores, load, torch and CUDA versions, GPU name."""
+    import torch
+
+    cpu_model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu_model": cpu_model,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+    }
+    if "cuda" in devices:
+        info["gpu"] = torch.cuda.get_device_name(0)
+        # fp32 convolutions on CUDA may use TF32 under torch's defaults.
+        info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+        info["matmul_precision"] = torch.get_float32_matmul_precision()
+    return info
+
+
+def _millions(count: int) -> str:
+    return f"{count / 1e6:.3f} M" if count >= 1e5 else f"{count:,}"
+
+
+def _seconds(result: dict[str, Any] | None, key: str) -> str:
+    if result is None:
+        return ""
+    if "error" in result:
+        return "[red]failed[/red]"
+    value = result[key]
+    text = f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.2f} s"
+    if key == "median_s" and len(result["times_s"]) > 1:
+        low, high = result["min_s"], result["max_s"]
+        spread = f"{low * 1e3:.0f}-{high * 1e3:.0f} ms" if high < 1 else f"{low:.1f}-{high:.1f} s"
+        text += f" [dim]({spread})[/dim]"
+    return text
+
+
+def _memory(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return ""
+    if "error" in result:
+        return "[red]failed[/red]"
+    if "peak_bytes" not in result:
+        return "n/a"
+    value = result["peak_bytes"] / MIB
+    return f"{value / 1024:.2f} GiB" if value >= 1024 else f"{value:.0f} MiB"
+
+
+def print_report(
+    console: Any,
+    arguments: argparse.Namespace,
+    cases: Sequence[Case],
+    results: Sequence[dict[str, Any]],
+    references: dict[str, dict[str, int]],
+) -> None:
+    """The parameter table and the speed / memory table."""
+    from rich.table import Table
+
+    parameters = Table(title="Trainable parameters")
+    for column in ("size", "timed network", "per cascade", "sensitivity net", "CLIP 512-d + meta"):
+        parameters.add_column(column, justify="left" if column == "size" else "right")
+    for size in arguments.sizes:
+        timed = next(
+            (
+                r["parameters"]
+                for c, r in zip(cases, results, strict=True)
+                if c.size == size and "parameters" in r
+            ),
+            None,
+        )
+        reference = references[size]
+        parameters.add_row(
+            size,
+            _millions(timed["total"]) if timed else "n/a",
+            _millions(timed["per_cascade"]) + f" x {timed['num_cascades']}" if timed else "n/a",
+            _millions(timed["sensitivity_net"]) if timed else "n/a",
+            _millions(reference["total"]),
+        )
+    console.print(parameters)
+    console.print(
+        f"[dim]timed network: text encoder '{arguments.text}'"
+        + (" (no metadata adapters)" if arguments.text == "none" else "")
+        + "; last column: the paper's setting, CLIP text embeddings with metadata adapters.[/dim]"
+    )
+
+    table = Table(title="Speed and peak memory (median over repeats, min-max in brackets)")
+    for column in ("size", "device", "precision", "ckpt", "warm-up/repeats"):
+        table.add_column(column)
+    for column in ("train step", "train peak mem", "inference / slice", "infer peak mem"):
+        table.add_column(column, justify="right")
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for case, result in zip(cases, results, strict=True):
+        group = groups.setdefault((case.size, case.device, case.precision), {"train": []})
+        if case.mode == "train":
+            group["train"].append((case, result))
+        else:
+            group["infer"] = (case, result)
+    for (size, device, precision), group in groups.items():
+        infer_case, infer_result = group.get("infer", (None, None))
+        rows = group["train"] or [(infer_case, None)]
+        for index, (case, result) in enumerate(rows):
+            first = index == 0
+            table.add_row(
+                size,
+                device,
+                precision,
+                ("on" if case.checkpointing else "off") if result is not None else "",
+                f"{case.warmup} / {case.repeats}",
+                _seconds(result, "median_s"),
+                _memory(result),
+                _seconds(infer_result, "per_slice_s") if first else "",
+                _memory(infer_result) if first else "",
+            )
+    console.print(table)
+    ky, kx = arguments.matrix
+    console.print(
+        f"[dim]slice {ky} x {kx}, {arguments.coils} coils, batch {arguments.batch}; "
+        "train step = forward + (1 - SSIM) + backward + AdamW; inference = no_grad eval forward "
+        "(checkpointing does not apply); peak memory: CUDA max_memory_allocated (weights, "
+        "grads, optimiser state, activations), CPU peak RSS (VmHWM) above the process before "
+        "the network was built.[/dim]"
+    )
+    for case, result in zip(cases, results, strict=True):
+        if "error" in result:
+            console.print(f"[red]{case.label()}: {result['error']}[/red]")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    if arguments.worker is not None:
+        return worker_main(arguments.worker)
+    from rich.console import Console
+
+    # Off a terminal (a log, a pipe) rich would wrap the wide table at 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=150)
+    started = time.perf_counter()
+    devices = resolve_devices(arguments.device)
+    cases = plan_cases(arguments, devices)
+    machine = machine_info(devices)
+    ky, kx = arguments.matrix
+    console.print(
+        f"[bold]CardioMM model speed[/bold]: sizes {', '.join(arguments.sizes)} on "
+        f"{', '.join(devices)}; slice {ky} x {kx}, {arguments.coils} coils, batch "
+        f"{arguments.batch}; text encoder '{arguments.text}' (embeddings cached, not timed); "
+        f"mask {MASK_PATTERN} R={MASK_ACCELERATION}; {len(cases)} measurements, each in a "
+        "fresh subprocess."
+    )
+    load = machine["load_average_start"]
+    console.print(
+        f"CPU {machine['cpu_model']}, {machine['usable_cpus']} usable cores, torch "
+        f"{machine['torch']} ({arguments.threads or machine['torch_threads']} threads)"
+        + (f", GPU {machine['gpu']}" if "gpu" in machine else "")
+        + (f"; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else "")
+    )
+    references = {size: reference_parameters(size) for size in arguments.sizes}
+    results = []
+    for index, case in enumerate(cases, start=1):
+        console.print(
+            f"[{index}/{len(cases)}] {case.label()} "
+            f"(warm-up {case.warmup}, repeats {case.repeats}) ...",
+            end=" ",
+            highlight=False,
+            markup=False,
+        )
+        case_started = time.perf_counter()
+        result = run_in_subprocess(case)
+        # The load while it ran tells how far other jobs may have inflated a CPU time.
+        if hasattr(os, "getloadavg"):
+            result["load_average_1min_after"] = os.getloadavg()[0]
+        results.append(result)
+        if "error" in result:
+            console.print(f"[red]failed[/red] ({result['error']})")
+        else:
+            console.print(
+                f"median {result['median_s']:.3f} s, peak {_memory(result)} "
+                f"[dim]({time.perf_counter() - case_started:.0f} s wall"
+                + (
+                    f", load {result['load_average_1min_after']:.1f}"
+                    if "load_average_1min_after" in result
+                    else ""
+                )
+                + ")[/dim]"
+            )
+    machine["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    console.print()
+    print_report(console, arguments, cases, results, references)
+    elapsed = time.perf_counter() - started
+    end_load = machine["load_average_end"]
+    console.print(
+        f"total {elapsed:.0f} s"
+        + (
+            f"; load average at the end {end_load[0]:.2f} {end_load[1]:.2f} {end_load[2]:.2f}"
+            if end_load
+            else ""
+        )
+        + " (other jobs on the machine inflate CPU times)"
+    )
+    if arguments.json is not None:
+        settings = {
+            key: value for key, value in vars(arguments).items() if key not in ("worker", "json")
+        }
+        payload = {
+            "settings": {**settings, "devices": devices, "mask": [MASK_PATTERN, MASK_ACCELERATION]},
+            "machine": machine,
+            "reference_parameters_clip512_metadata": references,
+            "results": [
+                {"case": dataclasses.asdict(case), **result}
+                for case, result in zip(cases, results, strict=True)
+            ],
+            "seconds": elapsed,
+        }
+        arguments.json.parent.mkdir(parents=True, exist_ok=True)
+        arguments.json.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        console.print(f"wrote {arguments.json}")
+    return 1 if any("error" in result for result in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
