@@ -109,12 +109,7 @@ def centre_summaries(preset: DatasetPreset | str) -> list[dict[str, object]]:
         tasks = by_centre[site.centre]
         summaries.append(
             {
-                "centre": site.centre,
-                "vendor": site.vendor,
-                "field_strength": site.field_strength,
-                "scanner_model": site.model,
-                "scanner_folder": site.scanner_folder,
-                "held_out": site.held_out,
+                **site.identity(),
                 "patients": site.patients,
                 "files": len(tasks),
                 "slices": sum(task.num_slices for task in tasks),

@@ -252,12 +252,7 @@ def _sidecar(
         if value != Label.BACKGROUND
     }
     return {
-        "centre": site.centre,
-        "vendor": site.vendor,
-        "field_strength": site.field_strength,
-        "scanner_model": site.model,
-        "scanner_folder": site.scanner_folder,
-        "held_out": site.held_out,
+        **site.identity(),
         "stem": spec.stem,
         "modality_folder": spec.folder,
         "kind": spec.kind,

@@ -82,6 +82,17 @@ class SiteProfile:
         """``Siemens_30T_Vida``, ``UIH_50T_uMRJupiter``, ``Siemens_055T_FreeMax`` ..."""
         return f"{self.vendor}_{field_folder_token(self.field_strength)}T_{self.model}"
 
+    def identity(self) -> dict[str, object]:
+        """Who the site is, as manifests and sidecars record it."""
+        return {
+            "centre": self.centre,
+            "vendor": self.vendor,
+            "field_strength": self.field_strength,
+            "scanner_model": self.model,
+            "scanner_folder": self.scanner_folder,
+            "held_out": self.held_out,
+        }
+
     @property
     def intensity_scale(self) -> float:
         return VENDOR_INTENSITY_SCALE[self.vendor] * self.intensity_gain
