@@ -36,7 +36,10 @@ class UndersamplingPrompter(nn.Module):
     """Adds undersampling-specific prompts to decoder features.
 
     mix = softmax(Linear(undersampling embedding)); the mixed prompt is resized to the
-    feature map, convolved, concatenated with the features and fused back to their width.
+    feature map, convolved, concatenated with the features and fused back to their width;
+    the fusion is added to the features. Its last convolution starts at zero, so the
+    prompter starts as the identity: a prompter that replaced the features made 1 - SSIM
+    training collapse within tens of steps (measured on the small synthetic set).
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class UndersamplingPrompter(nn.Module):
         )
         self.fuse_block = ChannelAttentionBlock(channels + prompt_channels)
         self.fuse_out = nn.Conv2d(channels + prompt_channels, channels, kernel_size=1, bias=False)
+        nn.init.zeros_(self.fuse_out.weight)
 
     def forward(self, features: torch.Tensor, undersampling: torch.Tensor) -> torch.Tensor:
         """features (B, C, H, W), undersampling (B, embedding_dim) -> (B, C, H, W)."""
@@ -60,7 +64,7 @@ class UndersamplingPrompter(nn.Module):
         )
         prompt = self.prompt_conv(prompt.contiguous())
         fused = self.fuse_block(torch.cat((features, prompt), dim=1))
-        return self.fuse_out(fused)
+        return features + self.fuse_out(fused)
 
 
 class ChannelAffine(nn.Module):

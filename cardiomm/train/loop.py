@@ -8,6 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -109,11 +110,7 @@ def train_model(
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
     )
-    scheduler = (
-        torch.optim.lr_scheduler.StepLR(optimiser, config.lr_decay_steps, config.lr_decay_gamma)
-        if config.lr_decay_steps
-        else None
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(learning_rate_factor, config))
     loader = DataLoader(
         train_data,
         batch_size=config.batch_size,
@@ -150,8 +147,7 @@ def train_model(
                     f"{consecutive_skips} consecutive steps gave non-finite gradients (last at "
                     f"step {step}); lower the learning rate or check the data"
                 )
-        if scheduler is not None:
-            scheduler.step()
+        scheduler.step()
         losses.append(value)
         examples += sample.target.shape[0]
         if on_step is not None:
@@ -185,6 +181,16 @@ def train_model(
         seconds=time.perf_counter() - started,
         device=str(device),
     )
+
+
+def learning_rate_factor(config: TrainConfig, step: int) -> float:
+    """Multiplier of the base learning rate after ``step`` updates: linear warm-up, then
+    step decay."""
+    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    decay = (
+        config.lr_decay_gamma ** (step // config.lr_decay_steps) if config.lr_decay_steps else 1.0
+    )
+    return warmup * decay
 
 
 def _gradients_are_finite(network: torch.nn.Module) -> bool:

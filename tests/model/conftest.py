@@ -37,13 +37,13 @@ def tiny_network(**changes) -> CardioMMNet:
 
 
 def activate_adapters(network: CardioMMNet) -> None:
-    """Metadata adapters and U-Net heads start at zero (identity blocks); give them weight
-    as training would, so every input reaches the output."""
+    """Metadata adapters, prompt fusions and U-Net heads start at zero (identity blocks);
+    give them weight as training would, so every input reaches the output."""
     generator = torch.Generator().manual_seed(1)
     for name, parameter in network.named_parameters():
         if ".affine." in name:
             parameter.data = torch.randn(parameter.shape, generator=generator) * 0.5
-        elif name.endswith("head.weight"):
+        elif name.endswith(("head.weight", "fuse_out.weight")):
             parameter.data = torch.randn(parameter.shape, generator=generator) * 0.1
 
 

@@ -139,3 +139,11 @@ def test_loss_is_zero_for_a_perfect_reconstruction():
 def test_unknown_training_config_keys_are_named():
     with pytest.raises(ValueError, match="learning_rat"):
         TrainConfig.from_mapping({"learning_rat": 0.1})
+
+
+def test_learning_rate_warms_up_linearly_then_decays_in_steps():
+    from cardiomm.train.loop import learning_rate_factor
+
+    config = TrainConfig(warmup_steps=4, lr_decay_steps=10, lr_decay_gamma=0.5)
+    factors = [learning_rate_factor(config, step) for step in (0, 1, 3, 9, 10, 25)]
+    assert factors == [0.25, 0.5, 1.0, 1.0, 0.5, 0.25]
