@@ -136,6 +136,8 @@ def train_model(
             if config.gradient_clip:
                 torch.nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
             optimiser.step()
+            # The schedule counts applied updates: a skipped one neither warms up nor decays.
+            scheduler.step()
             consecutive_skips = 0
         else:
             # One bad slice or an overflow must not poison the weights: skip the update.
@@ -147,7 +149,6 @@ def train_model(
                     f"{consecutive_skips} consecutive steps gave non-finite gradients (last at "
                     f"step {step}); lower the learning rate or check the data"
                 )
-        scheduler.step()
         losses.append(value)
         examples += sample.target.shape[0]
         if on_step is not None:
