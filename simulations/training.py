@@ -106,6 +106,8 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
             "train": train_config.to_dict(),
             "metrics": result.metrics(),
             "data_root": manifest["root"],
+            # How inputs must be prepared for this model (cardiomm reconstruct follows it).
+            "remove_oversampling": bool(config.data.remove_oversampling),
         },
     )
     summary = {

@@ -77,6 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--clip-path", type=Path, help="local CLIP checkpoint folder, for clip-encoder models"
     )
+    parser.add_argument(
+        "--readout-oversampling",
+        choices=("auto", "remove", "keep"),
+        default="auto",
+        help="auto: as the checkpoint was trained (data.remove_oversampling); remove: halve "
+        "the readout first; keep: reconstruct the full readout. Radial masks of acquired "
+        "k-space always keep it.",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,7 +100,12 @@ def run(args: argparse.Namespace) -> int:
     spec = parse_mask_spec(args.mask) if args.mask else None
     device = select_device(args.device)
     inputs = find_inputs(args.input, exclude=args.output)
-    reconstructor = _reconstructor(args, device)
+    reconstructor, trained_without_oversampling = _reconstructor(args, device)
+    args.remove_oversampling = {
+        "auto": trained_without_oversampling,
+        "remove": True,
+        "keep": False,
+    }[args.readout_oversampling]
     written: dict[Path, Path] = {}
     rows = [
         _reconstruct_file(path, inputs, args, spec, reconstructor, device, written)
@@ -109,20 +122,20 @@ def run(args: argparse.Namespace) -> int:
     return 0 if done else 1
 
 
-def _reconstructor(args: argparse.Namespace, device: torch.device) -> Reconstructor:
+def _reconstructor(args: argparse.Namespace, device: torch.device) -> tuple[Reconstructor, bool]:
+    """The method, and whether it was trained on k-space with the readout halved."""
     if args.checkpoint is not None:
         from cardiomm.model.checkpoint import read_checkpoint
         from cardiomm.model.factory import reconstructor_from_checkpoint
 
         clip_path = str(args.clip_path) if args.clip_path else None
-        loaded = reconstructor_from_checkpoint(
-            read_checkpoint(args.checkpoint), clip_path=clip_path
-        )
+        content = read_checkpoint(args.checkpoint)
+        loaded = reconstructor_from_checkpoint(content, clip_path=clip_path)
         loaded.network.to(device)
-        return loaded
+        return loaded, bool(content["extra"].get("remove_oversampling", False))
     from cardiomm.model.baselines import SENSE, ZeroFilled
 
-    return ZeroFilled() if args.method == "zero-filled" else SENSE()
+    return (ZeroFilled() if args.method == "zero-filled" else SENSE()), False
 
 
 def _reconstruct_file(
@@ -174,13 +187,29 @@ def _reconstruct_file(
                     f"its output {relative} would overwrite the reconstruction of "
                     f"{written[relative]}",
                 )
-            volume = reconstruct_volume(series, masks, reconstructor, device, args.batch_size)
+            remove = args.remove_oversampling and masks.survives_oversampling_removal
+            if args.remove_oversampling and not remove:
+                print(
+                    f"cardiomm reconstruct: warning: {path}: {masks.source} does not survive a "
+                    "readout crop; reconstructing the full readout, which the model was not "
+                    "trained on",
+                    file=sys.stderr,
+                )
+            volume = reconstruct_volume(
+                series, masks, reconstructor, device, args.batch_size, remove_oversampling=remove
+            )
     except (DataFileError, OSError) as error:
         reason = error.reason if isinstance(error, DataFileError) else str(error)
         return _skipped(path, reason)
     written[relative] = path
     is_mapping = is_mapping_series(series_stem(path.name))
-    write_reconstruction(args.output / relative, volume.reconstruction, is_mapping, args.full)
+    write_reconstruction(
+        args.output / relative,
+        volume.reconstruction,
+        is_mapping,
+        args.full,
+        oversampling_removed=volume.oversampling_removed,
+    )
     if args.preview:
         save_volume_preview(
             args.output / preview_relative_path(relative),
@@ -200,7 +229,12 @@ def _reconstruct_file(
         slices=volume.shape[1],
     )
     if volume.reference is not None:
-        scores = evaluate_series(volume.reference, volume.reconstruction, is_mapping)
+        scores = evaluate_series(
+            volume.reference,
+            volume.reconstruction,
+            is_mapping,
+            oversampling_removed=volume.oversampling_removed,
+        )
         row.psnr, row.ssim, row.nmse = scores.psnr, scores.ssim, scores.nmse
     row.seconds = time.perf_counter() - started
     return row

@@ -66,7 +66,11 @@ def ranking_crop(image: np.ndarray, oversampling_removed: bool = False) -> np.nd
 
 
 def evaluate_series(
-    reference: np.ndarray, reconstruction: np.ndarray, is_mapping: bool, crop: bool = True
+    reference: np.ndarray,
+    reconstruction: np.ndarray,
+    is_mapping: bool,
+    crop: bool = True,
+    oversampling_removed: bool = False,
 ) -> ImageScores:
     """Per-file scores: the mean over the ranked images of a series.
 
@@ -75,6 +79,7 @@ def evaluate_series(
         reconstruction: the same shape.
         is_mapping: whether every frame is scored (see ``metadata.is_mapping_series``).
         crop: apply the ranking's centre crop first.
+        oversampling_removed: the readout was halved already (see :func:`ranking_crop`).
     """
     if reference.shape != reconstruction.shape or reference.ndim != 4:
         raise ValueError(
@@ -87,7 +92,8 @@ def evaluate_series(
         ref_image = reference[frame, slice_index]
         rec_image = reconstruction[frame, slice_index]
         if crop:
-            ref_image, rec_image = ranking_crop(ref_image), ranking_crop(rec_image)
+            ref_image = ranking_crop(ref_image, oversampling_removed)
+            rec_image = ranking_crop(rec_image, oversampling_removed)
         scores.append(evaluate_image(ref_image, rec_image))
     return ImageScores(
         psnr=float(np.mean([s.psnr for s in scores])),

@@ -95,6 +95,11 @@ class FileMasks(abc.ABC):
         """The official short name, e.g. ``ktGaussian16``."""
         return f"{self.pattern.value}{self.acceleration}"
 
+    @property
+    @abc.abstractmethod
+    def survives_oversampling_removal(self) -> bool:
+        """Whether these masks still describe the data after the readout is halved."""
+
     @abc.abstractmethod
     def mask(self, frame: int, slice_index: int, kspace: np.ndarray) -> UndersamplingMask:
         """The mask of one image, values bool (1, ky, kx); its ``text`` is the image's
@@ -120,8 +125,17 @@ class OfficialMasks(FileMasks):
         super().__init__(pattern, acceleration, f"official mask file {mask_file.path}")
         self.mask_file = mask_file
 
+    @property
+    def survives_oversampling_removal(self) -> bool:
+        return self.pattern is not MaskPattern.KT_RADIAL
+
     def mask(self, frame: int, slice_index: int, kspace: np.ndarray) -> UndersamplingMask:
-        return self._named(self.mask_file.frame(frame))
+        values = self.mask_file.frame(frame)
+        if values.shape != kspace.shape[-2:]:
+            # The readout was halved: a line mask keeps its lines on the shorter readout.
+            lines = values.any(axis=-1)
+            values = np.broadcast_to(lines[:, None], kspace.shape[-2:])
+        return self._named(values)
 
 
 class SampledMasks(FileMasks):
@@ -136,6 +150,11 @@ class SampledMasks(FileMasks):
         kind = "samples" if pattern is MaskPattern.KT_RADIAL else "lines"
         super().__init__(pattern, acceleration, f"sampled {kind} of the k-space")
         self.path = path
+
+    @property
+    def survives_oversampling_removal(self) -> bool:
+        # Empty phase-encode lines stay empty through a readout crop; radial zeros do not.
+        return self.pattern is not MaskPattern.KT_RADIAL
 
     def mask(self, frame: int, slice_index: int, kspace: np.ndarray) -> UndersamplingMask:
         sampled = np.any(kspace != 0, axis=0)
@@ -160,6 +179,10 @@ class GeneratedMasks(FileMasks):
             setting.acceleration,
             f"generated (ACS {acs_width}, seed {seed})",
         )
+
+    @property
+    def survives_oversampling_removal(self) -> bool:
+        return True  # generated on whatever grid the k-space has
 
     def mask(self, frame: int, slice_index: int, kspace: np.ndarray) -> UndersamplingMask:
         return make_mask(

@@ -46,6 +46,7 @@ def save_volume_preview(
         reference,
         title=f"{title}\nframe {frame}, slice {slice_index}",
         method=method,
+        oversampling_removed=volume.oversampling_removed,
     )
 
 
@@ -56,6 +57,7 @@ def save_preview(
     reference: np.ndarray | None,
     title: str,
     method: str = "reconstruction",
+    oversampling_removed: bool = False,
 ) -> Path:
     """Write the preview PNG (folders are made).
 
@@ -85,8 +87,8 @@ def save_preview(
         ]
     else:
         shown_reference = normalize_percentile(reference)
-        zero_filled_scores = _scores_text(reference, zero_filled)
-        reconstruction_scores = _scores_text(reference, reconstruction)
+        zero_filled_scores = _scores_text(reference, zero_filled, oversampling_removed)
+        reconstruction_scores = _scores_text(reference, reconstruction, oversampling_removed)
         panels += [
             (shown_zero_filled, f"zero-filled\n{zero_filled_scores}", False),
             (shown_reconstruction, f"{method}\n{reconstruction_scores}", False),
@@ -112,7 +114,7 @@ def save_preview(
             bar.set_label("difference (images / own 99.5th percentile)", fontsize=7)
             bar.ax.tick_params(labelsize=7)
     if reference is not None:
-        axes[1].add_patch(_crop_outline(reconstruction.shape))
+        axes[1].add_patch(_crop_outline(reconstruction.shape, oversampling_removed))
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     path = Path(path)
@@ -121,17 +123,19 @@ def save_preview(
     return path
 
 
-def _scores_text(reference: np.ndarray, image: np.ndarray) -> str:
-    scores = evaluate_image(ranking_crop(reference), ranking_crop(image))
+def _scores_text(reference: np.ndarray, image: np.ndarray, oversampling_removed: bool) -> str:
+    scores = evaluate_image(
+        ranking_crop(reference, oversampling_removed), ranking_crop(image, oversampling_removed)
+    )
     return f"PSNR {scores.psnr:.2f} dB, SSIM {scores.ssim:.4f}"
 
 
-def _crop_outline(shape: tuple[int, ...]) -> Rectangle:
+def _crop_outline(shape: tuple[int, ...], oversampling_removed: bool) -> Rectangle:
     """A dashed rectangle around the ranked centre crop of a (ky, kx) image."""
     from matplotlib.patches import Rectangle
 
     num_ky, num_kx = shape[-2:]
-    crop_ky, crop_kx = ranking_crop_shape(num_ky, num_kx)
+    crop_ky, crop_kx = ranking_crop_shape(num_ky, num_kx, oversampling_removed)
     top = num_ky // 2 - crop_ky // 2
     left = num_kx // 2 - crop_kx // 2
     return Rectangle(

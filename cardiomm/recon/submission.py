@@ -128,24 +128,32 @@ def preview_relative_path(relative_output: Path) -> Path:
     return Path(PREVIEW_FOLDER) / relative_output.with_suffix(".png")
 
 
-def ranking_volume(volume: np.ndarray, is_mapping: bool) -> np.ndarray:
+def ranking_volume(
+    volume: np.ndarray, is_mapping: bool, oversampling_removed: bool = False
+) -> np.ndarray:
     """The images the CMRxRecon ranking scores.
 
     Args:
         volume: (frames, slices, ky, kx) magnitude (or complex: the magnitude is taken).
         is_mapping: every frame is ranked (parametric mapping series).
+        oversampling_removed: kx is the halved readout (the crop keeps round(2 kx / 3)).
 
     Returns:
-        float32 (frames_ranked, slices_ranked, round(ky / 2), round(kx / 3)), C-contiguous.
+        float32 (frames_ranked, slices_ranked, round(ky / 2), round(kx / 3) of the file's
+        readout), C-contiguous.
     """
     frames = ranking_frames(volume.shape[0], is_mapping)
     slices = ranking_slices(volume.shape[1])
     selected = np.abs(volume[np.ix_(frames, slices)])
-    return np.ascontiguousarray(ranking_crop(selected), dtype=np.float32)
+    return np.ascontiguousarray(ranking_crop(selected, oversampling_removed), dtype=np.float32)
 
 
 def write_reconstruction(
-    path: str | Path, volume: np.ndarray, is_mapping: bool, full: bool = False
+    path: str | Path,
+    volume: np.ndarray,
+    is_mapping: bool,
+    full: bool = False,
+    oversampling_removed: bool = False,
 ) -> Path:
     """Write one file's submission ``.mat`` (see the module docstring).
 
@@ -154,8 +162,9 @@ def write_reconstruction(
         volume: float32 (frames, slices, ky, kx) magnitude images.
         is_mapping: every frame is ranked (parametric mapping series).
         full: also store the whole volume as ``reconstruction``.
+        oversampling_removed: the volume's readout is halved already.
     """
-    variables = {RANKING_VARIABLE: ranking_volume(volume, is_mapping)}
+    variables = {RANKING_VARIABLE: ranking_volume(volume, is_mapping, oversampling_removed)}
     if full:
         variables[FULL_VARIABLE] = np.ascontiguousarray(volume, dtype=np.float32)
     return write_mat_v73(path, variables)

@@ -15,7 +15,7 @@ import torch
 
 from cardiomm.data.readers import KSpaceSeries
 from cardiomm.model.interface import ReconstructionInput, Reconstructor
-from cardiomm.physics import ifft2c, rss
+from cardiomm.physics import ifft2c, remove_readout_oversampling, rss
 from cardiomm.recon.masks import FileMasks
 
 
@@ -31,6 +31,8 @@ class VolumeReconstruction:
         metadata_text: the metadata text the method was given.
         undersampling_text: the undersampling text the method was given (first image's; all
             images of a file share pattern and R).
+        oversampling_removed: the readout was halved before reconstruction (kx is half the
+            file's), as the model was trained.
     """
 
     reconstruction: np.ndarray
@@ -39,6 +41,7 @@ class VolumeReconstruction:
     sampling_fraction: float
     metadata_text: str
     undersampling_text: str
+    oversampling_removed: bool = False
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -62,6 +65,7 @@ def reconstruct_volume(
     reconstructor: Reconstructor,
     device: torch.device | str = "cpu",
     batch_size: int = 4,
+    remove_oversampling: bool = False,
 ) -> VolumeReconstruction:
     """Reconstruct every image of ``series``.
 
@@ -72,6 +76,9 @@ def reconstruct_volume(
         reconstructor: the method; its parameters must already be on ``device``.
         device: where to reconstruct.
         batch_size: images per call of the method (images of one file share one matrix).
+        remove_oversampling: halve the readout before masking and reconstruction, as a model
+            trained with ``data.remove_oversampling`` expects; only valid when ``masks``
+            survive it (:attr:`FileMasks.survives_oversampling_removal`).
 
     Returns:
         the volume, on the CPU.
@@ -82,8 +89,15 @@ def reconstruct_volume(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if remove_oversampling and not masks.survives_oversampling_removal:
+        raise ValueError(
+            f"{series.path}: {masks.source} cannot follow a readout crop (radial samples of "
+            "acquired k-space); reconstruct with the full readout"
+        )
     device = torch.device(device)
     frames, slices, _, num_ky, num_kx = series.shape
+    if remove_oversampling:
+        num_kx //= 2
     reconstruction = np.zeros((frames, slices, num_ky, num_kx), dtype=np.float32)
     zero_filled = np.zeros_like(reconstruction)
     reference = None if series.is_undersampled else np.zeros_like(reconstruction)
@@ -93,6 +107,8 @@ def reconstruct_volume(
     batch = _Batch()
     for frame, slice_index in series.image_indices():
         kspace = series.read_kspace(frame, slice_index)
+        if remove_oversampling:
+            kspace = remove_readout_oversampling(torch.from_numpy(kspace)).numpy()
         mask = masks.mask(frame, slice_index, kspace)
         first_text = first_text or mask.text
         sampled += mask.sampling_fraction
@@ -118,6 +134,7 @@ def reconstruct_volume(
         sampling_fraction=sampled / (frames * slices),
         metadata_text=metadata_text,
         undersampling_text=first_text,
+        oversampling_removed=remove_oversampling,
     )
 
 

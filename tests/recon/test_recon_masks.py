@@ -115,7 +115,8 @@ def test_an_official_mask_file_beside_an_undersampled_file_is_used(tmp_path):
         masks = choose_masks(series)
         assert isinstance(masks, OfficialMasks)
         assert masks.name == "Uniform8"
-        np.testing.assert_array_equal(masks.mask(1, 0, np.empty(0)).frame(0), values[1] > 0)
+        kspace = np.zeros(SHAPE[2:], dtype=np.complex64)  # (coils, ky, kx) of one image
+        np.testing.assert_array_equal(masks.mask(1, 0, kspace).frame(0), values[1] > 0)
         assert isinstance(choose_masks(series, use_official_masks=False), SampledMasks)
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from cardiomm.cli import main
 from cardiomm.data.matlab import write_mat_v73
-from cardiomm.model.checkpoint import save_checkpoint
+from cardiomm.data.readers import open_series
+from cardiomm.model.checkpoint import read_checkpoint, save_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network
 from cardiomm.text import build_text_encoder
@@ -219,3 +220,44 @@ def test_bad_options_are_user_errors(tmp_path, capsys, arguments, message):
     ])  # fmt: skip
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_model_trained_without_readout_oversampling_reconstructs_the_halved_readout(
+    tmp_path,
+):
+    data = write_site_file(
+        tmp_path / "data", "Center001", "Siemens_30T_Vida", "P001", shape=(1, 1, 4, 24, 32)
+    )
+    encoder = build_text_encoder("none")
+    checkpoint = save_checkpoint(
+        tmp_path / "model.pt",
+        build_network(ModelConfig(), encoder),
+        {"name": "none"},
+        encoder.dim,
+        extra={"remove_oversampling": True},
+    )
+    assert read_checkpoint(checkpoint)["extra"]["remove_oversampling"]
+    output = tmp_path / "out"
+    code = main(
+        [
+            "reconstruct",
+            "--checkpoint",
+            str(checkpoint),
+            "--input",
+            str(data),
+            "--mask",
+            "Uniform4",
+            "--output",
+            str(output),
+            "--full",
+            "--no-preview",
+        ]
+    )
+    assert code == 0
+    written = next(output.rglob("*.mat"))
+    with open_series(data) as series:
+        assert series.shape.kx == 32
+    with h5py.File(written) as handle:
+        assert handle["reconstruction"].shape[-1] == 16
+        # The ranked crop keeps the same anatomy as on the full readout: round(32 / 3).
+        assert handle["img4ranking"].shape[-1] == 11
