@@ -1,0 +1,99 @@
+"""The ClientApp: Flower messages in, a site's local training and evaluation, numbers out.
+
+Only translation between Flower records and :mod:`client.local` happens here; a site that
+cannot train replies with an error naming itself and the problem, and the round goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shlex
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from cardiomm.config import load_config
+from cardiomm.data.errors import DataFileError
+from client.local import RoundInstructions, evaluate_site, skipped_files_json, train_site
+from client.site import SiteData, SiteDataError, resolve_site
+
+logger = logging.getLogger(__name__)
+
+# Error code of a site that could not do its part (Flower reserves none for applications).
+SITE_FAILURE = 1
+RUN_CONFIG_OVERRIDES = "overrides"
+
+app = ClientApp()
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Local training on the site's train split; replies weights and metrics."""
+    site: SiteData | None = None
+    try:
+        config = federation_config(str(context.run_config.get(RUN_CONFIG_OVERRIDES, "")))
+        site = resolve_site(dict(context.node_config), config)
+        received = msg.content["config"]
+        instructions = RoundInstructions(
+            server_round=int(received["server-round"]),
+            local_steps=int(received["local-steps"]),
+            learning_rate=float(received["learning-rate"]),
+            proximal_mu=float(received.get("proximal-mu", 0.0)),
+            seed=int(received.get("seed", config.seed)),
+        )
+        global_state = msg.content["arrays"].to_torch_state_dict()
+        state, metrics, skipped = train_site(site, global_state, instructions, config)
+    except (SiteDataError, DataFileError, FileNotFoundError, ValueError, KeyError) as error:
+        return _failure(msg, site, context, error)
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(state),
+            "metrics": MetricRecord(metrics),
+            "site": _site_record(site, skipped_files_json(skipped)),
+        }
+    )
+    return Message(content=content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """The global model's scores on the site's validation split."""
+    site: SiteData | None = None
+    try:
+        config = federation_config(str(context.run_config.get(RUN_CONFIG_OVERRIDES, "")))
+        site = resolve_site(dict(context.node_config), config)
+        metrics = evaluate_site(site, msg.content["arrays"].to_torch_state_dict(), config)
+    except (SiteDataError, DataFileError, FileNotFoundError, ValueError, KeyError) as error:
+        return _failure(msg, site, context, error)
+    content = RecordDict({"metrics": MetricRecord(metrics), "site": _site_record(site, "[]")})
+    return Message(content=content, reply_to=msg)
+
+
+@functools.lru_cache(maxsize=4)
+def federation_config(overrides: str) -> Any:
+    """configs/federation.yaml with the run's Hydra overrides (composed once per process)."""
+    return load_config(shlex.split(overrides), config_name="federation")
+
+
+def _site_record(site: SiteData, bad_files_json: str) -> ConfigRecord:
+    return ConfigRecord(
+        {
+            "site-id": site.site_id,
+            "vendor": site.vendor,
+            "scanner": ", ".join(site.scanners),
+            "bad-files-json": bad_files_json,
+        }
+    )
+
+
+def _failure(msg: Message, site: SiteData | None, context: Context, error: Exception) -> Message:
+    who = site.site_id if site is not None else _node_description(context.node_config)
+    reason = f"site {who}: {error}"
+    logger.error(reason)
+    return Message(Error(code=SITE_FAILURE, reason=reason), reply_to=msg)
+
+
+def _node_description(node_config: Any) -> str:
+    return ", ".join(f"{key}={value}" for key, value in dict(node_config).items()) or "unknown"

@@ -1,0 +1,108 @@
+"""Find a site's data from Flower's node config.
+
+In simulation the node config holds ``partition-id``: the i-th internal site of the partition
+manifest. In a deployment the site says who it is and where its data lives
+(``site-id``, ``data-path``, optionally ``manifest-path``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from simulations.data_root import load_partition
+from simulations.partition import (
+    partition_dataset,
+    read_manifest,
+    site_files,
+    site_for_partition,
+)
+
+
+class SiteDataError(ValueError):
+    """The site's data cannot be found or used; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteData:
+    """A site's files and identity.
+
+    Attributes:
+        site_id: the centre, e.g. ``Center001``.
+        vendor: the vendor holding most of its images.
+        scanners: its scanner folders.
+        field_strengths: tesla.
+        train_files, val_files: its k-space files per split.
+    """
+
+    site_id: str
+    vendor: str
+    scanners: tuple[str, ...]
+    field_strengths: tuple[float, ...]
+    train_files: tuple[Path, ...]
+    val_files: tuple[Path, ...]
+
+
+def resolve_site(node_config: dict[str, Any], config: Any) -> SiteData:
+    """The site this node plays, from its node config and the federation config."""
+    if "partition-id" in node_config:
+        data_yaml = OmegaConf.to_yaml(config.data, resolve=True)
+        manifest = _simulation_manifest(data_yaml, int(config.seed))
+        try:
+            site = site_for_partition(manifest, int(node_config["partition-id"]))
+        except ValueError as error:
+            raise SiteDataError(str(error)) from error
+    elif "site-id" in node_config:
+        manifest = _deployment_manifest(
+            str(node_config.get("data-path", "")), str(node_config.get("manifest-path", ""))
+        )
+        site = _site_by_id(manifest, str(node_config["site-id"]))
+    else:
+        raise SiteDataError(
+            "node config names no site: a deployed SuperNode needs "
+            '--node-config \'site-id="Center001" data-path="/data/cmr"\''
+        )
+    train_files = tuple(site_files(manifest, site, "train"))
+    if not train_files:
+        raise SiteDataError(f"site {site['site']}: no training files in the partition")
+    return SiteData(
+        site_id=site["site"],
+        vendor=site["vendor"],
+        scanners=tuple(site["scanners"]),
+        field_strengths=tuple(site["field_strengths"]),
+        train_files=train_files,
+        val_files=tuple(site_files(manifest, site, "val")),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _simulation_manifest(data_yaml: str, seed: int) -> dict:
+    # Keyed by the data config's YAML, so each process partitions the data set once.
+    return load_partition(OmegaConf.create(data_yaml), seed, show_progress=False)
+
+
+@functools.lru_cache(maxsize=4)
+def _deployment_manifest(data_path: str, manifest_path: str) -> dict:
+    if manifest_path:
+        return read_manifest(manifest_path)
+    if not data_path:
+        raise SiteDataError("node config has a site-id but no data-path (nor manifest-path)")
+    root = Path(data_path)
+    if not root.is_dir():
+        raise SiteDataError(f"data-path {root} is not a directory")
+    try:
+        return partition_dataset(root, show_progress=False)
+    except FileNotFoundError as error:
+        raise SiteDataError(str(error)) from error
+
+
+def _site_by_id(manifest: dict, site_id: str) -> dict:
+    for site in manifest["sites"]:
+        if site["site"] == site_id:
+            return site
+    found = ", ".join(site["site"] for site in manifest["sites"]) or "none"
+    raise SiteDataError(f"site {site_id} not found under {manifest['root']} (centres: {found})")

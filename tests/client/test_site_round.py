@@ -1,0 +1,109 @@
+"""A site's round: finding its data from the node config, training, evaluating."""
+
+import math
+
+import pytest
+import torch
+
+from client.app import federation_config
+from client.local import RoundInstructions, build_site_network, evaluate_site, train_site
+from client.site import SiteDataError, resolve_site
+from tests.builders import write_consortium
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    root = tmp_path_factory.mktemp("consortium")
+    write_consortium(root)
+    overrides = (
+        f"data.root={root} data.synthetic_preset=null data.val_fraction=0.2 "
+        "data.hold_out=[Center003] text=none"
+    )
+    return federation_config(overrides)
+
+
+def _global_state(config):
+    torch.manual_seed(0)
+    network, _ = build_site_network(config)
+    return {key: value.clone() for key, value in network.state_dict().items()}
+
+
+def test_simulated_nodes_play_the_internal_sites_in_name_order(config):
+    assert resolve_site({"partition-id": 0}, config).site_id == "Center001"
+    assert resolve_site({"partition-id": 1}, config).site_id == "Center002"
+
+
+def test_a_partition_id_beyond_the_internal_sites_is_refused(config):
+    with pytest.raises(SiteDataError, match="2 internal sites"):
+        resolve_site({"partition-id": 2}, config)
+
+
+def test_a_deployed_site_finds_its_data_by_id_and_path(config):
+    site = resolve_site({"site-id": "Center002", "data-path": config.data.root}, config)
+    assert (site.site_id, site.vendor) == ("Center002", "UIH")
+    assert all("Center002" in str(path) for path in site.train_files)
+
+
+def test_a_deployed_site_with_an_unknown_id_is_told_the_centres_found(config):
+    with pytest.raises(SiteDataError, match=r"Center009 not found.*Center001, Center002"):
+        resolve_site({"site-id": "Center009", "data-path": config.data.root}, config)
+
+
+def test_a_deployed_site_with_a_missing_data_path_is_named(config, tmp_path):
+    with pytest.raises(SiteDataError, match="absent is not a directory"):
+        resolve_site({"site-id": "Center001", "data-path": str(tmp_path / "absent")}, config)
+
+
+def test_a_node_without_site_configuration_is_told_how_to_give_it(config):
+    with pytest.raises(SiteDataError, match="site-id"):
+        resolve_site({}, config)
+
+
+def test_local_training_reports_the_protocol_metrics_and_new_weights(config):
+    site = resolve_site({"partition-id": 0}, config)
+    state = _global_state(config)
+    instructions = RoundInstructions(
+        server_round=1, local_steps=2, learning_rate=1e-3, proximal_mu=0.0, seed=0
+    )
+    new_state, metrics, skipped = train_site(site, state, instructions, config)
+    assert set(metrics) == {
+        "num-examples",
+        "loss",
+        "final-loss",
+        "steps",
+        "skipped-steps",
+        "train-seconds",
+        "val-psnr",
+        "val-ssim",
+        "val-nmse",
+        "bad-files",
+        "field-strength",
+    }
+    assert metrics["num-examples"] == 2.0
+    assert metrics["field-strength"] == 3.0
+    assert new_state.keys() == state.keys()
+    assert any(not torch.equal(new_state[k], state[k]) for k in state)
+    assert skipped == []
+
+
+def test_local_training_is_reproducible_for_seed_round_and_site(config):
+    site = resolve_site({"partition-id": 1}, config)
+    instructions = RoundInstructions(2, 2, 1e-3, 0.0, 7)
+    first, _, _ = train_site(site, _global_state(config), instructions, config)
+    second, _, _ = train_site(site, _global_state(config), instructions, config)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_site_without_validation_patients_reports_nan_scores(config):
+    site = resolve_site({"partition-id": 1}, config)  # Center002 has 2 patients, no val
+    assert site.val_files == ()
+    metrics = evaluate_site(site, _global_state(config), config)
+    assert metrics["num-examples"] == 0.0
+    assert math.isnan(metrics["psnr"])
+
+
+def test_evaluation_scores_the_global_model_on_the_validation_split(config):
+    site = resolve_site({"partition-id": 0}, config)  # Center001: 5 patients, 1 in val
+    metrics = evaluate_site(site, _global_state(config), config)
+    assert metrics["num-examples"] > 0
+    assert metrics["psnr"] > 0
