@@ -1,1 +1,2 @@
-"""placeholder"""
+"""The Flower ServerApp of CardioMM-FL: rounds, checkpoints and resume, tracking, global
+evaluation (``server.app:app``)."""

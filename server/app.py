@@ -1,0 +1,57 @@
+"""The Flower ServerApp: compose the run's config and run the federated rounds.
+
+``flwr run . --run-config 'overrides="strategy.name=fedadam federation.num_rounds=5"'``
+passes Hydra overrides; both the ServerApp and the ClientApp compose ``configs/federation.yaml``
+with them, so the two sides always agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+from omegaconf import DictConfig
+
+from cardiomm.config import load_config
+from server.rounds import run_federation
+
+ROOT_CONFIG = "federation"
+OVERRIDES_KEY = "overrides"
+
+app = ServerApp()
+
+
+def compose_config(run_config: Mapping[str, Any]) -> DictConfig:
+    """``configs/federation.yaml`` with the run config's ``overrides`` (a Hydra override string)."""
+    overrides = shlex.split(str(run_config.get(OVERRIDES_KEY, "") or ""))
+    return load_config(overrides, config_name=ROOT_CONFIG)
+
+
+def _show_server_logs() -> None:
+    """INFO lines of ``server.*`` (rounds, resume, tracking) on stderr, once per process.
+
+    Only our logger: configuring the root logger would also print every HTTP request the
+    Flower runtime makes.
+    """
+    server_logger = logging.getLogger("server")
+    server_logger.setLevel(logging.INFO)
+    if not server_logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        server_logger.addHandler(handler)
+        server_logger.propagate = False  # printed once, even if the root logger has a handler
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run (or resume) the federation described by the composed config."""
+    _show_server_logs()
+    config = compose_config(context.run_config)
+    result = run_federation(config, grid)
+    logging.getLogger(__name__).info(
+        "federation done: rounds %s, final model %s", result.rounds, result.final_checkpoint
+    )

@@ -1,0 +1,124 @@
+"""Round checkpoints of a federated run (resumable) and the final CardioMM model checkpoint.
+
+``<output_dir>/checkpoints/round-XXX.pt`` and ``latest.pt`` hold the global weights, the round,
+the strategy's server state, the composed config, the history and the RNG state. Each file is
+written under a temporary name and renamed, so a crash never leaves a truncated checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "cardiomm-fl federation checkpoint"
+VERSION = 1
+LATEST = "latest.pt"
+FINAL = "final.pt"
+
+
+def checkpoint_dir(output_dir: Path) -> Path:
+    return Path(output_dir) / "checkpoints"
+
+
+def round_path(output_dir: Path, server_round: int) -> Path:
+    return checkpoint_dir(output_dir) / f"round-{server_round:03d}.pt"
+
+
+@dataclasses.dataclass
+class RoundCheckpoint:
+    """What a resumed run needs to continue where the last one stopped.
+
+    Attributes:
+        server_round: the last completed round.
+        arrays: the global state dict after that round.
+        strategy: the strategy's server state (``server.strategies.strategy_state``).
+        config_yaml: the composed config of the run that wrote it (resolved).
+        history: one record per completed round.
+        rng: Python's and torch's RNG state when it was written.
+        tracking_run_id: the MLflow run to continue (None when tracking was off).
+    """
+
+    server_round: int
+    arrays: dict[str, torch.Tensor]
+    strategy: dict[str, Any]
+    config_yaml: str
+    history: list[dict[str, Any]]
+    rng: dict[str, Any]
+    tracking_run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            **dataclasses.asdict(self),
+        }
+
+
+def rng_state() -> dict[str, Any]:
+    """Python's and torch's global RNG state (the server draws site samples with Python's)."""
+    return {"python": random.getstate(), "torch": torch.get_rng_state()}
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    if "python" in state:
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+
+
+def save_round_checkpoint(output_dir: Path, checkpoint: RoundCheckpoint) -> Path:
+    """Write ``round-XXX.pt`` and ``latest.pt`` atomically; returns the round's file."""
+    content = checkpoint.to_dict()
+    path = round_path(output_dir, checkpoint.server_round)
+    _atomic_save(content, path)
+    _atomic_save(content, checkpoint_dir(output_dir) / LATEST)
+    return path
+
+
+def load_round_checkpoint(path: Path) -> RoundCheckpoint:
+    """Read a round checkpoint, with a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such federation checkpoint")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"{path}: not a readable federation checkpoint ({error})") from error
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a CardioMM-FL federation checkpoint")
+    if content.get("version") != VERSION:
+        raise ValueError(f"{path}: checkpoint version {content.get('version')} is not {VERSION}")
+    fields = {field.name for field in dataclasses.fields(RoundCheckpoint)}
+    return RoundCheckpoint(**{key: value for key, value in content.items() if key in fields})
+
+
+def resume_path(output_dir: Path, resume: bool | str) -> Path | None:
+    """The checkpoint to resume from: None (fresh run), ``latest.pt`` or the given path.
+
+    ``resume=True`` with no checkpoint yet starts fresh (so a job can always be launched with
+    resume on); a path that does not exist is an error.
+    """
+    if resume is False:
+        return None
+    if resume is True:
+        latest = checkpoint_dir(output_dir) / LATEST
+        return latest if latest.is_file() else None
+    path = Path(resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"federation.resume={resume}: no such checkpoint")
+    return path
+
+
+def _atomic_save(content: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    torch.save(content, partial)
+    partial.replace(path)

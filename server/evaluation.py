@@ -1,0 +1,84 @@
+"""Global evaluation on the server, in simulation: the held-out centres and the test split.
+
+Only a simulation's server can read the data (a real coordinator holds none); it scores the
+global model after each round with the same fixed, seeded masks and official metrics as
+``cardiomm evaluate``, so the federated curve and the final report agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cardiomm.data.dataset import SliceDataset
+from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.train import evaluate_reconstructor
+from cardiomm.train.runtime import select_device
+from server.model import GlobalModel
+from server.settings import FederationSettings
+from simulations.data_root import load_partition
+from simulations.evaluation import split_sites_and_files
+from simulations.training import evaluation_settings
+
+logger = logging.getLogger(__name__)
+
+
+class GlobalEvaluator:
+    """Scores the global model on the configured splits (datasets are built once).
+
+    Args:
+        config: the composed config (``data``, ``masks``, ``seed``).
+        settings: ``evaluation_splits`` (``held-out`` and / or ``train|val|test``) and
+            ``evaluation_max_items`` (images per split; 0: all).
+    """
+
+    def __init__(self, config: DictConfig, settings: FederationSettings) -> None:
+        self.settings = settings
+        self.device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+        manifest = load_partition(config.data, int(config.seed), show_progress=False)
+        self.datasets: dict[str, SliceDataset] = {}
+        for split in settings.evaluation_splits:
+            try:
+                files = split_sites_and_files(manifest, split, [])
+            except ValueError as error:
+                # e.g. no centre held out: that split is simply not part of this study.
+                logger.warning("global evaluation skips split %s: %s", split, error)
+                continue
+            self.datasets[split] = SliceDataset(
+                files,
+                mode="eval",
+                eval_mask=evaluation_settings(config.masks),
+                acs_width=int(config.masks.acs_width),
+                seed=int(config.seed),
+                remove_oversampling=bool(config.data.remove_oversampling),
+                selection="ranking",
+                bad_file_report=settings.output_dir / "bad_files.jsonl",
+                show_progress=False,
+            )
+
+    def evaluate(self, model: GlobalModel) -> dict[str, float]:
+        """``<split>/psnr|ssim|nmse|images`` of the model's current weights."""
+        reconstructor = NetworkReconstructor(
+            model.network, model.encoder, name=self.settings.method
+        )
+        model.network.to(self.device)
+        scores: dict[str, Any] = {}
+        try:
+            for split, dataset in self.datasets.items():
+                result = evaluate_reconstructor(
+                    reconstructor,
+                    dataset,
+                    self.device,
+                    self.settings.evaluation_max_items,
+                    show_progress=False,
+                )
+                mean = result.mean()
+                scores.update(
+                    {f"{split}/{name}": float(mean[name]) for name in ("psnr", "ssim", "nmse")}
+                )
+                scores[f"{split}/images"] = float(len(result.records))
+        finally:
+            model.network.to("cpu")
+        return scores

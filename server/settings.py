@@ -1,0 +1,140 @@
+"""The ServerApp's settings, read once from the composed Hydra config.
+
+Every config key the server reads is named here (and only here), with the default used when
+``configs/federation.yaml`` leaves it out, so the rest of ``server/`` works on typed fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+STRATEGIES = ("fedavg", "fedprox", "fedadam")
+
+
+def _select(config: DictConfig, key: str, default: Any) -> Any:
+    value = OmegaConf.select(config, key, default=default)
+    return default if value is None else value
+
+
+@dataclasses.dataclass(frozen=True)
+class FederationSettings:
+    """What the round loop, the strategy, checkpoints and tracking need.
+
+    Attributes:
+        num_rounds: last round to run (a resumed run continues up to it).
+        local_steps: optimiser steps per site and round (``local-steps``).
+        learning_rate: the sites' learning rate (``learning-rate``).
+        seed: sent to the sites with the round so their training is reproducible.
+        fraction_train / fraction_evaluate: share of connected sites sampled per round.
+        min_sites: minimum sites to sample and to wait for.
+        timeout: seconds to wait for replies (None: wait for every reply).
+        resume: False, True (latest checkpoint in ``output_dir``) or a checkpoint path.
+        initial_checkpoint: a CardioMM model checkpoint to start from (None: fresh weights).
+        strategy: ``fedavg`` | ``fedprox`` | ``fedadam``.
+        proximal_mu: FedProx mu.
+        server_learning_rate, beta_1, beta_2, tau: FedAdam's server optimiser.
+        global_evaluation: evaluate the global model on the server after each round
+            (``federation.global_evaluation``; simulation only: the server reads the data).
+        evaluation_splits: ``held-out`` and / or manifest splits (``test``) to evaluate
+            (``federation.eval_splits``).
+        evaluation_max_items: images per split (``federation.max_eval_items``; 0: all).
+        mlflow_enabled: track the run in MLflow.
+        mlflow_uri: tracking URI (None: ``sqlite:///<output_dir>/mlflow.db``).
+        experiment: MLflow experiment name.
+        log_round_checkpoints: upload every round's checkpoint as an artifact (else latest).
+        output_dir: where checkpoints and the embedded MLflow store go.
+        method: what reports call the trained model.
+    """
+
+    num_rounds: int
+    local_steps: int
+    learning_rate: float
+    seed: int
+    fraction_train: float
+    fraction_evaluate: float
+    min_sites: int
+    timeout: float | None
+    resume: bool | str
+    initial_checkpoint: str | None
+    strategy: str
+    proximal_mu: float
+    server_learning_rate: float
+    beta_1: float
+    beta_2: float
+    tau: float
+    global_evaluation: bool
+    evaluation_splits: tuple[str, ...]
+    evaluation_max_items: int
+    mlflow_enabled: bool
+    mlflow_uri: str | None
+    experiment: str
+    log_round_checkpoints: bool
+    output_dir: Path
+    method: str
+
+    @classmethod
+    def from_config(cls, config: DictConfig) -> FederationSettings:
+        """Read the settings, with clear errors for values that cannot work."""
+        timeout = OmegaConf.select(config, "federation.timeout", default=None)
+        resume = _select(config, "federation.resume", False)
+        if isinstance(resume, str) and resume.lower() in ("true", "false", ""):
+            resume = resume.lower() == "true"
+        settings = cls(
+            num_rounds=int(_select(config, "federation.num_rounds", 3)),
+            local_steps=int(_select(config, "federation.local_steps", config.train.max_steps)),
+            learning_rate=float(config.train.learning_rate),
+            seed=int(config.seed),
+            fraction_train=float(_select(config, "federation.fraction_train", 1.0)),
+            fraction_evaluate=float(_select(config, "federation.fraction_evaluate", 1.0)),
+            min_sites=int(_select(config, "federation.min_sites", 2)),
+            # 0 or null both mean "no limit": Flower's grid waits for every reply.
+            timeout=float(timeout) if timeout else None,
+            resume=resume if isinstance(resume, bool) else str(resume),
+            initial_checkpoint=OmegaConf.select(
+                config, "federation.initial_checkpoint", default=None
+            ),
+            strategy=str(_select(config, "strategy.name", "fedavg")).lower(),
+            proximal_mu=float(_select(config, "strategy.proximal_mu", 0.0)),
+            server_learning_rate=float(_select(config, "strategy.server_learning_rate", 0.1)),
+            beta_1=float(_select(config, "strategy.beta_1", 0.9)),
+            beta_2=float(_select(config, "strategy.beta_2", 0.99)),
+            tau=float(_select(config, "strategy.tau", 1e-3)),
+            global_evaluation=bool(_select(config, "federation.global_evaluation", False)),
+            evaluation_splits=tuple(
+                _select(config, "federation.eval_splits", ["held-out", "test"])
+            ),
+            evaluation_max_items=int(_select(config, "federation.max_eval_items", 0)),
+            mlflow_enabled=bool(_select(config, "tracking.enabled", True)),
+            mlflow_uri=OmegaConf.select(config, "tracking.mlflow_uri", default=None),
+            experiment=str(_select(config, "tracking.experiment", "cardiomm-fl")),
+            log_round_checkpoints=bool(_select(config, "tracking.log_round_checkpoints", True)),
+            output_dir=Path(str(config.output_dir)),
+            method=str(_select(config, "method", "cardiomm")),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise ValueError for settings no run could use."""
+        if self.num_rounds < 1:
+            raise ValueError(f"federation.num_rounds must be >= 1, got {self.num_rounds}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"strategy.name must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if not 0.0 < self.fraction_train <= 1.0:
+            raise ValueError(
+                f"federation.fraction_train must be in (0, 1], got {self.fraction_train}"
+            )
+        if not 0.0 <= self.fraction_evaluate <= 1.0:
+            raise ValueError(
+                f"federation.fraction_evaluate must be in [0, 1], got {self.fraction_evaluate}"
+            )
+        if self.min_sites < 1:
+            raise ValueError(f"federation.min_sites must be >= 1, got {self.min_sites}")
+        if self.local_steps < 1:
+            raise ValueError(f"federation.local_steps must be >= 1, got {self.local_steps}")

@@ -1,0 +1,77 @@
+"""The ClientApp's message handlers: what a site sends back, and how it fails."""
+
+import pytest
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, MessageType, RecordDict
+
+from client.app import SITE_FAILURE, app, federation_config
+from client.local import build_site_network
+from tests.builders import write_consortium
+from tests.federation_fakes import make_message
+
+
+@pytest.fixture(scope="module")
+def overrides(tmp_path_factory):
+    root = tmp_path_factory.mktemp("consortium")
+    write_consortium(root)
+    return f"data.root={root} data.synthetic_preset=null data.val_fraction=0.2 text=none"
+
+
+def _global_arrays(overrides):
+    torch.manual_seed(0)
+    network, _ = build_site_network(federation_config(overrides))
+    return ArrayRecord(network.state_dict())
+
+
+def _call(message_type, content, node_config, overrides):
+    message = make_message(content, message_type, dst_node_id=1001)
+    message.metadata.__dict__["_message_id"] = "instruction-1"  # the SuperLink sets it
+    context = Context(
+        run_id=1,
+        node_id=1001,
+        node_config=node_config,
+        state=RecordDict(),
+        run_config={"overrides": overrides},
+    )
+    return app(message, context)
+
+
+def _train_content(overrides):
+    config = ConfigRecord(
+        {"server-round": 1, "local-steps": 2, "learning-rate": 1e-3, "proximal-mu": 0.0, "seed": 0}
+    )
+    return RecordDict({"arrays": _global_arrays(overrides), "config": config})
+
+
+def test_a_train_reply_holds_weights_metrics_and_the_site_only(overrides):
+    reply = _call(MessageType.TRAIN, _train_content(overrides), {"partition-id": 0}, overrides)
+    assert not reply.has_error()
+    assert set(reply.content.keys()) == {"arrays", "metrics", "site"}
+    assert reply.content["metrics"]["num-examples"] == 2.0
+    assert reply.content["site"]["site-id"] == "Center001"
+    assert reply.content["site"]["vendor"] == "Siemens"
+
+
+def test_the_weights_sent_back_are_the_network_state_and_nothing_else(overrides):
+    reply = _call(MessageType.TRAIN, _train_content(overrides), {"partition-id": 0}, overrides)
+    sent = reply.content["arrays"].to_torch_state_dict()
+    assert sent.keys() == _global_arrays(overrides).to_torch_state_dict().keys()
+    assert not any(tensor.is_complex() for tensor in sent.values())
+
+
+def test_a_site_whose_data_cannot_be_read_replies_with_an_error_naming_it(overrides, tmp_path):
+    node_config = {"site-id": "Center007", "data-path": str(tmp_path / "missing")}
+    reply = _call(MessageType.TRAIN, _train_content(overrides), node_config, overrides)
+    assert reply.has_error()
+    assert reply.error.code == SITE_FAILURE
+    assert "missing is not a directory" in reply.error.reason
+
+
+def test_an_evaluate_reply_holds_metrics_and_the_site_only(overrides):
+    content = RecordDict(
+        {"arrays": _global_arrays(overrides), "config": ConfigRecord({"server-round": 1})}
+    )
+    reply = _call(MessageType.EVALUATE, content, {"partition-id": 0}, overrides)
+    assert set(reply.content.keys()) == {"metrics", "site"}
+    assert reply.content["metrics"]["num-examples"] > 0
+    assert reply.content["metrics"]["psnr"] > 0

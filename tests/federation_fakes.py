@@ -1,0 +1,267 @@
+"""Run a federation in-process, without a SuperLink: a fake Grid and a protocol-true fake site.
+
+Flower 1.42 fills a new instruction ``Message``'s metadata (run id, source node, task id)
+from ``flwr.supercore.task_identity.TaskIdentity``, which only a Flower runtime sets; outside
+one, ``Message(content, dst_node_id, message_type)`` raises. That private API is touched here
+and nowhere else: :func:`set_task_identity` / :func:`make_message`.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.app.message.message import make_message as _make_message_with_metadata
+from flwr.clientapp import ClientApp
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+
+RUN_ID = 7
+FIRST_NODE_ID = 1001
+SITE_FAILURE = 1
+
+
+def set_task_identity(run_id: int = RUN_ID, node_id: int = SUPERLINK_NODE_ID) -> None:
+    """Play the ServerApp's task, as Flower's runtime does before calling ``main``."""
+    TaskIdentity.task_id = 1
+    TaskIdentity.run_id = run_id
+    TaskIdentity.node_id = node_id
+
+
+def make_message(
+    content: RecordDict, message_type: str, dst_node_id: int, group_id: str = ""
+) -> Message:
+    """An instruction message built outside a Flower runtime (e.g. to call a handler)."""
+    set_task_identity()
+    return Message(content, dst_node_id, message_type, group_id=group_id)
+
+
+class InProcessGrid(Grid):
+    """Delivers each message to a ClientApp in this process, one node per node config.
+
+    Content is deep-copied both ways, as serialisation would, so sites never share tensors
+    with the server. A handler that raises becomes an error reply, as a SuperNode makes it.
+
+    Args:
+        client_app: the ClientApp every node runs.
+        node_configs: one node config per node (e.g. ``{"partition-id": 0, ...}``).
+        run_config: the run config every node's context carries (``overrides``).
+        silent_nodes: node ids whose replies never arrive (a timed-out site).
+    """
+
+    def __init__(
+        self,
+        client_app: ClientApp | Callable[[Message, Context], Message],
+        node_configs: Iterable[Mapping[str, Any]],
+        run_config: Mapping[str, Any] | None = None,
+        silent_nodes: Iterable[int] = (),
+    ) -> None:
+        set_task_identity()
+        self.client_app = client_app
+        self.contexts = {
+            FIRST_NODE_ID + index: Context(
+                run_id=RUN_ID,
+                node_id=FIRST_NODE_ID + index,
+                node_config=dict(node_config),
+                state=RecordDict(),
+                run_config=dict(run_config or {}),
+            )
+            for index, node_config in enumerate(node_configs)
+        }
+        self.silent_nodes = set(silent_nodes)
+        self.sent: list[Message] = []
+        self._run = Run.create_empty(RUN_ID)
+        self._ids = itertools.count(1)
+        self._replies: dict[str, Message] = {}
+
+    def set_run(self, run: Run) -> None:
+        self._run = run
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    def create_message(
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
+        ttl: float | None = None,
+    ) -> Message:
+        set_task_identity()
+        return Message(content, dst_node_id, message_type, group_id=group_id, ttl=ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        return list(self.contexts)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        ids = []
+        for message in messages:
+            message_id = f"message-{next(self._ids)}"
+            # The SuperLink sets message ids; replies point back at them.
+            message.metadata.__dict__["_message_id"] = message_id
+            self.sent.append(message)
+            reply = self._deliver(message)
+            if message.metadata.dst_node_id not in self.silent_nodes:
+                self._replies[message_id] = reply
+            ids.append(message_id)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return [self._replies.pop(key) for key in message_ids if key in self._replies]
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        return self.pull_messages(self.push_messages(messages))
+
+    def _deliver(self, message: Message) -> Message:
+        node = message.metadata.dst_node_id
+        received = _make_message_with_metadata(
+            metadata=copy.deepcopy(message.metadata), content=copy.deepcopy(message.content)
+        )
+        try:
+            reply = self.client_app(received, self.contexts[node])
+        except Exception as error:  # a SuperNode turns any handler exception into an Error
+            reply = Message(
+                Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=repr(error)),
+                reply_to=received,
+            )
+        if reply.has_content():
+            reply = _make_message_with_metadata(
+                metadata=reply.metadata, content=copy.deepcopy(reply.content)
+            )
+        return reply
+
+    def sent_configs(self, message_type: str = MessageType.TRAIN) -> list[ConfigRecord]:
+        """The ``config`` records of the messages of one type sent so far."""
+        return [
+            message.content["config"]
+            for message in self.sent
+            if message.metadata.message_type == message_type
+        ]
+
+
+def fake_site_app(failing_sites: Iterable[str] = ()) -> ClientApp:
+    """A ClientApp that speaks the protocol but trains nothing real (fast, deterministic).
+
+    Training moves every weight by a small step drawn from a generator seeded with
+    (seed, server-round, site), so replies depend only on what the server sent. The site is
+    ``Center00<partition-id + 1>``; sites in ``failing_sites`` reply with an error.
+    """
+    failing = set(failing_sites)
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        site = _site_id(context)
+        if site in failing:
+            return Message(
+                Error(code=SITE_FAILURE, reason=f"site {site}: no readable data"), reply_to=msg
+            )
+        started = time.perf_counter()
+        config = msg.content["config"]
+        number = int(context.node_config["partition-id"]) + 1
+        generator = torch.Generator().manual_seed(
+            int(config["seed"]) * 100_003 + int(config["server-round"]) * 101 + number
+        )
+        state = msg.content["arrays"].to_torch_state_dict()
+        scale = float(config["learning-rate"]) * (1.0 - float(config["proximal-mu"]))
+        new_state = {
+            key: value + scale * torch.randn(value.shape, generator=generator, dtype=value.dtype)
+            for key, value in state.items()
+        }
+        examples = float(2 * number * int(config["local-steps"]))
+        metrics = {
+            "num-examples": examples,
+            "loss": 1.0 / (number + int(config["server-round"])),
+            "final-loss": 0.5 / (number + int(config["server-round"])),
+            "steps": float(config["local-steps"]),
+            "skipped-steps": 0.0,
+            "train-seconds": time.perf_counter() - started,
+            # The last site has no validation split.
+            "val-psnr": float("nan") if number == 3 else 30.0 + number,
+            "val-ssim": float("nan") if number == 3 else 0.8,
+            "val-nmse": float("nan") if number == 3 else 0.01,
+            "bad-files": 0.0,
+            "field-strength": 1.5 * number,
+        }
+        content = RecordDict(
+            {
+                "arrays": ArrayRecord(new_state),
+                "metrics": MetricRecord(metrics),
+                "site": _site_record(site),
+            }
+        )
+        return Message(content=content, reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        site = _site_id(context)
+        if site in failing:
+            return Message(
+                Error(code=SITE_FAILURE, reason=f"site {site}: no readable data"), reply_to=msg
+            )
+        number = int(context.node_config["partition-id"]) + 1
+        has_validation = number != 3
+        metrics = {
+            "num-examples": float(number) if has_validation else 0.0,
+            "psnr": 30.0 + number if has_validation else float("nan"),
+            "ssim": 0.8 if has_validation else float("nan"),
+            "nmse": 0.01 if has_validation else float("nan"),
+            "eval-seconds": 0.0,
+        }
+        content = RecordDict({"metrics": MetricRecord(metrics), "site": _site_record(site)})
+        return Message(content=content, reply_to=msg)
+
+    return app
+
+
+def simulation_node_configs(count: int) -> list[dict[str, int]]:
+    """Node configs as Flower's simulation gives them."""
+    return [{"partition-id": index, "num-partitions": count} for index in range(count)]
+
+
+def _site_id(context: Context) -> str:
+    return f"Center{int(context.node_config['partition-id']) + 1:03d}"
+
+
+def _site_record(site: str) -> ConfigRecord:
+    return ConfigRecord(
+        {"site-id": site, "vendor": "Siemens", "scanner": "Vida", "bad-files-json": "[]"}
+    )
+
+
+def federation_config(output_dir: Any, *overrides: str, tracking: bool = False) -> Any:
+    """configs/federation.yaml for fast tests: tiny model without texts, no global evaluation,
+    MLflow only when asked."""
+    from cardiomm.config import load_config
+
+    return load_config(
+        [
+            "model=tiny",
+            "text=none",
+            f"output_dir={output_dir}",
+            "federation.global_evaluation=false",
+            f"tracking.enabled={str(tracking).lower()}",
+            *overrides,
+        ],
+        config_name="federation",
+    )
