@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# A site: start a Flower SuperNode that connects to the coordinator's SuperLink over TLS
+# and authenticates with the site's ECDSA P-384 private key.
+#
+#   deploy/supernode.sh --superlink HOST:PORT --root-certificates ca.crt \
+#       --key supernode_key --site-id Center001 (--data-path DIR | --manifest-path FILE) \
+#       [--port 9094] [--host 127.0.0.1] [--node-config 'extra="k=v"'] [-- EXTRA ARGS]
+#
+# --port is the SuperNode's local Runtime API port (its ClientApp connects there); it must
+# differ between SuperNodes on one machine. The public half of --key (key.pub) must have
+# been registered by the researcher (`deploy/register_supernodes.sh`), otherwise the
+# SuperLink refuses the node (exit code 305, "Failed to activate SuperNode").
+# The ClientApp runs in this environment (torch, h5py, ... already installed); set
+# FLWR_BIN to the folder with flower-supernode if it is not the project's .venv/bin.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+bin="${FLWR_BIN:-$here/../.venv/bin}"
+superlink="" root="" key="" site="" data="" manifest="" port="9094" host="127.0.0.1"
+node_extra="" max_wait=""
+extra=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --superlink) superlink="$2"; shift 2 ;;
+    --root-certificates) root="$2"; shift 2 ;;
+    --key) key="$2"; shift 2 ;;
+    --site-id) site="$2"; shift 2 ;;
+    --data-path) data="$2"; shift 2 ;;
+    --manifest-path) manifest="$2"; shift 2 ;;
+    --port) port="$2"; shift 2 ;;
+    --host) host="$2"; shift 2 ;;
+    --node-config) node_extra="$2"; shift 2 ;;
+    --max-wait-time) max_wait="$2"; shift 2 ;;
+    --) shift; extra=("$@"); break ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+[[ -n "$superlink" && -n "$root" && -n "$key" && -n "$site" ]] || {
+  echo "--superlink, --root-certificates, --key and --site-id are required" >&2; exit 2; }
+[[ -n "$data" || -n "$manifest" ]] || { echo "--data-path or --manifest-path is required" >&2; exit 2; }
+[[ -r "$root" ]] || { echo "cannot read $root" >&2; exit 1; }
+[[ -r "$key" ]] || { echo "cannot read $key" >&2; exit 1; }
+[[ "$site$data$manifest" != *'"'* ]] || { echo "values must not contain double quotes" >&2; exit 2; }
+[[ -x "$bin/flower-supernode" ]] || { echo "flower-supernode not found in $bin" >&2; exit 1; }
+export PATH="$bin:$PATH"   # flower-supernode starts flower-superexec / flwr-clientapp from PATH
+
+node_config="site-id=\"$site\""
+[[ -n "$data" ]] && node_config+=" data-path=\"$data\""
+[[ -n "$manifest" ]] && node_config+=" manifest-path=\"$manifest\""
+[[ -n "$node_extra" ]] && node_config+=" $node_extra"
+
+args=(
+  --superlink "$superlink"
+  --root-certificates "$(cd "$(dirname "$root")" && pwd)/$(basename "$root")"
+  --auth-supernode-private-key "$(cd "$(dirname "$key")" && pwd)/$(basename "$key")"
+  --node-config "$node_config"
+  --host "$host"
+  --port "$port"
+)
+[[ -n "$max_wait" ]] && args+=(--max-wait-time "$max_wait")
+exec "$bin/flower-supernode" "${args[@]}" "${extra[@]}"
