@@ -60,3 +60,44 @@ def test_resume_with_real_sites_is_bitwise_equal(tmp_path, data):
     assert resumed.rounds == [3, 4]
     for key, value in straight.arrays.items():
         assert torch.equal(value, resumed.arrays[key]), key
+
+
+class _GridWithDyingNode(InProcessGrid):
+    """A node that answers round 1 and never again, as a site whose process died."""
+
+    def __init__(self, *args, dying_node: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dying_node = dying_node
+
+    def push_messages(self, messages):
+        messages = list(messages)
+        for message in messages:
+            config = message.content.get("config")
+            if config is not None and int(config.get("server-round", 0)) >= 2:
+                self.silent_nodes.add(self.dying_node)
+        return super().push_messages(messages)
+
+
+def test_an_unreadable_site_and_a_site_that_dies_leave_the_run_to_the_others(tmp_path, data):
+    config = federation_config(
+        tmp_path, *data, "federation.num_rounds=3", "federation.local_steps=1"
+    )
+    node_configs = [
+        *simulation_node_configs(3),
+        {"site-id": "Center009", "data-path": str(tmp_path / "unreadable")},
+    ]
+    site_overrides = " ".join(["model=tiny", "text=none", *data])
+    dying = 1002  # the second node: Center002
+    grid = _GridWithDyingNode(
+        client_app, node_configs, {"overrides": site_overrides}, dying_node=dying
+    )
+    result = run_federation(config, grid)
+    assert [record["round"] for record in result.history] == [1, 2, 3]
+    assert sorted(result.history[0]["sites"]) == ["Center001", "Center002", "Center003"]
+    assert sorted(result.history[2]["sites"]) == ["Center001", "Center003"]
+    last_errors = " | ".join(error["reason"] for error in result.history[2]["errors"])
+    assert "Center009" in last_errors and "unreadable is not a directory" in last_errors
+    assert {"node-id": dying, "reason": "no reply before timeout"}.items() <= next(
+        error for error in result.history[2]["errors"] if error["node-id"] == dying
+    ).items()
+    assert result.final_checkpoint.is_file()
