@@ -7,7 +7,7 @@ from tests.federation_fakes import InProcessGrid, fake_site_app, simulation_node
 
 
 def test_run_config_overrides_reach_the_composed_config():
-    config = compose_config({"overrides": "strategy.name=fedprox federation.num_rounds=5"})
+    config = compose_config({"overrides": "strategy=fedprox federation.num_rounds=5"})
     assert config.strategy.name == "fedprox"
     assert config.federation.num_rounds == 5
 

@@ -23,7 +23,7 @@ def _run(output, rounds, *overrides):
 @pytest.mark.parametrize("strategy", ["fedavg", "fedadam"])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, strategy):
     # Sampling 2 of 3 sites per round also checks that resumed rounds sample the same sites.
-    options = [f"strategy.name={strategy}", "federation.fraction_train=0.67"]
+    options = [f"strategy={strategy}", "federation.fraction_train=0.67"]
     straight = _run(tmp_path / "straight", 4, *options)
     first = _run(tmp_path / "resumed", 2, *options)
     assert first.rounds == [1, 2]
@@ -37,7 +37,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, strategy):
 
 
 def test_fedadam_moments_are_checkpointed(tmp_path):
-    _run(tmp_path, 2, "strategy.name=fedadam")
+    _run(tmp_path, 2, "strategy=fedadam")
     saved = load_round_checkpoint(tmp_path / "checkpoints" / "latest.pt")
     assert saved.strategy["class"] == "FedAdam"
     assert set(saved.strategy["m_t"]) == set(saved.arrays)
@@ -45,7 +45,7 @@ def test_fedadam_moments_are_checkpointed(tmp_path):
 
 
 def test_fedadam_state_is_restored_on_resume(tmp_path, monkeypatch):
-    _run(tmp_path, 2, "strategy.name=fedadam")
+    _run(tmp_path, 2, "strategy=fedadam")
     saved = load_round_checkpoint(tmp_path / "checkpoints" / "latest.pt")
     restored = {}
 
@@ -58,15 +58,15 @@ def test_fedadam_state_is_restored_on_resume(tmp_path, monkeypatch):
         restored["m_t"] = dict(strategy.m_t)
 
     monkeypatch.setattr(rounds, "restore_strategy_state", spy)
-    _run(tmp_path, 3, "strategy.name=fedadam", "federation.resume=true")
+    _run(tmp_path, 3, "strategy=fedadam", "federation.resume=true")
     for key, value in saved.strategy["m_t"].items():
         np.testing.assert_array_equal(restored["m_t"][key], value.numpy())
 
 
 def test_resume_with_another_strategy_is_refused(tmp_path):
-    _run(tmp_path, 1, "strategy.name=fedadam")
+    _run(tmp_path, 1, "strategy=fedadam")
     with pytest.raises(ValueError, match=r"same strategy\.name"):
-        _run(tmp_path, 2, "strategy.name=fedavg", "federation.resume=true")
+        _run(tmp_path, 2, "strategy=fedavg", "federation.resume=true")
 
 
 def test_completed_run_resumes_to_nothing_new(tmp_path):

@@ -22,7 +22,7 @@ from tests.federation_fakes import (
     ("name", "kind"), [("fedavg", FedAvg), ("fedprox", FedProx), ("fedadam", FedAdam)]
 )
 def test_strategy_is_built_from_config(tmp_path, name, kind):
-    config = federation_config(tmp_path, f"strategy.name={name}", "federation.min_sites=3")
+    config = federation_config(tmp_path, f"strategy={name}", "federation.min_sites=3")
     strategy = build_strategy(FederationSettings.from_config(config))
     assert type(strategy) is kind
     assert strategy.min_train_nodes == 3
@@ -35,7 +35,7 @@ def test_unknown_strategy_is_refused(tmp_path):
 
 def test_fedprox_sends_proximal_mu(tmp_path):
     config = federation_config(
-        tmp_path, "strategy.name=fedprox", "strategy.proximal_mu=0.25", "federation.num_rounds=1"
+        tmp_path, "strategy=fedprox", "strategy.proximal_mu=0.25", "federation.num_rounds=1"
     )
     grid = InProcessGrid(fake_site_app(), simulation_node_configs(3))
     run_federation(config, grid)
@@ -45,7 +45,7 @@ def test_fedprox_sends_proximal_mu(tmp_path):
 
 
 def test_fedadam_global_model_keeps_float32(tmp_path):
-    config = federation_config(tmp_path, "strategy.name=fedadam", "federation.num_rounds=2")
+    config = federation_config(tmp_path, "strategy=fedadam", "federation.num_rounds=2")
     result = run_federation(config, InProcessGrid(fake_site_app(), simulation_node_configs(3)))
     assert {value.dtype for value in result.arrays.values()} == {torch.float32}
 
