@@ -20,7 +20,7 @@ from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.text import TextEncoder
 from cardiomm.train import TrainConfig, evaluate_reconstructor, train_model
 from client.site import SiteData
-from simulations.training import evaluation_settings
+from simulations.training import evaluation_dataset
 
 NAN = float("nan")
 
@@ -139,18 +139,7 @@ def skipped_files_json(skipped: list[dict[str, str]]) -> str:
 
 
 def _validation_data(site: SiteData, config: Any) -> SliceDataset | None:
-    if not site.val_files:
-        return None
-    return SliceDataset(
-        site.val_files,
-        mode="eval",
-        eval_mask=evaluation_settings(config.masks),
-        acs_width=int(config.masks.acs_width),
-        seed=int(config.seed),
-        remove_oversampling=bool(config.data.remove_oversampling),
-        selection="ranking",
-        show_progress=False,
-    )
+    return evaluation_dataset(list(site.val_files), config) if site.val_files else None
 
 
 def _skipped(dataset: SliceDataset) -> list[dict[str, str]]:

@@ -20,7 +20,7 @@ from server.model import GlobalModel
 from server.settings import FederationSettings
 from simulations.data_root import load_partition
 from simulations.evaluation import split_sites_and_files
-from simulations.training import evaluation_settings
+from simulations.training import evaluation_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +46,8 @@ class GlobalEvaluator:
                 # e.g. no centre held out: that split is simply not part of this study.
                 logger.warning("global evaluation skips split %s: %s", split, error)
                 continue
-            self.datasets[split] = SliceDataset(
-                files,
-                mode="eval",
-                eval_mask=evaluation_settings(config.masks),
-                acs_width=int(config.masks.acs_width),
-                seed=int(config.seed),
-                remove_oversampling=bool(config.data.remove_oversampling),
-                selection="ranking",
-                bad_file_report=settings.output_dir / "bad_files.jsonl",
-                show_progress=False,
+            self.datasets[split] = evaluation_dataset(
+                files, config, bad_file_report=settings.output_dir / "bad_files.jsonl"
             )
 
     def evaluate(self, model: GlobalModel) -> dict[str, float]:

@@ -31,6 +31,22 @@ def evaluation_settings(masks: Any) -> list[MaskSetting]:
     return [MaskSetting(item.pattern, int(item.acceleration)) for item in masks.evaluation]
 
 
+def evaluation_dataset(files: list[Path], config: Any, **options: Any) -> SliceDataset:
+    """An eval-mode dataset of ``files`` scored as the challenge scores: the configured masks
+    (fixed, seeded), the ranking selection, the data config's readout handling."""
+    return SliceDataset(
+        files,
+        mode="eval",
+        eval_mask=evaluation_settings(config.masks),
+        acs_width=int(config.masks.acs_width),
+        seed=int(config.seed),
+        remove_oversampling=bool(config.data.remove_oversampling),
+        selection="ranking",
+        show_progress=False,
+        **options,
+    )
+
+
 def selected_sites(manifest: dict, names: list[str]) -> list[dict]:
     """The internal sites named (all of them when ``names`` is empty)."""
     sites = internal_sites(manifest)
