@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-STRATEGIES = ("fedavg", "fedprox", "fedadam")
+STRATEGIES = ("fedavg", "fedprox", "fedadam", "vendor_balanced")
 
 
 def _select(config: DictConfig, key: str, default: Any) -> Any:
@@ -34,8 +34,10 @@ class FederationSettings:
         timeout: seconds to wait for replies (None: wait for every reply).
         resume: False, True (latest checkpoint in ``output_dir``) or a checkpoint path.
         initial_checkpoint: a CardioMM model checkpoint to start from (None: fresh weights).
-        strategy: ``fedavg`` | ``fedprox`` | ``fedadam``.
+        strategy: ``fedavg`` | ``fedprox`` | ``fedadam`` | ``vendor_balanced``.
         proximal_mu: FedProx mu.
+        vendor_weighting: across-vendor weights of ``vendor_balanced`` (equal, sqrt,
+            examples).
         server_learning_rate, beta_1, beta_2, tau: FedAdam's server optimiser.
         global_evaluation: evaluate the global model on the server after each round
             (``federation.global_evaluation``; simulation only: the server reads the data).
@@ -62,6 +64,7 @@ class FederationSettings:
     initial_checkpoint: str | None
     strategy: str
     proximal_mu: float
+    vendor_weighting: str
     server_learning_rate: float
     beta_1: float
     beta_2: float
@@ -99,6 +102,7 @@ class FederationSettings:
             ),
             strategy=str(_select(config, "strategy.name", "fedavg")).lower(),
             proximal_mu=float(_select(config, "strategy.proximal_mu", 0.0)),
+            vendor_weighting=str(_select(config, "strategy.vendor_weighting", "equal")),
             server_learning_rate=float(_select(config, "strategy.server_learning_rate", 0.1)),
             beta_1=float(_select(config, "strategy.beta_1", 0.9)),
             beta_2=float(_select(config, "strategy.beta_2", 0.99)),

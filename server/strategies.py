@@ -17,6 +17,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx, Strategy
 from flwr.serverapp.strategy.fedopt import FedOpt
 
 from server.settings import FederationSettings
+from strategies import VendorBalancedFedAvg
 
 
 def build_strategy(settings: FederationSettings) -> Strategy:
@@ -32,6 +33,8 @@ def build_strategy(settings: FederationSettings) -> Strategy:
     }
     if settings.strategy == "fedavg":
         return FedAvg(**common)
+    if settings.strategy == "vendor_balanced":
+        return VendorBalancedFedAvg(vendor_weighting=settings.vendor_weighting, **common)
     if settings.strategy == "fedprox":
         # FedProx only writes proximal-mu into the train config; the sites add the term.
         return FedProx(**common, proximal_mu=settings.proximal_mu)
