@@ -12,7 +12,6 @@ import torch
 from omegaconf import OmegaConf
 
 from cardiomm.data.dataset import SliceDataset
-from cardiomm.masks import MaskSampler
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network, build_text_encoder_for
 from cardiomm.model.network import CardioMMNet
@@ -20,7 +19,7 @@ from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.text import TextEncoder
 from cardiomm.train import TrainConfig, evaluate_reconstructor, train_model
 from client.site import SiteData
-from simulations.training import evaluation_dataset
+from simulations.training import evaluation_dataset, training_dataset
 
 NAN = float("nan")
 
@@ -64,15 +63,7 @@ def train_site(
     network.load_state_dict(global_state, strict=True)
     # One seed per (run, round, site): resumed and uninterrupted runs draw the same.
     seed = instructions.seed * 100_003 + instructions.server_round * 101 + _site_number(site)
-    train_data = SliceDataset(
-        site.train_files,
-        mode="train",
-        mask_sampler=MaskSampler.from_config(config.masks, seed=seed),
-        acs_width=int(config.masks.acs_width),
-        seed=seed,
-        remove_oversampling=bool(config.data.remove_oversampling),
-        show_progress=False,
-    )
+    train_data = training_dataset(list(site.train_files), config, seed)
     validation = _validation_data(site, config)
     train_settings = OmegaConf.to_container(config.train, resolve=True)
     train_settings.update(

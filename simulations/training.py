@@ -31,9 +31,15 @@ def evaluation_settings(masks: Any) -> list[MaskSetting]:
     return [MaskSetting(item.pattern, int(item.acceleration)) for item in masks.evaluation]
 
 
-def evaluation_dataset(files: list[Path], config: Any, **options: Any) -> SliceDataset:
-    """An eval-mode dataset of ``files`` scored as the challenge scores: the configured masks
-    (fixed, seeded), the ranking selection, the data config's readout handling."""
+def evaluation_dataset(
+    files: list[Path],
+    config: Any,
+    selection: str = "ranking",
+    show_progress: bool = False,
+    **options: Any,
+) -> SliceDataset:
+    """An eval-mode dataset of ``files``: the configured masks (fixed, seeded), the ranking
+    selection unless ``all`` is asked for, the data config's readout handling."""
     return SliceDataset(
         files,
         mode="eval",
@@ -41,8 +47,25 @@ def evaluation_dataset(files: list[Path], config: Any, **options: Any) -> SliceD
         acs_width=int(config.masks.acs_width),
         seed=int(config.seed),
         remove_oversampling=bool(config.data.remove_oversampling),
-        selection="ranking",
-        show_progress=False,
+        selection=selection,
+        show_progress=show_progress,
+        **options,
+    )
+
+
+def training_dataset(
+    files: list[Path], config: Any, seed: int, show_progress: bool = False, **options: Any
+) -> SliceDataset:
+    """A train-mode dataset of ``files``: masks drawn from the configured sampler with
+    ``seed``, the data config's readout handling."""
+    return SliceDataset(
+        files,
+        mode="train",
+        mask_sampler=MaskSampler.from_config(config.masks, seed=seed),
+        acs_width=int(config.masks.acs_width),
+        seed=seed,
+        remove_oversampling=bool(config.data.remove_oversampling),
+        show_progress=show_progress,
         **options,
     )
 
@@ -77,29 +100,14 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
     train_files = split_files(manifest, sites, "train")
     validation_files = split_files(manifest, sites, "val")
     data_options = {
-        "remove_oversampling": bool(config.data.remove_oversampling),
         "index_cache": config.data.index_cache,
         "bad_file_report": output_dir / "bad_files.jsonl",
         "show_progress": show_progress,
     }
-    train_data = SliceDataset(
-        train_files,
-        mode="train",
-        mask_sampler=MaskSampler.from_config(config.masks, seed=config.seed),
-        acs_width=int(config.masks.acs_width),
-        seed=config.seed,
-        **data_options,
-    )
+    train_data = training_dataset(train_files, config, int(config.seed), **data_options)
     validation_data = None
     if validation_files:
-        validation_data = SliceDataset(
-            validation_files,
-            mode="eval",
-            eval_mask=evaluation_settings(config.masks),
-            acs_width=int(config.masks.acs_width),
-            seed=config.seed,
-            **data_options,
-        )
+        validation_data = evaluation_dataset(validation_files, config, "all", **data_options)
     else:
         logger.warning("no validation patients in %s; training without validation", _names(sites))
     model_config = ModelConfig.from_mapping(OmegaConf.to_container(config.model, resolve=True))
