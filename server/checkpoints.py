@@ -62,7 +62,11 @@ class RoundCheckpoint:
 
 
 def rng_state() -> dict[str, Any]:
-    """Python's and torch's global RNG state (the server draws site samples with Python's)."""
+    """Python's and torch's global RNG state (the server draws site samples with Python's).
+
+    NumPy's is left out on purpose: Flower's central-DP wrappers draw their noise from it,
+    and a checkpoint holding that state would let whoever reads it predict the next noise.
+    """
     return {"python": random.getstate(), "torch": torch.get_rng_state()}
 
 

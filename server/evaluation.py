@@ -8,12 +8,15 @@ global model after each round with the same fixed, seeded masks and official met
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.data.dataset import SliceDataset
 from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.model.vendor_parts import VendorPartsReconstructor
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.runtime import select_device
 from server.model import GlobalModel
@@ -50,11 +53,23 @@ class GlobalEvaluator:
                 files, config, bad_file_report=settings.output_dir / "bad_files.jsonl"
             )
 
-    def evaluate(self, model: GlobalModel) -> dict[str, float]:
-        """``<split>/psnr|ssim|nmse|images`` of the model's current weights."""
-        reconstructor = NetworkReconstructor(
+    def evaluate(
+        self,
+        model: GlobalModel,
+        vendor_parts: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
+    ) -> dict[str, float]:
+        """``<split>/psnr|ssim|nmse|images`` of the model's current weights.
+
+        Args:
+            model: the global model.
+            vendor_parts: per vendor, its personalised parameters; each scan is then
+                reconstructed with its vendor's (the model's own for an unseen vendor).
+        """
+        reconstructor: Any = NetworkReconstructor(
             model.network, model.encoder, name=self.settings.method
         )
+        if vendor_parts:
+            reconstructor = VendorPartsReconstructor(reconstructor, vendor_parts)
         model.network.to(self.device)
         scores: dict[str, Any] = {}
         try:
@@ -72,5 +87,8 @@ class GlobalEvaluator:
                 )
                 scores[f"{split}/images"] = float(len(result.records))
         finally:
+            if vendor_parts:
+                # Leave the model holding the shared weights and the fallback, as it came.
+                reconstructor.restore_fallback()
             model.network.to("cpu")
         return scores

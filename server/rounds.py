@@ -26,6 +26,7 @@ from flwr.serverapp.exception import AggregationError, InconsistentMessageReplie
 from flwr.serverapp.strategy import Strategy
 from omegaconf import DictConfig, OmegaConf
 
+from cardiomm.model.vendor_parts import VENDOR_PARTS_KEY
 from server.checkpoints import (
     FINAL,
     RoundCheckpoint,
@@ -40,8 +41,16 @@ from server.evaluation import GlobalEvaluator
 from server.model import GlobalModel
 from server.replies import PhaseReplies, array_bytes, finite_max, sort_replies
 from server.settings import FederationSettings
-from server.strategies import build_strategy, restore_strategy_state, strategy_state
+from server.strategies import (
+    build_strategy,
+    central_dp_report,
+    inner_strategy,
+    restore_strategy_state,
+    strategy_state,
+)
 from server.tracking import Tracker, open_tracker
+from strategies.update_validation import validate_replies
+from strategies.vendor_personalisation import VendorPersonalisation
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +85,7 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     output_dir.mkdir(parents=True, exist_ok=True)
     strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
+    personalisation = _personalisation(settings, model)
     history: list[dict[str, Any]] = []
     start, run_id = 1, None
     resume = resume_path(output_dir, settings.resume)
@@ -83,6 +93,8 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
         saved = load_round_checkpoint(resume)
         model.load(saved.arrays)
         restore_strategy_state(strategy, saved.strategy)
+        if personalisation is not None:
+            personalisation.restore(saved.strategy["personalisation"])
         restore_rng_state(saved.rng)
         history, start, run_id = saved.history, saved.server_round + 1, saved.tracking_run_id
         logger.info("resuming from %s after round %d", resume, saved.server_round)
@@ -96,12 +108,14 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     rounds = []
     try:
         for server_round in range(start, settings.num_rounds + 1):
-            record, arrays = run_round(server_round, settings, strategy, arrays, grid)
+            record, arrays = run_round(
+                server_round, settings, strategy, arrays, grid, personalisation
+            )
             arrays = _cast(arrays, dtypes)
             model.load(arrays.to_torch_state_dict())
             if evaluator is not None:
                 began = time.perf_counter()
-                record["global"] = evaluator.evaluate(model)
+                record["global"] = evaluator.evaluate(model, _vendor_parts(personalisation))
                 record["timing"]["global-eval-seconds"] = time.perf_counter() - began
             history.append(record)
             path = save_round_checkpoint(
@@ -109,7 +123,7 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
                 RoundCheckpoint(
                     server_round=server_round,
                     arrays=model.state_dict(),
-                    strategy=strategy_state(strategy),
+                    strategy=_server_state(strategy, personalisation),
                     config_yaml=config_yaml,
                     history=history,
                     rng=rng_state(),
@@ -119,7 +133,9 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
             tracker.log_round(record, path)
             rounds.append(server_round)
             _log_round(record)
-        result = _finish(settings, config, model, history, rounds, tracker, config_yaml)
+        result = _finish(
+            settings, config, model, history, rounds, tracker, config_yaml, personalisation
+        )
     except BaseException:
         tracker.end(failed=True)
         raise
@@ -133,22 +149,57 @@ def run_round(
     strategy: Strategy,
     arrays: ArrayRecord,
     grid: Grid,
+    personalisation: VendorPersonalisation | None = None,
 ) -> tuple[dict[str, Any], ArrayRecord]:
-    """One round of training and site evaluation; returns its record and the new weights."""
+    """One round of training and site evaluation; returns its record and the new weights.
+
+    Each site gets the global arrays (with its vendor's copy of the personalised parameters
+    when ``personalisation`` is given); replies are validated against what was sent before
+    the strategy aggregates the accepted ones.
+    """
     began = time.perf_counter()
     train_config = ConfigRecord(
         {
             "server-round": server_round,
             "local-steps": settings.local_steps,
             "learning-rate": settings.learning_rate,
-            "proximal-mu": 0.0,  # FedProx overwrites it
+            # FedProx writes the same; set here so FedAdam / FedYogi can use the term too.
+            "proximal-mu": settings.proximal_mu,
             "seed": settings.seed,
         }
     )
     with _seeded_sampling(settings.seed, server_round, "train"):
         messages = list(strategy.configure_train(server_round, arrays, train_config, grid))
+    if personalisation is not None:
+        personalisation.personalise(messages)
+    sent = {int(message.metadata.dst_node_id): message.content["arrays"] for message in messages}
     train = _exchange("train", messages, grid, settings.timeout)
-    new_arrays, train_metrics, train_note = _aggregate_train(strategy, server_round, train)
+    if personalisation is not None:
+        personalisation.learn_vendors(train.valid)
+    accepted, rejections = train.valid, []
+    if settings.validation.enabled:
+        accepted, rejections = validate_replies(train.valid, sent, settings.validation)
+        for rejection in rejections:
+            logger.warning(
+                "round %d: rejected the update of site %s (node %d): %s",
+                server_round,
+                rejection.site,
+                rejection.node_id,
+                rejection.reason,
+            )
+    if train.valid and len(accepted) < settings.validation.min_accepted:
+        new_arrays, train_metrics = None, {}
+        train_note = (
+            f"{len(accepted)} accepted update(s), fewer than federation.validation."
+            f"min_accepted={settings.validation.min_accepted}"
+        )
+    else:
+        accepted_replies = dataclasses.replace(train, valid=accepted)
+        new_arrays, train_metrics, train_note = _aggregate_train(
+            strategy, server_round, accepted_replies
+        )
+        if new_arrays is not None and personalisation is not None:
+            new_arrays = personalisation.update(accepted, new_arrays)
     train_seconds = time.perf_counter() - began
     if new_arrays is None:
         logger.warning("round %d: keeping the previous global model: %s", server_round, train_note)
@@ -161,22 +212,30 @@ def run_round(
                 server_round, new_arrays, ConfigRecord({"server-round": server_round}), grid
             )
         )
+    if personalisation is not None:
+        personalisation.personalise(messages)
     evaluate = _exchange("evaluate", messages, grid, settings.timeout)
     evaluate_metrics, evaluate_note = _aggregate_evaluate(strategy, server_round, evaluate)
     evaluate_seconds = time.perf_counter() - evaluate_began
 
-    sent = array_bytes(arrays)
+    sent_bytes = array_bytes(arrays)
     record = {
         "round": server_round,
         "train": train_metrics,
         "evaluate": evaluate_metrics,
-        "aggregation": {"train": train_note, "evaluate": evaluate_note},
-        "sites": _site_records(train, evaluate, sent),
+        "aggregation": {
+            "train": train_note,
+            "evaluate": evaluate_note,
+            **_site_weights(strategy),
+            **central_dp_report(strategy),
+        },
+        "sites": _site_records(train, evaluate, sent_bytes),
         "errors": train.errors + evaluate.errors,
+        "rejected": [rejection.to_dict() for rejection in rejections],
         "timing": _timing(train, evaluate, train_seconds, evaluate_seconds),
         "traffic": {
-            "bytes-per-site": sent,
-            "bytes-sent": sent * len(train.valid) + sent * len(train.errors),
+            "bytes-per-site": sent_bytes,
+            "bytes-sent": sent_bytes * len(train.valid) + sent_bytes * len(train.errors),
             "bytes-received": sum(site["bytes-received"] for site in train.sites.values()),
         },
     }
@@ -199,7 +258,8 @@ def _aggregate_train(
         return None, {}, f"no site trained ({len(train.errors)} failed)"
     try:
         arrays, metrics = strategy.aggregate_train(server_round, train.valid)
-    except (AggregationError, InconsistentMessageReplies) as error:
+    except (AggregationError, InconsistentMessageReplies, ValueError) as error:
+        # ValueError: e.g. Flower's DP accountant refusing unequal site weights.
         return None, {}, f"aggregation failed: {error}"
     if arrays is None:
         return None, _numbers(metrics), "the strategy returned no weights"
@@ -267,12 +327,22 @@ def _finish(
     rounds: list[int],
     tracker: Tracker,
     config_yaml: str,
+    personalisation: VendorPersonalisation | None,
 ) -> FederationResult:
     output_dir = settings.output_dir
     completed = history[-1]["round"] if history else 0
+    personal = {}
+    if personalisation is not None:
+        # The shared weights hold the fallback; each vendor's copy travels beside them and
+        # cardiomm reconstruct / evaluate pick it by the scan's vendor.
+        personal = {
+            VENDOR_PARTS_KEY: personalisation.vendor_state_dicts(),
+            "personalised": list(settings.personalised),
+        }
     final = model.save_final(
         checkpoint_dir(output_dir) / FINAL,
         extra={
+            **personal,
             "method": settings.method,
             # How inputs must be prepared for this model (cardiomm reconstruct follows it).
             "remove_oversampling": bool(config.data.remove_oversampling),
@@ -293,6 +363,38 @@ def _finish(
         history_path=history_path,
         tracking_run_id=tracker.run_id,
     )
+
+
+def _site_weights(strategy: Strategy) -> dict[str, dict[str, float]]:
+    """Each site's weight in the last aggregation, when the strategy is vendor-aware."""
+    weights = getattr(inner_strategy(strategy), "last_weights", {})
+    return {"weights": weights} if weights else {}
+
+
+def _personalisation(
+    settings: FederationSettings, model: GlobalModel
+) -> VendorPersonalisation | None:
+    if not settings.personalised:
+        return None
+    personalisation = VendorPersonalisation(settings.personalised, settings.vendor_weighting)
+    keys = personalisation.keys(model.state_dict())  # refuses a pattern that matches nothing
+    logger.info("%d parameter tensors are kept per vendor", len(keys))
+    return personalisation
+
+
+def _server_state(
+    strategy: Strategy, personalisation: VendorPersonalisation | None
+) -> dict[str, Any]:
+    state = strategy_state(strategy)
+    if personalisation is not None:
+        state["personalisation"] = personalisation.state()
+    return state
+
+
+def _vendor_parts(
+    personalisation: VendorPersonalisation | None,
+) -> dict[str, dict[str, torch.Tensor]] | None:
+    return personalisation.vendor_state_dicts() if personalisation is not None else None
 
 
 def _open_evaluator(config: DictConfig, settings: FederationSettings) -> GlobalEvaluator | None:

@@ -12,7 +12,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-STRATEGIES = ("fedavg", "fedprox", "fedadam", "vendor_balanced")
+from cardiomm.privacy import PrivacySettings
+from strategies import REDUCERS, VENDOR_WEIGHTINGS
+from strategies.update_validation import ValidationSettings
+
+SERVER_OPTIMIZERS = ("none", "fedadam", "fedyogi")
 
 
 def _select(config: DictConfig, key: str, default: Any) -> Any:
@@ -34,11 +38,18 @@ class FederationSettings:
         timeout: seconds to wait for replies (None: wait for every reply).
         resume: False, True (latest checkpoint in ``output_dir``) or a checkpoint path.
         initial_checkpoint: a CardioMM model checkpoint to start from (None: fresh weights).
-        strategy: ``fedavg`` | ``fedprox`` | ``fedadam`` | ``vendor_balanced``.
-        proximal_mu: FedProx mu.
-        vendor_weighting: across-vendor weights of ``vendor_balanced`` (equal, sqrt,
-            examples).
-        server_learning_rate, beta_1, beta_2, tau: FedAdam's server optimiser.
+        strategy: the strategy's name in reports (``strategy.name``, e.g. ``fedavg``).
+        server_optimizer: ``none`` (the aggregate is the new model), ``fedadam`` or
+            ``fedyogi`` (an adaptive step along the aggregate's pseudo-gradient).
+        proximal_mu: FedProx mu (sent to the sites; 0: no proximal term).
+        vendor_weighting: across-vendor weights (``equal``, ``sqrt``, or ``examples`` =
+            FedAvg's weights); sites of one vendor always share by examples.
+        reducer: ``mean``, ``median`` or ``trimmed_mean`` over the weighted sites.
+        trim_fraction: share of the weight the trimmed mean cuts from each tail.
+        personalised: parameter name patterns kept per vendor (empty: all shared).
+        server_learning_rate, beta_1, beta_2, tau: FedAdam's / FedYogi's server optimiser.
+        validation: checks on every reply before aggregation (``federation.validation``).
+        privacy: DP-SGD, central DP and secure aggregation (``privacy``).
         global_evaluation: evaluate the global model on the server after each round
             (``federation.global_evaluation``; simulation only: the server reads the data).
         evaluation_splits: ``held-out`` and / or manifest splits (``test``) to evaluate
@@ -63,12 +74,18 @@ class FederationSettings:
     resume: bool | str
     initial_checkpoint: str | None
     strategy: str
+    server_optimizer: str
     proximal_mu: float
     vendor_weighting: str
+    reducer: str
+    trim_fraction: float
+    personalised: tuple[str, ...]
     server_learning_rate: float
     beta_1: float
     beta_2: float
     tau: float
+    validation: ValidationSettings
+    privacy: PrivacySettings
     global_evaluation: bool
     evaluation_splits: tuple[str, ...]
     evaluation_max_items: int
@@ -100,13 +117,25 @@ class FederationSettings:
             initial_checkpoint=OmegaConf.select(
                 config, "federation.initial_checkpoint", default=None
             ),
-            strategy=str(_select(config, "strategy.name", "fedavg")).lower(),
+            strategy=str(_select(config, "strategy.name", "fedavg")),
+            server_optimizer=str(_select(config, "strategy.server_optimizer", "none")).lower(),
             proximal_mu=float(_select(config, "strategy.proximal_mu", 0.0)),
-            vendor_weighting=str(_select(config, "strategy.vendor_weighting", "equal")),
+            vendor_weighting=str(_select(config, "strategy.vendor_weighting", "examples")),
+            reducer=str(_select(config, "strategy.reducer", "mean")),
+            trim_fraction=float(_select(config, "strategy.trim_fraction", 0.2)),
+            personalised=tuple(str(p) for p in _select(config, "strategy.personalised", [])),
             server_learning_rate=float(_select(config, "strategy.server_learning_rate", 0.1)),
             beta_1=float(_select(config, "strategy.beta_1", 0.9)),
             beta_2=float(_select(config, "strategy.beta_2", 0.99)),
             tau=float(_select(config, "strategy.tau", 1e-3)),
+            validation=ValidationSettings(
+                enabled=bool(_select(config, "federation.validation.enabled", True)),
+                max_norm_ratio=float(
+                    _select(config, "federation.validation.max_norm_ratio", 10.0)
+                ),
+                min_accepted=int(_select(config, "federation.validation.min_accepted", 1)),
+            ),
+            privacy=PrivacySettings.from_config(config),
             global_evaluation=bool(_select(config, "federation.global_evaluation", False)),
             evaluation_splits=tuple(
                 _select(config, "federation.eval_splits", ["held-out", "test"])
@@ -122,13 +151,40 @@ class FederationSettings:
         settings.validate()
         return settings
 
+    @property
+    def vendor_aware(self) -> bool:
+        """Whether aggregation departs from FedAvg's example-weighted mean."""
+        return self.vendor_weighting != "examples" or self.reducer != "mean"
+
     def validate(self) -> None:
         """Raise ValueError for settings no run could use."""
         if self.num_rounds < 1:
             raise ValueError(f"federation.num_rounds must be >= 1, got {self.num_rounds}")
-        if self.strategy not in STRATEGIES:
+        if self.server_optimizer not in SERVER_OPTIMIZERS:
             raise ValueError(
-                f"strategy.name must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+                f"strategy.server_optimizer must be one of {', '.join(SERVER_OPTIMIZERS)}, "
+                f"got {self.server_optimizer!r}"
+            )
+        if self.vendor_weighting not in VENDOR_WEIGHTINGS:
+            raise ValueError(
+                f"strategy.vendor_weighting must be one of {', '.join(VENDOR_WEIGHTINGS)}, "
+                f"got {self.vendor_weighting!r}"
+            )
+        if self.reducer not in REDUCERS:
+            raise ValueError(
+                f"strategy.reducer must be one of {', '.join(REDUCERS)}, got {self.reducer!r}"
+            )
+        if not 0.0 <= self.trim_fraction < 0.5:
+            raise ValueError(
+                f"strategy.trim_fraction must be in [0, 0.5), got {self.trim_fraction}"
+            )
+        if self.proximal_mu < 0:
+            raise ValueError(f"strategy.proximal_mu must be >= 0, got {self.proximal_mu}")
+        self.validation.validate()
+        if self.privacy.central_dp.enabled and self.personalised:
+            raise ValueError(
+                "privacy.central_dp adds noise to one aggregate; it cannot cover per-vendor "
+                "parameters (strategy.personalised); use one or the other"
             )
         if not 0.0 < self.fraction_train <= 1.0:
             raise ValueError(

@@ -159,14 +159,27 @@ class InProcessGrid(Grid):
         ]
 
 
-def fake_site_app(failing_sites: Iterable[str] = ()) -> ClientApp:
+def fake_site_app(
+    failing_sites: Iterable[str] = (),
+    vendors: Mapping[str, str] | None = None,
+    tamper: Mapping[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]]
+    | None = None,
+) -> ClientApp:
     """A ClientApp that speaks the protocol but trains nothing real (fast, deterministic).
 
     Training moves every weight by a small step drawn from a generator seeded with
     (seed, server-round, site), so replies depend only on what the server sent. The site is
     ``Center00<partition-id + 1>``; sites in ``failing_sites`` reply with an error.
+
+    Args:
+        failing_sites: sites that reply with an error.
+        vendors: vendor per site (default: every site ``Siemens``).
+        tamper: per site, a function applied to its trained state before it is sent (a
+            broken or hostile site).
     """
     failing = set(failing_sites)
+    vendors = dict(vendors or {})
+    tamper = dict(tamper or {})
     app = ClientApp()
 
     @app.train()
@@ -188,9 +201,12 @@ def fake_site_app(failing_sites: Iterable[str] = ()) -> ClientApp:
             key: value + scale * torch.randn(value.shape, generator=generator, dtype=value.dtype)
             for key, value in state.items()
         }
+        if site in tamper:
+            new_state = tamper[site](new_state)
         examples = float(2 * number * int(config["local-steps"]))
         metrics = {
             "num-examples": examples,
+            "slices-seen": float(config["local-steps"]),
             "loss": 1.0 / (number + int(config["server-round"])),
             "final-loss": 0.5 / (number + int(config["server-round"])),
             "steps": float(config["local-steps"]),
@@ -207,7 +223,7 @@ def fake_site_app(failing_sites: Iterable[str] = ()) -> ClientApp:
             {
                 "arrays": ArrayRecord(new_state),
                 "metrics": MetricRecord(metrics),
-                "site": _site_record(site),
+                "site": _site_record(site, vendors.get(site, "Siemens")),
             }
         )
         return Message(content=content, reply_to=msg)
@@ -228,7 +244,12 @@ def fake_site_app(failing_sites: Iterable[str] = ()) -> ClientApp:
             "nmse": 0.01 if has_validation else float("nan"),
             "eval-seconds": 0.0,
         }
-        content = RecordDict({"metrics": MetricRecord(metrics), "site": _site_record(site)})
+        content = RecordDict(
+            {
+                "metrics": MetricRecord(metrics),
+                "site": _site_record(site, vendors.get(site, "Siemens")),
+            }
+        )
         return Message(content=content, reply_to=msg)
 
     return app
@@ -243,9 +264,9 @@ def _site_id(context: Context) -> str:
     return f"Center{int(context.node_config['partition-id']) + 1:03d}"
 
 
-def _site_record(site: str) -> ConfigRecord:
+def _site_record(site: str, vendor: str = "Siemens") -> ConfigRecord:
     return ConfigRecord(
-        {"site-id": site, "vendor": "Siemens", "scanner": "Vida", "bad-files-json": "[]"}
+        {"site-id": site, "vendor": vendor, "scanner": "Vida", "bad-files-json": "[]"}
     )
 
 

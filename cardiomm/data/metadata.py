@@ -140,6 +140,19 @@ class ScanMetadata:
         return cls(**{key: value for key, value in values.items() if key in known})  # type: ignore[arg-type]
 
 
+# The vendor as ScanMetadata.to_text writes it: "Vendor: <field>, <vendor>, <model>."
+_TEXT_VENDOR = re.compile(r"Vendor: [^,]*, (?P<vendor>[^,]*), ")
+
+
+def vendor_from_text(text: str) -> str | None:
+    """The canonical vendor named in a metadata text from :meth:`ScanMetadata.to_text`
+    (None when it says ``unknown`` or names none)."""
+    match = _TEXT_VENDOR.search(text)
+    if match is None or match["vendor"].strip() == UNKNOWN:
+        return None
+    return canonical_vendor(match["vendor"])
+
+
 def format_field_strength(field_strength: float | None) -> str:
     """``3.0`` -> ``3.0T``, ``0.55`` -> ``0.55T``, ``None`` -> ``unknown``."""
     if field_strength is None:

@@ -9,6 +9,7 @@ from cardiomm.model.checkpoint import network_from_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.network import CardioMMNet
 from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.model.vendor_parts import VENDOR_PARTS_KEY, VendorPartsReconstructor
 from cardiomm.text import TextEncoder, build_text_encoder
 
 
@@ -48,8 +49,9 @@ def build_text_encoder_for(
 
 def reconstructor_from_checkpoint(
     content: Mapping[str, Any], name: str | None = None, clip_path: str | None = None
-) -> NetworkReconstructor:
-    """Network + its text encoder, ready to reconstruct.
+) -> NetworkReconstructor | VendorPartsReconstructor:
+    """Network + its text encoder, ready to reconstruct (with the per-vendor parameters of a
+    vendor-personalised model picked by each scan's metadata vendor).
 
     Args:
         content: a read checkpoint (``read_checkpoint``).
@@ -66,5 +68,10 @@ def reconstructor_from_checkpoint(
                 f"the {text['name']} encoder gives {encoder.dim}-d embeddings but the checkpoint "
                 f"was trained with {content['text_dim']}-d ones"
             )
-    method = name or content.get("extra", {}).get("method") or network.config.architecture
-    return NetworkReconstructor(network, encoder, name=method)
+    extra = content.get("extra", {})
+    method = name or extra.get("method") or network.config.architecture
+    reconstructor = NetworkReconstructor(network, encoder, name=method)
+    if extra.get(VENDOR_PARTS_KEY):
+        # A vendor-personalised federated model: each scan gets its vendor's parameters.
+        return VendorPartsReconstructor(reconstructor, extra[VENDOR_PARTS_KEY])
+    return reconstructor

@@ -65,7 +65,7 @@ def test_fedadam_state_is_restored_on_resume(tmp_path, monkeypatch):
 
 def test_resume_with_another_strategy_is_refused(tmp_path):
     _run(tmp_path, 1, "strategy=fedadam")
-    with pytest.raises(ValueError, match=r"same strategy\.name"):
+    with pytest.raises(ValueError, match="same strategy settings"):
         _run(tmp_path, 2, "strategy=fedavg", "federation.resume=true")
 
 

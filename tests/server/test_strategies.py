@@ -28,9 +28,9 @@ def test_strategy_is_built_from_config(tmp_path, name, kind):
     assert strategy.min_train_nodes == 3
 
 
-def test_unknown_strategy_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"strategy\.name"):
-        FederationSettings.from_config(federation_config(tmp_path, "strategy.name=krum"))
+def test_unknown_reducer_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"strategy\.reducer"):
+        FederationSettings.from_config(federation_config(tmp_path, "strategy.reducer=krum"))
 
 
 def test_fedprox_sends_proximal_mu(tmp_path):

@@ -4,10 +4,12 @@ import math
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.app import Message
+from flwr.serverapp.strategy import FedAvg
 
-from strategies import VendorBalancedFedAvg, vendor_balanced_weights
-from tests.federation_fakes import federation_config, make_message
+from strategies import VendorAwareFedAvg, vendor_balanced_weights
+from tests.federation_fakes import federation_config
+from tests.strategies.replies import train_reply
 
 # The case: three sites of vendor A with 100 slices each, one of vendor B with 10.
 VENDORS = ["A", "A", "A", "B"]
@@ -47,25 +49,30 @@ def test_an_unknown_weighting_is_refused_with_the_choices():
 
 
 def _reply(vendor: str, examples: float, value: float) -> Message:
-    instruction = make_message(RecordDict(), "train", dst_node_id=1)
-    instruction.metadata.__dict__["_message_id"] = f"{vendor}-{examples}-{value}"
-    content = RecordDict(
-        {
-            "arrays": ArrayRecord({"weight": Array(np.full(3, value, dtype=np.float32))}),
-            "metrics": MetricRecord({"num-examples": examples, "loss": value}),
-            "site": ConfigRecord({"site-id": f"{vendor}{value}", "vendor": vendor}),
-        }
+    return train_reply(
+        f"{vendor}{value}", vendor, examples, {"weight": np.full(3, value, dtype=np.float32)}
     )
-    return Message(content=content, reply_to=instruction)
 
 
 def test_the_strategy_averages_weights_with_vendor_balanced_weights():
     values = [1.0, 2.0, 3.0, 9.0]
     replies = [_reply(*site) for site in zip(VENDORS, EXAMPLES, values, strict=True)]
-    arrays, _ = VendorBalancedFedAvg(vendor_weighting="equal").aggregate_train(1, replies)
+    strategy = VendorAwareFedAvg().set_aggregation(vendor_weighting="equal")
+    arrays, _ = strategy.aggregate_train(1, replies)
     # (1 + 2 + 3) / 6 + 9 / 2 = 5.5; plain FedAvg would give (600 + 90) / 310 = 2.23.
     np.testing.assert_allclose(arrays["weight"].numpy(), 5.5, rtol=1e-6)
     assert arrays["weight"].numpy().dtype == np.float32
+
+
+def test_examples_weighting_gives_flowers_fedavg_aggregate():
+    values = [1.0, 2.0, 3.0, 9.0]
+    ours, _ = VendorAwareFedAvg().aggregate_train(
+        1, [_reply(*site) for site in zip(VENDORS, EXAMPLES, values, strict=True)]
+    )
+    flowers, _ = FedAvg().aggregate_train(
+        1, [_reply(*site) for site in zip(VENDORS, EXAMPLES, values, strict=True)]
+    )
+    np.testing.assert_allclose(ours["weight"].numpy(), flowers["weight"].numpy(), rtol=1e-6)
 
 
 def test_the_vendor_balanced_strategy_is_chosen_from_config(tmp_path):
@@ -76,7 +83,7 @@ def test_the_vendor_balanced_strategy_is_chosen_from_config(tmp_path):
         tmp_path, "strategy=vendor_balanced", "strategy.vendor_weighting=sqrt"
     )
     strategy = build_strategy(FederationSettings.from_config(config))
-    assert isinstance(strategy, VendorBalancedFedAvg)
+    assert isinstance(strategy, VendorAwareFedAvg)
     assert strategy.vendor_weighting == "sqrt"
 
 

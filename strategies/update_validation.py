@@ -1,0 +1,167 @@
+"""Check every site's reply before aggregation; a reply that fails is left out.
+
+A broken or hostile site can send NaNs, arrays of the wrong shape or type, or an update far
+larger than the others' (a scaled or diverged model). Each check compares the reply with the
+arrays the server sent that site this round.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from flwr.app import ArrayRecord, Message
+
+ARRAYS_KEY = "arrays"
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationSettings:
+    """``federation.validation`` in the config.
+
+    Attributes:
+        enabled: check replies before aggregation.
+        max_norm_ratio: reject an update whose L2 norm is more than this many times the
+            median update norm of the other sites of its vendor this round (of all other
+            sites when it is its vendor's only one; no norm check for a lone site).
+        min_accepted: fewest accepted replies a round needs to update the global model.
+    """
+
+    enabled: bool = True
+    max_norm_ratio: float = 10.0
+    min_accepted: int = 1
+
+    def validate(self) -> None:
+        if self.max_norm_ratio <= 1.0:
+            raise ValueError(
+                f"federation.validation.max_norm_ratio must be > 1, got {self.max_norm_ratio}"
+            )
+        if self.min_accepted < 1:
+            raise ValueError(
+                f"federation.validation.min_accepted must be >= 1, got {self.min_accepted}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejection:
+    """A reply left out of aggregation: who sent it and why."""
+
+    site: str
+    node_id: int
+    reason: str
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"site": self.site, "node-id": self.node_id, "reason": self.reason}
+
+
+def validate_replies(
+    replies: Sequence[Message],
+    sent: Mapping[int, ArrayRecord],
+    settings: ValidationSettings,
+) -> tuple[list[Message], list[Rejection]]:
+    """Split train replies into accepted ones and rejections (in the replies' order).
+
+    Args:
+        replies: the round's train replies with content.
+        sent: per destination node id, the arrays the server sent it this round.
+        settings: the thresholds.
+    """
+    accepted: list[Message] = []
+    rejections: list[Rejection] = []
+    norms: dict[int, float] = {}
+    for index, reply in enumerate(replies):
+        reference = sent.get(int(reply.metadata.src_node_id))
+        problem = _structure_problem(reply, reference)
+        if problem is not None:
+            rejections.append(_rejection(reply, problem))
+            continue
+        norms[index] = _update_norm(reply.content[ARRAYS_KEY], reference)
+        accepted.append(reply)
+    outliers = _norm_outliers(replies, norms, settings.max_norm_ratio)
+    rejections.extend(_rejection(replies[index], reason) for index, reason in outliers.items())
+    rejected_ids = {id(replies[index]) for index in outliers}
+    return [reply for reply in accepted if id(reply) not in rejected_ids], rejections
+
+
+def _structure_problem(reply: Message, reference: ArrayRecord | None) -> str | None:
+    """Why the reply's arrays cannot be averaged with the others (None when they can)."""
+    if reference is None:
+        return "reply from a node the server did not ask to train"
+    content = reply.content
+    if ARRAYS_KEY not in content.array_records:
+        return f"no '{ARRAYS_KEY}' ArrayRecord in the reply"
+    arrays = content[ARRAYS_KEY]
+    missing = sorted(set(reference) - set(arrays))
+    unexpected = sorted(set(arrays) - set(reference))
+    if missing or unexpected:
+        return (
+            f"keys differ from the global model: missing {_few(missing)}, "
+            f"unexpected {_few(unexpected)}"
+        )
+    for key, expected in reference.items():
+        received = arrays[key]
+        if tuple(received.shape) != tuple(expected.shape):
+            return f"'{key}' has shape {tuple(received.shape)}, expected {tuple(expected.shape)}"
+        if received.dtype != expected.dtype:
+            return f"'{key}' has dtype {received.dtype}, expected {expected.dtype}"
+    for key in reference:
+        if not np.isfinite(arrays[key].numpy()).all():
+            return f"'{key}' holds NaN or infinite values"
+    return None
+
+
+def _update_norm(arrays: ArrayRecord, reference: ArrayRecord) -> float:
+    """L2 norm of (reply - sent) over every array, in float64."""
+    total = 0.0
+    for key, expected in reference.items():
+        difference = arrays[key].numpy().astype(np.float64) - expected.numpy().astype(np.float64)
+        total += float(np.vdot(difference, difference).real)
+    return total**0.5
+
+
+def _norm_outliers(
+    replies: Sequence[Message], norms: Mapping[int, float], max_ratio: float
+) -> dict[int, str]:
+    """Replies whose update norm exceeds ``max_ratio`` x the median of their peers.
+
+    The peers are the other structurally valid replies of the same vendor (all other
+    replies when the site is its vendor's only one). Leaving the site itself out of the
+    median matters with two sites, where the median would be half the attacker's own norm.
+    Peers that did not move (norm 0: no examples, a spent privacy budget) do not count.
+    """
+    vendors = {index: _vendor(replies[index]) for index in norms}
+    outliers: dict[int, str] = {}
+    for index, norm in norms.items():
+        others = {other: value for other, value in norms.items() if other != index and value > 0}
+        same_vendor = [value for other, value in others.items() if vendors[other] == vendors[index]]
+        peers = same_vendor or list(others.values())
+        if not peers:
+            continue
+        median = statistics.median(peers)
+        if norm > max_ratio * median:
+            scope = f"vendor {vendors[index]}" if same_vendor else "all other sites"
+            outliers[index] = (
+                f"update norm {norm:.4g} is {norm / median:.1f}x the median {median:.4g} of "
+                f"{scope} (limit {max_ratio:g}x)"
+            )
+    return outliers
+
+
+def _rejection(reply: Message, reason: str) -> Rejection:
+    site = reply.content.config_records.get("site")
+    name = str(site["site-id"]) if site is not None and "site-id" in site else "unknown"
+    return Rejection(site=name, node_id=int(reply.metadata.src_node_id), reason=reason)
+
+
+def _vendor(reply: Message) -> str:
+    site = reply.content.config_records.get("site")
+    return str(site["vendor"]) if site is not None and "vendor" in site else "unknown"
+
+
+def _few(keys: list[str], limit: int = 3) -> str:
+    if not keys:
+        return "none"
+    shown = ", ".join(keys[:limit])
+    return shown if len(keys) <= limit else f"{shown} and {len(keys) - limit} more"
