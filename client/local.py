@@ -1,12 +1,18 @@
-"""A site's round: load the global weights, train locally, validate, report numbers only."""
+"""A site's round: load the global weights, train locally, validate, report numbers only.
+
+With ``privacy.dp_sgd.enabled`` the local training is sample-level DP-SGD
+(:mod:`cardiomm.privacy.dp_sgd`), charged to the site's accountant that the ClientApp keeps in
+``context.state`` across rounds.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
+import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import OmegaConf
@@ -16,12 +22,17 @@ from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network, build_text_encoder_for
 from cardiomm.model.network import CardioMMNet
 from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.privacy.settings import DPSGDSettings, PrivacySettings
 from cardiomm.text import TextEncoder
 from cardiomm.train import TrainConfig, evaluate_reconstructor, train_model
 from client.site import SiteData
 from simulations.training import evaluation_dataset, training_dataset
 
+if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD rounds load it
+    from cardiomm.privacy.accountant import SiteAccountant
+
 NAN = float("nan")
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -35,9 +46,20 @@ class RoundInstructions:
     seed: int
 
 
-def build_site_network(config: Any) -> tuple[CardioMMNet, TextEncoder | None]:
-    """The network the federation trains, with its (cached, frozen) text encoder."""
-    model_config = ModelConfig.from_mapping(OmegaConf.to_container(config.model, resolve=True))
+def build_site_network(
+    config: Any, coil_batching: bool | None = None
+) -> tuple[CardioMMNet, TextEncoder | None]:
+    """The network the federation trains, with its (cached, frozen) text encoder.
+
+    Args:
+        config: the composed federation config.
+        coil_batching: override ``model.coil_batching`` (False for DP-SGD). It changes how
+            the sensitivity net runs, not the weights: state dicts fit either way.
+    """
+    values = OmegaConf.to_container(config.model, resolve=True)
+    if coil_batching is not None:
+        values["coil_batching"] = coil_batching
+    model_config = ModelConfig.from_mapping(values)
     encoder = _text_encoder(model_config, OmegaConf.to_yaml(config.text, resolve=True))
     return build_network(model_config, encoder), encoder
 
@@ -53,38 +75,58 @@ def train_site(
     global_state: dict[str, torch.Tensor],
     instructions: RoundInstructions,
     config: Any,
+    accountant: SiteAccountant | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], list[dict[str, str]]]:
     """Train the global model on the site's train split and validate it.
 
+    Args:
+        site: the site's data.
+        global_state: the round's global weights.
+        instructions: what the server asked for.
+        config: the composed federation config (``privacy.dp_sgd`` turns DP-SGD on).
+        accountant: the site's DP-SGD accountant over the run so far (required with
+            DP-SGD); charged in place for the steps taken this round.
+
     Returns:
         (the site's new state dict on the CPU, the metrics of the protocol, skipped files).
+
+    Raises:
+        PrivacyBudgetSpentError: with DP-SGD, when not one more step fits in the epsilon
+            budget; nothing is trained.
     """
-    network, encoder = build_site_network(config)
-    network.load_state_dict(global_state, strict=True)
+    privacy = PrivacySettings.from_config(config).dp_sgd
+    if privacy.enabled and accountant is None:
+        raise ValueError("DP-SGD training needs the site's accountant (from context.state)")
     # One seed per (run, round, site): resumed and uninterrupted runs draw the same.
     seed = instructions.seed * 100_003 + instructions.server_round * 101 + _site_number(site)
     train_data = training_dataset(list(site.train_files), config, seed)
+    train_config = _train_config(config, instructions, seed)
+    rate = 0.0
+    if privacy.enabled:
+        from cardiomm.privacy import dp_sgd
+
+        rate = dp_sgd.sample_rate(train_config.batch_size, len(train_data))
+        dp_sgd.check_budget(accountant, privacy, rate)  # before anything is built
+    network, encoder = build_site_network(config, coil_batching=False if privacy.enabled else None)
+    network.load_state_dict(global_state, strict=True)
     validation = _validation_data(site, config)
-    train_settings = OmegaConf.to_container(config.train, resolve=True)
-    train_settings.update(
-        max_steps=instructions.local_steps,
-        learning_rate=instructions.learning_rate,
-        proximal_mu=instructions.proximal_mu,
-        seed=seed,
-        validate_every=0,
-    )
     result = train_model(
         network,
         encoder,
         train_data,
-        TrainConfig.from_mapping(train_settings),
+        train_config,
         validation,
         reference_weights=global_state if instructions.proximal_mu else None,
         show_progress=False,
+        privacy=privacy if privacy.enabled else None,
+        accountant=accountant,
     )
     skipped = _skipped(train_data) + (_skipped(validation) if validation is not None else [])
     metrics = {
-        "num-examples": float(result.examples),
+        # FedAvg's n_k: the site's training slices. Every site takes the same local steps, so
+        # the slices it saw this round (slices-seen) would weigh all sites alike.
+        "num-examples": float(len(train_data)),
+        "slices-seen": float(result.examples),
         "loss": result.loss,
         "final-loss": result.final_loss,
         "steps": float(result.steps),
@@ -96,6 +138,8 @@ def train_site(
         "bad-files": float(len(skipped)),
         "field-strength": site.field_strengths[0] if site.field_strengths else NAN,
     }
+    if privacy.enabled:
+        metrics.update(_privacy_metrics(privacy, accountant, rate, site, result.loss))
     state = {key: value.detach().cpu() for key, value in network.state_dict().items()}
     return state, metrics, skipped
 
@@ -122,6 +166,58 @@ def evaluate_site(
         "ssim": float(mean["ssim"]),
         "nmse": float(mean["nmse"]),
         "eval-seconds": time.perf_counter() - started,
+    }
+
+
+def _train_config(config: Any, instructions: RoundInstructions, seed: int) -> TrainConfig:
+    train_settings = OmegaConf.to_container(config.train, resolve=True)
+    train_settings.update(
+        max_steps=instructions.local_steps,
+        learning_rate=instructions.learning_rate,
+        proximal_mu=instructions.proximal_mu,
+        seed=seed,
+        validate_every=0,
+    )
+    return TrainConfig.from_mapping(train_settings)
+
+
+def _privacy_metrics(
+    privacy: DPSGDSettings,
+    accountant: SiteAccountant,
+    rate: float,
+    site: SiteData,
+    loss: float,
+) -> dict[str, float]:
+    """The DP-SGD numbers of the reply; the training losses are withheld.
+
+    The loss is an exact function of the private training slices, released without noise:
+    reporting it would step outside the (epsilon, delta) the site reports. It stays in the
+    site's own log. The validation scores concern the validation patients, whom DP-SGD does
+    not cover anyway (they are not trained on).
+    """
+    from cardiomm.privacy import dp_sgd
+
+    epsilon = accountant.epsilon(privacy.delta)
+    exhausted = (
+        privacy.epsilon_budget is not None
+        and dp_sgd.affordable_steps(accountant, privacy, rate, 1) == 0
+    )
+    logger.info(
+        "site %s: DP-SGD epsilon %.4g (delta %.3g) after %d steps, training loss %.4f%s",
+        site.site_id,
+        epsilon,
+        privacy.delta,
+        accountant.steps,
+        loss,
+        "; the epsilon budget is spent, the site trains no more" if exhausted else "",
+    )
+    return {
+        "loss": NAN,
+        "final-loss": NAN,
+        "dp-epsilon": epsilon,
+        "dp-delta": privacy.delta,
+        "dp-steps": float(accountant.steps),
+        "dp-budget-exhausted": float(exhausted),
     }
 
 

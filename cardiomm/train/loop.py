@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -22,6 +23,11 @@ from cardiomm.train.config import TrainConfig
 from cardiomm.train.evaluate import evaluate_reconstructor
 from cardiomm.train.loss import proximal_term, reconstruction_loss
 from cardiomm.train.runtime import autocast, seed_everything, select_device
+
+if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD runs load it
+    from cardiomm.privacy.accountant import SiteAccountant
+    from cardiomm.privacy.dp_sgd import PrivateUpdates
+    from cardiomm.privacy.settings import DPSGDSettings
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +86,8 @@ def train_model(
     reference_weights: Mapping[str, torch.Tensor] | None = None,
     show_progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    privacy: DPSGDSettings | None = None,
+    accountant: SiteAccountant | None = None,
 ) -> TrainResult:
     """Train ``network`` in place on ``train_data``.
 
@@ -94,11 +102,21 @@ def train_model(
             ``config.proximal_mu`` > 0.
         show_progress: progress bar over steps.
         on_step: called with (step, loss) after every step.
+        privacy: DP-SGD settings; when given and enabled, every update is a DP-SGD step
+            (:mod:`cardiomm.privacy.dp_sgd`): per-slice clipping replaces
+            ``config.gradient_clip``, the batch order is secret, and the run stops early
+            where ``privacy.epsilon_budget`` would be passed. The network must be built
+            with ``coil_batching=False``.
+        accountant: the site's accountant with its earlier steps (required with
+            ``privacy``); charged in place for every step taken.
     """
     if config.proximal_mu and reference_weights is None:
         raise ValueError("proximal_mu > 0 needs the reference (global) weights")
     if len(train_data) == 0:
         raise ValueError("the training data set is empty (every file skipped or none given)")
+    private = privacy is not None and privacy.enabled
+    if private and accountant is None:
+        raise ValueError("DP-SGD training needs the site's accountant (its earlier steps)")
     device = select_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -111,6 +129,13 @@ def train_model(
         weight_decay=config.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(learning_rate_factor, config))
+    if private:
+        from cardiomm.privacy import dp_sgd
+
+        rate = dp_sgd.sample_rate(config.batch_size, len(train_data))
+        dp_sgd.check_budget(accountant, privacy, rate)
+        # Subsampling amplifies privacy only if nobody can replay the order: not the seed.
+        generator = dp_sgd.secret_generator()
     loader = DataLoader(
         train_data,
         batch_size=config.batch_size,
@@ -120,48 +145,77 @@ def train_model(
         persistent_workers=False,
     )
     total_steps = config.max_steps or config.epochs * len(loader)
+    updates: PrivateUpdates | None = None
+    if private:
+        allowed = dp_sgd.affordable_steps(accountant, privacy, rate, total_steps)
+        if allowed < total_steps:
+            logger.warning(
+                "DP-SGD: the epsilon budget %.4g allows %d of the %d steps asked for",
+                privacy.epsilon_budget,
+                allowed,
+                total_steps,
+            )
+        total_steps = allowed
+        updates = dp_sgd.PrivateUpdates(
+            network, optimiser, privacy, config.batch_size, accountant, rate
+        )
     losses: list[float] = []
     validation_history: list[tuple[int, dict[str, float]]] = []
     examples = 0
     skipped_steps = consecutive_skips = 0
     started = time.perf_counter()
     batches = _batches(loader, train_data)
-    for step in progress_bar(range(1, total_steps + 1), "training", enabled=show_progress):
-        sample = next(batches)
-        loss = _step(network, reconstructor, sample, config, device, reference_weights)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        value = float(loss.detach())
-        if math.isfinite(value) and _gradients_are_finite(network):
-            if config.gradient_clip:
-                torch.nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
-            optimiser.step()
-            # The schedule counts applied updates: a skipped one neither warms up nor decays.
-            scheduler.step()
-            consecutive_skips = 0
-        else:
-            # One bad slice or an overflow must not poison the weights: skip the update.
-            skipped_steps += 1
-            consecutive_skips += 1
-            logger.warning("step %d: non-finite loss or gradients, update skipped", step)
-            if consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
-                raise FloatingPointError(
-                    f"{consecutive_skips} consecutive steps gave non-finite gradients (last at "
-                    f"step {step}); lower the learning rate or check the data"
+    try:
+        for step in progress_bar(range(1, total_steps + 1), "training", enabled=show_progress):
+            sample = next(batches)
+            # Opacus' hooks sit on the network's layers: the forward pass is the same.
+            loss = _step(network, reconstructor, sample, config, device, reference_weights)
+            if updates is None:
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                value = float(loss.detach())
+                applied = math.isfinite(value) and _gradients_are_finite(network)
+                if applied:
+                    if config.gradient_clip:
+                        torch.nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
+                    optimiser.step()
+            else:
+                updates.zero_grad()
+                updates.backward(loss)
+                value = float(loss.detach())
+                # Per-slice clipping bounds the update; a global clip on top would only
+                # shrink the noisy gradient. Skipping looks at the noisy gradient alone.
+                applied = updates.update(reference_weights, config.proximal_mu)
+            if applied:
+                # The schedule counts applied updates: a skipped one neither warms up nor decays.
+                scheduler.step()
+                consecutive_skips = 0
+            else:
+                # One bad slice or an overflow must not poison the weights: skip the update.
+                skipped_steps += 1
+                consecutive_skips += 1
+                logger.warning("step %d: non-finite loss or gradients, update skipped", step)
+                if consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
+                    raise FloatingPointError(
+                        f"{consecutive_skips} consecutive steps gave non-finite gradients (last at "
+                        f"step {step}); lower the learning rate or check the data"
+                    )
+            losses.append(value)
+            examples += sample.target.shape[0]
+            if on_step is not None:
+                on_step(step, value)
+            if (
+                validation_data is not None
+                and config.validate_every
+                and step % config.validate_every == 0
+            ):
+                validation_history.append(
+                    (step, _validate(reconstructor, validation_data, config, device))
                 )
-        losses.append(value)
-        examples += sample.target.shape[0]
-        if on_step is not None:
-            on_step(step, value)
-        if (
-            validation_data is not None
-            and config.validate_every
-            and step % config.validate_every == 0
-        ):
-            validation_history.append(
-                (step, _validate(reconstructor, validation_data, config, device))
-            )
-            network.train()
+                network.train()
+    finally:
+        if updates is not None:
+            updates.close()
     if validation_data is not None and (
         not validation_history or validation_history[-1][0] != total_steps
     ):

@@ -8,6 +8,7 @@ import torch
 from client.app import federation_config
 from client.local import RoundInstructions, build_site_network, evaluate_site, train_site
 from client.site import SiteDataError, resolve_site
+from simulations.training import training_dataset
 from tests.builders import write_consortium
 
 
@@ -68,6 +69,7 @@ def test_local_training_reports_the_protocol_metrics_and_new_weights(config):
     new_state, metrics, skipped = train_site(site, state, instructions, config)
     assert set(metrics) == {
         "num-examples",
+        "slices-seen",
         "loss",
         "final-loss",
         "steps",
@@ -79,7 +81,8 @@ def test_local_training_reports_the_protocol_metrics_and_new_weights(config):
         "bad-files",
         "field-strength",
     }
-    assert metrics["num-examples"] == 2.0
+    assert metrics["num-examples"] == len(training_dataset(list(site.train_files), config, 0))
+    assert metrics["slices-seen"] == 2.0
     assert metrics["field-strength"] == 3.0
     assert new_state.keys() == state.keys()
     assert any(not torch.equal(new_state[k], state[k]) for k in state)

@@ -1,0 +1,198 @@
+"""A site's privacy accountant for DP-SGD, kept across federated rounds.
+
+Opacus' :class:`~opacus.accountants.RDPAccountant` is a list of
+``(noise_multiplier, sample_rate, steps)`` entries; epsilon is computed from the whole list.
+A ClientApp is called afresh every round, so a new accountant (or a new ``PrivacyEngine``)
+each round would report only that round's epsilon. The history therefore lives in the
+ClientApp's ``context.state`` (a Flower ``RecordDict`` that persists per node for the run):
+:func:`load_accountant` at the start of a round, :func:`store_accountant` at the end.
+
+The epsilon reported is Opacus' own ``RDPAccountant.get_epsilon`` over that history, so it
+is exactly what Opacus would say for the same steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable
+
+import numpy as np
+from flwr.app import MetricRecord, RecordDict
+from opacus.accountants import RDPAccountant
+from opacus.accountants.analysis import rdp as rdp_analysis
+
+# Key of the accountant's record in ``context.state``.
+ACCOUNTANT_RECORD = "dp-sgd-accountant"
+_NOISE, _RATE, _STEPS = "noise-multiplier", "sample-rate", "steps"
+_ORDERS = RDPAccountant.DEFAULT_ALPHAS
+
+
+class PrivacyBudgetSpentError(RuntimeError):
+    """Raised instead of training when not one more DP-SGD step fits in the budget."""
+
+    def __init__(self, epsilon: float, budget: float, delta: float, steps: int) -> None:
+        self.epsilon, self.budget, self.delta, self.steps = epsilon, budget, delta, steps
+        super().__init__(
+            f"privacy budget spent: epsilon {epsilon:.4g} of {budget:.4g} (delta {delta:.3g}) "
+            f"after {steps} DP-SGD steps; one more step would pass the budget, so no training"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryEntry:
+    """``steps`` DP-SGD steps taken with one noise multiplier and sample rate."""
+
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+
+
+class SiteAccountant:
+    """The RDP accountant of one site over the whole federated run.
+
+    Args:
+        history: earlier entries, oldest first (empty for a site's first round).
+    """
+
+    def __init__(self, history: Iterable[HistoryEntry] = ()) -> None:
+        self._accountant = RDPAccountant()
+        for entry in history:
+            _check_entry(entry)
+            self._accountant.history.append(
+                (float(entry.noise_multiplier), float(entry.sample_rate), int(entry.steps))
+            )
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        return [HistoryEntry(*entry) for entry in self._accountant.history]
+
+    @property
+    def steps(self) -> int:
+        """DP-SGD steps taken so far (all rounds)."""
+        return sum(entry[2] for entry in self._accountant.history)
+
+    def step(self, noise_multiplier: float, sample_rate: float, steps: int = 1) -> None:
+        """Charge ``steps`` noisy steps (merged into the last entry when it has the same
+        noise multiplier and sample rate, as Opacus' ``RDPAccountant.step`` does)."""
+        _check_entry(HistoryEntry(noise_multiplier, sample_rate, steps))
+        history = self._accountant.history
+        if history and history[-1][:2] == (noise_multiplier, sample_rate):
+            history[-1] = (history[-1][0], history[-1][1], history[-1][2] + steps)
+        elif steps:
+            history.append((float(noise_multiplier), float(sample_rate), int(steps)))
+
+    def epsilon(self, delta: float) -> float:
+        """Cumulative epsilon for ``delta`` (0 before the first step)."""
+        return float(self._accountant.get_epsilon(delta=delta))
+
+    def affordable_steps(
+        self,
+        noise_multiplier: float,
+        sample_rate: float,
+        delta: float,
+        budget: float | None,
+        wanted: int,
+    ) -> int:
+        """How many of ``wanted`` further steps keep the cumulative epsilon within ``budget``.
+
+        Epsilon never decreases with more steps, so a binary search finds the largest
+        count. The search adds cached per-step RDP curves (each Opacus evaluation takes tens
+        of milliseconds); the answer is then checked with Opacus' own accountant, whose
+        epsilon is the one reported. ``budget`` None means no budget: all ``wanted`` steps.
+        """
+        if budget is None or wanted <= 0:
+            return max(wanted, 0)
+        if self.epsilon(delta) > budget:
+            return 0
+        history = self._accountant.history
+        spent = sum(steps * _rdp_per_step(noise, rate) for noise, rate, steps in history)
+        per_step = _rdp_per_step(noise_multiplier, sample_rate)
+        low, high = 0, wanted
+        while low < high:
+            middle = (low + high + 1) // 2
+            if _epsilon(spent + middle * per_step, delta) <= budget:
+                low = middle
+            else:
+                high = middle - 1
+        # Summing per-step curves may differ from Opacus' in the last bits: trust Opacus.
+        while low > 0 and self._epsilon_after(noise_multiplier, sample_rate, low, delta) > budget:
+            low -= 1
+        return low
+
+    def to_record(self) -> MetricRecord:
+        """The history as a Flower record: three equally long lists, one entry per index."""
+        history = self._accountant.history
+        return MetricRecord(
+            {
+                _NOISE: [float(entry[0]) for entry in history],
+                _RATE: [float(entry[1]) for entry in history],
+                _STEPS: [int(entry[2]) for entry in history],
+            }
+        )
+
+    @classmethod
+    def from_record(cls, record: MetricRecord) -> SiteAccountant:
+        """Read what :meth:`to_record` wrote; a malformed record is an error naming it."""
+        missing = [key for key in (_NOISE, _RATE, _STEPS) if key not in record]
+        if missing:
+            raise ValueError(
+                f"the {ACCOUNTANT_RECORD} record in context.state lacks {', '.join(missing)}"
+            )
+        noise, rates, steps = (list(record[key]) for key in (_NOISE, _RATE, _STEPS))
+        if not len(noise) == len(rates) == len(steps):
+            raise ValueError(
+                f"the {ACCOUNTANT_RECORD} record in context.state has lists of unequal length "
+                f"({len(noise)}, {len(rates)}, {len(steps)})"
+            )
+        return cls(
+            HistoryEntry(float(n), float(q), int(k))
+            for n, q, k in zip(noise, rates, steps, strict=True)
+        )
+
+    def _epsilon_after(
+        self, noise_multiplier: float, sample_rate: float, extra_steps: int, delta: float
+    ) -> float:
+        trial = SiteAccountant(self.history)
+        trial.step(noise_multiplier, sample_rate, extra_steps)
+        return trial.epsilon(delta)
+
+
+def load_accountant(state: RecordDict) -> SiteAccountant:
+    """The site's accountant from ``context.state`` (a fresh one in its first round)."""
+    if ACCOUNTANT_RECORD not in state:
+        return SiteAccountant()
+    record = state[ACCOUNTANT_RECORD]
+    if not isinstance(record, MetricRecord):
+        raise ValueError(
+            f"context.state[{ACCOUNTANT_RECORD!r}] is a {type(record).__name__}, "
+            "not the MetricRecord the DP-SGD accountant writes"
+        )
+    return SiteAccountant.from_record(record)
+
+
+def store_accountant(state: RecordDict, accountant: SiteAccountant) -> None:
+    """Write the accountant into ``context.state`` (replacing the previous round's)."""
+    state[ACCOUNTANT_RECORD] = accountant.to_record()
+
+
+@functools.lru_cache(maxsize=64)
+def _rdp_per_step(noise_multiplier: float, sample_rate: float) -> np.ndarray:
+    """RDP of one subsampled Gaussian step at each of the accountant's orders."""
+    curve = rdp_analysis.compute_rdp(
+        q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=_ORDERS
+    )
+    curve.flags.writeable = False  # cached: shared between calls
+    return curve
+
+
+def _epsilon(rdp: np.ndarray, delta: float) -> float:
+    return float(rdp_analysis.get_privacy_spent(orders=_ORDERS, rdp=rdp, delta=delta)[0])
+
+
+def _check_entry(entry: HistoryEntry) -> None:
+    if entry.noise_multiplier < 0 or not 0 < entry.sample_rate <= 1 or entry.steps < 0:
+        raise ValueError(
+            "a DP-SGD accountant entry needs noise_multiplier >= 0, 0 < sample_rate <= 1 and "
+            f"steps >= 0, got {entry}"
+        )

@@ -1,0 +1,85 @@
+"""The site's DP-SGD accountant: Opacus' numbers, the budget, and its record in context.state."""
+
+import pytest
+from flwr.app import ConfigRecord, MetricRecord, RecordDict
+from flwr.common.serde import recorddict_from_proto, recorddict_to_proto
+from opacus.accountants import RDPAccountant
+
+from cardiomm.privacy.accountant import (
+    ACCOUNTANT_RECORD,
+    HistoryEntry,
+    SiteAccountant,
+    load_accountant,
+    store_accountant,
+)
+
+DELTA = 1e-5
+# (noise multiplier, sample rate, steps) of three "rounds"; the third changes the noise.
+ROUNDS = [(1.0, 0.05, 20), (1.0, 0.05, 20), (0.8, 1 / 18, 7)]
+
+
+def _site_accountant() -> SiteAccountant:
+    accountant = SiteAccountant()
+    for noise, rate, steps in ROUNDS:
+        accountant.step(noise, rate, steps)
+    return accountant
+
+
+def test_epsilon_equals_opacus_rdp_accountant_fed_the_same_steps():
+    reference = RDPAccountant()
+    for noise, rate, steps in ROUNDS:
+        for _ in range(steps):
+            reference.step(noise_multiplier=noise, sample_rate=rate)
+    accountant = _site_accountant()
+    assert accountant.history == [HistoryEntry(*entry) for entry in reference.history]
+    assert accountant.epsilon(DELTA) == reference.get_epsilon(delta=DELTA)
+    assert accountant.steps == 47
+
+
+def test_a_fresh_accountant_has_spent_nothing():
+    assert SiteAccountant().epsilon(DELTA) == 0.0
+    assert SiteAccountant().steps == 0
+
+
+def test_the_history_survives_a_round_trip_through_context_state_and_the_wire():
+    state = RecordDict()
+    store_accountant(state, _site_accountant())
+    # A deployed SuperNode serialises the context between rounds.
+    state = recorddict_from_proto(recorddict_to_proto(state))
+    restored = load_accountant(state)
+    assert restored.history == _site_accountant().history
+    assert restored.epsilon(DELTA) == _site_accountant().epsilon(DELTA)
+
+
+def test_a_node_without_a_stored_history_starts_a_fresh_accountant():
+    assert load_accountant(RecordDict()).history == []
+
+
+def test_affordable_steps_are_the_most_that_keep_epsilon_within_the_budget():
+    accountant = _site_accountant()
+    budget = accountant.epsilon(DELTA) + 0.5
+    affordable = accountant.affordable_steps(1.0, 0.05, DELTA, budget, wanted=1000)
+    assert 0 < affordable < 1000
+    within, beyond = SiteAccountant(accountant.history), SiteAccountant(accountant.history)
+    within.step(1.0, 0.05, affordable)
+    beyond.step(1.0, 0.05, affordable + 1)
+    assert within.epsilon(DELTA) <= budget < beyond.epsilon(DELTA)
+
+
+def test_without_a_budget_every_wanted_step_is_affordable():
+    assert _site_accountant().affordable_steps(1.0, 0.05, DELTA, None, wanted=20) == 20
+
+
+def test_a_spent_budget_affords_no_step():
+    accountant = _site_accountant()
+    budget = accountant.epsilon(DELTA)
+    assert accountant.affordable_steps(1.0, 0.05, DELTA, budget * 0.99, wanted=5) == 0
+
+
+def test_a_malformed_accountant_record_is_an_error_naming_it():
+    state = RecordDict({ACCOUNTANT_RECORD: MetricRecord({"noise-multiplier": [1.0]})})
+    with pytest.raises(ValueError, match=f"{ACCOUNTANT_RECORD}.*lacks sample-rate, steps"):
+        load_accountant(state)
+    state = RecordDict({ACCOUNTANT_RECORD: ConfigRecord({"steps": "many"})})
+    with pytest.raises(ValueError, match="ConfigRecord, not the MetricRecord"):
+        load_accountant(state)
