@@ -2,6 +2,15 @@
 
 Only translation between Flower records and :mod:`client.local` happens here; a site that
 cannot train replies with an error naming itself and the problem, and the round goes on.
+
+With DP-SGD (``privacy.dp_sgd.enabled``) the site's privacy accountant lives in
+``context.state`` (the one thing Flower keeps per node between rounds), so the epsilon
+each reply reports is cumulative over the run. A site whose epsilon budget is spent does not
+train and replies with an :class:`~flwr.app.Error` of code :data:`PRIVACY_BUDGET_SPENT`
+whose reason names the site and its epsilon, rather than with ``num-examples`` 0: every site
+of a run spends its budget at about the same pace, and when all of them replied with 0
+examples the weighted average would divide by zero, while errors leave the server to keep
+the previous global model, log the reason per site, and go on to evaluation.
 """
 
 from __future__ import annotations
@@ -16,16 +25,24 @@ from flwr.clientapp import ClientApp
 
 from cardiomm.config import load_config
 from cardiomm.data.errors import DataFileError
+from cardiomm.privacy.settings import PrivacySettings
+from client.central_dp import central_dp_clipping_mod
 from client.local import RoundInstructions, evaluate_site, skipped_files_json, train_site
+from client.secure_aggregation import secure_aggregation_mod
 from client.site import SiteData, SiteDataError, resolve_site
 
 logger = logging.getLogger(__name__)
 
 # Error code of a site that could not do its part (Flower reserves none for applications).
 SITE_FAILURE = 1
+# Error code of a DP-SGD site whose epsilon budget is spent (it trains no more this run).
+PRIVACY_BUDGET_SPENT = 2
 RUN_CONFIG_OVERRIDES = "overrides"
 
-app = ClientApp()
+# Secure aggregation (privacy=secagg): the mod keeps a secure round's weights at the site and
+# answers Flower's SecAgg+ stages; central DP with client-side clipping clips the update when
+# the server sends a clipping norm. Every other message passes through both unchanged.
+app = ClientApp(mods=[secure_aggregation_mod, central_dp_clipping_mod])
 
 
 @app.train()
@@ -34,6 +51,7 @@ def train(msg: Message, context: Context) -> Message:
     site: SiteData | None = None
     try:
         config = federation_config(str(context.run_config.get(RUN_CONFIG_OVERRIDES, "")))
+        privacy = PrivacySettings.from_config(config).dp_sgd
         site = resolve_site(dict(context.node_config), config)
         received = msg.content["config"]
         instructions = RoundInstructions(
@@ -44,9 +62,49 @@ def train(msg: Message, context: Context) -> Message:
             seed=int(received.get("seed", config.seed)),
         )
         global_state = msg.content["arrays"].to_torch_state_dict()
+        if privacy.enabled:
+            return _train_privately(msg, context, site, global_state, instructions, config)
         state, metrics, skipped = train_site(site, global_state, instructions, config)
     except (SiteDataError, DataFileError, FileNotFoundError, ValueError, KeyError) as error:
         return _failure(msg, site, context, error)
+    return _train_reply(msg, site, state, metrics, skipped)
+
+
+def _train_privately(
+    msg: Message,
+    context: Context,
+    site: SiteData,
+    global_state: dict[str, Any],
+    instructions: RoundInstructions,
+    config: Any,
+) -> Message:
+    """A DP-SGD round: the accountant from ``context.state``, charged, and stored back."""
+    # Imported here: Opacus takes a second to load, and only DP-SGD runs need it.
+    from cardiomm.privacy.accountant import (
+        PrivacyBudgetSpentError,
+        load_accountant,
+        store_accountant,
+    )
+
+    accountant = load_accountant(context.state)
+    try:
+        state, metrics, skipped = train_site(site, global_state, instructions, config, accountant)
+    except PrivacyBudgetSpentError as spent:
+        reason = f"site {site.site_id}: {spent}"
+        logger.warning(reason)
+        return Message(Error(code=PRIVACY_BUDGET_SPENT, reason=reason), reply_to=msg)
+    # Stored only once the round succeeded: a failed round releases nothing to the server.
+    store_accountant(context.state, accountant)
+    return _train_reply(msg, site, state, metrics, skipped)
+
+
+def _train_reply(
+    msg: Message,
+    site: SiteData,
+    state: dict[str, Any],
+    metrics: dict[str, float],
+    skipped: list[dict[str, str]],
+) -> Message:
     content = RecordDict(
         {
             "arrays": ArrayRecord(state),

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from cardiomm.config import load_config
 from server.rounds import run_federation
+from server.secure_aggregation import run_secure_federation, secure_aggregation_enabled
 
 ROOT_CONFIG = "federation"
 OVERRIDES_KEY = "overrides"
@@ -51,7 +52,10 @@ def main(grid: Grid, context: Context) -> None:
     """Run (or resume) the federation described by the composed config."""
     _show_server_logs()
     config = compose_config(context.run_config)
-    result = run_federation(config, grid)
+    if secure_aggregation_enabled(config):  # privacy=secagg: Flower's SecAgg+ path
+        result = run_secure_federation(config, grid)
+    else:
+        result = run_federation(config, grid)
     logging.getLogger(__name__).info(
         "federation done: rounds %s, final model %s", result.rounds, result.final_checkpoint
     )

@@ -4,25 +4,26 @@ Our own loop rather than ``strategy.start``: that one always numbers rounds from
 cannot resume) and hides the sites' individual replies. Each round: train on the sampled
 sites, aggregate, evaluate on the sites, evaluate the global model on the server (optional),
 then checkpoint and track.
+
+:func:`run_rounds` is that lifecycle (resume, per-round checkpoint and tracking, the final
+model) with the round itself passed in: :func:`run_round` here, the SecAgg+ round in
+server/secure_aggregation.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import Array, ArrayRecord
 from flwr.serverapp import Grid
-from flwr.serverapp.exception import AggregationError, InconsistentMessageReplies
 from flwr.serverapp.strategy import Strategy
 from omegaconf import DictConfig, OmegaConf
 
@@ -39,7 +40,14 @@ from server.checkpoints import (
 )
 from server.evaluation import GlobalEvaluator
 from server.model import GlobalModel
-from server.replies import PhaseReplies, array_bytes, finite_max, sort_replies
+from server.replies import PhaseReplies, array_bytes
+from server.round_phases import (
+    aggregate_train_replies,
+    evaluate_on_sites,
+    exchange,
+    train_requests,
+)
+from server.round_records import round_timing, site_records
 from server.settings import FederationSettings
 from server.strategies import (
     build_strategy,
@@ -55,6 +63,9 @@ from strategies.vendor_personalisation import VendorPersonalisation
 logger = logging.getLogger(__name__)
 
 HISTORY_FILE = "history.json"
+
+RoundStep = Callable[[int, ArrayRecord], tuple[dict[str, Any], ArrayRecord]]
+"""One round from the global weights: (round number, arrays) -> (its record, the new arrays)."""
 
 
 @dataclasses.dataclass
@@ -81,11 +92,53 @@ class FederationResult:
 def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     """Run (or resume) the federation the config describes over ``grid``."""
     settings = FederationSettings.from_config(config)
-    output_dir = settings.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
     strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
     personalisation = _personalisation(settings, model)
+
+    def play_round(server_round: int, arrays: ArrayRecord) -> tuple[dict[str, Any], ArrayRecord]:
+        return run_round(server_round, settings, strategy, arrays, grid, personalisation)
+
+    return run_rounds(
+        config, settings, strategy, model, play_round, personalisation=personalisation
+    )
+
+
+def run_rounds(
+    config: DictConfig,
+    settings: FederationSettings,
+    strategy: Strategy,
+    model: GlobalModel,
+    play_round: RoundStep,
+    *,
+    personalisation: VendorPersonalisation | None = None,
+    final_extra: Mapping[str, Any] | None = None,
+    log_round: Callable[[dict[str, Any]], None] | None = None,
+    round_integer_buffers: bool = False,
+) -> FederationResult:
+    """Resume, play the remaining rounds, and finish: the lifecycle of every federated run.
+
+    After each round the new weights go back to the network's dtypes and into ``model``, the
+    server evaluates the global model (when on), and the round is checkpointed (weights,
+    strategy state, history, RNG state), tracked and logged. At the end the final model, the
+    history and the config are written.
+
+    Args:
+        config: the composed config (saved with every checkpoint).
+        settings: its federation settings.
+        strategy: the strategy ``play_round`` uses; its state is checkpointed and restored.
+        model: the global model, loaded with the resumed weights when resuming.
+        play_round: one round (:data:`RoundStep`).
+        personalisation: the vendor-personalised parameters: restored on resume, kept in the
+            checkpoints and the final model, and given to the global evaluation.
+        final_extra: more fields for the final model checkpoint.
+        log_round: writes a round's log line from its record (default: the plain round's).
+        round_integer_buffers: round integer buffers that come back as floats to the nearest
+            integer instead of truncating them.
+    """
+    output_dir = settings.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log_round = log_round or _log_round
     history: list[dict[str, Any]] = []
     start, run_id = 1, None
     resume = resume_path(output_dir, settings.resume)
@@ -108,10 +161,8 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     rounds = []
     try:
         for server_round in range(start, settings.num_rounds + 1):
-            record, arrays = run_round(
-                server_round, settings, strategy, arrays, grid, personalisation
-            )
-            arrays = _cast(arrays, dtypes)
+            record, arrays = play_round(server_round, arrays)
+            arrays = _cast(arrays, dtypes, round_integer_buffers)
             model.load(arrays.to_torch_state_dict())
             if evaluator is not None:
                 began = time.perf_counter()
@@ -132,9 +183,17 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
             )
             tracker.log_round(record, path)
             rounds.append(server_round)
-            _log_round(record)
+            log_round(record)
         result = _finish(
-            settings, config, model, history, rounds, tracker, config_yaml, personalisation
+            settings,
+            config,
+            model,
+            history,
+            rounds,
+            tracker,
+            config_yaml,
+            personalisation,
+            final_extra or {},
         )
     except BaseException:
         tracker.end(failed=True)
@@ -158,22 +217,12 @@ def run_round(
     the strategy aggregates the accepted ones.
     """
     began = time.perf_counter()
-    train_config = ConfigRecord(
-        {
-            "server-round": server_round,
-            "local-steps": settings.local_steps,
-            "learning-rate": settings.learning_rate,
-            # FedProx writes the same; set here so FedAdam / FedYogi can use the term too.
-            "proximal-mu": settings.proximal_mu,
-            "seed": settings.seed,
-        }
-    )
-    with _seeded_sampling(settings.seed, server_round, "train"):
-        messages = list(strategy.configure_train(server_round, arrays, train_config, grid))
+    # FedProx writes the same proximal-mu; sent here so FedAdam / FedYogi can use the term too.
+    messages = train_requests(server_round, settings, strategy, arrays, grid, settings.proximal_mu)
     if personalisation is not None:
         personalisation.personalise(messages)
     sent = {int(message.metadata.dst_node_id): message.content["arrays"] for message in messages}
-    train = _exchange("train", messages, grid, settings.timeout)
+    train = exchange("train", messages, grid, settings.timeout)
     if personalisation is not None:
         personalisation.learn_vendors(train.valid)
     accepted, rejections = train.valid, []
@@ -205,34 +254,26 @@ def run_round(
         logger.warning("round %d: keeping the previous global model: %s", server_round, train_note)
         new_arrays = arrays
 
-    evaluate_began = time.perf_counter()
-    with _seeded_sampling(settings.seed, server_round, "evaluate"):
-        messages = list(
-            strategy.configure_evaluate(
-                server_round, new_arrays, ConfigRecord({"server-round": server_round}), grid
-            )
-        )
-    if personalisation is not None:
-        personalisation.personalise(messages)
-    evaluate = _exchange("evaluate", messages, grid, settings.timeout)
-    evaluate_metrics, evaluate_note = _aggregate_evaluate(strategy, server_round, evaluate)
-    evaluate_seconds = time.perf_counter() - evaluate_began
+    evaluation = evaluate_on_sites(
+        server_round, settings, strategy, new_arrays, grid, personalisation
+    )
+    evaluate = evaluation.replies
 
     sent_bytes = array_bytes(arrays)
     record = {
         "round": server_round,
         "train": train_metrics,
-        "evaluate": evaluate_metrics,
+        "evaluate": evaluation.metrics,
         "aggregation": {
             "train": train_note,
-            "evaluate": evaluate_note,
+            "evaluate": evaluation.note,
             **_site_weights(strategy),
             **central_dp_report(strategy),
         },
-        "sites": _site_records(train, evaluate, sent_bytes),
+        "sites": site_records(train, evaluate, sent_bytes),
         "errors": train.errors + evaluate.errors,
         "rejected": [rejection.to_dict() for rejection in rejections],
-        "timing": _timing(train, evaluate, train_seconds, evaluate_seconds),
+        "timing": round_timing(train, evaluate, train_seconds, evaluation.seconds),
         "traffic": {
             "bytes-per-site": sent_bytes,
             "bytes-sent": sent_bytes * len(train.valid) + sent_bytes * len(train.errors),
@@ -242,81 +283,13 @@ def run_round(
     return record, new_arrays
 
 
-def _exchange(
-    phase: str, messages: list[Message], grid: Grid, timeout: float | None
-) -> PhaseReplies:
-    if not messages:
-        return PhaseReplies(valid=[], sites={}, errors=[])
-    replies = grid.send_and_receive(messages, timeout=timeout)
-    return sort_replies(phase, messages, replies)
-
-
 def _aggregate_train(
     strategy: Strategy, server_round: int, train: PhaseReplies
 ) -> tuple[ArrayRecord | None, dict[str, float], str]:
     if not train.valid:
         return None, {}, f"no site trained ({len(train.errors)} failed)"
-    try:
-        arrays, metrics = strategy.aggregate_train(server_round, train.valid)
-    except (AggregationError, InconsistentMessageReplies, ValueError) as error:
-        # ValueError: e.g. Flower's DP accountant refusing unequal site weights.
-        return None, {}, f"aggregation failed: {error}"
-    if arrays is None:
-        return None, _numbers(metrics), "the strategy returned no weights"
-    return arrays, _numbers(metrics), "ok"
-
-
-def _aggregate_evaluate(
-    strategy: Strategy, server_round: int, evaluate: PhaseReplies
-) -> tuple[dict[str, float], str]:
-    if not evaluate.valid:
-        return {}, f"no site evaluated ({len(evaluate.errors)} failed)"
-    try:
-        metrics = strategy.aggregate_evaluate(server_round, evaluate.valid)
-    except (AggregationError, InconsistentMessageReplies) as error:
-        return {}, f"aggregation failed: {error}"
-    return _numbers(metrics), "ok" if metrics is not None else "the strategy returned nothing"
-
-
-def _site_records(
-    train: PhaseReplies, evaluate: PhaseReplies, bytes_sent: int
-) -> dict[str, dict[str, Any]]:
-    sites: dict[str, dict[str, Any]] = {}
-    for site_id, entry in train.sites.items():
-        sites[site_id] = {
-            "node-id": entry["node-id"],
-            **{key: entry[key] for key in ("vendor", "scanner", "bad-files") if key in entry},
-            "train": entry["metrics"],
-            "bytes-sent": bytes_sent,
-            "bytes-received": entry["bytes-received"],
-        }
-    for site_id, entry in evaluate.sites.items():
-        site = sites.setdefault(site_id, {"node-id": entry["node-id"]})
-        site["evaluate"] = entry["metrics"]
-    return sites
-
-
-def _timing(
-    train: PhaseReplies, evaluate: PhaseReplies, train_seconds: float, evaluate_seconds: float
-) -> dict[str, float]:
-    """Round wall time, the clients' compute, and the rest (the federation's overhead).
-
-    The round has to wait for its slowest site in each phase, so the overhead is the round's
-    wall time minus the slowest site's training and evaluation time.
-    """
-    compute = [site["metrics"].get("train-seconds", 0.0) for site in train.sites.values()]
-    evaluation = [site["metrics"].get("eval-seconds", 0.0) for site in evaluate.sites.values()]
-    round_seconds = train_seconds + evaluate_seconds
-    slowest = finite_max(compute) + finite_max(evaluation)
-    return {
-        "round-seconds": round_seconds,
-        "train-phase-seconds": train_seconds,
-        "evaluate-phase-seconds": evaluate_seconds,
-        "client-train-seconds-max": finite_max(compute),
-        "client-train-seconds-sum": float(sum(value for value in compute if value == value)),
-        "client-eval-seconds-max": finite_max(evaluation),
-        "overhead-seconds": round_seconds - slowest,
-    }
+    # ValueError: e.g. Flower's DP accountant refusing unequal site weights.
+    return aggregate_train_replies(strategy, server_round, train.valid, tolerated=(ValueError,))
 
 
 def _finish(
@@ -328,7 +301,9 @@ def _finish(
     tracker: Tracker,
     config_yaml: str,
     personalisation: VendorPersonalisation | None,
+    extra: Mapping[str, Any],
 ) -> FederationResult:
+    """Write the final model (with ``extra`` among its fields), the history and the config."""
     output_dir = settings.output_dir
     completed = history[-1]["round"] if history else 0
     personal = {}
@@ -349,6 +324,7 @@ def _finish(
             "rounds": completed,
             "strategy": settings.strategy,
             "federated": True,
+            **extra,
         },
     )
     history_path = output_dir / HISTORY_FILE
@@ -412,37 +388,26 @@ def _open_evaluator(config: DictConfig, settings: FederationSettings) -> GlobalE
         return None
 
 
-@contextlib.contextmanager
-def _seeded_sampling(seed: int, server_round: int, phase: str) -> Iterator[None]:
-    """Make the strategy's site sampling a function of (seed, round, phase).
+def _cast(arrays: ArrayRecord, dtypes: dict[str, np.dtype], round_integers: bool) -> ArrayRecord:
+    """``arrays`` in the network's ``dtypes`` (as they are when they already match).
 
-    Flower's strategies sample with Python's global ``random``; seeding it per round makes
-    a resumed run sample the same sites as an uninterrupted one. The caller's RNG state is
-    put back afterwards.
+    Integer and bool buffers that come back as floats are rounded to the nearest integer
+    when ``round_integers`` is true, else truncated.
     """
-    state = random.getstate()
-    random.seed(f"cardiomm-fl:{seed}:{server_round}:{phase}")
-    try:
-        yield
-    finally:
-        random.setstate(state)
-
-
-def _cast(arrays: ArrayRecord, dtypes: dict[str, np.dtype]) -> ArrayRecord:
     if all(np.dtype(arrays[key].dtype) == dtypes[key] for key in arrays):
         return arrays
-    return ArrayRecord(
-        {key: Array(np.asarray(arrays[key].numpy(), dtype=dtypes[key])) for key in arrays}
-    )
-
-
-def _numbers(metrics: MetricRecord | None) -> dict[str, float]:
-    if metrics is None:
-        return {}
-    return {key: float(value) for key, value in metrics.items() if not isinstance(value, list)}
+    cast = {}
+    for key in arrays:
+        value, dtype = arrays[key].numpy(), dtypes[key]
+        integral = np.issubdtype(dtype, np.integer) or dtype == np.bool_
+        if round_integers and integral and np.dtype(value.dtype) != dtype:
+            value = np.rint(value)
+        cast[key] = Array(np.asarray(value, dtype=dtype))
+    return ArrayRecord(cast)
 
 
 def _log_round(record: dict[str, Any]) -> None:
+    """The plain round's log line: sites, errors, loss, wall time and overhead."""
     timing = record["timing"]
     logger.info(
         "round %d: %d site(s), %d error(s), loss %.4f, %.1f s (overhead %.1f s)",
