@@ -8,6 +8,7 @@ out unreadable when its image is read is skipped, reported, and replaced by the 
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import logging
@@ -30,6 +31,9 @@ from cardiomm.physics import ifft2c, remove_readout_oversampling, rss
 logger = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"
+# What the metadata text of an item says: the scan's metadata, or nothing (every field
+# unknown, as for a site that sends no headers).
+METADATA_MODES = ("full", "unknown")
 
 
 class MaskSetting(NamedTuple):
@@ -99,6 +103,9 @@ class SliceDataset(Dataset[SliceSample]):
         selection: ``all`` images, or only those the CMRxRecon ``ranking`` scores (central
             slices; first three frames, or every frame of mapping series).
         show_progress: progress bar while the index is built.
+        metadata: ``full`` (the metadata text says what is known of the scan) or ``unknown``
+            (every field of the text says unknown; the centre, vendor and modality fields of
+            the items still give the truth, for grouping scores).
     """
 
     def __init__(
@@ -115,11 +122,13 @@ class SliceDataset(Dataset[SliceSample]):
         bad_file_report: str | Path | None = None,
         selection: Literal["all", "ranking"] = "all",
         show_progress: bool = True,
+        metadata: Literal["full", "unknown"] = "full",
     ) -> None:
         if mode not in ("train", "eval"):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
         if selection not in ("all", "ranking"):
             raise ValueError(f"selection must be 'all' or 'ranking', got {selection!r}")
+        _check_metadata_mode(metadata)
         index = (
             source
             if isinstance(source, SliceIndex)
@@ -135,6 +144,7 @@ class SliceDataset(Dataset[SliceSample]):
         self.seed = seed
         self.remove_oversampling = remove_oversampling
         self.use_official_masks = use_official_masks
+        self.metadata = metadata
         self.bad_file_report = Path(bad_file_report) if bad_file_report else None
         self.epoch = 0
         self._unreadable: set[int] = set()
@@ -145,6 +155,24 @@ class SliceDataset(Dataset[SliceSample]):
     def bad_files(self) -> list[BadFile]:
         """Files skipped so far: at indexing, and when their images were read (this process)."""
         return list(self.index.bad_files)
+
+    def with_options(
+        self,
+        eval_mask: MaskSetting | tuple[str, int] | Sequence[MaskSetting] | None = None,
+        metadata: Literal["full", "unknown"] | None = None,
+    ) -> SliceDataset:
+        """The same images with another evaluation mask setting and / or metadata mode.
+
+        The index (and what is known to be unreadable) is shared, not rebuilt: opening every
+        file's header again would cost as much as the first time.
+        """
+        variant = copy.copy(self)
+        if eval_mask is not None:
+            variant.eval_masks = _mask_settings(eval_mask)
+        if metadata is not None:
+            _check_metadata_mode(metadata)
+            variant.metadata = metadata
+        return variant
 
     def set_epoch(self, epoch: int) -> None:
         """Draw a new set of training masks (call once per epoch)."""
@@ -179,12 +207,13 @@ class SliceDataset(Dataset[SliceSample]):
         mask = self._mask(item, indexed.path, image.frame, image.slice_index, matrix)
         mask_values = torch.from_numpy(mask.frame(0).astype(np.float32))
         metadata = indexed.metadata
+        text_metadata = metadata.as_unknown() if self.metadata == UNKNOWN else metadata
         return SliceSample(
             kspace=kspace,
             mask=mask_values,
             masked_kspace=kspace * mask_values,
             target=rss(ifft2c(kspace)).to(torch.float32),
-            metadata_text=metadata.to_text(),
+            metadata_text=text_metadata.to_text(),
             undersampling_text=mask.text,
             file=str(indexed.path),
             frame=image.frame,
@@ -231,6 +260,11 @@ class SliceDataset(Dataset[SliceSample]):
         self.bad_file_report.parent.mkdir(parents=True, exist_ok=True)
         with open(self.bad_file_report, "a") as report:
             report.write(json.dumps({"file": str(bad.path), "reason": bad.reason}) + "\n")
+
+
+def _check_metadata_mode(metadata: str) -> None:
+    if metadata not in METADATA_MODES:
+        raise ValueError(f"metadata must be one of {METADATA_MODES}, got {metadata!r}")
 
 
 def _mask_settings(

@@ -198,3 +198,22 @@ def test_undersampled_files_are_left_out_with_the_reason(cine_file, tmp_path):
     assert len(dataset) == 6
     assert [entry.path for entry in dataset.bad_files] == [undersampled]
     assert "fully sampled reference" in dataset.bad_files[0].reason
+
+
+def test_unknown_metadata_mode_says_unknown_in_the_text_and_keeps_the_truth_for_grouping(
+    cine_file,
+):
+    sample = _dataset([cine_file], mode="eval", metadata="unknown")[0]
+    assert sample.metadata_text == (
+        "Unknown cardiac MRI reconstruction. Vendor: unknown, unknown, unknown. "
+        "Modality: unknown, unknown."
+    )
+    assert (sample.centre, sample.vendor, sample.modality) == ("Center001", "Siemens", "cine")
+
+
+def test_a_variant_shares_the_index_and_changes_only_mask_and_metadata(cine_file):
+    dataset = _dataset([cine_file], mode="eval", eval_mask=("Uniform", 4))
+    variant = dataset.with_options(eval_mask=("ktRadial", 8), metadata="unknown")
+    assert variant.index is dataset.index
+    assert (variant[0].mask_name, dataset[0].mask_name) == ("ktRadial8", "Uniform4")
+    assert "unknown" in variant[0].metadata_text and "Siemens" in dataset[0].metadata_text

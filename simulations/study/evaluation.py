@@ -1,0 +1,318 @@
+"""Score a fold's trained models and the classical references (the study's evaluation).
+
+Every model of every experiment is scored on the internal test split and on each held-out
+centre at every configured evaluation mask, and on the held-out centres once more with
+their metadata text reduced to unknowns; zero-filled and SENSE are scored once per fold.
+Scores follow ``cardiomm evaluate``: the ranking selection, official metrics, images
+averaged per file, files per (centre, vendor, modality, mask) group: one row per group
+(:data:`RESULT_COLUMNS`). The first image of each held-out centre at the example mask is
+kept per method (``examples/``) for the report's figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from cardiomm.data.dataset import MaskSetting, SliceDataset
+from cardiomm.model.interface import ReconstructionInput, Reconstructor
+from cardiomm.train import evaluate_reconstructor
+from cardiomm.train.runtime import select_device
+from simulations.evaluation import HELD_OUT, _to_device, build_methods, split_sites_and_files
+from simulations.partition import held_out_sites, internal_sites
+from simulations.study.outcome import RESULT_COLUMNS, ExperimentOutcome
+from simulations.training import evaluation_dataset, evaluation_settings
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_TEST = "internal-test"
+SPLITS = (INTERNAL_TEST, HELD_OUT)
+REFERENCES = ("zero-filled", "sense")
+REFERENCE_MODEL = "-"
+GLOBAL_MODEL = "global"
+# Scores are grouped like this within each (experiment, model, split, metadata).
+GROUP_KEYS = ["centre", "vendor", "modality", "mask"]
+EXAMPLES_FOLDER = "examples"
+# The example images are taken at this mask when it is configured (else the first one).
+EXAMPLE_MASK = "Uniform8"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationData:
+    """One dataset the models are scored on: a centre of a split at one mask.
+
+    Attributes:
+        split: ``internal-test`` or ``held-out``.
+        centre: the site.
+        mask: the mask setting's name, e.g. ``Uniform8``.
+        metadata: ``full`` or ``unknown`` (what the metadata texts say).
+        dataset: the eval-mode dataset (ranking selection, one fixed seeded mask setting).
+        is_example: its first image is the centre's example for the figures (held-out
+            centres, full metadata, the example mask).
+    """
+
+    split: str
+    centre: str
+    mask: str
+    metadata: str
+    dataset: SliceDataset
+    is_example: bool = False
+
+
+def evaluate_outcomes(
+    outcomes: Sequence[ExperimentOutcome],
+    config: Any,
+    manifest: dict,
+    output_dir: str | Path,
+    show_progress: bool = True,
+    *,
+    include_references: bool = True,
+    fold: str | None = None,
+) -> list[dict]:
+    """Score every model of ``outcomes`` (one fold) and, once, the references.
+
+    Args:
+        outcomes: finished experiments of one fold (the manifest's).
+        config: reads ``masks.evaluation``, ``masks.acs_width``, ``seed``,
+            ``data.remove_oversampling``, and optionally ``study.max_eval_items`` (images per
+            model, centre, mask and metadata variant; 0 or absent: all), ``train.device``
+            (default ``auto``) and ``study.clip_path`` (a moved CLIP checkpoint).
+        manifest: the fold's partition manifest (internal and held-out sites, files).
+        output_dir: receives ``bad_files.jsonl`` and ``examples/<fold>/<centre>/*.npz``.
+        show_progress: progress bars.
+        include_references: also score zero-filled and SENSE (a runner that evaluates one
+            experiment at a time asks for them once).
+        fold: the fold's name when ``outcomes`` is empty (default: from the manifest).
+
+    Returns:
+        rows with exactly :data:`RESULT_COLUMNS`, one per (experiment, model, split,
+        metadata, centre, vendor, modality, mask).
+    """
+    output_dir = Path(output_dir)
+    fold = _fold_name(outcomes, manifest, fold)
+    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    max_items = int(OmegaConf.select(config, "study.max_eval_items", default=0) or 0)
+    clip_path = OmegaConf.select(config, "study.clip_path", default=None)
+    data = evaluation_data(config, manifest, output_dir, show_progress)
+    examples = output_dir / EXAMPLES_FOLDER / path_slug(fold)
+    rows: list[dict] = []
+    if include_references:
+        # Zero-filled and SENSE read no text: unknown-metadata rows would repeat these.
+        full = [item for item in data if item.metadata == "full"]
+        for method in build_methods([], list(REFERENCES), None):
+            labels = _labels(fold, method.name, "reference", REFERENCE_MODEL)
+            rows += score_method(method, full, labels, device, max_items, examples, show_progress)
+    for outcome in outcomes:
+        for model, checkpoint in outcome.checkpoints.items():
+            logger.info("evaluating %s (%s) of fold %s", outcome.experiment, model, fold)
+            (method,) = build_methods([str(checkpoint)], [], clip_path)
+            labels = _labels(fold, outcome.experiment, outcome.kind, model)
+            rows += score_method(method, data, labels, device, max_items, examples, show_progress)
+            del method  # one model in memory at a time
+    return rows
+
+
+def evaluation_data(
+    config: Any, manifest: dict, output_dir: Path, show_progress: bool = False
+) -> list[EvaluationData]:
+    """The datasets of a fold: per split and centre, every configured mask; the held-out
+    centres with full and with unknown metadata. Each centre's index is built once."""
+    settings = evaluation_settings(config.masks)
+    example = example_mask(settings)
+    data = []
+    for split, site, files in _split_centres(manifest):
+        base = evaluation_dataset(
+            files,
+            config,
+            "ranking",
+            show_progress,
+            bad_file_report=output_dir / "bad_files.jsonl",
+        )
+        variants = ("full", "unknown") if split == HELD_OUT else ("full",)
+        data += [
+            EvaluationData(
+                split,
+                site,
+                setting.name,
+                metadata,
+                base.with_options(eval_mask=setting, metadata=metadata),
+                is_example=split == HELD_OUT and metadata == "full" and setting.name == example,
+            )
+            for setting in settings
+            for metadata in variants
+        ]
+    return data
+
+
+def example_mask(settings: Sequence[MaskSetting]) -> str:
+    """The mask the example images are shown at: Uniform 8 if configured, else the first."""
+    names = [setting.name for setting in settings]
+    return EXAMPLE_MASK if EXAMPLE_MASK in names else names[0]
+
+
+def score_method(
+    method: Reconstructor,
+    data: Sequence[EvaluationData],
+    labels: dict[str, str],
+    device: torch.device,
+    max_items: int,
+    examples: Path,
+    show_progress: bool = False,
+) -> list[dict]:
+    """Rows of ``method`` on every dataset of ``data``, labelled with ``labels`` (fold,
+    experiment, kind, model); its first image of each example dataset goes to ``examples``."""
+    _to_device(method, device)
+    rows = []
+    for item in data:
+        recorder = _FirstImage(method)
+        result = evaluate_reconstructor(recorder, item.dataset, device, max_items, show_progress)
+        if item.is_example and recorder.image is not None:
+            save_example(examples, example_image(item, recorder.image, labels))
+        for group in result.summary(GROUP_KEYS):
+            row = {**labels, "split": item.split, "metadata": item.metadata, **group}
+            rows.append({column: row[column] for column in RESULT_COLUMNS})
+    return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleImage:
+    """One method's reconstruction of a held-out centre's example image.
+
+    Attributes:
+        fold, experiment, kind, model: whose reconstruction (as in RESULT_COLUMNS).
+        centre, mask: where and how it was undersampled.
+        file, frame, slice_index: which image.
+        target: float32 (ky, kx), the fully sampled RSS image.
+        reconstruction: float32 (ky, kx), the method's magnitude image.
+        oversampling_removed: whether the readout oversampling was cropped first (the ranked
+            centre crop depends on it).
+    """
+
+    fold: str
+    experiment: str
+    kind: str
+    model: str
+    centre: str
+    mask: str
+    file: str
+    frame: int
+    slice_index: int
+    target: np.ndarray
+    reconstruction: np.ndarray
+    oversampling_removed: bool
+
+    @property
+    def label(self) -> str:
+        """How figures name the method: the experiment, with the site of a site model."""
+        if self.model in (GLOBAL_MODEL, REFERENCE_MODEL):
+            return self.experiment
+        return f"{self.experiment} ({self.model})"
+
+
+def example_image(
+    item: EvaluationData, reconstruction: np.ndarray, labels: dict[str, str]
+) -> ExampleImage:
+    """The example of ``item`` (its first image) as reconstructed by the labelled method."""
+    sample = item.dataset[0]
+    return ExampleImage(
+        **labels,
+        centre=item.centre,
+        mask=item.mask,
+        file=sample.file,
+        frame=sample.frame,
+        slice_index=sample.slice_index,
+        target=sample.target.numpy(),
+        reconstruction=np.asarray(reconstruction, dtype=np.float32),
+        oversampling_removed=item.dataset.remove_oversampling,
+    )
+
+
+def save_example(folder: str | Path, example: ExampleImage) -> Path:
+    """Write ``example`` to ``folder/<centre>/<experiment>__<model>.npz``."""
+    name = f"{path_slug(example.experiment)}__{path_slug(example.model)}.npz"
+    path = Path(folder) / path_slug(example.centre) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = dataclasses.asdict(example)
+    # np.savez takes its own first argument as `file`.
+    values["source_file"] = values.pop("file")
+    np.savez_compressed(path, **values)
+    return path
+
+
+def load_examples(folder: str | Path) -> Iterator[ExampleImage]:
+    """Every example saved under ``folder`` (any depth), in path order."""
+    for path in sorted(Path(folder).rglob("*.npz")):
+        with np.load(path, allow_pickle=False) as values:
+            text = {name: str(values[name]) for name in _EXAMPLE_TEXTS}
+            yield ExampleImage(
+                **text,
+                file=str(values["source_file"]),
+                frame=int(values["frame"]),
+                slice_index=int(values["slice_index"]),
+                target=values["target"],
+                reconstruction=values["reconstruction"],
+                oversampling_removed=bool(values["oversampling_removed"]),
+            )
+
+
+_EXAMPLE_TEXTS = ("fold", "experiment", "kind", "model", "centre", "mask")
+
+
+def path_slug(name: str) -> str:
+    """``held-out=Center005+Center006`` -> ``held-out_Center005_Center006`` (a safe file name)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "_"
+
+
+class _FirstImage:
+    """Passes reconstructions through and keeps the first image it made (the example)."""
+
+    def __init__(self, method: Reconstructor) -> None:
+        self.method = method
+        self.name = method.name
+        self.image: np.ndarray | None = None
+
+    def reconstruct(self, inputs: ReconstructionInput) -> torch.Tensor:
+        images = self.method.reconstruct(inputs)
+        if self.image is None:
+            self.image = images[0].float().cpu().numpy()
+        return images
+
+
+def _split_centres(manifest: dict) -> Iterator[tuple[str, str, list[Path]]]:
+    """(split, centre, files) for each internal site's test files and each held-out centre."""
+    for split, sites, manifest_split in (
+        (INTERNAL_TEST, internal_sites(manifest), "test"),
+        (HELD_OUT, held_out_sites(manifest), HELD_OUT),
+    ):
+        for site in sites:
+            try:
+                files = split_sites_and_files(manifest, manifest_split, [site["site"]])
+            except ValueError:
+                # e.g. a small site whose few patients all train: nothing of it to test.
+                logger.warning("%s has no files in the %s split; not scored", site["site"], split)
+                continue
+            yield split, site["site"], files
+
+
+def _fold_name(outcomes: Sequence[ExperimentOutcome], manifest: dict, fold: str | None) -> str:
+    folds = sorted({outcome.fold for outcome in outcomes})
+    if len(folds) > 1:
+        raise ValueError(
+            f"outcomes of several folds ({', '.join(folds)}): evaluate each fold with its "
+            "own manifest"
+        )
+    if folds:
+        return folds[0]
+    return fold or "held-out=" + "+".join(manifest.get("held_out", []))
+
+
+def _labels(fold: str, experiment: str, kind: str, model: str) -> dict[str, str]:
+    return {"fold": fold, "experiment": experiment, "kind": kind, "model": model}

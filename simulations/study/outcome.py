@@ -1,0 +1,95 @@
+"""What a study's experiment leaves behind, and the rows its evaluation produces.
+
+The runner (``simulations/study/runner.py``) writes one :class:`ExperimentOutcome` per
+finished experiment; the evaluation (``simulations/study/evaluation.py``) turns outcomes into
+:data:`RESULT_COLUMNS` rows; the report (``simulations/study/report.py``) reads both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+# Experiment kinds: each internal site alone, all internal data pooled, or a federation.
+KINDS = ("local", "centralised", "federated", "reference")
+
+# One row of results.csv: a model (or reference) scored on one centre at one mask.
+RESULT_COLUMNS = (
+    "fold",  # which centres were held out, e.g. "held-out=Center005+Center006"
+    "experiment",  # e.g. fedavg, vendor_balanced, local-only, centralised, zero-filled
+    "kind",  # one of KINDS
+    "model",  # the model scored: "global", or the site of a local-only model
+    "split",  # internal-test | held-out
+    "centre",
+    "vendor",
+    "modality",
+    "mask",  # e.g. Uniform8
+    "metadata",  # full | unknown (the held-out centres once more with unknown metadata)
+    "files",
+    "images",
+    "psnr",
+    "ssim",
+    "nmse",
+)
+
+
+@dataclasses.dataclass
+class ExperimentOutcome:
+    """A finished experiment of one fold.
+
+    Attributes:
+        fold: the fold's name (see RESULT_COLUMNS).
+        experiment: the experiment's name.
+        kind: one of KINDS.
+        checkpoints: model name -> final checkpoint (``{"global": path}``, or one per site
+            for local-only training).
+        run_dir: where the experiment wrote its outputs.
+        history: the federation's history.json (None for non-federated experiments).
+        wall_seconds: wall time of the training.
+        steps_per_site: optimiser steps each site (or the pooled model) took.
+        details: anything else worth reporting (strategy, privacy, epsilon, MLflow run id).
+    """
+
+    fold: str
+    experiment: str
+    kind: str
+    checkpoints: dict[str, Path]
+    run_dir: Path
+    history: Path | None
+    wall_seconds: float
+    steps_per_site: int
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["checkpoints"] = {name: str(path) for name, path in self.checkpoints.items()}
+        values["run_dir"] = str(self.run_dir)
+        values["history"] = str(self.history) if self.history is not None else None
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ExperimentOutcome:
+        return cls(
+            fold=values["fold"],
+            experiment=values["experiment"],
+            kind=values["kind"],
+            checkpoints={name: Path(path) for name, path in values["checkpoints"].items()},
+            run_dir=Path(values["run_dir"]),
+            history=Path(values["history"]) if values.get("history") else None,
+            wall_seconds=float(values["wall_seconds"]),
+            steps_per_site=int(values["steps_per_site"]),
+            details=dict(values.get("details", {})),
+        )
+
+    def write(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(self.to_dict(), indent=2))
+        partial.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> ExperimentOutcome:
+        return cls.from_dict(json.loads(Path(path).read_text()))
