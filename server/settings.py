@@ -61,6 +61,10 @@ class FederationSettings:
         log_round_checkpoints: upload every round's checkpoint as an artifact (else latest).
         output_dir: where checkpoints and the embedded MLflow store go.
         method: what reports call the trained model.
+        mlflow_parent_run_id: make the MLflow run a child of this run
+            (``tracking.parent_run_id``; a study's parent run), or None.
+        mlflow_run_name: the MLflow run's name (``tracking.run_name``; None: the
+            output folder's name).
     """
 
     num_rounds: int
@@ -95,6 +99,8 @@ class FederationSettings:
     log_round_checkpoints: bool
     output_dir: Path
     method: str
+    mlflow_parent_run_id: str | None = None
+    mlflow_run_name: str | None = None
 
     @classmethod
     def from_config(cls, config: DictConfig) -> FederationSettings:
@@ -147,6 +153,8 @@ class FederationSettings:
             log_round_checkpoints=bool(_select(config, "tracking.log_round_checkpoints", True)),
             output_dir=Path(str(config.output_dir)),
             method=str(_select(config, "method", "cardiomm")),
+            mlflow_parent_run_id=OmegaConf.select(config, "tracking.parent_run_id", default=None),
+            mlflow_run_name=OmegaConf.select(config, "tracking.run_name", default=None),
         )
         settings.validate()
         return settings

@@ -80,10 +80,13 @@ class MlflowTracker(Tracker):
             )
         else:
             experiment_id = experiment.experiment_id
+        tags = {"strategy": settings.strategy, "method": settings.method}
+        if settings.mlflow_parent_run_id:  # a child run, e.g. one experiment of a study
+            tags["mlflow.parentRunId"] = str(settings.mlflow_parent_run_id)
         run = self.client.create_run(
             experiment_id,
-            run_name=Path(settings.output_dir).name,
-            tags={"strategy": settings.strategy, "method": settings.method},
+            run_name=settings.mlflow_run_name or Path(settings.output_dir).name,
+            tags=tags,
         )
         self.run_id = run.info.run_id
         self._log_params(OmegaConf.to_container(config, resolve=True))

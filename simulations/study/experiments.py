@@ -1,0 +1,287 @@
+"""Run one planned experiment of a study and describe what it left (an ExperimentOutcome).
+
+- local-only: ``simulations.training.run_training`` once per internal site
+  (``data.sites=[<site>]``), each model for the per-site budget;
+- centralised: ``run_training`` on the pooled internal sites for the federation's total;
+- federated: `flwr run .` through :mod:`simulations.study.flower_run` (Flower's simulation
+  engine with the project's ServerApp and ClientApp), one simulated site per internal centre.
+
+Every experiment composes its root config from the study's (:mod:`.composition`), with the
+fold's partition manifest (``data.manifest``) so that all experiments of a fold see exactly
+the same patients in the same splits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from simulations.study.composition import compose, experiment_overrides, hydra_value
+from simulations.study.flower_run import FlowerRun, run_flower_simulation
+from simulations.study.outcome import ExperimentOutcome
+from simulations.study.plan import CENTRALISED, FEDERATED, LOCAL, PlannedExperiment
+from simulations.study.settings import StudySettings
+
+FINAL = Path("checkpoints") / "final.pt"
+LATEST = Path("checkpoints") / "latest.pt"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentContext:
+    """What every experiment of a study shares.
+
+    Attributes:
+        study: the study config (``configs/simulate.yaml`` composed).
+        settings: its ``study`` block.
+        manifest: the fold's partition manifest file.
+        run_dir: the experiment's folder.
+        tracking: the ``tracking.*`` overrides of a federated run (the study's store and
+            parent run, or ``tracking.enabled=false``).
+        client_gpus: GPU share per simulated site, resolved.
+    """
+
+    study: DictConfig
+    settings: StudySettings
+    manifest: Path
+    run_dir: Path
+    tracking: tuple[str, ...]
+    client_gpus: float
+
+
+def root_config(kind: str) -> str:
+    """The config an experiment of ``kind`` composes."""
+    return "federation" if kind == FEDERATED else "config"
+
+
+def definition(planned: PlannedExperiment, study: DictConfig, settings: StudySettings) -> dict:
+    """What makes the experiment what it is; a resumed study re-runs nothing whose
+    definition changed without saying so (the runner compares it with the outcome's)."""
+    spec = planned.spec
+    extra = [*settings.federated_overrides] if spec.kind == FEDERATED else []
+    return {
+        "kind": spec.kind,
+        "overrides": experiment_overrides(study, root_config(spec.kind), [*extra, *spec.overrides]),
+        "held_out": list(planned.fold.held_out),
+        "sites": list(planned.fold.internal),
+        "steps_per_model": planned.budget.steps_per_model,
+        "total_steps": planned.budget.total_steps,
+        "rounds": planned.budget.rounds,
+        "local_steps": planned.budget.local_steps,
+    }
+
+
+def run_experiment(planned: PlannedExperiment, context: ExperimentContext) -> ExperimentOutcome:
+    """Run ``planned`` into ``context.run_dir`` and return its outcome (not yet written)."""
+    runners = {LOCAL: _run_local, CENTRALISED: _run_centralised, FEDERATED: _run_federated}
+    return runners[planned.spec.kind](planned, context)
+
+
+def _run_local(planned: PlannedExperiment, context: ExperimentContext) -> ExperimentOutcome:
+    began = time.monotonic()
+    checkpoints, steps, reused_seconds = {}, {}, 0.0
+    for site in planned.fold.internal:
+        site_dir = context.run_dir / site
+        summary, reused = _train(planned, context, site_dir, [site], f"{planned.spec.name}-{site}")
+        reused_seconds += reused
+        checkpoints[site] = site_dir / FINAL
+        steps[site] = int(summary["metrics"]["steps"])
+    return _outcome(
+        planned,
+        context,
+        checkpoints,
+        None,
+        time.monotonic() - began + reused_seconds,
+        {"steps_taken": steps},
+    )
+
+
+def _run_centralised(planned: PlannedExperiment, context: ExperimentContext) -> ExperimentOutcome:
+    began = time.monotonic()
+    summary, reused = _train(planned, context, context.run_dir, [], planned.spec.name)
+    return _outcome(
+        planned,
+        context,
+        {"global": context.run_dir / FINAL},
+        None,
+        time.monotonic() - began + reused,
+        {"steps_taken": {"pooled": int(summary["metrics"]["steps"])}},
+    )
+
+
+def _train(
+    planned: PlannedExperiment,
+    context: ExperimentContext,
+    output_dir: Path,
+    sites: list[str],
+    method: str,
+) -> tuple[dict[str, Any], float]:
+    """``run_training`` for one model; a model finished by an earlier attempt is reused.
+
+    Returns:
+        the training summary (metrics.json) and the seconds of a reused model (else 0).
+    """
+    from simulations.training import run_training
+
+    metrics = output_dir / "metrics.json"
+    if metrics.is_file() and (output_dir / FINAL).is_file():
+        summary = json.loads(metrics.read_text())
+        return summary, float(summary["metrics"].get("train-seconds", 0.0))
+    fixed = [
+        f"data.manifest={hydra_value(str(context.manifest))}",
+        f"data.sites={hydra_value(sites)}",
+        f"train.max_steps={planned.budget.steps_per_model}",
+        # The cores of one simulated site: the same compute per model as in a federation, and
+        # no OpenMP threads stalling on cores that other processes hold.
+        f"train.num_threads={_threads(context.settings)}",
+        f"output_dir={hydra_value(str(output_dir))}",
+        f"method={hydra_value(method)}",
+    ]
+    overrides = experiment_overrides(context.study, "config", planned.spec.overrides, fixed)
+    config = compose("config", overrides)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "overrides.txt").write_text("\n".join(overrides) + "\n")
+    return run_training(config, show_progress=False), 0.0
+
+
+def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> ExperimentOutcome:
+    settings, budget, run_dir = context.settings, planned.budget, context.run_dir
+    sites = planned.fold.internal
+    fixed = [
+        f"data.manifest={hydra_value(str(context.manifest))}",
+        "data.sites=[]",
+        f"federation.num_rounds={budget.rounds}",
+        f"federation.local_steps={budget.local_steps}",
+        f"federation.min_sites={len(sites)}",
+        "federation.fraction_train=1.0",
+        "federation.global_evaluation=true",
+        f"federation.eval_splits={hydra_value(['held-out'])}",
+        f"federation.max_eval_items={settings.curve_eval_items}",
+        # An interrupted federation continues from its last round (and its MLflow run).
+        f"federation.resume={'true' if (run_dir / LATEST).is_file() else 'false'}",
+        f"output_dir={hydra_value(str(run_dir))}",
+        f"method={hydra_value(planned.spec.name)}",
+        f"train.num_threads={_threads(settings)}",
+        *context.tracking,
+        f"++tracking.run_name={hydra_value(planned.label)}",
+    ]
+    overrides = experiment_overrides(
+        context.study,
+        "federation",
+        [*settings.federated_overrides, *planned.spec.overrides],
+        fixed,
+    )
+    config = compose("federation", overrides)
+    _check_federation(config)  # a bad setting fails here, not minutes later inside Flower
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = run_flower_simulation(
+        FlowerRun(
+            output_dir=run_dir,
+            overrides=tuple(overrides),
+            num_sites=len(sites),
+            rounds=budget.rounds,
+            client_cpus=settings.client_cpus,
+            client_gpus=context.client_gpus,
+            timeout=settings.experiment_timeout,
+        )
+    )
+    history = json.loads(result.history.read_text())
+    details = {
+        "strategy": str(config.strategy.name),
+        "privacy": _privacy(config),
+        "text_encoder": str(config.text.name),
+        "flwr_log": str(result.log),
+        "steps_taken": _steps_taken(history),
+        "rounds_completed": max((int(r["round"]) for r in history), default=0),
+        # What `flwr run` left running (its SuperLink at least), stopped by process id.
+        "processes_stopped": len(result.stopped),
+        "processes_killed": len(result.killed),
+    }
+    epsilon = _epsilon(history)
+    if epsilon is not None:
+        details["dp_epsilon"] = epsilon
+    return _outcome(
+        planned,
+        context,
+        {"global": result.final_checkpoint},
+        result.history,
+        result.wall_seconds,
+        details,
+    )
+
+
+def _outcome(
+    planned: PlannedExperiment,
+    context: ExperimentContext,
+    checkpoints: dict[str, Path],
+    history: Path | None,
+    wall_seconds: float,
+    details: dict[str, Any],
+) -> ExperimentOutcome:
+    missing = [str(path) for path in checkpoints.values() if not Path(path).is_file()]
+    if missing:
+        raise RuntimeError(f"{planned.label}: training left no checkpoint at {', '.join(missing)}")
+    return ExperimentOutcome(
+        fold=planned.fold.name,
+        experiment=planned.spec.name,
+        kind=planned.spec.kind,
+        checkpoints=checkpoints,
+        run_dir=context.run_dir,
+        history=history,
+        wall_seconds=wall_seconds,
+        steps_per_site=planned.budget.steps_per_model,
+        details={
+            "description": planned.spec.description,
+            "manifest": str(context.manifest),
+            **definition(planned, context.study, context.settings),
+            **details,
+        },
+    )
+
+
+def _threads(settings: StudySettings) -> int:
+    """Torch threads of a model's training: the cores reserved for one simulated site."""
+    return max(1, int(settings.client_cpus))
+
+
+def _check_federation(config: DictConfig) -> None:
+    from server.settings import FederationSettings
+
+    FederationSettings.from_config(config)
+
+
+def _privacy(config: DictConfig) -> str:
+    enabled = [
+        name
+        for name in ("dp_sgd", "central_dp", "secure_aggregation")
+        if OmegaConf.select(config, f"privacy.{name}.enabled", default=False)
+    ]
+    return "+".join(enabled) or "none"
+
+
+def _steps_taken(history: list[dict[str, Any]]) -> dict[str, int]:
+    """Optimiser steps each site really took over the run (DP sites may stop early)."""
+    steps: dict[str, int] = {}
+    for record in history:
+        for site, entry in record.get("sites", {}).items():
+            value = entry.get("train", {}).get("steps")
+            if isinstance(value, int | float) and math.isfinite(value):
+                steps[site] = steps.get(site, 0) + int(value)
+    return steps
+
+
+def _epsilon(history: list[dict[str, Any]]) -> float | None:
+    """The largest cumulative DP-SGD epsilon any site reported (None without DP-SGD)."""
+    values = [
+        float(entry["train"]["dp-epsilon"])
+        for record in history
+        for entry in record.get("sites", {}).values()
+        if "dp-epsilon" in entry.get("train", {})
+    ]
+    finite = [value for value in values if math.isfinite(value)]
+    return max(finite) if finite else None

@@ -1,0 +1,343 @@
+"""Run a held-out-centre study: plan, experiments, evaluation, report (``cardiomm simulate``).
+
+Layout of the study folder (``output_dir``)::
+
+    study.json                      the plan, the MLflow parent run, failures, wall time
+    mlflow.db, mlartifacts/         the embedded MLflow store (tracking.mlflow_uri=null)
+    <fold>/manifest.json            the fold's partition (held-out centres, patient splits)
+    <fold>/<experiment>/            the experiment's run (checkpoints, logs, history.json)
+    <fold>/<experiment>/outcome.json  written when the experiment finished
+    <fold>/evaluation/              the fold's evaluation (simulations/study/evaluation.py)
+    report files                    simulations/study/report.py (results.csv, report.md, ...)
+
+Resuming: an experiment with an ``outcome.json`` is skipped; an unfinished one starts again,
+where a federation continues from its last checkpointed round and local-only training reuses
+the sites already trained. A changed experiment definition (overrides, budget, folds) is
+refused rather than mixed with the old results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from simulations.study.experiments import ExperimentContext, definition, run_experiment
+from simulations.study.flower_run import FlowerRunError
+from simulations.study.machine import describe_machine
+from simulations.study.outcome import ExperimentOutcome
+from simulations.study.plan import Fold, PlannedExperiment, plan_folds, plan_study
+from simulations.study.progress import StudyProgress, format_seconds
+from simulations.study.settings import StudySettings
+from simulations.study.state import (
+    ERROR_FILE,
+    OUTCOME_FILE,
+    check_unchanged,
+    claim,
+    finish_state,
+    read_state,
+    write_state,
+)
+from simulations.study.tracking import (
+    StudyTracker,
+    federated_tracking,
+    open_study_tracker,
+    track_experiment,
+    track_results,
+)
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclasses.dataclass
+class StudyResult:
+    """What one invocation of the study did.
+
+    Attributes:
+        study_dir: the study folder.
+        outcomes: every finished experiment (this invocation's and earlier ones').
+        ran: labels of the experiments run now.
+        skipped: labels of the experiments finished by an earlier invocation.
+        failed: label -> error of the experiments that failed now.
+        rows: the evaluation's results rows.
+        report: the report's files by name.
+        wall_seconds: this invocation's wall time.
+    """
+
+    study_dir: Path
+    outcomes: list[ExperimentOutcome]
+    ran: list[str]
+    skipped: list[str]
+    failed: dict[str, str]
+    rows: list[dict[str, Any]]
+    report: dict[str, Path]
+    wall_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """The study laid out: folder, folds with their manifests, experiments, definitions."""
+
+    study_dir: Path
+    folds: list[Fold]
+    manifests: dict[Fold, Path]
+    planned: list[PlannedExperiment]
+    definitions: dict[PlannedExperiment, dict[str, Any]]
+
+
+def run_study(config: DictConfig, show_progress: bool = True, console: Any = None) -> StudyResult:
+    """Run (or resume) the study that ``config`` (``configs/simulate.yaml``) describes.
+
+    Args:
+        config: from :func:`simulations.study.composition.load_study_config`.
+        show_progress: progress display (live on a terminal, plain lines elsewhere).
+        console: a rich console to print to (default: a new one).
+    """
+    import torch
+
+    started = time.monotonic()
+    settings = StudySettings.from_config(config)
+    threads = torch.get_num_threads()
+    # In-process training and evaluation use the cores of one simulated site: more OpenMP
+    # threads than free cores stall for seconds per convolution beside other processes.
+    torch.set_num_threads(max(1, int(settings.client_cpus)))
+    try:
+        return _run(config, settings, started, show_progress, console)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(
+    config: DictConfig,
+    settings: StudySettings,
+    started: float,
+    show_progress: bool,
+    console: Any,
+) -> StudyResult:
+    from cardiomm.progress import make_console
+
+    console = console or make_console()
+    study_dir = Path(str(config.output_dir)).expanduser().resolve()
+    study_dir.mkdir(parents=True, exist_ok=True)
+    folds, manifests = _prepare_folds(config, settings, study_dir, show_progress)
+    planned = plan_study(folds, settings.experiments, settings.rounds, settings.local_steps)
+    # Refuse a changed definition before anything is written or tracked.
+    wanted = {item: definition(item, config, settings) for item in planned}
+    for item in planned:
+        check_unchanged(study_dir / item.fold.slug / item.spec.name, wanted[item])
+    state = read_state(study_dir)
+    tracker = open_study_tracker(config, settings, study_dir, state)
+    write_state(study_dir, state, settings, planned, tracker, config)
+    prepared = _Prepared(study_dir, folds, manifests, planned, wanted)
+    try:
+        return _run_planned(config, settings, prepared, tracker, started, show_progress, console)
+    except BaseException:  # interrupted or broken: the parent run must not stay RUNNING
+        if tracker is not None:
+            tracker.end(failed=True)
+        raise
+
+
+def _run_planned(
+    config: DictConfig,
+    settings: StudySettings,
+    prepared: _Prepared,
+    tracker: StudyTracker | None,
+    started: float,
+    show_progress: bool,
+    console: Any,
+) -> StudyResult:
+    """The experiments (skipping finished ones), then the evaluation, report and tracking."""
+    study_dir, folds, manifests = prepared.study_dir, prepared.folds, prepared.manifests
+    planned, wanted = prepared.planned, prepared.definitions
+    tracking = federated_tracking(config, tracker)
+    gpus = _client_gpus(settings, folds)
+
+    outcomes: list[ExperimentOutcome] = []
+    ran, skipped, failed = [], [], {}
+    labels = [item.label for item in planned]
+    kinds = [item.spec.kind for item in planned]
+    with StudyProgress(labels, kinds, console, enabled=show_progress) as progress:
+        for item in planned:
+            run_dir = study_dir / item.fold.slug / item.spec.name
+            outcome_path = run_dir / OUTCOME_FILE
+            if outcome_path.is_file():
+                outcome = ExperimentOutcome.read(outcome_path)
+                outcomes.append(outcome)
+                skipped.append(item.label)
+                progress.skipped(item.label, item.spec.kind, outcome.wall_seconds)
+                continue
+            claim(run_dir, wanted[item])
+            progress.started(item.label)
+            context = ExperimentContext(
+                study=config,
+                settings=settings,
+                manifest=manifests[item.fold],
+                run_dir=run_dir,
+                tracking=tracking,
+                client_gpus=gpus,
+            )
+            try:
+                outcome = run_experiment(item, context)
+            except Exception as error:  # one failed experiment must not lose the others
+                # A failed Flower run says why in its log; anything else is a bug: traceback.
+                logger.error(
+                    "%s failed: %s",
+                    item.label,
+                    error,
+                    exc_info=not isinstance(error, FlowerRunError),
+                )
+                failed[item.label] = f"{type(error).__name__}: {error}"
+                (run_dir / ERROR_FILE).write_text(failed[item.label] + "\n")
+                progress.failed(item.label, item.spec.kind, failed[item.label])
+                continue
+            track_experiment(tracker, item, outcome)
+            outcome.write(outcome_path)
+            outcomes.append(outcome)
+            ran.append(item.label)
+            progress.finished(item.label, item.spec.kind, outcome.wall_seconds)
+    # After the display has closed: the evaluation shows progress bars of its own, and rich
+    # allows one live display at a time.
+    if show_progress:
+        console.print(f"evaluating {len(outcomes)} experiment(s) on the held-out centres")
+    rows = _evaluate(config, folds, manifests, outcomes, study_dir, show_progress)
+    wall = time.monotonic() - started
+    report = _report(config, settings, study_dir, rows, outcomes, wall, failed)
+    wall = time.monotonic() - started
+    if tracker is not None:
+        track_results(tracker, outcomes, rows, report, wall, failed)
+    finish_state(study_dir, ran, skipped, failed, report, wall)
+    return StudyResult(study_dir, outcomes, ran, skipped, failed, rows, report, wall)
+
+
+# -- folds and manifests ---------------------------------------------------------------------
+
+
+def _prepare_folds(
+    config: DictConfig, settings: StudySettings, study_dir: Path, show_progress: bool
+) -> tuple[list[Fold], dict[Fold, Path]]:
+    """Partition the data: the folds and each fold's manifest file (kept across resumes)."""
+    from simulations.data_root import resolve_data_root
+    from simulations.partition import (
+        SplitFractions,
+        partition_dataset,
+        read_manifest,
+        write_manifest,
+    )
+
+    data = config.data
+    fractions = SplitFractions(val=float(data.val_fraction), test=float(data.test_fraction))
+    seed = int(config.seed)
+    if data.manifest:
+        base = read_manifest(data.manifest)
+        root = Path(base["root"])
+    else:
+        root = resolve_data_root(data, show_progress)
+        base = partition_dataset(
+            root,
+            hold_out=list(data.hold_out),
+            hold_out_count=int(data.hold_out_count),
+            seed=seed,
+            fractions=fractions,
+            show_progress=show_progress,
+        )
+    centres = [site["site"] for site in base["sites"]]
+    folds = plan_folds(centres, settings.folds, base["held_out"], settings.leave_one_out_centres)
+    manifests = {}
+    for fold in folds:
+        path = study_dir / fold.slug / MANIFEST_FILE
+        if not path.is_file():
+            if list(fold.held_out) == sorted(base["held_out"]):
+                manifest = base
+            else:
+                # Patient splits depend only on the seed and the centre, so an internal site
+                # keeps the same patients in every fold.
+                manifest = partition_dataset(
+                    root,
+                    hold_out=list(fold.held_out),
+                    seed=seed,
+                    fractions=fractions,
+                    show_progress=show_progress,
+                )
+            write_manifest(manifest, path)
+        manifests[fold] = path
+    return folds, manifests
+
+
+# -- resume ----------------------------------------------------------------------------------
+
+
+# -- evaluation and report -------------------------------------------------------------------
+
+
+def _evaluate(
+    config: DictConfig,
+    folds: list[Fold],
+    manifests: dict[Fold, Path],
+    outcomes: list[ExperimentOutcome],
+    study_dir: Path,
+    show_progress: bool,
+) -> list[dict[str, Any]]:
+    from simulations.partition import read_manifest
+    from simulations.study.evaluation import evaluate_outcomes
+
+    rows: list[dict[str, Any]] = []
+    for fold in folds:
+        own = [outcome for outcome in outcomes if outcome.fold == fold.name]
+        if not own:
+            continue
+        fold_config = config.copy()
+        with open_dict(fold_config):
+            fold_config.data.manifest = str(manifests[fold])
+            fold_config.data.hold_out = list(fold.held_out)
+            fold_config.data.hold_out_count = 0
+        rows += evaluate_outcomes(
+            own,
+            fold_config,
+            read_manifest(manifests[fold]),
+            study_dir / fold.slug / "evaluation",
+            show_progress,
+        )
+    return rows
+
+
+def _report(
+    config: DictConfig,
+    settings: StudySettings,
+    study_dir: Path,
+    rows: list[dict[str, Any]],
+    outcomes: list[ExperimentOutcome],
+    wall: float,
+    failed: dict[str, str],
+) -> dict[str, Path]:
+    from simulations.study.report import write_report
+
+    training = sum(outcome.wall_seconds for outcome in outcomes)
+    # write_report prints it as "Timings measured on: <note>."
+    note = (
+        f"{describe_machine()}; study wall time {format_seconds(wall)} in this invocation "
+        f"(training, evaluation), the experiments' training {format_seconds(training)} in all"
+    )
+    if failed:
+        note += "; failed, so not in the tables: " + "; ".join(
+            f"{label} ({error.splitlines()[0]})" for label, error in failed.items()
+        )
+    title = f"Held-out-centre study `{settings.name}` ({config.model.name} model)"
+    return write_report(study_dir, rows, outcomes, title, note)
+
+
+def _client_gpus(settings: StudySettings, folds: list[Fold]) -> float:
+    """Each simulated site's GPU share: as configured, or GPUs / sites (0 without CUDA)."""
+    if settings.client_gpus is not None:
+        return settings.client_gpus
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0.0
+    sites = max(len(fold.internal) for fold in folds)
+    return min(1.0, torch.cuda.device_count() / sites)

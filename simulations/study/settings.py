@@ -1,0 +1,89 @@
+"""The ``study`` block of ``configs/simulate.yaml``, read once into typed fields."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from simulations.study.plan import ExperimentSpec, parse_catalogue, select_experiments
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """What the runner needs from ``study.*`` (configs/simulate.yaml documents each key).
+
+    Attributes:
+        name: the study's name (MLflow's parent run, the report's title).
+        folds: ``held-out`` or ``leave-one-out``.
+        leave_one_out_centres: leave-one-out only: the centres held out in turn (empty: all).
+        rounds, local_steps: the federated schedule that fixes every experiment's budget.
+        experiments: the experiments of every fold, in order.
+        max_eval_items: the final evaluation's images per model, centre and mask (0: all).
+        curve_eval_items: held-out images a federation scores after every round.
+        client_cpus: CPU cores per simulated site.
+        client_gpus: GPU share per simulated site; None: automatic.
+        experiment_timeout: seconds before a federated experiment is stopped.
+        federated_overrides: overrides of configs/federation.yaml for every federation.
+    """
+
+    name: str
+    folds: str
+    leave_one_out_centres: tuple[str, ...]
+    rounds: int
+    local_steps: int
+    experiments: tuple[ExperimentSpec, ...]
+    max_eval_items: int
+    curve_eval_items: int
+    client_cpus: float
+    client_gpus: float | None
+    experiment_timeout: float
+    federated_overrides: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: DictConfig) -> StudySettings:
+        """Read ``study.*``; errors name the setting."""
+        study = OmegaConf.select(config, "study")
+        if study is None:
+            raise ValueError("the config has no study block (compose configs/simulate.yaml)")
+        catalogue = parse_catalogue(OmegaConf.to_container(study.catalogue, resolve=True))
+        gpus = str(study.get("client_gpus", "auto")).lower()
+        settings = cls(
+            name=str(study.name),
+            folds=str(study.folds),
+            leave_one_out_centres=tuple(str(c) for c in study.get("leave_one_out_centres", [])),
+            rounds=_integer(study, "rounds"),
+            local_steps=_integer(study, "local_steps"),
+            experiments=tuple(select_experiments(list(study.experiments), catalogue)),
+            max_eval_items=_integer(study, "max_eval_items"),
+            curve_eval_items=_integer(study, "curve_eval_items"),
+            client_cpus=float(study.get("client_cpus", 1)),
+            client_gpus=None if gpus in ("auto", "none", "") else float(gpus),
+            experiment_timeout=float(study.get("experiment_timeout", 7200)),
+            federated_overrides=tuple(str(item) for item in study.get("federated_overrides", [])),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"study.rounds must be >= 1, got {self.rounds}")
+        if self.local_steps < 1:
+            raise ValueError(f"study.local_steps must be >= 1, got {self.local_steps}")
+        if self.max_eval_items < 0 or self.curve_eval_items < 0:
+            raise ValueError("study.max_eval_items and study.curve_eval_items must be >= 0")
+        if self.client_cpus <= 0:
+            raise ValueError(f"study.client_cpus must be > 0, got {self.client_cpus}")
+        if self.client_gpus is not None and self.client_gpus < 0:
+            raise ValueError(f"study.client_gpus must be auto or >= 0, got {self.client_gpus}")
+        if self.experiment_timeout <= 0:
+            raise ValueError("study.experiment_timeout must be > 0 seconds")
+
+
+def _integer(study: Any, key: str) -> int:
+    value = study.get(key)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"study.{key} must be an integer, got {value!r}") from None

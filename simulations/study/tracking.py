@@ -1,0 +1,284 @@
+"""MLflow for a study: one parent run (the study), one child run per experiment.
+
+Federated experiments create their child run themselves (the ServerApp's tracker, with
+``tracking.parent_run_id`` and ``tracking.run_name``); local-only and centralised ones get
+theirs here. After the evaluation every child receives its headline held-out scores. The
+store defaults to ``sqlite:///<study_dir>/mlflow.db`` with artifacts in
+``<study_dir>/mlartifacts``; look at it with
+``mlflow ui --backend-store-uri sqlite:///<study_dir>/mlflow.db``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from simulations.study.composition import hydra_value
+from simulations.study.machine import describe_machine
+from simulations.study.plan import FEDERATED, PlannedExperiment
+from simulations.study.settings import StudySettings
+
+if TYPE_CHECKING:
+    from simulations.study.outcome import ExperimentOutcome
+
+logger = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+PARAM_VALUE_LIMIT = 6000
+
+
+def study_store_uri(study_dir: Path, configured: str | None) -> str:
+    """``tracking.mlflow_uri``, or the embedded SQLite store in the study folder."""
+    return configured or f"sqlite:///{Path(study_dir).resolve() / 'mlflow.db'}"
+
+
+class StudyTracker:
+    """The study's MLflow runs (client API only: no global active run in this process).
+
+    Args:
+        uri: tracking URI.
+        experiment: MLflow experiment name (``tracking.experiment``).
+        artifact_dir: artifact location when the experiment is created in an embedded store.
+        parent_run_id: continue this parent run (a resumed study), if it still exists.
+        name: the parent run's name.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        artifact_dir: Path | None,
+        parent_run_id: str | None,
+        name: str,
+    ) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        self.experiment_name = experiment
+        self.client = MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            # Created here, before any ServerApp looks for it, so that the artifacts of every
+            # child run land in the study folder rather than in ./mlruns of the app's folder.
+            location = artifact_dir.resolve().as_uri() if artifact_dir is not None else None
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=location
+            )
+        else:
+            self.experiment_id = found.experiment_id
+        if parent_run_id is not None and self._exists(parent_run_id):
+            self.parent_run_id = parent_run_id
+            self.client.update_run(parent_run_id, status="RUNNING")
+            self.client.set_tag(parent_run_id, "resumed", "true")
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=name)
+            self.parent_run_id = run.info.run_id
+
+    def _exists(self, run_id: str) -> bool:
+        try:
+            self.client.get_run(run_id)
+        except Exception:  # MLflow raises MlflowException for unknown runs
+            return False
+        return True
+
+    def log_study_params(self, params: Mapping[str, Any]) -> None:
+        self._log_params(self.parent_run_id, params)
+
+    def child_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        """A finished child run of the parent (local-only and centralised experiments)."""
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=name,
+            tags={PARENT_TAG: self.parent_run_id, **tags},
+        )
+        self._log_params(run.info.run_id, params)
+        self.client.set_terminated(run.info.run_id, status="FINISHED")
+        return run.info.run_id
+
+    def find_child(self, name: str) -> str | None:
+        """The child run called ``name`` (made by a federated experiment's ServerApp)."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+            max_results=1000,
+        )
+        matches = [run for run in runs if run.info.run_name == name]
+        return matches[0].info.run_id if matches else None
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        values = [
+            Metric(_safe(key), float(value), stamp, 0)
+            for key, value in metrics.items()
+            if isinstance(value, int | float) and math.isfinite(value)
+        ]
+        for start in range(0, len(values), 1000):
+            self.client.log_batch(run_id, metrics=values[start : start + 1000])
+
+    def log_artifacts(self, paths: Iterable[Path]) -> None:
+        for path in paths:
+            if Path(path).is_file():
+                self.client.log_artifact(self.parent_run_id, str(path), "report")
+
+    def end(self, failed: bool) -> None:
+        self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
+
+    def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(run_id).data.params
+        values = [
+            Param(_safe(key), str(value)[:PARAM_VALUE_LIMIT])
+            for key, value in params.items()
+            # MLflow refuses to change a logged parameter; a resumed study logs the same.
+            if _safe(key) not in existing
+        ]
+        for start in range(0, len(values), 100):
+            self.client.log_batch(run_id, params=values[start : start + 100])
+
+
+def headline_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Held-out scores of one experiment from its results rows.
+
+    ``held-out/<mask>/<metric>`` and ``held-out/<metric>``: means over the held-out
+    centres (and over the site models of a local-only experiment) with full metadata;
+    ``held-out/<model>/<metric>`` per model when there are several.
+    """
+    values: dict[str, list[float]] = defaultdict(list)
+    models = set()
+    for row in rows:
+        if row.get("split") != "held-out" or row.get("metadata", "full") != "full":
+            continue
+        models.add(str(row.get("model")))
+        for metric in ("psnr", "ssim", "nmse"):
+            score = _number(row.get(metric))
+            if score is None:
+                continue
+            values[f"held-out/{row.get('mask')}/{metric}"].append(score)
+            values[f"held-out/{metric}"].append(score)
+            values[f"held-out/model-{row.get('model')}/{metric}"].append(score)
+    if len(models) <= 1:
+        values = {key: items for key, items in values.items() if "/model-" not in key}
+    return {key: sum(items) / len(items) for key, items in values.items() if items}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in name)
+
+
+# -- the study's runs -------------------------------------------------------------------------
+
+
+def open_study_tracker(
+    config: DictConfig, settings: StudySettings, study_dir: Path, state: dict[str, Any]
+) -> StudyTracker | None:
+    """The study's tracker (None with ``tracking.enabled=false``), continuing the parent run
+    that ``study.json`` names when the study is resumed."""
+    if not bool(OmegaConf.select(config, "tracking.enabled", default=True)):
+        return None
+    configured = OmegaConf.select(config, "tracking.mlflow_uri", default=None)
+    tracker = StudyTracker(
+        uri=study_store_uri(study_dir, configured),
+        experiment=str(OmegaConf.select(config, "tracking.experiment", default="cardiomm-fl")),
+        artifact_dir=None if configured else study_dir / "mlartifacts",
+        parent_run_id=state.get("mlflow_parent_run_id"),
+        name=settings.name,
+    )
+    tracker.log_study_params(
+        {
+            "study.name": settings.name,
+            "study.folds": settings.folds,
+            "study.rounds": settings.rounds,
+            "study.local_steps": settings.local_steps,
+            "study.experiments": ",".join(spec.name for spec in settings.experiments),
+            "model": str(config.model.name),
+            "text": str(config.text.name),
+            "data.root": str(config.data.root),
+            "machine": describe_machine(),
+        }
+    )
+    return tracker
+
+
+def federated_tracking(config: DictConfig, tracker: StudyTracker | None) -> tuple[str, ...]:
+    """Tracking overrides of a federated experiment: the study's store, as a child run."""
+    if tracker is None:
+        return ("tracking.enabled=false",)
+    return (
+        "tracking.enabled=true",
+        f"tracking.mlflow_uri={hydra_value(tracker.uri)}",
+        f"tracking.experiment={hydra_value(tracker.experiment_name)}",
+        # The final and latest models are enough in a study's store.
+        "tracking.log_round_checkpoints=false",
+        f"++tracking.parent_run_id={hydra_value(tracker.parent_run_id)}",
+    )
+
+
+def track_experiment(
+    tracker: StudyTracker | None, item: PlannedExperiment, outcome: ExperimentOutcome
+) -> None:
+    """The experiment's child run: made here, or found (a federation makes its own)."""
+    if tracker is None:
+        return
+    tags = {"fold": item.fold.name, "experiment": item.spec.name, "kind": item.spec.kind}
+    params = {
+        "kind": item.spec.kind,
+        "fold": item.fold.name,
+        "overrides": " ".join(item.spec.overrides),
+        "steps_per_model": item.budget.steps_per_model,
+        "total_steps": item.budget.total_steps,
+        "sites": ",".join(item.fold.internal),
+        "held_out": ",".join(item.fold.held_out),
+        "wall_seconds": round(outcome.wall_seconds, 1),
+    }
+    if item.spec.kind == FEDERATED:
+        run_id = tracker.find_child(item.label)
+        if run_id is None:
+            logger.warning("no MLflow run of %s found in %s", item.label, tracker.uri)
+            return
+        for key, value in tags.items():
+            tracker.client.set_tag(run_id, key, value)
+    else:
+        run_id = tracker.child_run(item.label, params, tags)
+    tracker.log_metrics(run_id, {"wall-seconds": outcome.wall_seconds})
+    outcome.details["mlflow_run_id"] = run_id
+
+
+def track_results(
+    tracker: StudyTracker,
+    outcomes: list[ExperimentOutcome],
+    rows: list[dict[str, Any]],
+    report: dict[str, Path],
+    wall: float,
+    failed: dict[str, str],
+) -> None:
+    for outcome in outcomes:
+        run_id = outcome.details.get("mlflow_run_id")
+        if not run_id:
+            continue
+        own = [
+            row
+            for row in rows
+            if row.get("fold") == outcome.fold and row.get("experiment") == outcome.experiment
+        ]
+        tracker.log_metrics(run_id, headline_metrics(own))
+    tracker.log_metrics(tracker.parent_run_id, {"study-wall-seconds": wall})
+    tracker.log_artifacts(report.values())
+    tracker.end(failed=bool(failed))
