@@ -307,6 +307,18 @@ _DIGITS = {
 }
 
 
+# What the cost table's details column shows: what the experiment was, not where its files are
+# (paths, run ids and the description live in outcome.json and MLflow).
+REPORTED_DETAILS = (
+    "total_steps",
+    "strategy",
+    "privacy",
+    "text_encoder",
+    "rounds_completed",
+    "dp_epsilon",
+)
+
+
 def cost_rows(outcomes: Sequence[ExperimentOutcome]) -> list[dict]:
     """Wall time and steps of every experiment; round time, client compute, overhead and
     traffic (means over rounds) of the federated ones."""
@@ -320,7 +332,7 @@ def cost_rows(outcomes: Sequence[ExperimentOutcome]) -> list[dict]:
             "details": ", ".join(
                 f"{key}={_short(value)}"
                 for key, value in outcome.details.items()
-                if isinstance(value, str | int | float | bool)
+                if key in REPORTED_DETAILS and isinstance(value, str | int | float | bool)
             ),
         }
         summary = round_summary(load_history(outcome.history)) if outcome.history else None
