@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 PARAM_VALUE_LIMIT = 6000
 PARAM_BATCH = 100
 METRIC_BATCH = 1000
+# The tag that makes a run another's child in MLflow's UI (a study's experiments).
+PARENT_RUN_TAG = "mlflow.parentRunId"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
@@ -65,7 +67,7 @@ class MlflowTracker(Tracker):
         uri = settings.mlflow_uri or embedded_uri(settings.output_dir)
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)
-        if run_id is not None and self._exists(run_id):
+        if run_id is not None and run_exists(self.client, run_id):
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
             self.client.set_tag(run_id, "resumed", "true")
@@ -82,7 +84,7 @@ class MlflowTracker(Tracker):
             experiment_id = experiment.experiment_id
         tags = {"strategy": settings.strategy, "method": settings.method}
         if settings.mlflow_parent_run_id:  # a child run, e.g. one experiment of a study
-            tags["mlflow.parentRunId"] = str(settings.mlflow_parent_run_id)
+            tags[PARENT_RUN_TAG] = str(settings.mlflow_parent_run_id)
         run = self.client.create_run(
             experiment_id,
             run_name=settings.mlflow_run_name or Path(settings.output_dir).name,
@@ -91,13 +93,6 @@ class MlflowTracker(Tracker):
         self.run_id = run.info.run_id
         self._log_params(OmegaConf.to_container(config, resolve=True))
         logger.info("MLflow run %s in %s", self.run_id, uri)
-
-    def _exists(self, run_id: str) -> bool:
-        try:
-            self.client.get_run(run_id)
-        except Exception:  # MLflow raises MlflowException for unknown runs
-            return False
-        return True
 
     def _log_params(self, config: Any) -> None:
         from mlflow.entities import Param
@@ -112,7 +107,8 @@ class MlflowTracker(Tracker):
         step = int(record["round"])
         stamp = int(time.time() * 1000)
         metrics = [
-            Metric(_safe(key), value, stamp, step) for key, value in round_metrics(record).items()
+            Metric(mlflow_key(key), value, stamp, step)
+            for key, value in round_metrics(record).items()
         ]
         for start in range(0, len(metrics), METRIC_BATCH):
             self.client.log_batch(self.run_id, metrics=metrics[start : start + METRIC_BATCH])
@@ -181,5 +177,15 @@ def _flatten(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-def _safe(name: str) -> str:
+def mlflow_key(name: str) -> str:
+    """``name`` with the characters MLflow refuses in metric and parameter keys replaced."""
     return _UNSAFE.sub("_", name)
+
+
+def run_exists(client: Any, run_id: str) -> bool:
+    """Whether the MLflow store behind ``client`` holds the run (e.g. one to resume)."""
+    try:
+        client.get_run(run_id)
+    except Exception:  # MLflow raises MlflowException for unknown runs
+        return False
+    return True

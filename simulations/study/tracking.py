@@ -20,6 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from server.tracking import (
+    METRIC_BATCH,
+    PARAM_BATCH,
+    PARAM_VALUE_LIMIT,
+    PARENT_RUN_TAG,
+    mlflow_key,
+    run_exists,
+)
 from simulations.study.composition import hydra_value
 from simulations.study.machine import describe_machine
 from simulations.study.plan import FEDERATED, PlannedExperiment
@@ -29,9 +37,6 @@ if TYPE_CHECKING:
     from simulations.study.outcome import ExperimentOutcome
 
 logger = logging.getLogger(__name__)
-
-PARENT_TAG = "mlflow.parentRunId"
-PARAM_VALUE_LIMIT = 6000
 
 
 def study_store_uri(study_dir: Path, configured: str | None) -> str:
@@ -73,20 +78,13 @@ class StudyTracker:
             )
         else:
             self.experiment_id = found.experiment_id
-        if parent_run_id is not None and self._exists(parent_run_id):
+        if parent_run_id is not None and run_exists(self.client, parent_run_id):
             self.parent_run_id = parent_run_id
             self.client.update_run(parent_run_id, status="RUNNING")
             self.client.set_tag(parent_run_id, "resumed", "true")
         else:
             run = self.client.create_run(self.experiment_id, run_name=name)
             self.parent_run_id = run.info.run_id
-
-    def _exists(self, run_id: str) -> bool:
-        try:
-            self.client.get_run(run_id)
-        except Exception:  # MLflow raises MlflowException for unknown runs
-            return False
-        return True
 
     def log_study_params(self, params: Mapping[str, Any]) -> None:
         self._log_params(self.parent_run_id, params)
@@ -96,7 +94,7 @@ class StudyTracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=name,
-            tags={PARENT_TAG: self.parent_run_id, **tags},
+            tags={PARENT_RUN_TAG: self.parent_run_id, **tags},
         )
         self._log_params(run.info.run_id, params)
         self.client.set_terminated(run.info.run_id, status="FINISHED")
@@ -106,7 +104,7 @@ class StudyTracker:
         """The child run called ``name`` (made by a federated experiment's ServerApp)."""
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
+            filter_string=f"tags.`{PARENT_RUN_TAG}` = '{self.parent_run_id}'",
             max_results=1000,
         )
         matches = [run for run in runs if run.info.run_name == name]
@@ -117,12 +115,12 @@ class StudyTracker:
 
         stamp = int(time.time() * 1000)
         values = [
-            Metric(_safe(key), float(value), stamp, 0)
+            Metric(mlflow_key(key), float(value), stamp, 0)
             for key, value in metrics.items()
             if isinstance(value, int | float) and math.isfinite(value)
         ]
-        for start in range(0, len(values), 1000):
-            self.client.log_batch(run_id, metrics=values[start : start + 1000])
+        for start in range(0, len(values), METRIC_BATCH):
+            self.client.log_batch(run_id, metrics=values[start : start + METRIC_BATCH])
 
     def log_artifacts(self, paths: Iterable[Path]) -> None:
         for path in paths:
@@ -137,13 +135,13 @@ class StudyTracker:
 
         existing = self.client.get_run(run_id).data.params
         values = [
-            Param(_safe(key), str(value)[:PARAM_VALUE_LIMIT])
+            Param(mlflow_key(key), str(value)[:PARAM_VALUE_LIMIT])
             for key, value in params.items()
             # MLflow refuses to change a logged parameter; a resumed study logs the same.
-            if _safe(key) not in existing
+            if mlflow_key(key) not in existing
         ]
-        for start in range(0, len(values), 100):
-            self.client.log_batch(run_id, params=values[start : start + 100])
+        for start in range(0, len(values), PARAM_BATCH):
+            self.client.log_batch(run_id, params=values[start : start + PARAM_BATCH])
 
 
 def headline_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
@@ -177,10 +175,6 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in name)
 
 
 # -- the study's runs -------------------------------------------------------------------------
