@@ -15,26 +15,12 @@ from client.local import build_site_network
 from client.site import resolve_site
 from simulations.training import training_dataset
 from tests.builders import write_consortium
+from tests.client.protocol import DP_METRICS, PROTOCOL_METRICS
 from tests.federation_fakes import make_message
 
 DELTA = 1e-5
 NOISE = 1.0
 LOCAL_STEPS = 3
-PROTOCOL_METRICS = {
-    "num-examples",
-    "slices-seen",
-    "loss",
-    "final-loss",
-    "steps",
-    "skipped-steps",
-    "train-seconds",
-    "val-psnr",
-    "val-ssim",
-    "val-nmse",
-    "bad-files",
-    "field-strength",
-}
-DP_METRICS = {"dp-epsilon", "dp-delta", "dp-steps", "dp-budget-exhausted"}
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from client.local import RoundInstructions, build_site_network, evaluate_site, t
 from client.site import SiteDataError, resolve_site
 from simulations.training import training_dataset
 from tests.builders import write_consortium
+from tests.client.protocol import PROTOCOL_METRICS
 
 
 @pytest.fixture(scope="module")
@@ -67,20 +68,7 @@ def test_local_training_reports_the_protocol_metrics_and_new_weights(config):
         server_round=1, local_steps=2, learning_rate=1e-3, proximal_mu=0.0, seed=0
     )
     new_state, metrics, skipped = train_site(site, state, instructions, config)
-    assert set(metrics) == {
-        "num-examples",
-        "slices-seen",
-        "loss",
-        "final-loss",
-        "steps",
-        "skipped-steps",
-        "train-seconds",
-        "val-psnr",
-        "val-ssim",
-        "val-nmse",
-        "bad-files",
-        "field-strength",
-    }
+    assert set(metrics) == PROTOCOL_METRICS
     assert metrics["num-examples"] == len(training_dataset(list(site.train_files), config, 0))
     assert metrics["slices-seen"] == 2.0
     assert metrics["field-strength"] == 3.0

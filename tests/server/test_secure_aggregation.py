@@ -119,11 +119,20 @@ def site_updates(grid, initial):
     return sites
 
 
-def tolerance(sites, weights, integer_weights, clipping_range, quantization_range, reference):
-    """Per value: the quantisation bound, the integer weights' rounding, float32 rounding."""
+def example_weights(sites):
+    """FedAvg's weights: each site's share of the examples."""
+    total = sum(site["examples"] for site in sites.values())
+    return {name: site["examples"] / total for name, site in sites.items()}
+
+
+def tolerance(sites, weights, integer_weights, settings, reference):
+    """Per value: the quantisation bound, the integer weights' rounding, float32 rounding.
+
+    ``settings`` is the run's ``privacy.secure_aggregation`` block.
+    """
     total = sum(integer_weights.values())
-    step = 2.0 * clipping_range / quantization_range
-    quantisation = len(integer_weights) * step * quantization_range / total
+    step = 2.0 * settings.clipping_range / settings.quantization_range
+    quantisation = len(integer_weights) * step * settings.quantization_range / total
     bound = {}
     for key, value in reference.items():
         weight_error = sum(
@@ -166,17 +175,9 @@ def fedavg(tmp_path_factory):
 def test_secure_fedavg_equals_plain_fedavg_within_the_quantisation_bound(fedavg):
     config, plain, secure, _, sites, initial = fedavg
     settings = config.privacy.secure_aggregation
-    total = sum(site["examples"] for site in sites.values())
-    weights = {name: site["examples"] / total for name, site in sites.items()}
+    weights = example_weights(sites)
     integer = integer_weights_of(weights, settings.quantization_range)
-    quantisation, bound = tolerance(
-        sites,
-        weights,
-        integer,
-        settings.clipping_range,
-        settings.quantization_range,
-        plain.arrays,
-    )
+    quantisation, bound = tolerance(sites, weights, integer, settings, plain.arrays)
     assert quantisation == pytest.approx(3 * 2 * 1.0 / 2**22, rel=1e-5)
     record = secure.history[0]["secure-aggregation"]
     assert record["status"] == "ok"
@@ -239,14 +240,7 @@ def test_secure_vendor_balanced_equals_plain_vendor_balanced_within_the_bound(tm
     assert weights == pytest.approx({"Center001": 0.5, "Center002": 0.2, "Center003": 0.3})
     integer = integer_weights_of(weights, settings.quantization_range)
     assert secure.history[0]["secure-aggregation"]["integer-weights"] == integer
-    quantisation, bound = tolerance(
-        sites,
-        weights,
-        integer,
-        settings.clipping_range,
-        settings.quantization_range,
-        plain.arrays,
-    )
+    quantisation, bound = tolerance(sites, weights, integer, settings, plain.arrays)
     assert_within(secure.arrays, plain.arrays, bound)
     # The vendor weights matter: the secure FedAvg model is far outside the tolerance.
     apart = max(
@@ -259,17 +253,9 @@ def test_secure_fedadam_equals_plain_fedadam_within_the_propagated_bound(tmp_pat
     config, plain, _, secure, _ = run_pair(tmp_path, vendor_sites(), "strategy=fedadam")
     _, plain_fedavg, _, _, sites, _ = fedavg
     settings = config.privacy.secure_aggregation
-    total = sum(site["examples"] for site in sites.values())
-    weights = {name: site["examples"] / total for name, site in sites.items()}
+    weights = example_weights(sites)
     integer = integer_weights_of(weights, settings.quantization_range)
-    _, bound = tolerance(
-        sites,
-        weights,
-        integer,
-        settings.clipping_range,
-        settings.quantization_range,
-        plain_fedavg.arrays,
-    )
+    _, bound = tolerance(sites, weights, integer, settings, plain_fedavg.arrays)
     # Round 1 of Adam from zero moments moves each value by a(d) = eta_norm (1 - beta_1) d /
     # (sqrt(1 - beta_2) |d| + tau): a function of the aggregate's change d with slope at most
     # eta_norm (1 - beta_1) / tau, so the aggregate's error reaches the model scaled by that.
@@ -308,14 +294,7 @@ def test_a_site_dropping_out_mid_protocol_leaves_the_others_weighted_mean(tmp_pa
     full = {"Center001": 4 / 24, "Center003": 12 / 24}
     integer = integer_weights_of(full, settings.quantization_range)
     weights = {"Center001": 0.25, "Center003": 0.75}
-    _, bound = tolerance(
-        sites,
-        weights,
-        integer,
-        settings.clipping_range,
-        settings.quantization_range,
-        plain.arrays,
-    )
+    _, bound = tolerance(sites, weights, integer, settings, plain.arrays)
     assert_within(secure.arrays, plain.arrays, bound)
 
 
