@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from flwr.app import ArrayRecord, Message
 
+from strategies.vendor_aware import site_id, vendor_of
+
 ARRAYS_KEY = "arrays"
 
 
@@ -131,7 +133,7 @@ def _norm_outliers(
     median matters with two sites, where the median would be half the attacker's own norm.
     Peers that did not move (norm 0: no examples, a spent privacy budget) do not count.
     """
-    vendors = {index: _vendor(replies[index]) for index in norms}
+    vendors = {index: vendor_of(replies[index].content) for index in norms}
     outliers: dict[int, str] = {}
     for index, norm in norms.items():
         others = {other: value for other, value in norms.items() if other != index and value > 0}
@@ -150,14 +152,9 @@ def _norm_outliers(
 
 
 def _rejection(reply: Message, reason: str) -> Rejection:
-    site = reply.content.config_records.get("site")
-    name = str(site["site-id"]) if site is not None and "site-id" in site else "unknown"
-    return Rejection(site=name, node_id=int(reply.metadata.src_node_id), reason=reason)
-
-
-def _vendor(reply: Message) -> str:
-    site = reply.content.config_records.get("site")
-    return str(site["vendor"]) if site is not None and "vendor" in site else "unknown"
+    return Rejection(
+        site=site_id(reply.content), node_id=int(reply.metadata.src_node_id), reason=reason
+    )
 
 
 def _few(keys: list[str], limit: int = 3) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, Message, RecordDict
 
+from strategies.reducers import reduce_arrays
 from strategies.vendor_aware import vendor_of
 from strategies.vendor_weights import vendor_balanced_weights
 
@@ -177,7 +178,6 @@ class VendorPersonalisation:
 
 
 def _weighted_mean(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    total = sum(
-        weight * array.astype(np.float64) for array, weight in zip(arrays, weights, strict=True)
-    )
-    return np.asarray(total, dtype=arrays[0].dtype)
+    """sum_i w_i a_i in float64, in the arrays' own dtype."""
+    stacked = np.stack([array.astype(np.float64) for array in arrays])
+    return np.asarray(reduce_arrays(stacked, weights, "mean"), dtype=arrays[0].dtype)
