@@ -42,7 +42,7 @@ RUN_CONFIG_FILE = "run_config.toml"
 LOG_FILE = "flwr.log"
 HISTORY_FILE = "history.json"
 FINAL_CHECKPOINT = Path("checkpoints") / "final.pt"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class FlowerRunError(RuntimeError):
@@ -189,7 +189,7 @@ def run_flower_simulation(run: FlowerRun) -> FlowerRunResult:
         finally:
             stopped, killed = _stop_everything(popen, marker, seen)
     wall = time.monotonic() - started
-    tail = _tail(log_path)
+    tail = log_tail(log_path)
     reason = _reason(tail)
     if timed_out:
         raise FlowerRunError(
@@ -281,9 +281,10 @@ def _reason(tail: str) -> str:
     return f": {errors[-1]}" if errors else ""
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log file, without colour codes."""
     try:
-        text = _ANSI.sub("", path.read_text(errors="replace"))
+        text = ANSI_COLOUR.sub("", path.read_text(errors="replace"))
     except OSError:
         return f"<{path} missing>"
     return "\n".join(text.splitlines()[-lines:])

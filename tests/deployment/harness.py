@@ -22,36 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulations.study.flower_run import ANSI_COLOUR, free_port, log_tail
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent  # the virtualenv's bin: flower-superlink, flwr, ...
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class DeploymentError(RuntimeError):
     """A process or CLI call did not do what was expected; the message holds log tails."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    """The last lines of a log file, without colour codes."""
-    try:
-        text = ANSI.sub("", path.read_text(errors="replace"))
-    except FileNotFoundError:
-        return f"<{path} does not exist>"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def wait_for(
@@ -141,10 +126,13 @@ class ManagedProcess:
             self.spawned.update(descendants(self.pid))
 
     def log_text(self) -> str:
-        return ANSI.sub("", self.log.read_text(errors="replace")) if self.log.exists() else ""
+        return (
+            ANSI_COLOUR.sub("", self.log.read_text(errors="replace")) if self.log.exists() else ""
+        )
 
     def tail(self, lines: int = 40) -> str:
-        return f"--- {self.name} (pid {self.pid}) log tail, {self.log} ---\n{tail(self.log, lines)}"
+        heading = f"--- {self.name} (pid {self.pid}) log tail, {self.log} ---"
+        return f"{heading}\n{log_tail(self.log, lines)}"
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the process, then SIGKILL it and whatever it spawned that is still alive."""
