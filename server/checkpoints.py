@@ -16,8 +16,11 @@ from typing import Any
 
 import torch
 
+from cardiomm.model.checkpoint import OLD_LAYOUT_HINT
+
 FORMAT = "cardiomm-fl federation checkpoint"
-VERSION = 1
+# 2: the global weights are those of the version 2 network (cardiomm/model/checkpoint.py).
+VERSION = 2
 LATEST = "latest.pt"
 FINAL = "final.pt"
 
@@ -98,8 +101,10 @@ def load_round_checkpoint(path: Path) -> RoundCheckpoint:
         raise ValueError(f"{path}: not a readable federation checkpoint ({error})") from error
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ValueError(f"{path}: not a CardioMM-FL federation checkpoint")
-    if content.get("version") != VERSION:
-        raise ValueError(f"{path}: checkpoint version {content.get('version')} is not {VERSION}")
+    version = content.get("version")
+    if version != VERSION:
+        hint = f": {OLD_LAYOUT_HINT}" if version == 1 else ""
+        raise ValueError(f"{path}: checkpoint version {version} is not {VERSION}{hint}")
     fields = {field.name for field in dataclasses.fields(RoundCheckpoint)}
     return RoundCheckpoint(**{key: value for key, value in content.items() if key in fields})
 

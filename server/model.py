@@ -37,11 +37,9 @@ class GlobalModel:
         model_config = ModelConfig.from_mapping(OmegaConf.to_container(config.model, resolve=True))
         self.text_config = OmegaConf.to_container(config.text, resolve=True)
         self.encoder: TextEncoder | None = build_text_encoder_for(model_config, self.text_config)
-        # Seeded in a forked RNG: the same seed gives the same initial weights, and the
-        # server's global RNG stream is left as it was.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(config.seed))
-            self.network: CardioMMNet = build_network(model_config, self.encoder)
+        # The same seed gives the same initial weights; the server's RNG streams stay as
+        # they were.
+        self.network: CardioMMNet = build_network(model_config, self.encoder, int(config.seed))
         if initial_checkpoint:
             self._load_initial(Path(initial_checkpoint))
 

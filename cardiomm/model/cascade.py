@@ -1,4 +1,14 @@
-"""One unrolled cascade: coil combine, image network, expand, soft data consistency."""
+"""One unrolled cascade: a VarNet-style gradient step with a learned image-space refinement.
+
+    k_{t+1} = k_t - eta_t * M (k_t - k_0) + F(S R_t(S^H k_t))
+
+k_0 is the measured (zero-filled) k-space, M the sampling mask, S the coil sensitivities,
+F the centred FFT and R_t the cascade's image network, whose output starts at exactly zero
+(zero last layer, residual output without the input mean). The estimate is kept in k-space
+and the network only adds to it, so an untrained cascade returns its input unchanged: the
+measured samples are never replaced by a projection through untrained sensitivities, and an
+untrained CardioMM returns the zero-filled image.
+"""
 
 from __future__ import annotations
 
@@ -15,38 +25,36 @@ from cardiomm.physics import (
 
 
 class DataConsistencyWeight(nn.Module):
-    """Scales a (real-viewed) k-space correction by |l| / (1 + |l|); l is learned, starts at 1.
+    """Multiplies a (real-viewed) k-space residual by a learned step size eta (starts at 1).
 
-    A separate module with one real input keeps Opacus's per-sample gradients of l correct.
+    A separate module with one real input keeps Opacus's per-sample gradients of eta correct.
     """
 
     def __init__(self, initial: float = 1.0) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.tensor(float(initial)))
 
-    def forward(self, correction: torch.Tensor) -> torch.Tensor:
-        trust = self.weight.abs()
-        return correction * (trust / (1.0 + trust))
+    def forward(self, residual: torch.Tensor) -> torch.Tensor:
+        return residual * self.weight
 
 
-class SoftDataConsistency(nn.Module):
-    """k = (k_net + |l| k0) / (1 + |l|) where sampled, k_net elsewhere.
+class GradientDataConsistency(nn.Module):
+    """The data-consistency step ``k - eta * M (k - k0)``.
 
-    As |l| grows the sampled k-space is kept exactly; at l = 1 (the start) network and
-    measurement are averaged.
+    At eta = 1 the sampled locations are reset to the measurement; elsewhere k is untouched.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.trust = DataConsistencyWeight()
+        self.step = DataConsistencyWeight()
 
     def forward(
-        self, predicted: torch.Tensor, measured: torch.Tensor, mask: torch.Tensor
+        self, kspace: torch.Tensor, measured: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """predicted, measured complex (B, C, H, W); mask (B, H, W) -> complex (B, C, H, W)."""
-        correction = mask.unsqueeze(1) * (measured - predicted)
-        scaled = self.trust(torch.view_as_real(correction).contiguous())
-        return predicted + torch.view_as_complex(scaled)
+        """kspace, measured complex (B, C, H, W); mask (B, H, W) -> complex (B, C, H, W)."""
+        residual = mask.unsqueeze(1) * (kspace - measured)
+        scaled = self.step(torch.view_as_real(residual).contiguous())
+        return kspace - torch.view_as_complex(scaled)
 
 
 class Cascade(nn.Module):
@@ -55,7 +63,7 @@ class Cascade(nn.Module):
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
         self.image_net = NormalisedUNet(2, 2, config)
-        self.data_consistency = SoftDataConsistency()
+        self.data_consistency = GradientDataConsistency()
 
     def forward(
         self,
@@ -68,7 +76,7 @@ class Cascade(nn.Module):
     ) -> torch.Tensor:
         """kspace, measured, sensitivities complex (B, C, H, W); mask (B, H, W)."""
         image = complex_to_channels(reduce_to_image(kspace, sensitivities))
-        refined = image + self.image_net(image, undersampling, metadata)
         # Physics stays in float32 / complex64 even under bf16 autocast.
-        predicted = expand_to_kspace(channels_to_complex(refined.float()), sensitivities)
-        return self.data_consistency(predicted, measured, mask)
+        correction = channels_to_complex(self.image_net(image, undersampling, metadata).float())
+        refinement = expand_to_kspace(correction, sensitivities)
+        return self.data_consistency(kspace, measured, mask) + refinement

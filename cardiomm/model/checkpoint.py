@@ -15,7 +15,14 @@ from cardiomm.model.config import ModelConfig
 from cardiomm.model.network import CardioMMNet
 
 CHECKPOINT_FORMAT = "cardiomm-fl model checkpoint"
-CHECKPOINT_VERSION = 1
+# 2: cascades are gradient steps that add the image network's output to the k-space estimate
+# (identity at initialisation). Version 1 weights belong to the averaging cascade and would
+# load into the same parameter shapes but reconstruct something else, so they are refused.
+CHECKPOINT_VERSION = 2
+OLD_LAYOUT_HINT = (
+    "it was written for the version 1 network (soft data consistency that replaced the "
+    "k-space estimate), whose weights mean something else in this one; retrain the model"
+)
 
 
 def save_checkpoint(
@@ -65,10 +72,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a readable checkpoint ({error})") from error
     if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a CardioMM-FL model checkpoint")
-    if content.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(
-            f"{path}: checkpoint version {content.get('version')} is not {CHECKPOINT_VERSION}"
-        )
+    version = content.get("version")
+    if version != CHECKPOINT_VERSION:
+        hint = f": {OLD_LAYOUT_HINT}" if version == 1 else ""
+        raise ValueError(f"{path}: checkpoint version {version} is not {CHECKPOINT_VERSION}{hint}")
     return content
 
 

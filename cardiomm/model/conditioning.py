@@ -7,8 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cardiomm.model.blocks import ChannelAttentionBlock
-
 
 class TextProjection(nn.Module):
     """Linear then L2 normalisation: (B, text_dim) -> (B, embedding_dim)."""
@@ -36,10 +34,12 @@ class UndersamplingPrompter(nn.Module):
     """Adds undersampling-specific prompts to decoder features.
 
     mix = softmax(Linear(undersampling embedding)); the mixed prompt is resized to the
-    feature map, convolved, concatenated with the features and fused back to their width;
-    the fusion is added to the features. Its last convolution starts at zero, so the
-    prompter starts as the identity: a prompter that replaced the features made 1 - SSIM
-    training collapse within tens of steps (measured on the small synthetic set).
+    feature map, convolved, concatenated with the features and fused back to their width by
+    one 3x3 convolution; the fusion is added to the features. The fusion starts at zero, so
+    the prompter starts as the identity: a prompter that replaced the features made 1 - SSIM
+    training collapse within tens of steps (measured on the small synthetic set). One
+    convolution fuses at a third of the cost of the channel-attention block plus 1x1
+    convolution used before, which took 40 % of a model=small training step.
     """
 
     def __init__(
@@ -51,9 +51,10 @@ class UndersamplingPrompter(nn.Module):
         self.prompt_conv = nn.Conv2d(
             prompt_channels, prompt_channels, kernel_size=3, padding=1, bias=False
         )
-        self.fuse_block = ChannelAttentionBlock(channels + prompt_channels)
-        self.fuse_out = nn.Conv2d(channels + prompt_channels, channels, kernel_size=1, bias=False)
-        nn.init.zeros_(self.fuse_out.weight)
+        self.fuse = nn.Conv2d(
+            channels + prompt_channels, channels, kernel_size=3, padding=1, bias=False
+        )
+        nn.init.zeros_(self.fuse.weight)
 
     def forward(self, features: torch.Tensor, undersampling: torch.Tensor) -> torch.Tensor:
         """features (B, C, H, W), undersampling (B, embedding_dim) -> (B, C, H, W)."""
@@ -63,8 +64,7 @@ class UndersamplingPrompter(nn.Module):
             prompt, size=features.shape[-2:], mode="bilinear", align_corners=False
         )
         prompt = self.prompt_conv(prompt.contiguous())
-        fused = self.fuse_block(torch.cat((features, prompt), dim=1))
-        return features + self.fuse_out(fused)
+        return features + self.fuse(torch.cat((features, prompt), dim=1))
 
 
 class ChannelAffine(nn.Module):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 from cardiomm.model.checkpoint import network_from_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.network import CardioMMNet
@@ -13,15 +15,24 @@ from cardiomm.model.vendor_parts import VENDOR_PARTS_KEY, VendorPartsReconstruct
 from cardiomm.text import TextEncoder, build_text_encoder
 
 
-def build_network(config: ModelConfig, text_encoder: TextEncoder | None) -> CardioMMNet:
-    """A fresh network sized for ``text_encoder`` (None only for ``dcunet``)."""
-    if not config.uses_text:
-        return CardioMMNet(config, text_dim=0, use_metadata=False)
-    if text_encoder is None:
+def build_network(
+    config: ModelConfig, text_encoder: TextEncoder | None, seed: int = 0
+) -> CardioMMNet:
+    """A fresh network sized for ``text_encoder`` (None only for ``dcunet``).
+
+    The initial weights are a function of ``seed`` alone: they are drawn from a forked,
+    freshly seeded RNG, so neither what ran before (text encoder loading, data indexing)
+    nor what runs after changes them or is changed by them.
+    """
+    if config.uses_text and text_encoder is None:
         raise ValueError("a cardiomm network needs a text encoder (text.name=minilm|clip|none)")
-    return CardioMMNet(
-        config, text_dim=text_encoder.dim, use_metadata=text_encoder.conditions_on_metadata
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if not config.uses_text:
+            return CardioMMNet(config, text_dim=0, use_metadata=False)
+        return CardioMMNet(
+            config, text_dim=text_encoder.dim, use_metadata=text_encoder.conditions_on_metadata
+        )
 
 
 def encoder_settings(text_config: Mapping[str, Any]) -> dict[str, Any]:

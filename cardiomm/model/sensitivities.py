@@ -61,7 +61,7 @@ def acs_region(mask: torch.Tensor) -> torch.Tensor:
     Args:
         mask: (batch, ky, kx), bool or 0/1 float.
     """
-    return _rectangle_mask(acs_bounds(mask), mask.shape[-2], mask.shape[-1])
+    return rectangle_mask(acs_bounds(mask), mask.shape[-2], mask.shape[-1])
 
 
 def acs_window(bounds: torch.Tensor, num_ky: int, num_kx: int) -> torch.Tensor:
@@ -184,8 +184,9 @@ def _grow_sampled_rectangle(sampled: np.ndarray) -> tuple[int, int, int, int]:
     return top, bottom, left, right
 
 
-def _rectangle_mask(bounds: torch.Tensor, num_ky: int, num_kx: int) -> torch.Tensor:
-    """bool (batch, ky, kx) from int64 (batch, 4) bounds (top, bottom, left, right)."""
+def rectangle_mask(bounds: torch.Tensor, num_ky: int, num_kx: int) -> torch.Tensor:
+    """bool (batch, ky, kx), True inside each rectangle of int64 (batch, 4) bounds
+    (top, bottom, left, right; bottom and right exclusive)."""
     rows = torch.arange(num_ky, device=bounds.device)
     columns = torch.arange(num_kx, device=bounds.device)
     in_rows = (rows >= bounds[:, 0:1]) & (rows < bounds[:, 1:2])

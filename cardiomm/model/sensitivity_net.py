@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from cardiomm.model.sensitivities import acs_region
+from cardiomm.model.sensitivities import acs_bounds, normalise_by_rss, rectangle_mask
 from cardiomm.model.unet import NormalisedUNet, UNetConfig
-from cardiomm.physics import channels_to_complex, complex_to_channels, ifft2c, rss
+from cardiomm.physics import (
+    channels_to_complex,
+    complex_to_channels,
+    crop_kspace_centre,
+    fft2c,
+    ifft2c,
+    pad_kspace_centre,
+)
 
-# Floor of the RSS normalisation, relative to each sample's largest RSS value.
-_RSS_FLOOR = 1e-6
+# Smallest side of the calibration grid the U-Net runs on (its three stride-2 levels need
+# room), in k-space samples; the full matrix when that is smaller.
+MIN_CALIBRATION_SIZE = 16
 
 
 class SensitivityNetwork(nn.Module):
-    """A small text-conditioned U-Net refines each coil's low-resolution ACS image; the
-    result is normalised so the root-sum-of-squares over coils is 1.
+    """A small text-conditioned U-Net refines each coil's ACS image; the result is normalised
+    so that the root-sum-of-squares over coils is 1.
+
+    The ACS block holds only low frequencies, so the coil images are formed, and refined, on
+    the calibration grid (:func:`calibration_grid`): the central k-space block of the ACS
+    region, with the same resolution along ky and kx. The refined maps are brought to the
+    full matrix by zero-padding their k-space (sinc interpolation), which keeps them as
+    smooth as coil sensitivities are, at a small fraction of the cost of a full-resolution
+    U-Net per coil (a 20 x 21 block of a 246 x 256 cine). Untrained, the U-Net adds nothing
+    and the maps are the low-resolution estimate from that block.
 
     Args:
         config: U-Net sizes (conditioning flags included).
@@ -36,12 +54,15 @@ class SensitivityNetwork(nn.Module):
         metadata: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """masked_kspace complex (B, C, H, W), mask (B, H, W) -> complex (B, C, H, W)."""
-        calibration = acs_region(mask).unsqueeze(1)
-        coil_images = ifft2c(masked_kspace * calibration)
+        matrix = (masked_kspace.shape[-2], masked_kspace.shape[-1])
+        bounds = acs_bounds(mask)
+        calibration = rectangle_mask(bounds, *matrix).unsqueeze(1)
+        grid = calibration_grid(bounds, matrix)
+        coil_images = ifft2c(crop_kspace_centre(masked_kspace * calibration, grid))
         batch, coils = coil_images.shape[:2]
         if self.coil_batching:
             refined = self._refine(
-                coil_images.reshape(batch * coils, *coil_images.shape[-2:]),
+                coil_images.reshape(batch * coils, *grid),
                 _repeat_per_coil(undersampling, coils),
                 _repeat_per_coil(metadata, coils),
             ).reshape(coil_images.shape)
@@ -53,9 +74,7 @@ class SensitivityNetwork(nn.Module):
                 ],
                 dim=1,
             )
-        norm = rss(refined).unsqueeze(1)
-        floor = _RSS_FLOOR * norm.flatten(1).amax(dim=1).clamp_min(1e-12)
-        return refined / torch.maximum(norm, floor[:, None, None, None])
+        return normalise_by_rss(ifft2c(pad_kspace_centre(fft2c(refined), matrix)))
 
     def _refine(
         self,
@@ -63,10 +82,38 @@ class SensitivityNetwork(nn.Module):
         undersampling: torch.Tensor | None,
         metadata: torch.Tensor | None,
     ) -> torch.Tensor:
-        """complex (N, H, W) -> complex (N, H, W)."""
+        """complex (N, h, w) -> complex (N, h, w)."""
         channels = complex_to_channels(images)
         refined = channels + self.unet(channels, undersampling, metadata)
         return channels_to_complex(refined.float())
+
+
+def calibration_grid(bounds: torch.Tensor, matrix: tuple[int, int]) -> tuple[int, int]:
+    """(h, w) of the central k-space block on which the sensitivity maps are estimated.
+
+    The block reaches as far from the centre (n // 2) as the batch's ACS rectangles do,
+    relative to the matrix, along the axis where they reach least: the maps get the same
+    resolution along ky and kx (the 20 ACS lines of a 246 x 256 cine give a 20 x 21 block,
+    not a 20 x 256 strip), as coil sensitivities are equally smooth along both.
+
+    Args:
+        bounds: int64 (batch, 4) from :func:`acs_bounds` (top, bottom, left, right).
+        matrix: (ky, kx) of the k-space.
+
+    Returns:
+        (h, w), each at least ``MIN_CALIBRATION_SIZE`` and at most the matrix.
+    """
+    limits = bounds.detach().cpu().tolist()
+    shares = []
+    for axis, size in enumerate(matrix):
+        centre = size // 2
+        # Every rectangle of the batch must fit: the widest reach on each axis.
+        reach = max(max(centre - row[2 * axis], row[2 * axis + 1] - centre) for row in limits)
+        shares.append(2 * reach / size)
+    share = min(shares)
+    sides = (max(MIN_CALIBRATION_SIZE, math.ceil(share * size)) for size in matrix)
+    height, width = (min(side, size) for side, size in zip(sides, matrix, strict=True))
+    return height, width
 
 
 def _repeat_per_coil(embedding: torch.Tensor | None, coils: int) -> torch.Tensor | None:

@@ -113,11 +113,13 @@ class ConditionedUNet(nn.Module):
 
 
 class NormalisedUNet(nn.Module):
-    """A :class:`ConditionedUNet` for any image size and intensity scale.
+    """A :class:`ConditionedUNet` that predicts a residual, for any image size and scale.
 
     Each sample and channel is normalised to zero mean and unit standard deviation, padded
-    to a multiple of 8, passed through the U-Net, cropped and scaled back:
-    (B, C, H, W) -> (B, C_out, H, W).
+    to a multiple of 8, passed through the U-Net, cropped and multiplied back by the standard
+    deviation (not shifted by the mean: the output is a correction to add to the input, in
+    the input's units): (B, C, H, W) -> (B, C, H, W). The U-Net's last layer starts at zero,
+    so an untrained network returns exactly zero and ``x + net(x)`` is exactly ``x``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, config: UNetConfig) -> None:
@@ -125,9 +127,8 @@ class NormalisedUNet(nn.Module):
         if out_channels != in_channels:
             raise ValueError("NormalisedUNet maps back to the input's channels and scale")
         self.unet = ConditionedUNet(in_channels, out_channels, config)
-        # Used as a residual (x + U-Net(x)): a zero head makes every cascade start as the
-        # identity plus data consistency, and the sensitivity net as the classical ACS
-        # estimate, so training starts from the conventional result instead of noise.
+        # A zero head makes every cascade start as the identity and the sensitivity net as
+        # the classical ACS estimate: training starts from zero-filled, not from noise.
         nn.init.zeros_(self.unet.head.weight)
 
     def forward(
@@ -151,7 +152,7 @@ class NormalisedUNet(nn.Module):
         padded = F.pad(normalised, padding).contiguous()
         output = self.unet(padded, undersampling, metadata)
         output = output[..., padding[2] : padding[2] + height, padding[0] : padding[0] + width]
-        return output * std + mean
+        return output * std
 
 
 def _require(embedding: torch.Tensor | None, name: str) -> torch.Tensor:

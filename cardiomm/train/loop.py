@@ -123,11 +123,7 @@ def train_model(
     generator = seed_everything(config.seed)
     network.to(device).train()
     reconstructor = NetworkReconstructor(network, text_encoder)
-    optimiser = torch.optim.AdamW(
-        (p for p in network.parameters() if p.requires_grad),
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-    )
+    optimiser = build_optimiser(network, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(learning_rate_factor, config))
     if private:
         from cardiomm.privacy import dp_sgd
@@ -235,6 +231,21 @@ def train_model(
         validation_history=validation_history,
         seconds=time.perf_counter() - started,
         device=str(device),
+    )
+
+
+def build_optimiser(network: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters, as one fused kernel.
+
+    The fused kernel updates every parameter in one pass instead of a dozen small tensor
+    operations per parameter (a tenth of a CPU training step of model=small went to the
+    optimiser before); it is deterministic on the CPU.
+    """
+    return torch.optim.AdamW(
+        [p for p in network.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=True,
     )
 
 

@@ -31,6 +31,13 @@ def embeddings(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+def model_preset(name: str) -> ModelConfig:
+    """The model config of configs/model/<name>.yaml."""
+    from cardiomm.config import load_config
+
+    return ModelConfig.from_mapping(load_config([f"model={name}"]).model)
+
+
 def tiny_network(**changes) -> CardioMMNet:
     torch.manual_seed(0)
     return CardioMMNet(dataclasses.replace(ModelConfig(), **changes), text_dim=TEXT_DIM)
@@ -43,7 +50,7 @@ def activate_adapters(network: CardioMMNet) -> None:
     for name, parameter in network.named_parameters():
         if ".affine." in name:
             parameter.data = torch.randn(parameter.shape, generator=generator) * 0.5
-        elif name.endswith(("head.weight", "fuse_out.weight")):
+        elif name.endswith(("head.weight", "fuse.weight")):
             parameter.data = torch.randn(parameter.shape, generator=generator) * 0.1
 
 

@@ -69,3 +69,13 @@ def test_dcunet_reconstructs_without_a_text_encoder(tmp_path):
     restored = reconstructor_from_checkpoint(read_checkpoint(path))
     assert restored.name == "dcunet"
     assert restored.reconstruct(_inputs("ignored")).shape == (1, 24, 32)
+
+
+def test_a_checkpoint_of_the_version_1_network_is_refused_with_the_reason(tmp_path):
+    network = build_network(ModelConfig(architecture="dcunet"), None)
+    path = save_checkpoint(tmp_path / "old.pt", network, None, 0)
+    content = torch.load(path, weights_only=True)
+    content["version"] = 1
+    torch.save(content, path)
+    with pytest.raises(ValueError, match=r"old\.pt: checkpoint version 1 is not 2: .*retrain"):
+        read_checkpoint(path)

@@ -18,7 +18,7 @@ from tests.federation_fakes import (
 )
 
 VENDORS = {"Center001": "Siemens", "Center002": "Siemens", "Center003": "GE"}
-PERSONAL = "cascades.0.data_consistency.trust.weight"
+PERSONAL = "cascades.0.data_consistency.step.weight"
 OPTIONS = (
     "strategy=vendor_personalised",
     "strategy.personalised=[*.data_consistency.*]",

@@ -6,7 +6,7 @@ import pytest
 from strategies.vendor_personalisation import VendorPersonalisation, personalised_keys
 from tests.strategies.replies import arrays, train_instruction, train_reply
 
-KEYS = ["body.weight", "body.adapters.0.gamma", "head.data_consistency.trust"]
+KEYS = ["body.weight", "body.adapters.0.gamma", "head.data_consistency.step"]
 PATTERNS = ["*.adapters.*", "*.data_consistency.*"]
 
 
@@ -38,7 +38,7 @@ def test_each_vendor_keeps_its_own_example_weighted_copy():
     personalisation = VendorPersonalisation(PATTERNS, "equal")
     _update(personalisation, [("Siemens", 10, 1.0), ("Siemens", 30, 3.0), ("GE", 5, 10.0)])
     assert personalisation.parts["Siemens"]["body.adapters.0.gamma"] == pytest.approx(2.5)
-    assert personalisation.parts["GE"]["head.data_consistency.trust"] == pytest.approx(10.0)
+    assert personalisation.parts["GE"]["head.data_consistency.step"] == pytest.approx(10.0)
     assert "body.weight" not in personalisation.parts["GE"]
 
 
