@@ -31,6 +31,7 @@ text setting (CLIP's 512-d embeddings with metadata), which needs no encoder to 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -38,8 +39,9 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,7 @@ class Case:
         clip_path: local CLIP checkpoint folder (``text == "clip"`` only).
         seed: seed of the weights and the synthetic k-space.
         threads: torch CPU threads (None: torch's default, one per core).
+        acs_width: ACS lines of the timed mask (the learned sensitivities work on them).
     """
 
     size: str
@@ -108,6 +111,7 @@ class Case:
     clip_path: str | None = None
     seed: int = 0
     threads: int | None = None
+    acs_width: int = 20
 
     def label(self) -> str:
         checkpointing = f" ckpt={'on' if self.checkpointing else 'off'}"
@@ -184,7 +188,9 @@ def run_case(case: Case) -> dict[str, Any]:
     full_kspace = torch.complex(
         torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
     )
-    mask_values = make_mask(MASK_PATTERN, MASK_ACCELERATION, case.matrix, seed=case.seed).values
+    mask_values = make_mask(
+        MASK_PATTERN, MASK_ACCELERATION, case.matrix, acs_width=case.acs_width, seed=case.seed
+    ).values
     mask = torch.from_numpy(mask_values[0]).to(torch.float32).repeat(case.batch, 1, 1)
     masked_kspace = full_kspace * mask[:, None]
     target = rss(ifft2c(full_kspace)).to(torch.float32)
@@ -223,11 +229,7 @@ def run_case(case: Case) -> dict[str, Any]:
 
     if case.mode == "train":
         network.train()
-        optimiser = torch.optim.AdamW(
-            (p for p in network.parameters() if p.requires_grad),
-            lr=LEARNING_RATE,
-            weight_decay=WEIGHT_DECAY,
-        )
+        optimiser = _trainer_optimiser(network)
 
         def step() -> torch.Tensor:
             optimiser.zero_grad(set_to_none=True)
@@ -265,6 +267,26 @@ def run_case(case: Case) -> dict[str, Any]:
             result["peak_rss_bytes"] = peak_kib * 1024
             result["baseline_rss_bytes"] = baseline_kib * 1024
     return result
+
+
+def _trainer_optimiser(network: Any) -> Any:
+    """The optimiser the trainer of the imported tree builds (AdamW, lr 2e-4, weight decay
+    0.01): ``cardiomm.train.loop.build_optimiser`` where the tree has it; plain AdamW as
+    trees before it built inline."""
+    import torch
+
+    try:
+        from cardiomm.train.loop import build_optimiser
+    except ImportError:
+        return torch.optim.AdamW(
+            (p for p in network.parameters() if p.requires_grad),
+            lr=LEARNING_RATE,
+            weight_decay=WEIGHT_DECAY,
+        )
+    from cardiomm.train.config import TrainConfig
+
+    settings = TrainConfig(learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    return build_optimiser(network, settings)
 
 
 def _time_steps(
@@ -370,6 +392,17 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="torch CPU threads per measurement (default: torch's, one per core); on a "
         "machine shared with other jobs fewer threads can be much faster",
     )
+    parser.add_argument(
+        "--acs-width", type=int, default=20, help="ACS lines of the timed mask (default 20)"
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="GIT_REF",
+        help="also time the same cases on this commit (checked out in a temporary git "
+        "worktree) and print both side by side with the speed-up; runs alternate between "
+        "the two trees so that a change in the machine's load hits both",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
@@ -437,6 +470,7 @@ def plan_cases(arguments: argparse.Namespace, devices: Sequence[str]) -> list[Ca
                 "clip_path": arguments.clip_path,
                 "seed": arguments.seed,
                 "threads": arguments.threads,
+                "acs_width": arguments.acs_width,
             }
             for precision in precisions:
                 for checkpointing in settings:
@@ -454,14 +488,25 @@ def plan_cases(arguments: argparse.Namespace, devices: Sequence[str]) -> list[Ca
     return cases
 
 
-def run_in_subprocess(case: Case) -> dict[str, Any]:
-    """Run ``case`` in a fresh interpreter; its result, or ``{"error": ...}``."""
+def run_in_subprocess(case: Case, tree: Path | None = None) -> dict[str, Any]:
+    """Run ``case`` in a fresh interpreter; its result, or ``{"error": ...}``.
+
+    Args:
+        tree: a source tree whose ``cardiomm`` (and configs/) the worker imports instead of
+            the installed one (PYTHONPATH goes before the editable install's finder).
+    """
     spec = json.dumps(dataclasses.asdict(case))
+    environment = dict(os.environ)
+    if tree is not None:
+        environment["PYTHONPATH"] = str(tree)
+        environment.pop("CARDIOMM_CONFIG_DIR", None)
     completed = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", spec],
         capture_output=True,
         text=True,
         check=False,
+        env=environment,
+        cwd=tree,
     )
     for line in reversed(completed.stdout.splitlines()):
         if line.startswith(RESULT_MARKER):
@@ -656,37 +701,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (f"; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else "")
     )
     references = {size: reference_parameters(size) for size in arguments.sizes}
-    results = []
-    for index, case in enumerate(cases, start=1):
-        console.print(
-            f"[{index}/{len(cases)}] {case.label()} "
-            f"(warm-up {case.warmup}, repeats {case.repeats}) ...",
-            end=" ",
-            highlight=False,
-            markup=False,
-        )
-        case_started = time.perf_counter()
-        result = run_in_subprocess(case)
-        # The load while it ran tells how far other jobs may have inflated a CPU time.
-        if hasattr(os, "getloadavg"):
-            result["load_average_1min_after"] = os.getloadavg()[0]
-        results.append(result)
-        if "error" in result:
-            console.print(f"[red]failed[/red] ({result['error']})")
-        else:
-            console.print(
-                f"median {result['median_s']:.3f} s, peak {_memory(result)} "
-                f"[dim]({time.perf_counter() - case_started:.0f} s wall"
-                + (
-                    f", load {result['load_average_1min_after']:.1f}"
-                    if "load_average_1min_after" in result
-                    else ""
-                )
-                + ")[/dim]"
-            )
+    with baseline_tree(arguments.baseline) as baseline:
+        results, baseline_results = [], []
+        for index, case in enumerate(cases, start=1):
+            label = f"[{index}/{len(cases)}] {case.label()}"
+            if baseline is None:
+                results.append(_measure(console, case, label, None))
+                continue
+            # Alternate which tree goes first, so that a drift in load hits both alike.
+            runs = {}
+            for tree in [None, baseline] if index % 2 else [baseline, None]:
+                name = f"{label} {'current' if tree is None else arguments.baseline}"
+                runs[tree] = _measure(console, case, name, tree)
+            results.append(runs[None])
+            baseline_results.append(runs[baseline])
     machine["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     console.print()
     print_report(console, arguments, cases, results, references)
+    if baseline_results:
+        print_comparison(console, arguments, cases, baseline_results, results)
     elapsed = time.perf_counter() - started
     end_load = machine["load_average_end"]
     console.print(
@@ -710,12 +743,107 @@ def main(argv: Sequence[str] | None = None) -> int:
                 {"case": dataclasses.asdict(case), **result}
                 for case, result in zip(cases, results, strict=True)
             ],
+            "baseline": arguments.baseline,
+            "baseline_results": [
+                {"case": dataclasses.asdict(case), **result}
+                for case, result in zip(cases, baseline_results, strict=True)
+            ],
             "seconds": elapsed,
         }
         arguments.json.parent.mkdir(parents=True, exist_ok=True)
         arguments.json.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         console.print(f"wrote {arguments.json}")
-    return 1 if any("error" in result for result in results) else 0
+    return 1 if any("error" in result for result in [*results, *baseline_results]) else 0
+
+
+def _measure(console: Any, case: Case, label: str, tree: Path | None) -> dict[str, Any]:
+    """Run one case (in ``tree`` when given) and print its progress line."""
+    console.print(
+        f"{label} (warm-up {case.warmup}, repeats {case.repeats}) ...",
+        end=" ",
+        highlight=False,
+        markup=False,
+    )
+    started = time.perf_counter()
+    result = run_in_subprocess(case, tree)
+    # The load while it ran tells how far other jobs may have inflated a CPU time.
+    if hasattr(os, "getloadavg"):
+        result["load_average_1min_after"] = os.getloadavg()[0]
+    if "error" in result:
+        console.print(f"[red]failed[/red] ({result['error']})")
+        return result
+    console.print(
+        f"median {result['median_s']:.3f} s, peak {_memory(result)} "
+        f"[dim]({time.perf_counter() - started:.0f} s wall"
+        + (
+            f", load {result['load_average_1min_after']:.1f}"
+            if "load_average_1min_after" in result
+            else ""
+        )
+        + ")[/dim]"
+    )
+    return result
+
+
+@contextlib.contextmanager
+def baseline_tree(reference: str | None) -> Iterator[Path | None]:
+    """A temporary detached git worktree of ``reference`` (None: no baseline), removed after."""
+    if reference is None:
+        yield None
+        return
+    repository = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="cardiomm-baseline-") as folder:
+        tree = Path(folder) / "tree"
+        added = subprocess.run(
+            ["git", "-C", str(repository), "worktree", "add", "--detach", str(tree), reference],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if added.returncode != 0:
+            raise SystemExit(f"--baseline {reference}: git worktree add failed: {added.stderr}")
+        try:
+            yield tree
+        finally:
+            subprocess.run(
+                ["git", "-C", str(repository), "worktree", "remove", "--force", str(tree)],
+                capture_output=True,
+                check=False,
+            )
+
+
+def print_comparison(
+    console: Any,
+    arguments: argparse.Namespace,
+    cases: Sequence[Case],
+    baseline_results: Sequence[dict[str, Any]],
+    results: Sequence[dict[str, Any]],
+) -> None:
+    """Baseline and current tree side by side: time per step or slice, parameters, speed-up."""
+    from rich.table import Table
+
+    table = Table(title=f"{arguments.baseline} versus the current tree (median over repeats)")
+    for column in ("size", "device", "precision", "mode"):
+        table.add_column(column)
+    for column in ("parameters then / now", arguments.baseline, "current", "speed-up"):
+        table.add_column(column, justify="right")
+    for case, before, after in zip(cases, baseline_results, results, strict=True):
+        key = "median_s" if case.mode == "train" else "per_slice_s"
+        ratio = ""
+        if "error" not in before and "error" not in after:
+            ratio = f"{before[key] / after[key]:.2f}x"
+        counts = [r["parameters"]["total"] if "parameters" in r else 0 for r in (before, after)]
+        table.add_row(
+            case.size,
+            case.device,
+            case.precision,
+            "train step" if case.mode == "train" else "inference / slice",
+            " / ".join(_millions(count) for count in counts),
+            _seconds(before, key),
+            _seconds(after, key),
+            ratio,
+        )
+    console.print(table)
 
 
 if __name__ == "__main__":
