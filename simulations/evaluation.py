@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cardiomm.data.dataset import SliceDataset
+from cardiomm.masks.sampler import reference_matrix_from_config
 from cardiomm.model import SENSE, ZeroFilled
 from cardiomm.model.checkpoint import read_checkpoint
 from cardiomm.model.factory import reconstructor_from_checkpoint
@@ -84,6 +85,7 @@ def run_evaluation(config: Any, show_progress: bool = True) -> EvaluationResult:
             mode="eval",
             eval_mask=setting,
             acs_width=int(config.masks.acs_width),
+            reference_matrix=reference_matrix_from_config(config.masks),
             seed=config.seed,
             remove_oversampling=bool(config.data.remove_oversampling),
             selection=config.selection,

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from cardiomm.data.dataset import MaskSetting, SliceDataset
 from cardiomm.masks import MaskSampler
+from cardiomm.masks.sampler import reference_matrix_from_config
 from cardiomm.model.checkpoint import save_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network, build_text_encoder_for, encoder_settings
@@ -45,6 +46,7 @@ def evaluation_dataset(
         mode="eval",
         eval_mask=evaluation_settings(config.masks),
         acs_width=int(config.masks.acs_width),
+        reference_matrix=reference_matrix_from_config(config.masks),
         seed=int(config.seed),
         remove_oversampling=bool(config.data.remove_oversampling),
         selection=selection,
@@ -114,26 +116,45 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
     encoder = build_text_encoder_for(
         model_config, OmegaConf.to_container(config.text, resolve=True)
     )
-    network = build_network(model_config, encoder)
+    network = build_network(model_config, encoder, int(config.seed))
     train_config = TrainConfig.from_mapping(OmegaConf.to_container(config.train, resolve=True))
+    every = int(config.get("checkpoint_every", 0) or 0)
+    if every < 0:
+        raise ValueError(f"checkpoint_every must be >= 0, got {every}")
+
+    def save(name: str, extra: dict[str, Any]) -> Path:
+        return save_checkpoint(
+            output_dir / "checkpoints" / name,
+            network,
+            encoder_settings(config.text) if encoder is not None else None,
+            encoder.dim if encoder is not None else 0,
+            extra={
+                "method": config.method,
+                "sites": _names(sites),
+                "train": train_config.to_dict(),
+                "data_root": manifest["root"],
+                # How inputs must be prepared for this model (cardiomm reconstruct follows it).
+                "remove_oversampling": bool(config.data.remove_oversampling),
+                **extra,
+            },
+        )
+
+    def on_step(step: int, loss: float) -> None:
+        # The last step's model is final.pt.
+        last = step == train_config.max_steps
+        if every and step % every == 0 and not last:
+            save(step_checkpoint_name(step), {"step": step})
+
     result = train_model(
-        network, encoder, train_data, train_config, validation_data, show_progress=show_progress
-    )
-    checkpoint = save_checkpoint(
-        output_dir / "checkpoints" / "final.pt",
         network,
-        encoder_settings(config.text) if encoder is not None else None,
-        encoder.dim if encoder is not None else 0,
-        extra={
-            "method": config.method,
-            "sites": _names(sites),
-            "train": train_config.to_dict(),
-            "metrics": result.metrics(),
-            "data_root": manifest["root"],
-            # How inputs must be prepared for this model (cardiomm reconstruct follows it).
-            "remove_oversampling": bool(config.data.remove_oversampling),
-        },
+        encoder,
+        train_data,
+        train_config,
+        validation_data,
+        show_progress=show_progress,
+        on_step=on_step,
     )
+    checkpoint = save("final.pt", {"step": result.steps, "metrics": result.metrics()})
     summary = {
         "method": config.method,
         "checkpoint": str(checkpoint),
@@ -151,6 +172,11 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
         result, output_dir / "training_curves.png", f"{config.method}: {_names(sites)}"
     )
     return summary
+
+
+def step_checkpoint_name(step: int) -> str:
+    """``step-000120.pt``: the checkpoint kept after ``step`` optimiser steps."""
+    return f"step-{step:06d}.pt"
 
 
 def _names(sites: list[dict]) -> str:

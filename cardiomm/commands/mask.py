@@ -23,6 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=12, help="frames (default 12)")
     parser.add_argument("--acs-width", type=int, default=20, help="ACS lines / square side")
     parser.add_argument("--seed", type=int, default=0, help="seed of the ktGaussian draws")
+    parser.add_argument(
+        "--reference-matrix",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("KY", "KX"),
+        help="make the mask as hard as the same setting on this full-size matrix (ACS "
+        "scaled with ky, radial beams matched; e.g. 246 512)",
+    )
     parser.add_argument("--png", type=Path, help="write a picture of the mask here")
 
 
@@ -39,11 +48,13 @@ def run(args: argparse.Namespace) -> int:
         num_frames=args.frames,
         acs_width=args.acs_width,
         seed=args.seed,
+        reference_matrix=tuple(args.reference_matrix) if args.reference_matrix else None,
     )
     table = Table(title=f"{mask.name} on {args.matrix[0]} x {args.matrix[1]}, {args.frames} frames")
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_row("nominal acceleration", f"{mask.acceleration}")
+    table.add_row("ACS lines / square side", f"{mask.acs_width}")
     table.add_row("true acceleration (ACS included)", f"{mask.true_acceleration:.2f}")
     table.add_row("sampling fraction", f"{mask.sampling_fraction:.4f}")
     fractions = mask.frame_sampling_fractions

@@ -94,6 +94,8 @@ class SliceDataset(Dataset[SliceSample]):
         eval_mask: the evaluation setting (eval mode), default Uniform 8; or a sequence of
             settings, one picked per image (fixed, seeded), e.g. the paper's three.
         acs_width: ACS lines / square side of eval masks.
+        reference_matrix: eval masks as hard as on this (ky, kx) matrix
+            (:mod:`cardiomm.masks.scaling`); train masks follow ``mask_sampler``.
         seed: seeds train masks (with the epoch) and eval masks.
         remove_oversampling: crop the 2x readout oversampling away first.
         use_official_masks: in eval mode, use the challenge's mask file when one exists.
@@ -117,6 +119,7 @@ class SliceDataset(Dataset[SliceSample]):
         acs_width: int = DEFAULT_ACS_WIDTH,
         seed: int = 0,
         remove_oversampling: bool = False,
+        reference_matrix: tuple[int, int] | None = None,
         use_official_masks: bool = True,
         index_cache: str | Path | None = None,
         bad_file_report: str | Path | None = None,
@@ -141,6 +144,7 @@ class SliceDataset(Dataset[SliceSample]):
         self.mask_sampler = mask_sampler or MaskSampler(seed=seed)
         self.eval_masks = _mask_settings(eval_mask)
         self.acs_width = acs_width
+        self.reference_matrix = reference_matrix
         self.seed = seed
         self.remove_oversampling = remove_oversampling
         self.use_official_masks = use_official_masks
@@ -244,6 +248,7 @@ class SliceDataset(Dataset[SliceSample]):
             acs_width=self.acs_width,
             seed=seed,
             first_frame=frame,
+            reference_matrix=self.reference_matrix,
         )
 
     def _mark_unreadable(self, item: int, error: DataFileError) -> None:

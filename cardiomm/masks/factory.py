@@ -10,6 +10,7 @@ from cardiomm.masks.patterns import (
     radial_lines,
     uniform_lines,
 )
+from cardiomm.masks.scaling import matched_radial_beams, scaled_acs_width
 
 DEFAULT_ACS_WIDTH = 20
 
@@ -23,6 +24,7 @@ def make_mask(
     seed: int = 0,
     first_frame: int = 0,
     gaussian_alpha: float = GAUSSIAN_ALPHA,
+    reference_matrix: tuple[int, int] | None = None,
 ) -> UndersamplingMask:
     """A mask with the CMRxRecon 2025 definition of ``pattern`` at nominal acceleration R.
 
@@ -37,13 +39,21 @@ def make_mask(
         first_frame: index of the first frame within its series (golden-angle rotation and
             per-frame Gaussian draws continue from there).
         gaussian_alpha: the ktGaussian density parameter a.
+        reference_matrix: (ky, kx) of the full-size data the setting should be as hard as;
+            the ACS width is then scaled to this matrix and ktRadial's beams keep the
+            reference's coverage (:mod:`cardiomm.masks.scaling`). None: as defined.
 
     Returns:
-        the mask, values bool (num_frames, ky, kx).
+        the mask, values bool (num_frames, ky, kx); its ``acs_width`` is the one used.
     """
     pattern = MaskPattern.parse(pattern) if isinstance(pattern, str) else pattern
     num_ky, num_kx = (int(size) for size in matrix)
     _check_settings(acceleration, num_ky, num_kx, num_frames, acs_width)
+    beams = None
+    if reference_matrix is not None:
+        acs_width = scaled_acs_width(acs_width, num_ky, int(reference_matrix[0]))
+        if pattern is MaskPattern.KT_RADIAL:
+            beams = matched_radial_beams(acceleration, (num_ky, num_kx), reference_matrix)
     if pattern is MaskPattern.UNIFORM:
         values = uniform_lines(num_ky, num_kx, acceleration, num_frames)
         values |= acs_lines(num_ky, num_kx, acs_width)
@@ -53,7 +63,7 @@ def make_mask(
         )
         values |= acs_lines(num_ky, num_kx, acs_width)
     else:
-        values = radial_lines(num_ky, num_kx, acceleration, num_frames, first_frame)
+        values = radial_lines(num_ky, num_kx, acceleration, num_frames, first_frame, beams)
         values |= acs_square(num_ky, num_kx, acs_width)
     return UndersamplingMask(pattern, int(acceleration), int(acs_width), values)
 

@@ -81,14 +81,18 @@ def radial_lines(
     acceleration: int,
     num_frames: int,
     first_frame: int = 0,
+    beams: int | None = None,
 ) -> np.ndarray:
     """Golden-angle pseudo-radial beams through the k-space centre.
 
-    Frame t has floor(180 / 0.6R) beams at 137.5 t + k 180 / beams degrees. Each beam is a
-    one-sample-wide line through the zero frequency, drawn on a max(ny, nx) square grid by
-    nearest-neighbour rotation and cropped to the matrix, centres aligned.
+    Frame t has floor(180 / 0.6R) beams (or ``beams``, when given) at
+    137.5 t + k 180 / beams degrees. Each beam is a one-sample-wide line through the zero
+    frequency, drawn on a max(ny, nx) square grid by nearest-neighbour rotation and cropped
+    to the matrix, centres aligned.
     """
-    beams = radial_beam_count(acceleration)
+    beams = radial_beam_count(acceleration) if beams is None else beams
+    if beams < 1:
+        raise ValueError(f"a radial frame needs at least one beam, got {beams}")
     side = max(num_ky, num_kx)
     ky_offsets = (np.arange(num_ky) - num_ky // 2)[:, None].astype(np.float64)
     kx_offsets = (np.arange(num_kx) - num_kx // 2)[None, :].astype(np.float64)

@@ -25,6 +25,8 @@ class MaskSampler:
         accelerations: nominal R values to draw from, uniformly.
         acs_width: ACS lines / square side for every drawn mask.
         seed: seed of the sampler's own random stream.
+        reference_matrix: draw masks as hard as on this (ky, kx) matrix (see
+            :mod:`cardiomm.masks.scaling`); None: as defined.
     """
 
     def __init__(
@@ -33,12 +35,14 @@ class MaskSampler:
         accelerations: Sequence[int] = DEFAULT_ACCELERATIONS,
         acs_width: int = DEFAULT_ACS_WIDTH,
         seed: int = 0,
+        reference_matrix: tuple[int, int] | None = None,
     ) -> None:
         if not patterns or not accelerations:
             raise ValueError("MaskSampler needs at least one pattern and one acceleration")
         self.patterns = tuple(MaskPattern.parse(p) if isinstance(p, str) else p for p in patterns)
         self.accelerations = tuple(int(r) for r in accelerations)
         self.acs_width = int(acs_width)
+        self.reference_matrix = reference_matrix
         self._rng = np.random.default_rng(seed)
 
     def sample(
@@ -67,15 +71,28 @@ class MaskSampler:
             acs_width=self.acs_width,
             seed=int(rng.integers(2**31 - 1)),
             first_frame=int(rng.integers(_FRAME_INDEX_RANGE)),
+            reference_matrix=self.reference_matrix,
         )
 
     @classmethod
     def from_config(cls, config: object, seed: int = 0) -> MaskSampler:
-        """Build from a config with ``patterns``, ``accelerations`` and ``acs_width``
-        (e.g. the Hydra node ``masks``)."""
+        """Build from a config with ``patterns``, ``accelerations``, ``acs_width`` and
+        optionally ``reference_matrix`` (e.g. the Hydra node ``masks``)."""
         return cls(
             patterns=list(config.patterns),  # type: ignore[attr-defined]
             accelerations=list(config.accelerations),  # type: ignore[attr-defined]
             acs_width=int(config.acs_width),  # type: ignore[attr-defined]
             seed=seed,
+            reference_matrix=reference_matrix_from_config(config),
         )
+
+
+def reference_matrix_from_config(config: object) -> tuple[int, int] | None:
+    """``reference_matrix`` of a masks config as (ky, kx), or None when absent or null."""
+    values = getattr(config, "reference_matrix", None)
+    if values is None:
+        return None
+    values = [int(value) for value in values]
+    if len(values) != 2 or min(values) < 1:
+        raise ValueError(f"masks.reference_matrix must be [ky, kx] > 0, got {values}")
+    return values[0], values[1]
