@@ -63,6 +63,8 @@ class InProcessGrid(Grid):
         node_configs: one node config per node (e.g. ``{"partition-id": 0, ...}``).
         run_config: the run config every node's context carries (``overrides``).
         silent_nodes: node ids whose replies never arrive (a timed-out site).
+        reverse_replies: hand the replies back in the reverse order of the messages, as
+            sites that finish in another order would.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class InProcessGrid(Grid):
         node_configs: Iterable[Mapping[str, Any]],
         run_config: Mapping[str, Any] | None = None,
         silent_nodes: Iterable[int] = (),
+        reverse_replies: bool = False,
     ) -> None:
         set_task_identity()
         self.client_app = client_app
@@ -85,6 +88,7 @@ class InProcessGrid(Grid):
             for index, node_config in enumerate(node_configs)
         }
         self.silent_nodes = set(silent_nodes)
+        self.reverse_replies = reverse_replies
         self.sent: list[Message] = []
         self._run = Run.create_empty(RUN_ID)
         self._ids = itertools.count(1)
@@ -125,7 +129,8 @@ class InProcessGrid(Grid):
         return ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return [self._replies.pop(key) for key in message_ids if key in self._replies]
+        replies = [self._replies.pop(key) for key in message_ids if key in self._replies]
+        return replies[::-1] if self.reverse_replies else replies
 
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
