@@ -18,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         default="tiny",
-        choices=("tiny", "small", "paper"),
-        help="tiny: CI, seconds; small: CPU training, a few hundred MB; paper: 13 centres "
-        "(default tiny)",
+        choices=("tiny", "small", "study", "paper"),
+        help="tiny: CI, seconds; small: CPU training, a few hundred MB; study: the held-out-"
+        "centre study's 6 centres; paper: 13 centres (default tiny)",
     )
     parser.add_argument(
         "--output", type=Path, required=True, help="directory to write (empty or new)"

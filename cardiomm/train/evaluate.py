@@ -1,7 +1,8 @@
 """Score a reconstruction method on a slice dataset with the official metrics.
 
-Images are scored one by one (centre crop of the ranking, 99.5th-percentile normalisation),
-averaged per file, then per group, as the CMRxRecon 2025 evaluation does.
+Images are scored one by one (99.5th-percentile normalisation), averaged per file, then per
+group, as the CMRxRecon 2025 evaluation does. The ``ranking`` view scores the challenge's
+centre crop of each image; the ``full`` view the whole image (background included).
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from cardiomm.model.interface import ReconstructionInput, Reconstructor
 from cardiomm.progress import progress_bar
 
 METRICS = ("psnr", "ssim", "nmse")
+RANKING_VIEW, FULL_VIEW = "ranking", "full"
+VIEWS = (RANKING_VIEW, FULL_VIEW)
 RECORD_FIELDS = (
     "method",
+    "view",
     "file",
     "frame",
     "slice",
@@ -47,7 +51,12 @@ class EvaluationResult:
 
         Returns:
             one dict per group with the group keys, ``files``, ``images`` and the metrics.
+
+        Raises:
+            ValueError: the records hold several views and ``group_by`` does not separate them.
         """
+        if "view" not in group_by and len({record["view"] for record in self.records}) > 1:
+            raise ValueError("the records hold several views: group by 'view' too")
         per_file: dict[tuple, list[dict]] = defaultdict(list)
         for record in self.records:
             key = (*(record[g] for g in group_by), record["method"], record["file"], record["mask"])
@@ -87,6 +96,7 @@ def evaluate_reconstructor(
     device: torch.device | str = "cpu",
     max_items: int = 0,
     show_progress: bool = True,
+    views: Sequence[str] = (RANKING_VIEW,),
 ) -> EvaluationResult:
     """Reconstruct every item of ``dataset`` (or the first ``max_items``) and score it.
 
@@ -96,7 +106,12 @@ def evaluate_reconstructor(
         device: where to reconstruct.
         max_items: 0 for all items.
         show_progress: progress bar.
+        views: ``ranking`` (the challenge's centre crop) and / or ``full`` (the whole image);
+            one record per image and view.
     """
+    unknown = sorted(set(views) - set(VIEWS))
+    if unknown or not views:
+        raise ValueError(f"views must be among {VIEWS}, got {list(views)}")
     device = torch.device(device)
     count = len(dataset) if not max_items else min(max_items, len(dataset))
     subset = torch.utils.data.Subset(dataset, range(count))
@@ -112,23 +127,28 @@ def evaluate_reconstructor(
         )
         reconstruction = reconstructor.reconstruct(inputs)[0].float().cpu().numpy()
         target = sample.target[0].numpy()
-        scores = evaluate_image(
-            ranking_crop(target, dataset.remove_oversampling),
-            ranking_crop(reconstruction, dataset.remove_oversampling),
-        )
-        records.append(
-            {
-                "method": reconstructor.name,
-                "file": sample.file[0],
-                "frame": int(sample.frame[0]),
-                "slice": int(sample.slice_index[0]),
-                "centre": sample.centre[0],
-                "vendor": sample.vendor[0],
-                "modality": sample.modality[0],
-                "mask": sample.mask_name[0],
-                "psnr": scores.psnr,
-                "ssim": scores.ssim,
-                "nmse": scores.nmse,
-            }
-        )
+        for view in views:
+            if view == RANKING_VIEW:
+                scores = evaluate_image(
+                    ranking_crop(target, dataset.remove_oversampling),
+                    ranking_crop(reconstruction, dataset.remove_oversampling),
+                )
+            else:
+                scores = evaluate_image(target, reconstruction)
+            records.append(
+                {
+                    "method": reconstructor.name,
+                    "view": view,
+                    "file": sample.file[0],
+                    "frame": int(sample.frame[0]),
+                    "slice": int(sample.slice_index[0]),
+                    "centre": sample.centre[0],
+                    "vendor": sample.vendor[0],
+                    "modality": sample.modality[0],
+                    "mask": sample.mask_name[0],
+                    "psnr": scores.psnr,
+                    "ssim": scores.ssim,
+                    "nmse": scores.nmse,
+                }
+            )
     return EvaluationResult(records)

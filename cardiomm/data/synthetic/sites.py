@@ -343,6 +343,72 @@ SMALL = DatasetPreset(
     ),
 )
 
+STUDY = DatasetPreset(
+    name="study",
+    description=(
+        "The held-out-centre study: 6 centres (an unseen vendor and an unseen field strength "
+        "held out), 3-5 patients per centre so that every internal site has train, "
+        "validation and test patients, 10 coils, cine-sized matrices of the small set"
+    ),
+    protocol=Protocol(
+        coils=10, cine_frames=12, t1_frames=9, t2_frames=3, mapping_slices=3, weighted_slices=3
+    ),
+    sites=(
+        _site(1, _UIH_780, 5, ("cine_sax", "cine_lax_4ch"), 24, 32.0, 1.0, (54, 60), (300, 380), 5),
+        _site(
+            2,
+            _SIEMENS_AVANTO,
+            4,
+            ("cine_sax", "cine_lax_4ch"),
+            18,
+            22.0,
+            1.5,
+            (51, 56),
+            (290, 360),
+            5,
+        ),
+        _site(3, _UIH_5T, 3, ("cine_sax", "cine_lax_3ch"), 34, 40.0, 0.5, (55, 60), (300, 380), 5),
+        _site(
+            4,
+            _SIEMENS_VIDA,
+            3,
+            ("cine_sax", "cine_lax_4ch"),
+            30,
+            30.0,
+            3.0,
+            (49, 56),
+            (300, 380),
+            5,
+        ),
+        _site(
+            5,
+            _GE_ARTIST,
+            3,
+            ("cine_sax", "cine_lax_2ch"),
+            30,
+            20.0,
+            1.0,
+            (53, 60),
+            (310, 380),
+            5,
+            held_out=True,
+        ),
+        _site(
+            6,
+            _SIEMENS_FREEMAX,
+            3,
+            ("cine_sax", "cine_lax_4ch"),
+            12,
+            9.0,
+            0.7,
+            (48, 56),
+            (300, 380),
+            5,
+            held_out=True,
+        ),
+    ),
+)
+
 PAPER = DatasetPreset(
     name="paper",
     description=(
@@ -496,11 +562,11 @@ PAPER = DatasetPreset(
     ),
 )
 
-PRESETS: dict[str, DatasetPreset] = {preset.name: preset for preset in (TINY, SMALL, PAPER)}
+PRESETS: dict[str, DatasetPreset] = {preset.name: preset for preset in (TINY, SMALL, STUDY, PAPER)}
 
 
 def get_preset(name: str) -> DatasetPreset:
-    """A preset by name (``tiny``, ``small``, ``paper``)."""
+    """A preset by name (``tiny``, ``small``, ``study``, ``paper``)."""
     try:
         return PRESETS[name]
     except KeyError:
