@@ -1,12 +1,17 @@
 """Score a fold's trained models and the classical references (the study's evaluation).
 
-Every model of every experiment is scored on the internal test split and on each held-out
-centre at every configured evaluation mask, and on the held-out centres once more with
-their metadata text reduced to unknowns; zero-filled and SENSE are scored once per fold.
-Scores follow ``cardiomm evaluate``: the ranking selection, official metrics, images
-averaged per file, files per (centre, vendor, modality, mask) group: one row per group
-(:data:`RESULT_COLUMNS`). The first image of each held-out centre at the example mask is
-kept per method (``examples/``) for the report's figures.
+Every model of every experiment (every training seed) is scored on the internal test split
+and on each held-out centre at every configured evaluation mask, and on the held-out centres
+once more with their metadata text reduced to unknowns; zero-filled and SENSE are scored once
+per fold. Scores follow ``cardiomm evaluate``: the ranking selection of images, official
+metrics, in two views (the challenge's centre crop, ``ranking``, and the whole image,
+``full``), images averaged per file: one row per model and file (:data:`FILE_COLUMNS`),
+from which simulations/study/results.py computes means with intervals. The first image of
+each held-out centre at the example mask is kept per method (``examples/``) for the report's
+figures.
+
+The learning curves (:func:`curve_rows`) score the checkpoints a run kept along the way
+(federated rounds, centralised steps) on the first images of each held-out centre.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ from omegaconf import OmegaConf
 from cardiomm.data.dataset import MaskSetting, SliceDataset
 from cardiomm.model.interface import ReconstructionInput, Reconstructor
 from cardiomm.train import evaluate_reconstructor
+from cardiomm.train.evaluate import VIEWS
 from cardiomm.train.runtime import select_device
 from simulations.evaluation import HELD_OUT, _to_device, build_methods, split_sites_and_files
 from simulations.partition import held_out_sites, internal_sites
-from simulations.study.outcome import RESULT_COLUMNS, ExperimentOutcome
+from simulations.study.outcome import FILE_COLUMNS, NO_SEED, ExperimentOutcome
 from simulations.training import evaluation_dataset, evaluation_settings
 
 logger = logging.getLogger(__name__)
@@ -38,8 +44,8 @@ SPLITS = (INTERNAL_TEST, HELD_OUT)
 REFERENCES = ("zero-filled", "sense")
 REFERENCE_MODEL = "-"
 GLOBAL_MODEL = "global"
-# Scores are grouped like this within each (experiment, model, split, metadata).
-GROUP_KEYS = ["centre", "vendor", "modality", "mask"]
+# Scores are averaged per file within each (experiment, seed, model, split, metadata).
+FILE_KEYS = ["view", "centre", "vendor", "modality", "mask", "file"]
 EXAMPLES_FOLDER = "examples"
 # The example images are taken at this mask when it is configured (else the first one).
 EXAMPLE_MASK = "Uniform8"
@@ -93,8 +99,8 @@ def evaluate_outcomes(
         fold: the fold's name when ``outcomes`` is empty (default: from the manifest).
 
     Returns:
-        rows with exactly :data:`RESULT_COLUMNS`, one per (experiment, model, split,
-        metadata, centre, vendor, modality, mask).
+        rows with exactly :data:`FILE_COLUMNS`, one per (experiment, seed, model, split,
+        metadata, view, file).
     """
     output_dir = Path(output_dir)
     fold = _fold_name(outcomes, manifest, fold)
@@ -103,19 +109,30 @@ def evaluate_outcomes(
     clip_path = OmegaConf.select(config, "study.clip_path", default=None)
     data = evaluation_data(config, manifest, output_dir, show_progress)
     examples = output_dir / EXAMPLES_FOLDER / path_slug(fold)
+    root = Path(manifest["root"])
     rows: list[dict] = []
     if include_references:
         # Zero-filled and SENSE read no text: unknown-metadata rows would repeat these.
         full = [item for item in data if item.metadata == "full"]
         for method in build_methods([], list(REFERENCES), None):
-            labels = _labels(fold, method.name, "reference", REFERENCE_MODEL)
-            rows += score_method(method, full, labels, device, max_items, examples, show_progress)
+            labels = _labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
+            rows += score_method(
+                method, full, labels, device, max_items, examples, show_progress, root
+            )
     for outcome in outcomes:
         for model, checkpoint in outcome.checkpoints.items():
-            logger.info("evaluating %s (%s) of fold %s", outcome.experiment, model, fold)
+            logger.info(
+                "evaluating %s seed %d (%s) of fold %s",
+                outcome.experiment,
+                outcome.seed,
+                model,
+                fold,
+            )
             (method,) = build_methods([str(checkpoint)], [], clip_path)
-            labels = _labels(fold, outcome.experiment, outcome.kind, model)
-            rows += score_method(method, data, labels, device, max_items, examples, show_progress)
+            labels = _labels(fold, outcome.experiment, outcome.kind, str(outcome.seed), model)
+            # One seed's examples are enough for the figures.
+            keep = examples if outcome.seed == min(o.seed for o in outcomes) else None
+            rows += score_method(method, data, labels, device, max_items, keep, show_progress, root)
             del method  # one model in memory at a time
     return rows
 
@@ -164,21 +181,27 @@ def score_method(
     labels: dict[str, str],
     device: torch.device,
     max_items: int,
-    examples: Path,
+    examples: Path | None,
     show_progress: bool = False,
+    root: Path | None = None,
+    views: Sequence[str] = VIEWS,
 ) -> list[dict]:
-    """Rows of ``method`` on every dataset of ``data``, labelled with ``labels`` (fold,
-    experiment, kind, model); its first image of each example dataset goes to ``examples``."""
+    """Per-file rows of ``method`` on every dataset of ``data``, labelled with ``labels``
+    (fold, experiment, kind, seed, model); its first image of each example dataset goes to
+    ``examples`` (when given). Files are named relative to ``root`` when inside it."""
     _to_device(method, device)
     rows = []
     for item in data:
         recorder = _FirstImage(method)
-        result = evaluate_reconstructor(recorder, item.dataset, device, max_items, show_progress)
-        if item.is_example and recorder.image is not None:
+        result = evaluate_reconstructor(
+            recorder, item.dataset, device, max_items, show_progress, views
+        )
+        if examples is not None and item.is_example and recorder.image is not None:
             save_example(examples, example_image(item, recorder.image, labels))
-        for group in result.summary(GROUP_KEYS):
+        for group in result.summary(FILE_KEYS):
             row = {**labels, "split": item.split, "metadata": item.metadata, **group}
-            rows.append({column: row[column] for column in RESULT_COLUMNS})
+            row["file"] = _relative(row["file"], root)
+            rows.append({column: row[column] for column in FILE_COLUMNS})
     return rows
 
 
@@ -223,7 +246,7 @@ def example_image(
     """The example of ``item`` (its first image) as reconstructed by the labelled method."""
     sample = item.dataset[0]
     return ExampleImage(
-        **labels,
+        **{key: value for key, value in labels.items() if key != "seed"},
         centre=item.centre,
         mask=item.mask,
         file=sample.file,
@@ -314,5 +337,163 @@ def _fold_name(outcomes: Sequence[ExperimentOutcome], manifest: dict, fold: str 
     return fold or "held-out=" + "+".join(manifest.get("held_out", []))
 
 
-def _labels(fold: str, experiment: str, kind: str, model: str) -> dict[str, str]:
-    return {"fold": fold, "experiment": experiment, "kind": kind, "model": model}
+def _labels(fold: str, experiment: str, kind: str, seed: str, model: str) -> dict[str, str]:
+    return {"fold": fold, "experiment": experiment, "kind": kind, "seed": seed, "model": model}
+
+
+def _relative(file: str, root: Path | None) -> str:
+    path = Path(file)
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return path.as_posix()
+
+
+# -- learning curves -----------------------------------------------------------------------
+
+CURVE_COLUMNS = ("fold", "experiment", "seed", "steps", "mask", "images", "psnr", "ssim")
+
+
+def curve_rows(
+    outcomes: Sequence[ExperimentOutcome],
+    config: Any,
+    manifest: dict,
+    experiments: Sequence[str],
+    items: int,
+    output_dir: Path,
+    show_progress: bool = False,
+) -> list[dict]:
+    """Held-out scores along training, for the learning-curve figure.
+
+    Each run of ``experiments`` is scored at every checkpoint it kept (a federation's
+    rounds, a centralised run's ``step-*.pt``) and at its end, against the optimiser steps of
+    all sites together; the untrained network (zero-filled, step 0) and SENSE are scored on
+    the same images. Only the first ``items`` images of each held-out centre and mask count
+    (full metadata, ranking view): the curves show a trend, the final evaluation the result.
+
+    Returns:
+        rows with :data:`CURVE_COLUMNS`; the references have seed ``-`` and steps 0.
+    """
+    if items <= 0:
+        return []
+    fold = _fold_name(outcomes, manifest, None)
+    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    data = [
+        item
+        for item in evaluation_data(config, manifest, output_dir, show_progress)
+        if item.split == HELD_OUT and item.metadata == "full"
+    ]
+    rows = []
+    for method in build_methods([], list(REFERENCES), None):
+        rows += _curve_points(method, data, items, device, fold, method.name, NO_SEED, 0)
+    for outcome in outcomes:
+        if outcome.experiment not in experiments or "global" not in outcome.checkpoints:
+            continue
+        final = outcome.checkpoints["global"]
+        for steps, weights in _checkpoints_along(outcome):
+            (method,) = build_methods([str(final)], [], None)
+            if weights is not None:
+                method.network.load_state_dict(weights, strict=True)
+            rows += _curve_points(
+                method, data, items, device, fold, outcome.experiment, str(outcome.seed), steps
+            )
+    return rows
+
+
+def _checkpoints_along(outcome: ExperimentOutcome) -> Iterator[tuple[int, dict | None]]:
+    """(total steps so far, weights) of every checkpoint a run kept; None: the final one."""
+    import torch
+
+    from server.checkpoints import load_round_checkpoint
+
+    total = int(outcome.details.get("total_steps", outcome.steps_per_site))
+    folder = Path(outcome.run_dir) / "checkpoints"
+    if outcome.kind == "federated":
+        rounds = max(1, int(outcome.details.get("rounds", 1)))
+        for path in sorted(folder.glob("round-*.pt")):
+            checkpoint = load_round_checkpoint(path)
+            if checkpoint.server_round < rounds:
+                yield total * checkpoint.server_round // rounds, checkpoint.arrays
+    else:
+        for path in sorted(folder.glob("step-*.pt")):
+            content = torch.load(path, map_location="cpu", weights_only=True)
+            yield int(content["extra"]["step"]), content["state_dict"]
+    yield total, None
+
+
+def _curve_points(
+    method: Reconstructor,
+    data: Sequence[EvaluationData],
+    items: int,
+    device: torch.device,
+    fold: str,
+    experiment: str,
+    seed: str,
+    steps: int,
+) -> list[dict]:
+    _to_device(method, device)
+    rows = []
+    for mask in dict.fromkeys(item.mask for item in data):
+        records = []
+        for item in data:
+            if item.mask == mask:
+                result = evaluate_reconstructor(method, item.dataset, device, items, False)
+                records += result.records
+        if not records:
+            continue
+        rows.append(
+            {
+                "fold": fold,
+                "experiment": experiment,
+                "seed": seed,
+                "steps": steps,
+                "mask": mask,
+                "images": len(records),
+                "psnr": float(np.mean([record["psnr"] for record in records])),
+                "ssim": float(np.mean([record["ssim"] for record in records])),
+            }
+        )
+    return rows
+
+
+# -- the undersampling the study asks for -----------------------------------------------------
+
+
+def acceleration_rows(config: Any, manifest: dict) -> list[dict[str, Any]]:
+    """Per evaluation setting: its nominal acceleration, the true one on the held-out files
+    (1 / the sampled fraction of their ranked frames, ACS included, as the evaluation draws
+    them), and the true one on the reference matrix (``masks.reference_matrix``) if any.
+    """
+    from cardiomm.masks import make_mask
+    from cardiomm.masks.sampler import reference_matrix_from_config
+
+    reference = reference_matrix_from_config(config.masks)
+    acs_width = int(config.masks.acs_width)
+    halve = bool(config.data.remove_oversampling)
+    entries = [entry for site in held_out_sites(manifest) for entry in site["files"]]
+    rows = []
+    for setting in evaluation_settings(config.masks):
+        fractions = [
+            make_mask(
+                setting.pattern,
+                setting.acceleration,
+                (int(entry["ky"]), int(entry["kx"]) // 2 if halve else int(entry["kx"])),
+                num_frames=min(3, max(1, int(entry["frames"]))),
+                acs_width=acs_width,
+                reference_matrix=reference,
+            ).sampling_fraction
+            for entry in entries
+        ]
+        row = {
+            "setting": setting.name,
+            "nominal R": setting.acceleration,
+            "true R, held-out files": f"{1 / np.mean(fractions):.2f}" if fractions else "–",
+        }
+        if reference is not None:
+            on_reference = make_mask(
+                setting.pattern, setting.acceleration, reference, num_frames=12, acs_width=acs_width
+            )
+            row[f"true R, {reference[0]} x {reference[1]} (full size)"] = (
+                f"{on_reference.true_acceleration:.2f}"
+            )
+        rows.append(row)
+    return rows

@@ -66,6 +66,7 @@ def definition(planned: PlannedExperiment, study: DictConfig, settings: StudySet
     extra = [*settings.federated_overrides] if spec.kind == FEDERATED else []
     return {
         "kind": spec.kind,
+        "seed": planned.seed,
         "overrides": experiment_overrides(study, root_config(spec.kind), [*extra, *spec.overrides]),
         "held_out": list(planned.fold.held_out),
         "sites": list(planned.fold.internal),
@@ -132,10 +133,16 @@ def _train(
     if metrics.is_file() and (output_dir / FINAL).is_file():
         summary = json.loads(metrics.read_text())
         return summary, float(summary["metrics"].get("train-seconds", 0.0))
+    # Centralised training keeps a checkpoint every federated round's worth of steps (the
+    # learning curve); a local-only site model needs none.
+    every = planned.budget.total_steps // context.settings.rounds if not sites else 0
     fixed = [
         f"data.manifest={hydra_value(str(context.manifest))}",
         f"data.sites={hydra_value(sites)}",
         f"train.max_steps={planned.budget.steps_per_model}",
+        # The training seed; the patients come from the fold's manifest whatever the seed.
+        f"seed={planned.seed}",
+        f"checkpoint_every={every}",
         # The cores of one simulated site: the same compute per model as in a federation, and
         # no OpenMP threads stalling on cores that other processes hold.
         f"train.num_threads={_threads(context.settings)}",
@@ -159,9 +166,10 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
         f"federation.local_steps={budget.local_steps}",
         f"federation.min_sites={len(sites)}",
         "federation.fraction_train=1.0",
-        "federation.global_evaluation=true",
-        f"federation.eval_splits={hydra_value(['held-out'])}",
-        f"federation.max_eval_items={settings.curve_eval_items}",
+        # The held-out centres are scored after training, from the round checkpoints (the
+        # learning curves): the federation itself never reads them.
+        "federation.global_evaluation=false",
+        f"seed={planned.seed}",
         # An interrupted federation continues from its last round (and its MLflow run).
         f"federation.resume={'true' if (run_dir / LATEST).is_file() else 'false'}",
         f"output_dir={hydra_value(str(run_dir))}",
@@ -230,6 +238,7 @@ def _outcome(
         fold=planned.fold.name,
         experiment=planned.spec.name,
         kind=planned.spec.kind,
+        seed=planned.seed,
         checkpoints=checkpoints,
         run_dir=context.run_dir,
         history=history,

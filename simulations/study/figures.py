@@ -10,13 +10,14 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from cardiomm.metrics import evaluate_image, normalize_percentile, ranking_crop
 from cardiomm.recon.preview import DIFFERENCE_GAIN
-from simulations.study.evaluation import ExampleImage, path_slug
+from simulations.study.evaluation import REFERENCES, ExampleImage, path_slug
+from simulations.study.outcome import NO_SEED
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -111,6 +112,100 @@ def convergence_figure(histories: Mapping[str, Sequence[dict]], path: str | Path
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def learning_curve_figure(curves: Sequence[Mapping[str, Any]], path: str | Path) -> Path | None:
+    """Held-out PSNR against the optimiser steps of all sites together, one panel per mask:
+    each trained experiment's mean over seeds (the band spans its seeds), the references as
+    horizontal lines.
+
+    Args:
+        curves: rows of ``curves.csv`` (experiment, seed, steps, mask, psnr).
+        path: the PNG to write.
+    """
+    masks = list(dict.fromkeys(row["mask"] for row in curves))
+    trained = [row for row in curves if row["seed"] != NO_SEED]
+    if not masks or not trained:
+        logger.warning("no learning-curve scores: %s not drawn", Path(path).name)
+        return None
+    figure = _figure(len(masks), 1, 4.6, 3.6)
+    axes = np.atleast_1d(figure.subplots(1, len(masks), sharey=False))
+    experiments = list(dict.fromkeys(row["experiment"] for row in trained))
+    for axis, mask in zip(axes, masks, strict=True):
+        for number, experiment in enumerate(experiments):
+            by_step: dict[int, list[float]] = {}
+            for row in trained:
+                if row["experiment"] == experiment and row["mask"] == mask:
+                    by_step.setdefault(int(row["steps"]), []).append(float(row["psnr"]))
+            if not by_step:
+                continue
+            steps = sorted(by_step)
+            colour = f"C{number}"
+            means = [float(np.mean(by_step[step])) for step in steps]
+            axis.plot(steps, means, "o-", markersize=3, color=colour, label=experiment)
+            low = [min(by_step[step]) for step in steps]
+            high = [max(by_step[step]) for step in steps]
+            if any(len(by_step[step]) > 1 for step in steps):
+                axis.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
+        for style, reference in zip(("--", ":"), REFERENCES, strict=True):
+            values = [
+                float(row["psnr"])
+                for row in curves
+                if row["experiment"] == reference and row["mask"] == mask
+            ]
+            if values:
+                axis.axhline(values[0], color="grey", linestyle=style, label=reference)
+        axis.set_title(mask, fontsize=10)
+        axis.set_xlabel("optimiser steps, all sites together")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("held-out PSNR (dB), curve images")
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def comparison_figure(comparisons: Sequence[Mapping[str, Any]], path: str | Path) -> Path | None:
+    """Paired held-out PSNR differences with their 95 % intervals (ranking view), one row per
+    comparison, one marker per mask; the dotted line is no difference.
+
+    Args:
+        comparisons: rows of ``comparisons.csv``.
+        path: the PNG to write.
+    """
+    rows = [row for row in comparisons if row["metric"] == "psnr" and row["view"] == "ranking"]
+    if not rows:
+        logger.warning("no paired comparisons: %s not drawn", Path(path).name)
+        return None
+    names = list(dict.fromkeys(row["comparison"] for row in rows))
+    masks = list(dict.fromkeys(row["mask"] for row in rows))
+    figure = _figure(1, 1, 6.4, 0.45 * len(names) * len(masks) + 1.2)
+    axis = figure.subplots()
+    offsets = np.linspace(-0.25, 0.25, len(masks)) if len(masks) > 1 else [0.0]
+    for number, mask in enumerate(masks):
+        for position, name in enumerate(names):
+            row = next((r for r in rows if r["comparison"] == name and r["mask"] == mask), None)
+            if row is None:
+                continue
+            y = position + offsets[number]
+            error = [[row["difference"] - row["ci_low"]], [row["ci_high"] - row["difference"]]]
+            axis.errorbar(
+                row["difference"],
+                y,
+                xerr=error,
+                fmt="o",
+                color=f"C{number}",
+                capsize=3,
+                label=mask if position == 0 else None,
+            )
+    axis.axvline(0.0, color="grey", linestyle=":")
+    axis.set_yticks(np.arange(len(names)))
+    axis.set_yticklabels(names, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("held-out PSNR difference A - B (dB), 95 % interval")
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(fontsize=8)
     figure.tight_layout()
     return _save(figure, path)
 

@@ -3,7 +3,10 @@
 A *fold* is one choice of held-out centres: the centres named in ``data.hold_out`` (or
 ``data.hold_out_count`` of them, drawn with the seed) for ``study.folds=held-out``, or each
 centre in turn for ``study.folds=leave-one-out``. Every fold runs the same experiments, each
-an entry of ``study.catalogue`` (a kind and Hydra overrides, so experiments are data).
+an entry of ``study.catalogue`` (a kind and Hydra overrides, so experiments are data), once
+per training seed of ``study.seeds`` (or the first ``seeds`` of them, when the entry says
+so): another seed gives other initial weights, data order and training masks, never other
+patients or evaluation masks (the partition and the evaluation keep the study's ``seed``).
 
 The training budget ("the same total local steps for every experiment") is counted in
 optimiser steps of the same batch size and learning rate. With K internal sites in the
@@ -73,12 +76,14 @@ class ExperimentSpec:
         overrides: Hydra overrides of the experiment's root config (``configs/config.yaml``
             for local and centralised, ``configs/federation.yaml`` for federated).
         description: one line for the report and MLflow.
+        seeds: how many of the study's training seeds it runs (the first ones); None: all.
     """
 
     name: str
     kind: str
     overrides: tuple[str, ...] = ()
     description: str = ""
+    seeds: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,15 +106,21 @@ class Budget:
 
 @dataclasses.dataclass(frozen=True)
 class PlannedExperiment:
-    """One experiment of one fold, ready to run."""
+    """One experiment of one fold with one training seed, ready to run."""
 
     fold: Fold
     spec: ExperimentSpec
     budget: Budget
+    seed: int = 0
 
     @property
     def label(self) -> str:
-        return f"{self.fold.name} / {self.spec.name}"
+        return f"{self.fold.name} / {self.spec.name} / seed {self.seed}"
+
+    @property
+    def folder(self) -> str:
+        """Where it runs, inside the fold's folder: ``<experiment>/seed-<seed>``."""
+        return f"{self.spec.name}/seed-{self.seed}"
 
 
 def parse_catalogue(catalogue: Mapping[str, Any]) -> dict[str, ExperimentSpec]:
@@ -130,11 +141,19 @@ def parse_catalogue(catalogue: Mapping[str, Any]) -> dict[str, ExperimentSpec]:
         overrides = entry.get("overrides") or []
         if isinstance(overrides, str) or not isinstance(overrides, Sequence):
             raise ValueError(f"study.catalogue.{name}.overrides must be a list of overrides")
+        seeds = entry.get("seeds")
+        if seeds is not None and (
+            isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1
+        ):
+            raise ValueError(
+                f"study.catalogue.{name}.seeds must be a whole number >= 1, got {seeds!r}"
+            )
         specs[str(name)] = ExperimentSpec(
             name=str(name),
             kind=kind,
             overrides=tuple(str(item) for item in overrides),
             description=str(entry.get("description", "") or ""),
+            seeds=seeds,
         )
     return specs
 
@@ -215,15 +234,25 @@ def training_budget(kind: str, num_sites: int, rounds: int, local_steps: int) ->
 
 
 def plan_study(
-    folds: Sequence[Fold], experiments: Sequence[ExperimentSpec], rounds: int, local_steps: int
+    folds: Sequence[Fold],
+    experiments: Sequence[ExperimentSpec],
+    rounds: int,
+    local_steps: int,
+    seeds: Sequence[int] = (0,),
 ) -> list[PlannedExperiment]:
-    """Every fold's experiments, fold by fold, in ``study.experiments`` order."""
+    """Every fold's experiments with their seeds: seed by seed (so that a study stopped half
+    way has every experiment of the first seeds), fold by fold, in ``study.experiments``
+    order."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"study.seeds must be distinct seeds, at least one, got {list(seeds)}")
     return [
         PlannedExperiment(
-            fold, spec, training_budget(spec.kind, len(fold.internal), rounds, local_steps)
+            fold, spec, training_budget(spec.kind, len(fold.internal), rounds, local_steps), seed
         )
+        for position, seed in enumerate(seeds)
         for fold in folds
         for spec in experiments
+        if spec.seeds is None or position < spec.seeds
     ]
 
 

@@ -5,8 +5,9 @@ Layout of the study folder (``output_dir``)::
     study.json                      the plan, the MLflow parent run, failures, wall time
     mlflow.db, mlartifacts/         the embedded MLflow store (tracking.mlflow_uri=null)
     <fold>/manifest.json            the fold's partition (held-out centres, patient splits)
-    <fold>/<experiment>/            the experiment's run (checkpoints, logs, history.json)
-    <fold>/<experiment>/outcome.json  written when the experiment finished
+    <fold>/<experiment>/seed-<s>/   the experiment's run with training seed s (checkpoints,
+                                    logs, history.json)
+    <fold>/<experiment>/seed-<s>/outcome.json  written when that run finished
     <fold>/evaluation/              the fold's evaluation (simulations/study/evaluation.py)
     report files                    simulations/study/report.py (results.csv, report.md, ...)
 
@@ -61,11 +62,12 @@ class StudyResult:
 
     Attributes:
         study_dir: the study folder.
-        outcomes: every finished experiment (this invocation's and earlier ones').
+        outcomes: every finished run, one per experiment and seed (this invocation's and
+            earlier ones').
         ran: labels of the experiments run now.
         skipped: labels of the experiments finished by an earlier invocation.
         failed: label -> error of the experiments that failed now.
-        rows: the evaluation's results rows.
+        rows: the evaluation's per-file scores (file_scores.csv rows).
         report: the report's files by name.
         wall_seconds: this invocation's wall time.
     """
@@ -126,11 +128,13 @@ def _run(
     study_dir = Path(str(config.output_dir)).expanduser().resolve()
     study_dir.mkdir(parents=True, exist_ok=True)
     folds, manifests = _prepare_folds(config, settings, study_dir, show_progress)
-    planned = plan_study(folds, settings.experiments, settings.rounds, settings.local_steps)
+    planned = plan_study(
+        folds, settings.experiments, settings.rounds, settings.local_steps, settings.seeds
+    )
     # Refuse a changed definition before anything is written or tracked.
     wanted = {item: definition(item, config, settings) for item in planned}
     for item in planned:
-        check_unchanged(study_dir / item.fold.slug / item.spec.name, wanted[item])
+        check_unchanged(study_dir / item.fold.slug / item.folder, wanted[item])
     state = read_state(study_dir)
     tracker = open_study_tracker(config, settings, study_dir, state)
     write_state(study_dir, state, settings, planned, tracker, config)
@@ -164,7 +168,7 @@ def _run_planned(
     kinds = [item.spec.kind for item in planned]
     with StudyProgress(labels, kinds, console, enabled=show_progress) as progress:
         for item in planned:
-            run_dir = study_dir / item.fold.slug / item.spec.name
+            run_dir = study_dir / item.fold.slug / item.folder
             outcome_path = run_dir / OUTCOME_FILE
             if outcome_path.is_file():
                 outcome = ExperimentOutcome.read(outcome_path)
@@ -203,15 +207,17 @@ def _run_planned(
             progress.finished(item.label, item.spec.kind, outcome.wall_seconds)
     # After the display has closed: the evaluation shows progress bars of its own, and rich
     # allows one live display at a time.
-    if show_progress:
-        console.print(f"evaluating {len(outcomes)} experiment(s) on the held-out centres")
-    rows = _evaluate(config, folds, manifests, outcomes, study_dir, show_progress)
+    if show_progress and settings.held_out_evaluation:
+        console.print(f"evaluating {len(outcomes)} run(s) on the test and held-out centres")
+    rows, curves = _evaluate(config, settings, folds, manifests, outcomes, study_dir, show_progress)
     wall = time.monotonic() - started
-    report = _report(config, settings, study_dir, rows, outcomes, wall, failed)
+    report = _report(config, settings, study_dir, rows, curves, outcomes, wall, failed, manifests)
     wall = time.monotonic() - started
     if tracker is not None:
         track_results(tracker, outcomes, rows, report, wall, failed)
     finish_state(study_dir, ran, skipped, failed, report, wall)
+    if settings.publish_dir is not None:
+        publish_report(report, study_dir, Path(settings.publish_dir))
     return StudyResult(study_dir, outcomes, ran, skipped, failed, rows, report, wall)
 
 
@@ -277,33 +283,49 @@ def _prepare_folds(
 
 def _evaluate(
     config: DictConfig,
+    settings: StudySettings,
     folds: list[Fold],
     manifests: dict[Fold, Path],
     outcomes: list[ExperimentOutcome],
     study_dir: Path,
     show_progress: bool,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per-file scores of every run and reference, and the learning curves, of every fold
+    (none for a study that does not score the held-out centres)."""
     from simulations.partition import read_manifest
-    from simulations.study.evaluation import evaluate_outcomes
+    from simulations.study.evaluation import curve_rows, evaluate_outcomes
 
     rows: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
+    if not settings.held_out_evaluation:
+        return rows, curves
     for fold in folds:
         own = [outcome for outcome in outcomes if outcome.fold == fold.name]
         if not own:
             continue
-        fold_config = config.copy()
-        with open_dict(fold_config):
-            fold_config.data.manifest = str(manifests[fold])
-            fold_config.data.hold_out = list(fold.held_out)
-            fold_config.data.hold_out_count = 0
-        rows += evaluate_outcomes(
+        fold_config = _fold_config(config, fold, manifests[fold])
+        manifest = read_manifest(manifests[fold])
+        output = study_dir / fold.slug / "evaluation"
+        rows += evaluate_outcomes(own, fold_config, manifest, output, show_progress)
+        curves += curve_rows(
             own,
             fold_config,
-            read_manifest(manifests[fold]),
-            study_dir / fold.slug / "evaluation",
+            manifest,
+            settings.curve_experiments,
+            settings.curve_eval_items,
+            output,
             show_progress,
         )
-    return rows
+    return rows, curves
+
+
+def _fold_config(config: DictConfig, fold: Fold, manifest: Path) -> DictConfig:
+    fold_config = config.copy()
+    with open_dict(fold_config):
+        fold_config.data.manifest = str(manifest)
+        fold_config.data.hold_out = list(fold.held_out)
+        fold_config.data.hold_out_count = 0
+    return fold_config
 
 
 def _report(
@@ -311,24 +333,82 @@ def _report(
     settings: StudySettings,
     study_dir: Path,
     rows: list[dict[str, Any]],
+    curves: list[dict[str, Any]],
     outcomes: list[ExperimentOutcome],
     wall: float,
     failed: dict[str, str],
+    manifests: dict[Fold, Path],
 ) -> dict[str, Path]:
-    from simulations.study.report import write_report
+    from simulations.partition import read_manifest
+    from simulations.study.evaluation import acceleration_rows
+    from simulations.study.report import StudyDesign, write_report
+    from simulations.study.results import Comparison
 
     training = sum(outcome.wall_seconds for outcome in outcomes)
     # write_report prints it as "Timings measured on: <note>."
     note = (
         f"{describe_machine()}; study wall time {format_seconds(wall)} in this invocation "
-        f"(training, evaluation), the experiments' training {format_seconds(training)} in all"
+        f"(training, evaluation), the runs' training {format_seconds(training)} in all"
     )
     if failed:
         note += "; failed, so not in the tables: " + "; ".join(
             f"{label} ({error.splitlines()[0]})" for label, error in failed.items()
         )
-    title = f"Held-out-centre study `{settings.name}` ({config.model.name} model)"
-    return write_report(study_dir, rows, outcomes, title, note)
+    fold = next(iter(manifests))
+    design = StudyDesign(
+        title=f"Held-out-centre study `{settings.name}` ({config.model.name} model)",
+        machine_note=note,
+        description=tuple(_design_lines(config, settings, fold)),
+        accelerations=tuple(
+            acceleration_rows(
+                _fold_config(config, fold, manifests[fold]), read_manifest(manifests[fold])
+            )
+        ),
+        comparisons=tuple(Comparison(a, b) for a, b in settings.comparisons),
+        selection_groups=settings.selection_groups,
+        held_out_evaluation=settings.held_out_evaluation,
+    )
+    return write_report(study_dir, rows, outcomes, design, curves)
+
+
+def _design_lines(config: DictConfig, settings: StudySettings, fold: Fold) -> list[str]:
+    """What the study trained, on what, for how long (the report's design section)."""
+    sites = len(fold.internal)
+    total = sites * settings.rounds * settings.local_steps
+    data = (
+        f"the synthetic `{config.data.synthetic_preset}` set"
+        if config.data.get("synthetic_preset")
+        else f"`{config.data.root}`"
+    )
+    return [
+        f"- Data: {data}; {sites} internal sites ({', '.join(fold.internal)}), each split by "
+        f"patient into train / validation / test ({config.data.val_fraction:g} validation, "
+        f"{config.data.test_fraction:g} test).",
+        f"- Model: `{config.model.name}` with the `{config.text.name}` text encoder; AdamW, "
+        f"learning rate {config.train.learning_rate:g}, batch {config.train.batch_size}.",
+        f"- Budget: every experiment takes {total} optimiser steps in all: a federation "
+        f"{settings.rounds} rounds x {settings.local_steps} local steps at each of {sites} "
+        f"sites, centralised training {total} steps on the pooled data, local-only "
+        f"{settings.rounds * settings.local_steps} steps per site model.",
+    ]
+
+
+def publish_report(report: dict[str, Path], study_dir: Path, target: Path) -> list[Path]:
+    """Copy the report, its CSV files and figures (not checkpoints or the MLflow store) to
+    ``target`` (e.g. docs/results/quick-study), replacing what an earlier study put there."""
+    import shutil
+
+    target = target.expanduser().resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    for old in target.iterdir():
+        if old.is_file() and old.suffix in (".md", ".csv", ".png"):
+            old.unlink()
+    copied = []
+    for path in report.values():
+        destination = target / path.relative_to(study_dir)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        copied.append(Path(shutil.copy2(path, destination)))
+    return copied
 
 
 def _client_gpus(settings: StudySettings, folds: list[Fold]) -> float:

@@ -20,8 +20,17 @@ class StudySettings:
         leave_one_out_centres: leave-one-out only: the centres held out in turn (empty: all).
         rounds, local_steps: the federated schedule that fixes every experiment's budget.
         experiments: the experiments of every fold, in order.
+        seeds: the training seeds (each experiment runs with all, or its catalogue's first N).
         max_eval_items: the final evaluation's images per model, centre and mask (0: all).
-        curve_eval_items: held-out images a federation scores after every round.
+        curve_eval_items: held-out images per centre and mask that the learning curves score
+            at every round's checkpoint (0: no curves).
+        held_out_evaluation: score the held-out centres (off for a tuning study, which may
+            look at internal validation only).
+        curve_experiments: the experiments whose learning curves are drawn.
+        comparisons: (A, B) experiment pairs compared on the held-out centres (A - B).
+        selection_groups: name -> candidate experiments, chosen between on internal
+            validation (a tuning study's choices).
+        publish_dir: where to copy the report, CSV files and figures when done (None: not).
         client_cpus: CPU cores per simulated site.
         client_gpus: GPU share per simulated site; None: automatic.
         experiment_timeout: seconds before a federated experiment is stopped.
@@ -34,12 +43,18 @@ class StudySettings:
     rounds: int
     local_steps: int
     experiments: tuple[ExperimentSpec, ...]
+    seeds: tuple[int, ...]
     max_eval_items: int
     curve_eval_items: int
+    held_out_evaluation: bool
     client_cpus: float
     client_gpus: float | None
     experiment_timeout: float
     federated_overrides: tuple[str, ...]
+    curve_experiments: tuple[str, ...] = ()
+    comparisons: tuple[tuple[str, str], ...] = ()
+    selection_groups: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    publish_dir: str | None = None
 
     @classmethod
     def from_config(cls, config: DictConfig) -> StudySettings:
@@ -56,8 +71,17 @@ class StudySettings:
             rounds=_integer(study, "rounds"),
             local_steps=_integer(study, "local_steps"),
             experiments=tuple(select_experiments(list(study.experiments), catalogue)),
+            seeds=_seeds(study.get("seeds"), config),
             max_eval_items=_integer(study, "max_eval_items"),
             curve_eval_items=_integer(study, "curve_eval_items"),
+            held_out_evaluation=bool(study.get("held_out_evaluation", True)),
+            curve_experiments=tuple(str(name) for name in study.get("curve_experiments", [])),
+            comparisons=_pairs(study.get("comparisons", [])),
+            selection_groups={
+                str(group): tuple(str(name) for name in names)
+                for group, names in (study.get("select") or {}).items()
+            },
+            publish_dir=None if study.get("publish_dir") is None else str(study.publish_dir),
             client_cpus=float(study.get("client_cpus", 1)),
             client_gpus=None if gpus in ("auto", "none", "") else float(gpus),
             experiment_timeout=float(study.get("experiment_timeout", 7200)),
@@ -79,6 +103,29 @@ class StudySettings:
             raise ValueError(f"study.client_gpus must be auto or >= 0, got {self.client_gpus}")
         if self.experiment_timeout <= 0:
             raise ValueError("study.experiment_timeout must be > 0 seconds")
+
+
+def _pairs(values: Any) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        if isinstance(value, str) or len(value) != 2:
+            raise ValueError(f"study.comparisons must be [A, B] pairs, got {value!r}")
+        pairs.append((str(value[0]), str(value[1])))
+    return tuple(pairs)
+
+
+def _seeds(values: Any, config: DictConfig) -> tuple[int, ...]:
+    """``study.seeds``, or the study's ``seed`` alone when not given."""
+    if values is None:
+        return (int(config.seed),)
+    seeds = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"study.seeds must be whole numbers, got {list(values)}")
+        seeds.append(int(value))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"study.seeds must be distinct seeds, at least one, got {seeds}")
+    return tuple(seeds)
 
 
 def _integer(study: Any, key: str) -> int:

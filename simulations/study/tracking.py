@@ -145,16 +145,18 @@ class StudyTracker:
 
 
 def headline_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-    """Held-out scores of one experiment from its results rows.
+    """Held-out scores of one run from its per-file rows (file_scores.csv).
 
-    ``held-out/<mask>/<metric>`` and ``held-out/<metric>``: means over the held-out
-    centres (and over the site models of a local-only experiment) with full metadata;
+    ``held-out/<mask>/<metric>`` and ``held-out/<metric>``: means over the held-out files
+    (and over the site models of a local-only experiment) with full metadata, ranking view;
     ``held-out/<model>/<metric>`` per model when there are several.
     """
     values: dict[str, list[float]] = defaultdict(list)
     models = set()
     for row in rows:
         if row.get("split") != "held-out" or row.get("metadata", "full") != "full":
+            continue
+        if row.get("view", "ranking") != "ranking":
             continue
         models.add(str(row.get("model")))
         for metric in ("psnr", "ssim", "nmse"):
@@ -202,6 +204,7 @@ def open_study_tracker(
             "study.rounds": settings.rounds,
             "study.local_steps": settings.local_steps,
             "study.experiments": ",".join(spec.name for spec in settings.experiments),
+            "study.seeds": ",".join(str(seed) for seed in settings.seeds),
             "model": str(config.model.name),
             "text": str(config.text.name),
             "data.root": str(config.data.root),
@@ -231,10 +234,16 @@ def track_experiment(
     """The experiment's child run: made here, or found (a federation makes its own)."""
     if tracker is None:
         return
-    tags = {"fold": item.fold.name, "experiment": item.spec.name, "kind": item.spec.kind}
+    tags = {
+        "fold": item.fold.name,
+        "experiment": item.spec.name,
+        "kind": item.spec.kind,
+        "seed": str(item.seed),
+    }
     params = {
         "kind": item.spec.kind,
         "fold": item.fold.name,
+        "seed": item.seed,
         "overrides": " ".join(item.spec.overrides),
         "steps_per_model": item.budget.steps_per_model,
         "total_steps": item.budget.total_steps,
@@ -270,7 +279,9 @@ def track_results(
         own = [
             row
             for row in rows
-            if row.get("fold") == outcome.fold and row.get("experiment") == outcome.experiment
+            if row.get("fold") == outcome.fold
+            and row.get("experiment") == outcome.experiment
+            and row.get("seed") == str(outcome.seed)
         ]
         tracker.log_metrics(run_id, headline_metrics(own))
     tracker.log_metrics(tracker.parent_run_id, {"study-wall-seconds": wall})

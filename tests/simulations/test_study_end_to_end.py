@@ -62,11 +62,15 @@ def study(tmp_path_factory):
 
 
 def label(experiment):
-    return f"{FOLD} / {experiment}"
+    return f"{FOLD} / {experiment} / seed 0"
+
+
+def run_dir(output, experiment):
+    return output / FOLD_DIR / experiment / "seed-0"
 
 
 def outcome(output, experiment):
-    return ExperimentOutcome.read(output / FOLD_DIR / experiment / "outcome.json")
+    return ExperimentOutcome.read(run_dir(output, experiment) / "outcome.json")
 
 
 def test_every_experiment_finishes(study):
@@ -79,6 +83,7 @@ def test_every_experiment_finishes(study):
         finished = outcome(output, name)
         assert finished.kind == kinds.get(name, "federated")
         assert finished.fold == FOLD
+        assert finished.seed == 0
         assert finished.wall_seconds > 0
         assert all(path.is_file() for path in finished.checkpoints.values())
     assert sorted(outcome(output, "local-only").checkpoints) == SITES
@@ -105,40 +110,60 @@ def test_every_experiment_gets_the_same_total_steps(study):
 def test_federations_ran_through_flower_and_left_no_process(study):
     _, output, _ = study
     for name in FEDERATED:
-        run_dir = output / FOLD_DIR / name
-        log = (run_dir / "flwr.log").read_text()
+        folder = run_dir(output, name)
+        log = (folder / "flwr.log").read_text()
         assert "Starting Flower Simulation" in log and "federation done" in log, log[-3000:]
-        history = json.loads((run_dir / "history.json").read_text())
+        history = json.loads((folder / "history.json").read_text())
         assert [record["round"] for record in history] == [1, 2]
         for record in history:
             assert sorted(record["sites"]) == SITES and not record["errors"]
-            assert math.isfinite(record["global"]["held-out/psnr"])  # the convergence curve
+            # The federation never reads the held-out centres: the study scores them after.
+            assert "held-out/psnr" not in record.get("global", {})
         details = outcome(output, name).details
         assert details["strategy"] == name
         # `flwr run` leaves its SuperLink running: the runner found and stopped it.
         assert details["processes_stopped"] >= 1
-        assert processes.marked(str(run_dir)) == []
+        assert processes.marked(str(folder)) == []
     # Vendor-balanced: Siemens and UIH count the same, whatever their sizes.
-    weights = json.loads((output / FOLD_DIR / "vendor_balanced" / "history.json").read_text())
+    weights = json.loads((run_dir(output, "vendor_balanced") / "history.json").read_text())
     assert weights[-1]["aggregation"]["weights"] == pytest.approx(dict.fromkeys(SITES, 0.5))
 
 
-def test_results_hold_finite_numbers_for_every_experiment_and_mask(study):
-    _, output, result = study
-    with open(output / "results.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert rows and len(rows) == len(result.rows)
-    held_out = [row for row in rows if row["split"] == "held-out" and row["metadata"] == "full"]
+def _csv(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_results_hold_finite_means_with_intervals_for_every_experiment_and_mask(study):
+    _, output, _ = study
+    held_out = [
+        row
+        for row in _csv(output / "results.csv")
+        if row["split"] == "held-out" and row["metadata"] == "full" and row["view"] == "ranking"
+    ]
     for experiment in [*EXPERIMENTS, "zero-filled", "sense"]:
         for mask in MASKS:
             found = [r for r in held_out if r["experiment"] == experiment and r["mask"] == mask]
-            assert found, (experiment, mask)
+            assert {row["centre"] for row in found} == {"Center003", "all"}, (experiment, mask)
             for row in found:
-                assert row["centre"] == "Center003"
-                for metric in ("psnr", "ssim", "nmse"):
+                for metric in ("psnr", "psnr_ci_low", "psnr_ci_high", "ssim", "nmse"):
                     assert math.isfinite(float(row[metric])), (experiment, mask, metric, row)
-    local_models = {row["model"] for row in held_out if row["experiment"] == "local-only"}
-    assert local_models == set(SITES)
+
+
+def test_file_scores_name_every_site_model_of_local_only_training(study):
+    _, output, result = study
+    rows = _csv(output / "file_scores.csv")
+    assert len(rows) == len(result.rows)
+    local = {row["model"] for row in rows if row["experiment"] == "local-only"}
+    assert local == set(SITES)
+
+
+def test_learning_curves_score_the_round_checkpoints(study):
+    _, output, _ = study
+    curves = _csv(output / "curves.csv")
+    steps = {int(row["steps"]) for row in curves if row["experiment"] == "fedavg"}
+    assert steps == {ROUNDS * LOCAL_STEPS * len(SITES) // 2, ROUNDS * LOCAL_STEPS * len(SITES)}
+    assert {row["experiment"] for row in curves} >= {"zero-filled", "sense", "centralised"}
 
 
 def test_report_and_figures_are_written(study):
@@ -206,10 +231,10 @@ def test_a_failed_federation_is_reported_and_its_processes_stopped(study, tmp_pa
     (error,) = result.failed.values()
     assert "pattern 'x.*' matches no parameter" in error.splitlines()[0]
     assert result.ran == [] and result.outcomes == []
-    run_dir = tmp_path / "study" / FOLD_DIR / "bad"
-    assert "matches no parameter" in (run_dir / "error.txt").read_text()
-    assert not (run_dir / "outcome.json").exists()
-    assert processes.marked(str(run_dir)) == []
+    folder = run_dir(tmp_path / "study", "bad")
+    assert "matches no parameter" in (folder / "error.txt").read_text()
+    assert not (folder / "outcome.json").exists()
+    assert processes.marked(str(folder)) == []
     assert "bad" in (tmp_path / "study" / "report.md").read_text()  # named as failed
 
 
@@ -217,13 +242,13 @@ def test_resume_skips_finished_experiments_and_trains_only_what_is_missing(study
     """Last: it rewrites the report. An interrupted local-only experiment (no outcome, one
     site trained) is finished; FedAvg, finished before, is skipped without a Flower run."""
     root, output, _ = study
-    local = output / FOLD_DIR / "local-only"
+    local = run_dir(output, "local-only")
     (local / "outcome.json").unlink()
     kept = local / "Center001" / "checkpoints" / "final.pt"
     kept_time = kept.stat().st_mtime_ns
     retrained = local / "Center002" / "checkpoints" / "final.pt"
     retrained.unlink()
-    fedavg_log = (output / FOLD_DIR / "fedavg" / "flwr.log").stat().st_mtime_ns
+    fedavg_log = (run_dir(output, "fedavg") / "flwr.log").stat().st_mtime_ns
     config = study_config(root, output, "study.experiments=[local-only,fedavg]")
     result = run_study(config, show_progress=False)
     assert result.failed == {}
@@ -231,6 +256,6 @@ def test_resume_skips_finished_experiments_and_trains_only_what_is_missing(study
     assert result.skipped == [label("fedavg")]
     assert kept.stat().st_mtime_ns == kept_time
     assert retrained.is_file()
-    assert (output / FOLD_DIR / "fedavg" / "flwr.log").stat().st_mtime_ns == fedavg_log
+    assert (run_dir(output, "fedavg") / "flwr.log").stat().st_mtime_ns == fedavg_log
     assert (local / "outcome.json").is_file()
     assert {row["experiment"] for row in result.rows} >= {"local-only", "fedavg"}

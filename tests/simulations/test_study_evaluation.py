@@ -1,5 +1,6 @@
-"""The study's evaluation: every model, split, mask and metadata variant of a fold, and the
-references, on a small consortium (untrained tiny models with perturbed weights)."""
+"""The study's evaluation: every model, seed, split, mask, metadata variant and view of a fold,
+file by file, and the references, on a small consortium (tiny models with perturbed
+weights); the learning curves and the undersampling table."""
 
 import math
 
@@ -14,11 +15,13 @@ from cardiomm.model.factory import build_network
 from cardiomm.text import build_text_encoder
 from simulations.data_root import load_partition
 from simulations.study.evaluation import (
+    acceleration_rows,
+    curve_rows,
     evaluate_outcomes,
     evaluation_data,
     load_examples,
 )
-from simulations.study.outcome import RESULT_COLUMNS, ExperimentOutcome
+from simulations.study.outcome import FILE_COLUMNS, ExperimentOutcome
 from tests.builders import write_consortium
 
 FOLD = "held-out=Center003"
@@ -64,7 +67,7 @@ def outcomes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
 
     def outcome(experiment, kind, checkpoints):
-        return ExperimentOutcome(FOLD, experiment, kind, checkpoints, folder, None, 1.0, 1)
+        return ExperimentOutcome(FOLD, experiment, kind, 0, checkpoints, folder, None, 1.0, 1)
 
     return [
         outcome("centralised", "centralised", {"global": _checkpoint(folder / "c.pt", "none", 1)}),
@@ -90,17 +93,36 @@ def _rows(evaluated, **match):
     return [row for row in evaluated[1] if all(row[k] == v for k, v in match.items())]
 
 
-def test_rows_have_exactly_the_result_columns_and_finite_scores(evaluated):
+def test_rows_have_exactly_the_file_columns_and_finite_scores(evaluated):
     rows = evaluated[1]
     assert rows
-    assert all(tuple(row) == RESULT_COLUMNS for row in rows)
+    assert all(tuple(row) == FILE_COLUMNS for row in rows)
     assert all(math.isfinite(row[m]) for row in rows for m in ("psnr", "ssim", "nmse"))
+
+
+def test_each_row_is_one_file_named_relative_to_the_data_root(evaluated):
+    rows = evaluated[1]
+    keys = [
+        (r["experiment"], r["model"], r["split"], r["metadata"], r["view"], r["mask"], r["file"])
+        for r in rows
+    ]
+    assert len(keys) == len(set(keys))
+    assert all(row["file"].startswith("MultiCoil/") for row in rows)
+    assert {row["seed"] for row in _rows(evaluated, experiment="fedavg")} == {"0"}
+
+
+def test_every_image_is_scored_in_the_ranking_and_the_full_view(evaluated):
+    ranking = _rows(evaluated, experiment="fedavg", view="ranking")
+    full = _rows(evaluated, experiment="fedavg", view="full")
+    assert len(ranking) == len(full)
+    assert {r["psnr"] for r in ranking} != {r["psnr"] for r in full}
 
 
 def test_every_model_is_scored_on_every_split_mask_and_metadata_variant(evaluated):
     expected = {
-        (split, mask, metadata)
+        (split, mask, metadata, view)
         for mask in MASKS
+        for view in ("ranking", "full")
         for split, metadata in (
             ("internal-test", "full"),
             ("held-out", "full"),
@@ -114,7 +136,7 @@ def test_every_model_is_scored_on_every_split_mask_and_metadata_variant(evaluate
         ("fedavg", "global"),
     ):
         rows = _rows(evaluated, experiment=experiment, model=model)
-        assert {(r["split"], r["mask"], r["metadata"]) for r in rows} == expected
+        assert {(r["split"], r["mask"], r["metadata"], r["view"]) for r in rows} == expected
 
 
 def test_internal_test_rows_are_the_internal_centres_and_held_out_rows_the_held_out_one(
@@ -130,26 +152,31 @@ def test_internal_test_rows_are_the_internal_centres_and_held_out_rows_the_held_
 def test_references_are_scored_once_per_fold_with_full_metadata(evaluated):
     for name in ("zero-filled", "sense"):
         rows = _rows(evaluated, experiment=name)
-        assert {(r["kind"], r["model"], r["metadata"], r["fold"]) for r in rows} == {
-            ("reference", "-", "full", FOLD)
+        assert {(r["kind"], r["seed"], r["model"], r["metadata"], r["fold"]) for r in rows} == {
+            ("reference", "-", "-", "full", FOLD)
         }
-        assert len(rows) == len({(r["split"], r["centre"], r["mask"]) for r in rows})
+        assert len(rows) == len({(r["split"], r["view"], r["file"], r["mask"]) for r in rows})
         assert {r["mask"] for r in rows} == MASKS
 
 
 def test_the_item_cap_limits_images_per_centre_and_mask(evaluated):
-    assert max(row["images"] for row in evaluated[1]) <= MAX_ITEMS
+    for split, centre in (("held-out", "Center003"), ("internal-test", "Center001")):
+        rows = _rows(evaluated, experiment="fedavg", split=split, centre=centre, view="ranking")
+        for mask in MASKS:
+            assert (
+                sum(r["images"] for r in rows if r["mask"] == mask and r["metadata"] == "full")
+                <= MAX_ITEMS
+            )
 
 
 def test_unknown_metadata_changes_the_scores_of_a_text_conditioned_model(evaluated):
-    full = {
-        r["mask"]: r["psnr"]
-        for r in _rows(evaluated, experiment="fedavg", metadata="full", split="held-out")
-    }
-    unknown = {
-        r["mask"]: r["psnr"] for r in _rows(evaluated, experiment="fedavg", metadata="unknown")
-    }
-    assert all(full[mask] != unknown[mask] for mask in MASKS)
+    def scores(metadata):
+        rows = _rows(evaluated, experiment="fedavg", metadata=metadata, split="held-out")
+        return {(r["mask"], r["view"], r["file"]): r["psnr"] for r in rows}
+
+    full, unknown = scores("full"), scores("unknown")
+    assert full.keys() == unknown.keys()
+    assert all(full[key] != unknown[key] for key in full)
 
 
 def test_unknown_metadata_datasets_pass_unknown_texts_for_the_held_out_centre(
@@ -178,6 +205,48 @@ def test_example_images_are_kept_for_every_method_of_the_held_out_centre(evaluat
 
 
 def test_outcomes_of_two_folds_are_refused(outcomes, config, manifest, tmp_path):
-    other = ExperimentOutcome("held-out=Center002", "x", "centralised", {}, tmp_path, None, 0, 0)
+    other = ExperimentOutcome("held-out=Center002", "x", "centralised", 0, {}, tmp_path, None, 0, 0)
     with pytest.raises(ValueError, match="several folds"):
         evaluate_outcomes([outcomes[0], other], config, manifest, tmp_path, show_progress=False)
+
+
+def test_learning_curves_score_each_kept_checkpoint_and_the_references(
+    outcomes, config, manifest, tmp_path
+):
+    centralised = outcomes[0]
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    content = torch.load(centralised.checkpoints["global"], weights_only=True)
+    content["extra"]["step"] = 40
+    torch.save(content, folder / "step-000040.pt")
+    run = ExperimentOutcome(
+        FOLD,
+        "centralised",
+        "centralised",
+        0,
+        centralised.checkpoints,
+        tmp_path / "run",
+        None,
+        1.0,
+        80,
+        {"total_steps": 80},
+    )
+    rows = curve_rows([run], config, manifest, ["centralised"], 1, tmp_path)
+    assert {(r["experiment"], r["seed"], r["steps"]) for r in rows} == {
+        ("zero-filled", "-", 0),
+        ("sense", "-", 0),
+        ("centralised", "0", 40),
+        ("centralised", "0", 80),
+    }
+    assert {r["mask"] for r in rows} == MASKS
+    assert all(r["images"] == 1 for r in rows)
+
+
+def test_no_curve_items_means_no_curves(outcomes, config, manifest, tmp_path):
+    assert curve_rows(outcomes, config, manifest, ["centralised"], 0, tmp_path) == []
+
+
+def test_the_undersampling_table_gives_nominal_and_true_accelerations(config, manifest):
+    rows = acceleration_rows(config, manifest)
+    assert [row["setting"] for row in rows] == ["Uniform8", "ktGaussian16", "ktRadial24"]
+    assert all(1 < float(row["true R, held-out files"]) < row["nominal R"] for row in rows)

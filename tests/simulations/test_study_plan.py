@@ -99,7 +99,35 @@ def test_plan_expands_every_experiment_of_every_fold_in_order(quick):
         (fold.name, name) for fold in folds for name in names
     ]
     assert {item.budget.total_steps for item in planned} == {3 * 2 * 5}
-    assert planned[0].label == "held-out=Center003 / local-only"
+    assert planned[0].label == "held-out=Center003 / local-only / seed 0"
+    assert planned[0].folder == "local-only/seed-0"
+
+
+def test_every_experiment_runs_with_every_seed_seed_by_seed():
+    specs = parse_catalogue({"a": {"kind": "local"}, "b": {"kind": "centralised"}})
+    (fold,) = plan_folds(CENTRES, "held-out", held_out=["Center004"])
+    planned = plan_study([fold], list(specs.values()), 2, 5, seeds=[7, 3])
+    assert [(item.seed, item.spec.name) for item in planned] == [
+        (7, "a"),
+        (7, "b"),
+        (3, "a"),
+        (3, "b"),
+    ]
+
+
+def test_a_catalogue_entry_can_run_with_the_first_seeds_only():
+    specs = parse_catalogue({"a": {"kind": "local"}, "b": {"kind": "centralised", "seeds": 1}})
+    (fold,) = plan_folds(CENTRES, "held-out", held_out=["Center004"])
+    planned = plan_study([fold], list(specs.values()), 2, 5, seeds=[0, 1, 2])
+    assert [(item.seed, item.spec.name) for item in planned if item.spec.name == "b"] == [(0, "b")]
+    assert [item.seed for item in planned if item.spec.name == "a"] == [0, 1, 2]
+
+
+def test_repeated_seeds_are_refused():
+    specs = parse_catalogue({"a": {"kind": "local"}})
+    (fold,) = plan_folds(CENTRES, "held-out", held_out=["Center004"])
+    with pytest.raises(ValueError, match="distinct seeds"):
+        plan_study([fold], list(specs.values()), 2, 5, seeds=[1, 1])
 
 
 def test_catalogue_entries_are_data():
@@ -116,6 +144,7 @@ def test_catalogue_entries_are_data():
         ({"kind": "ensemble"}, r"kind must be one of local, centralised, federated"),
         ({"kind": "reference"}, r"scored in every fold without an entry"),
         ({"kind": "federated", "overrides": "strategy=fedavg"}, r"overrides must be a list"),
+        ({"kind": "federated", "seeds": 0}, r"seeds must be a whole number >= 1"),
         ("federated", r"must be a mapping with a kind"),
     ],
 )
@@ -135,18 +164,42 @@ def test_unknown_or_repeated_experiments_are_refused(quick):
         select_experiments([], catalogue)
 
 
-def test_quick_preset_runs_every_experiment_with_the_metadata_ablation(quick):
+def test_quick_preset_runs_the_headline_experiments_once_on_the_study_set(quick):
     settings = StudySettings.from_config(quick)
     kinds = {spec.name: spec.kind for spec in settings.experiments}
-    assert kinds["local-only"] == "local"
-    assert kinds["centralised"] == "centralised"
-    for name in ("fedavg", "fedprox", "fedadam", "vendor_balanced", "vendor_personalised"):
-        assert kinds[name] == "federated"
+    assert kinds == {
+        "local-only": "local",
+        "centralised": "centralised",
+        "fedavg": "federated",
+        "vendor_balanced": "federated",
+        "metadata-ablation": "federated",
+    }
     ablation = next(spec for spec in settings.experiments if spec.name == "metadata-ablation")
     assert "text=none" in ablation.overrides
-    assert kinds["fedavg-dp"] == "federated"  # the one DP variant cheap enough for a CPU
-    assert quick.model.name == "tiny"
-    assert list(quick.data.hold_out) == ["Center004"]
+    assert settings.seeds == (0,)
+    assert quick.model.name == "small"
+    assert quick.data.synthetic_preset == "study"
+    assert list(quick.data.hold_out) == ["Center005", "Center006"]
+    assert list(quick.masks.reference_matrix) == [246, 512]
+
+
+def test_standard_preset_runs_the_headline_experiments_with_three_seeds():
+    settings = StudySettings.from_config(load_study_config(["experiment=standard"]))
+    assert settings.seeds == (0, 1, 2)
+    seeds = {spec.name: spec.seeds for spec in settings.experiments}
+    for name in ("local-only", "centralised", "fedavg", "vendor_balanced", "metadata-ablation"):
+        assert seeds[name] is None  # all three
+    for name in ("fedprox", "fedadam", "fedyogi", "vendor_personalised"):
+        assert seeds[name] == 1
+
+
+def test_the_server_lr_preset_scores_no_held_out_centre_and_chooses_on_validation():
+    settings = StudySettings.from_config(load_study_config(["experiment=server-lr"]))
+    assert not settings.held_out_evaluation
+    assert set(settings.selection_groups) == {"fedadam", "fedyogi"}
+    names = {spec.name for spec in settings.experiments}
+    for candidates in settings.selection_groups.values():
+        assert set(candidates) <= names
 
 
 def test_paper_preset_adds_the_dp_variants_and_the_paper_model():
@@ -165,8 +218,9 @@ def test_every_catalogue_entry_composes_a_valid_config(quick):
     for spec in catalogue.values():
         root = root_config(spec.kind)
         config = load_config(experiment_overrides(quick, root, spec.overrides), root)
-        assert config.model.name == "tiny"
+        assert config.model.name == "small"
         assert config.train.learning_rate == quick.train.learning_rate
+        assert list(config.masks.reference_matrix) == [246, 512]
         if root == "federation":
             federation = FederationSettings.from_config(config)
             expected = next(o for o in spec.overrides if o.startswith("strategy="))

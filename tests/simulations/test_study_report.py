@@ -1,5 +1,6 @@
-"""The study's report: results.csv, report.md tables and the figures, from hand-made rows,
-histories and example images (the evaluation that makes them is tested on its own)."""
+"""The study's report: the CSV files, report.md's verdict and tables, and the figures, from
+hand-made per-file scores, histories and example images (the evaluation that makes them is
+tested on its own)."""
 
 import csv
 import json
@@ -10,65 +11,128 @@ import pytest
 
 from simulations.study import figures
 from simulations.study.evaluation import ExampleImage, save_example
-from simulations.study.outcome import RESULT_COLUMNS, ExperimentOutcome
-from simulations.study.report import read_results, write_report
+from simulations.study.outcome import (
+    COMPARISON_COLUMNS,
+    FILE_COLUMNS,
+    RESULT_COLUMNS,
+    ExperimentOutcome,
+)
+from simulations.study.report import StudyDesign, read_file_scores, write_report
+from simulations.study.results import Comparison
 
 FOLD = "held-out=Center003"
 MASKS = ("Uniform8", "ktRadial24")
 PNG = b"\x89PNG\r\n\x1a\n"
-# PSNR per (experiment, model): the held-out score drops by 1 dB with unknown metadata.
+FILES = [f"Center003/P00{number}/cine_sax.mat" for number in range(1, 7)]
+# Held-out PSNR per (experiment, model) on the first file; every later file adds 0.5 dB, and
+# seed 1 adds 0.2 dB; unknown metadata costs 1 dB.
 PSNR = {
     ("zero-filled", "-"): 25.0,
+    ("sense", "-"): 27.0,
     ("local-only", "Center001"): 28.0,
     ("local-only", "Center002"): 30.0,
+    ("centralised", "global"): 31.5,
     ("fedavg", "global"): 31.0,
 }
-KINDS = {"zero-filled": "reference", "local-only": "local", "fedavg": "federated"}
+KINDS = {
+    "zero-filled": "reference",
+    "sense": "reference",
+    "local-only": "local",
+    "centralised": "centralised",
+    "fedavg": "federated",
+}
+COMPARISONS = (
+    Comparison("fedavg", "sense"),
+    Comparison("fedavg", "zero-filled"),
+    Comparison("fedavg", "centralised"),
+    Comparison("fedavg", "local-only"),
+)
 
 
-def _row(experiment, model, split, centre, mask, metadata="full", psnr=None, files=1):
-    psnr = PSNR[experiment, model] if psnr is None else psnr
+def _row(experiment, model, seed, split, centre, mask, file, psnr, metadata="full", view="ranking"):
     values = {
         "fold": FOLD,
         "experiment": experiment,
         "kind": KINDS[experiment],
+        "seed": seed,
         "model": model,
         "split": split,
+        "metadata": metadata,
+        "view": view,
         "centre": centre,
         "vendor": "Siemens",
         "modality": "cine",
         "mask": mask,
-        "metadata": metadata,
-        "files": files,
-        "images": 4 * files,
+        "file": file,
+        "images": 6,
         "psnr": psnr,
         "ssim": psnr / 40,
         "nmse": 0.01,
     }
-    return {column: values[column] for column in RESULT_COLUMNS}
+    return {column: values[column] for column in FILE_COLUMNS}
 
 
 def _rows():
     rows = []
-    for experiment, model in PSNR:
-        for mask in MASKS:
-            rows += [
-                _row(experiment, model, "internal-test", "Center001", mask),
-                _row(experiment, model, "internal-test", "Center002", mask, files=3),
-                _row(experiment, model, "held-out", "Center003", mask),
-            ]
-            if experiment != "zero-filled":
-                psnr = PSNR[experiment, model] - 1.0
-                rows.append(_row(experiment, model, "held-out", "Center003", mask, "unknown", psnr))
+    for (experiment, model), base in PSNR.items():
+        seeds = ["-"] if KINDS[experiment] == "reference" else ["0", "1"]
+        for seed in seeds:
+            offset = 0.2 if seed == "1" else 0.0
+            for mask in MASKS:
+                for view in ("ranking", "full"):
+                    common = {"view": view}
+                    rows.append(
+                        _row(
+                            experiment,
+                            model,
+                            seed,
+                            "internal-test",
+                            "Center001",
+                            mask,
+                            "Center001/P009/cine_sax.mat",
+                            base + offset,
+                            **common,
+                        )
+                    )
+                    for number, file in enumerate(FILES):
+                        psnr = base + offset + 0.5 * number
+                        rows.append(
+                            _row(
+                                experiment,
+                                model,
+                                seed,
+                                "held-out",
+                                "Center003",
+                                mask,
+                                file,
+                                psnr,
+                                **common,
+                            )
+                        )
+                        if KINDS[experiment] != "reference":
+                            rows.append(
+                                _row(
+                                    experiment,
+                                    model,
+                                    seed,
+                                    "held-out",
+                                    "Center003",
+                                    mask,
+                                    file,
+                                    psnr - 1.0,
+                                    "unknown",
+                                    view,
+                                )
+                            )
     return rows
 
 
-def _history(rounds=3, global_evaluation=True):
+def _history(rounds=3):
     return [
         {
             "round": number,
             "train": {"loss": 0.5 / number},
-            "global": {"held-out/psnr": 25.0 + number} if global_evaluation else {},
+            "evaluate": {"psnr": 30.0 + number, "ssim": 0.8},
             "timing": {
                 "round-seconds": 3.0,
                 "client-train-seconds-max": 1.2,
@@ -85,29 +149,79 @@ def _outcomes(folder, history=True):
     path = folder / "fedavg" / "history.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_history()))
-    return [
-        ExperimentOutcome(
-            FOLD,
-            "local-only",
-            "local",
-            {"Center001": folder / "l1.pt", "Center002": folder / "l2.pt"},
-            folder,
-            None,
-            20.0,
-            100,
-        ),
-        ExperimentOutcome(
-            FOLD,
-            "fedavg",
-            "federated",
-            {"global": folder / "f.pt"},
-            folder,
-            path if history else None,
-            12.0,
-            60,
-            {"strategy": "fedavg"},
-        ),
+    outcomes = []
+    for seed in (0, 1):
+        outcomes += [
+            ExperimentOutcome(
+                FOLD,
+                "local-only",
+                "local",
+                seed,
+                {"Center001": folder / "l1.pt", "Center002": folder / "l2.pt"},
+                folder,
+                None,
+                20.0,
+                100,
+            ),
+            ExperimentOutcome(
+                FOLD,
+                "centralised",
+                "centralised",
+                seed,
+                {"global": folder / "c.pt"},
+                folder,
+                None,
+                25.0,
+                120,
+            ),
+            ExperimentOutcome(
+                FOLD,
+                "fedavg",
+                "federated",
+                seed,
+                {"global": folder / "f.pt"},
+                folder,
+                path if history else None,
+                12.0,
+                60,
+                {"strategy": "fedavg"},
+            ),
+        ]
+    return outcomes
+
+
+def _curves():
+    rows = [
+        {
+            "fold": FOLD,
+            "experiment": name,
+            "seed": "-",
+            "steps": 0,
+            "mask": mask,
+            "images": 4,
+            "psnr": psnr,
+            "ssim": 0.5,
+        }
+        for name, psnr in (("zero-filled", 25.0), ("sense", 27.0))
+        for mask in MASKS
     ]
+    for experiment in ("centralised", "fedavg"):
+        for seed in ("0", "1"):
+            for steps in (0, 40, 80, 120):
+                for mask in MASKS:
+                    rows.append(
+                        {
+                            "fold": FOLD,
+                            "experiment": experiment,
+                            "seed": seed,
+                            "steps": steps,
+                            "mask": mask,
+                            "images": 4,
+                            "psnr": 25 + steps / 20,
+                            "ssim": 0.6,
+                        }
+                    )
+    return rows
 
 
 def _save_examples(folder):
@@ -131,86 +245,180 @@ def _save_examples(folder):
         save_example(folder / "examples" / "held-out_Center003", example)
 
 
+DESIGN = StudyDesign(
+    title="Study",
+    machine_note="2-core CPU VM",
+    accelerations=({"setting": "Uniform8", "nominal R": 8, "true R, held-out files": "4.90"},),
+    comparisons=COMPARISONS,
+)
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     folder = tmp_path_factory.mktemp("study")
     _save_examples(folder)
-    return write_report(folder, _rows(), _outcomes(folder), "Study", "2-core CPU VM")
+    return write_report(folder, _rows(), _outcomes(folder), DESIGN, _curves())
 
 
 def _table_lines(text, heading):
-    block = text.split(heading, 1)[1].split("\n###", 1)[0]
-    return [line for line in block.splitlines() if line.startswith("| ")]
+    section = text.split(heading, 1)[1].split("\n### ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| ")][1:]
 
 
-def test_results_csv_has_the_result_columns_and_every_row(written):
-    with open(written["results"]) as handle:
-        reader = csv.DictReader(handle)
-        assert tuple(reader.fieldnames) == RESULT_COLUMNS
-        assert len(list(reader)) == len(_rows())
+def _csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
-def test_report_has_a_headline_row_per_experiment_and_mask(written):
-    lines = _table_lines(written["report"].read_text(), "on the internal test split")
-    keys = {tuple(cell.strip() for cell in line.split("|")[1:4:2]) for line in lines[1:]}
-    assert keys == {(experiment, mask) for experiment in KINDS for mask in MASKS}
+def test_every_csv_has_its_columns(written):
+    for name, columns in (
+        ("file_scores", FILE_COLUMNS),
+        ("results", RESULT_COLUMNS),
+        ("comparisons", COMPARISON_COLUMNS),
+    ):
+        with open(written[name], newline="") as handle:
+            assert tuple(next(csv.reader(handle))) == columns
 
 
-def test_local_only_headline_is_the_mean_over_its_site_models(written):
-    lines = _table_lines(written["report"].read_text(), "on the internal test split")
-    local = next(line for line in lines if line.startswith("| local-only | local | Uniform8"))
-    # internal-test PSNR, internal-test SSIM, held-out PSNR: mean of 28 and 30 dB.
-    assert local.split("|")[4:7] == [" 29.00 ", " 0.7250 ", " 29.00 "]
+def test_every_mean_in_results_has_its_interval(written):
+    for row in _csv(written["results"]):
+        for metric in ("psnr", "ssim", "nmse"):
+            low, mean, high = (float(row[f"{metric}{end}"]) for end in ("_ci_low", "", "_ci_high"))
+            assert low <= mean + 1e-9 and mean <= high + 1e-9
 
 
-def test_per_centre_table_shows_each_site_model_and_stars_held_out_centres(written):
-    lines = _table_lines(written["report"].read_text(), "per centre, Uniform8")
-    assert lines[0] == "| experiment | Center001 | Center002 | Center003 * |"
-    assert "| local-only (Center002) | 30.00 | 30.00 | 30.00 |" in lines
+def test_a_result_is_the_mean_over_seeds_files_and_site_models(written):
+    rows = _csv(written["results"])
+    (fedavg,) = [
+        row
+        for row in rows
+        if row["experiment"] == "fedavg"
+        and row["split"] == "held-out"
+        and row["metadata"] == "full"
+        and row["view"] == "ranking"
+        and row["mask"] == "Uniform8"
+        and row["centre"] == "all"
+    ]
+    assert float(fedavg["psnr"]) == pytest.approx(31.0 + 0.1 + 0.5 * 2.5)
+    assert (fedavg["seeds"], fedavg["files"]) == ("2", "6")
+    (local,) = [
+        row
+        for row in rows
+        if row["experiment"] == "local-only"
+        and row["split"] == "held-out"
+        and row["metadata"] == "full"
+        and row["view"] == "ranking"
+        and row["mask"] == "Uniform8"
+        and row["centre"] == "all"
+    ]
+    assert float(local["psnr"]) == pytest.approx(29.0 + 0.1 + 0.5 * 2.5)
+
+
+def test_the_verdict_judges_every_goal_at_every_mask(written):
+    text = written["report"].read_text()
+    lines = _table_lines(text, "### Verdict")
+    assert len(lines) == 4 * len(MASKS)
+    # FedAvg is 4 dB above SENSE on every file: met; 0.5 dB below centralised: missed.
+    assert any("above SENSE" in line and line.endswith("| met |") for line in lines)
+    assert any("centralised" in line and line.endswith("| missed |") for line in lines)
+    assert "Missed: FedAvg within 0.3 dB of centralised" in text
+
+
+def test_paired_comparisons_give_the_difference_with_its_interval(written):
+    rows = _csv(written["comparisons"])
+    (row,) = [
+        r
+        for r in rows
+        if r["comparison"] == "fedavg - sense"
+        and r["view"] == "ranking"
+        and r["mask"] == "Uniform8"
+        and r["metric"] == "psnr"
+    ]
+    assert float(row["difference"]) == pytest.approx(4.1)
+    assert row["paired_seeds"] == "False"  # SENSE trains nothing
+    (paired,) = [
+        r
+        for r in rows
+        if r["comparison"] == "fedavg - centralised"
+        and r["view"] == "ranking"
+        and r["mask"] == "Uniform8"
+        and r["metric"] == "psnr"
+    ]
+    assert paired["paired_seeds"] == "True"
+    assert float(paired["ci_low"]) == pytest.approx(-0.5) == float(paired["ci_high"])
+
+
+def test_the_report_has_a_row_per_experiment_in_the_held_out_table(written):
+    lines = _table_lines(written["report"].read_text(), "### Held-out centres (ranking view)")
+    assert [line.split(" | ")[0].strip("| ") for line in lines] == [
+        "zero-filled",
+        "sense",
+        "local-only",
+        "centralised",
+        "fedavg",
+    ]
+    assert all("[" in line for line in lines)  # every cell carries its interval
+
+
+def test_the_report_has_the_full_image_view_and_the_undersampling_table(written):
+    text = written["report"].read_text()
+    assert _table_lines(text, "### Held-out centres, full-image view")
+    assert "| Uniform8 | 8 | 4.90 |" in text
 
 
 def test_metadata_cost_table_gives_unknown_minus_full(written):
-    lines = _table_lines(written["report"].read_text(), "What missing metadata costs")
-    row = next(line for line in lines if line.startswith("| fedavg | ktRadial24"))
-    assert row.split("|")[3:6] == [" 31.00 ", " 30.00 ", " -1.00 "]
-    assert not any(line.startswith("| zero-filled") for line in lines)
+    lines = _table_lines(written["report"].read_text(), "missing metadata costs")
+    fedavg = [line for line in lines if line.startswith("| fedavg | Uniform8")]
+    assert fedavg and fedavg[0].endswith("| -1.00 |")
+
+
+def test_internal_validation_is_reported_per_run(written):
+    lines = _table_lines(written["report"].read_text(), "### Internal validation")
+    assert "| fedavg | 0 | 33.00 |" in "\n".join(lines)
 
 
 def test_cost_table_has_round_time_compute_overhead_and_traffic(written):
-    lines = _table_lines(written["report"].read_text(), "Training cost")
-    fedavg = next(line for line in lines if line.startswith("| fedavg"))
-    assert fedavg.split("|")[5:11] == [" 3 ", " 3.00 ", " 1.20 ", " 0.30 ", " 1.50 ", " 0.720 "]
+    lines = _table_lines(written["report"].read_text(), "### Training cost")
+    fedavg = next(line for line in lines if line.startswith("| fedavg | 0 |"))
+    assert "| 3.00 | 1.20 | 0.30 | 1.50 | 0.720 |" in fedavg
 
 
 def test_every_figure_is_written_as_a_png_and_linked(written):
     text = written["report"].read_text()
-    for name in ("per_centre_psnr", "convergence", "examples_Center003", "timing"):
+    for name in ("learning_curves", "paired_differences", "per_centre_psnr", "examples_Center003"):
         assert written[name].read_bytes().startswith(PNG)
-        assert f"]({name}.png)" in text
+        assert f"({written[name].name})" in text
 
 
-def test_rows_read_back_from_results_csv_equal_the_rows_written(written):
-    assert read_results(written["results"]) == _rows()
+def test_file_scores_read_back_equal_the_rows_written(written):
+    rows = _rows()
+    assert read_file_scores(written["file_scores"]) == [
+        {**row, "seed": str(row["seed"])} for row in rows
+    ]
+
+
+def test_a_tuning_study_reports_validation_and_its_choice_only(tmp_path):
+    design = StudyDesign(
+        title="Tuning",
+        held_out_evaluation=False,
+        selection_groups={"fedavg-or-centralised": ["centralised", "fedavg"]},
+    )
+    written = write_report(tmp_path, [], _outcomes(tmp_path), design)
+    text = written["report"].read_text()
+    assert "### Verdict" not in text and "### Held-out centres" not in text
+    # fedavg's validation (history) is 33 dB; centralised has no metrics.json: fedavg chosen.
+    assert "chosen on internal validation: **fedavg** (33.00 dB" in text
 
 
 def test_a_study_without_histories_or_examples_still_writes_its_report(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
-        written = write_report(tmp_path, _rows(), _outcomes(tmp_path, history=False), "Study")
-    assert set(written) == {"results", "report", "per_centre_psnr"}
-    assert "convergence.png" not in written["report"].read_text()
-    assert "not drawn" in caplog.text
-
-
-def test_convergence_without_global_evaluation_still_draws_the_loss(tmp_path):
-    path = figures.convergence_figure(
-        {"fedavg": _history(global_evaluation=False)}, tmp_path / "c.png"
-    )
-    assert path.read_bytes().startswith(PNG)
+        written = write_report(tmp_path, _rows(), _outcomes(tmp_path, history=False), DESIGN)
+    assert written["report"].is_file()
+    assert "no example reconstructions saved" in caplog.text
 
 
 def test_figures_with_no_data_are_skipped_without_raising(tmp_path):
-    assert figures.convergence_figure({"fedavg": []}, tmp_path / "c.png") is None
-    assert figures.timing_figure({}, tmp_path / "t.png") is None
-    assert figures.per_centre_psnr_figure({"Uniform8": {}}, [], tmp_path / "p.png") is None
+    assert figures.learning_curve_figure([], tmp_path / "curves.png") is None
+    assert figures.comparison_figure([], tmp_path / "comparisons.png") is None
+    assert figures.timing_figure({}, tmp_path / "timing.png") is None
     assert figures.example_figures([], tmp_path, []) == []
-    assert not list(tmp_path.iterdir())
