@@ -6,9 +6,35 @@ per-sample gradients with its hooks (or its functorch fallback) correctly. No Ba
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def resize_bilinear(features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (half-pixel centres, as ``F.interpolate(..., align_corners=False)``)
+    as two matrix products: (B, C, h, w) -> (B, C, H, W).
+
+    The same numbers as ``F.interpolate`` to float rounding, but its gradient is two matrix
+    products too: deterministic on CUDA, where the interpolation kernel's backward adds with
+    atomics and ``torch.use_deterministic_algorithms`` refuses it.
+    """
+    height, width = features.shape[-2:]
+    rows = _interpolation_matrix(height, size[0], features.dtype, features.device)
+    columns = _interpolation_matrix(width, size[1], features.dtype, features.device)
+    return torch.matmul(torch.matmul(rows, features), columns.transpose(0, 1)).contiguous()
+
+
+@functools.lru_cache(maxsize=64)
+def _interpolation_matrix(
+    size_in: int, size_out: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """(size_out, size_in): row i holds the linear-interpolation weights of output sample i."""
+    identity = torch.eye(size_in, dtype=torch.float64)[None]
+    weights = F.interpolate(identity, size=size_out, mode="linear", align_corners=False)[0]
+    return weights.transpose(0, 1).to(device=device, dtype=dtype)
 
 
 class ChannelAttention(nn.Module):
@@ -78,6 +104,5 @@ class UpSample(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(
-            self.conv(features), scale_factor=2, mode="bilinear", align_corners=False
-        ).contiguous()
+        height, width = features.shape[-2:]
+        return resize_bilinear(self.conv(features), (2 * height, 2 * width))

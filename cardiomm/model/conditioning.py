@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cardiomm.model.blocks import resize_bilinear
+
 
 class TextProjection(nn.Module):
     """Linear then L2 normalisation: (B, text_dim) -> (B, embedding_dim)."""
@@ -60,10 +62,7 @@ class UndersamplingPrompter(nn.Module):
         """features (B, C, H, W), undersampling (B, embedding_dim) -> (B, C, H, W)."""
         weights = torch.softmax(self.mixing(undersampling), dim=-1)
         prompt = self.bank(weights)
-        prompt = F.interpolate(
-            prompt, size=features.shape[-2:], mode="bilinear", align_corners=False
-        )
-        prompt = self.prompt_conv(prompt.contiguous())
+        prompt = self.prompt_conv(resize_bilinear(prompt, tuple(features.shape[-2:])))
         return features + self.fuse(torch.cat((features, prompt), dim=1))
 
 

@@ -37,6 +37,9 @@ class TrainConfig:
             when several trainers share a machine (simulated sites): oversubscribed
             OpenMP threads make CPU steps tens of times slower.
         seed: seeds weights' randomness, data order and masks.
+        deterministic: deterministic kernels on CUDA (slower; see
+            :func:`cardiomm.train.runtime.deterministic_kernels`); the CPU is deterministic
+            for a fixed thread count without it.
         validate_every: validate every this many steps (0: only at the end).
         max_validation_items: cap on validation slices per validation (0: all).
     """
@@ -57,6 +60,7 @@ class TrainConfig:
     num_workers: int = 0
     num_threads: int = 0
     seed: int = 0
+    deterministic: bool = False
     validate_every: int = 0
     max_validation_items: int = 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -22,7 +23,12 @@ from cardiomm.text import TextEncoder
 from cardiomm.train.config import TrainConfig
 from cardiomm.train.evaluate import evaluate_reconstructor
 from cardiomm.train.loss import proximal_term, reconstruction_loss
-from cardiomm.train.runtime import autocast, seed_everything, select_device
+from cardiomm.train.runtime import (
+    autocast,
+    deterministic_kernels,
+    seed_everything,
+    select_device,
+)
 
 if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD runs load it
     from cardiomm.privacy.accountant import SiteAccountant
@@ -161,6 +167,9 @@ def train_model(
     skipped_steps = consecutive_skips = 0
     started = time.perf_counter()
     batches = _batches(loader, train_data)
+    # Deterministic kernels (when asked) for this run only; restored in the finally below.
+    kernels = contextlib.ExitStack()
+    kernels.enter_context(deterministic_kernels(config.deterministic))
     try:
         for step in progress_bar(range(1, total_steps + 1), "training", enabled=show_progress):
             sample = next(batches)
@@ -210,6 +219,7 @@ def train_model(
                 )
                 network.train()
     finally:
+        kernels.close()
         if updates is not None:
             updates.close()
     if validation_data is not None and (

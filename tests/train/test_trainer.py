@@ -147,3 +147,14 @@ def test_learning_rate_warms_up_linearly_then_decays_in_steps():
     config = TrainConfig(warmup_steps=4, lr_decay_steps=10, lr_decay_gamma=0.5)
     factors = [learning_rate_factor(config, step) for step in (0, 1, 3, 9, 10, 25)]
     assert factors == [0.25, 0.5, 1.0, 1.0, 0.5, 0.25]
+
+
+def test_deterministic_kernels_train_the_same_bits_on_the_cpu_and_are_switched_off_after(
+    files, encoder
+):
+    plain_network, plain = _train(files, encoder, steps=3, seed=4)
+    strict_network, strict = _train(files, encoder, steps=3, seed=4, deterministic=True)
+    assert strict.loss_history == plain.loss_history
+    for a, b in zip(plain_network.parameters(), strict_network.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not torch.are_deterministic_algorithms_enabled()
