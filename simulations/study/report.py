@@ -42,6 +42,7 @@ from simulations.study.results import (
     RANKING_VIEW,
     Comparison,
     comparison_rows,
+    finite_mean,
     result_rows,
     select_on_validation,
     validation_rows,
@@ -360,7 +361,7 @@ def validation_section(
     ]
     for group, candidates in selection_groups.items():
         scores = {
-            name: _mean(row["val-psnr"] for row in validation if row["experiment"] == name)
+            name: finite_mean(row["val-psnr"] for row in validation if row["experiment"] == name)
             for name in candidates
         }
         try:
@@ -774,11 +775,6 @@ def _centre(row: Mapping[str, Any]) -> bool:
 
 def _without(line: Mapping[str, Any], key: str) -> dict[str, Any]:
     return {name: value for name, value in line.items() if name != key}
-
-
-def _mean(values: Iterable[float]) -> float:
-    finite = [float(value) for value in values if math.isfinite(float(value))]
-    return sum(finite) / len(finite) if finite else math.nan
 
 
 def _unique(values: Iterable[str]) -> list[str]:

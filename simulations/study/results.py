@@ -328,13 +328,14 @@ def validation_rows(outcomes: Sequence[Any]) -> list[dict[str, Any]]:
                 "experiment": outcome.experiment,
                 "kind": outcome.kind,
                 "seed": outcome.seed,
-                "val-psnr": _mean(score["psnr"] for score in scores),
-                "val-ssim": _mean(score["ssim"] for score in scores),
+                "val-psnr": finite_mean(score["psnr"] for score in scores),
+                "val-ssim": finite_mean(score["ssim"] for score in scores),
             }
         )
     return rows
 
 
-def _mean(values: Iterable[float]) -> float:
+def finite_mean(values: Iterable[float]) -> float:
+    """The mean of the finite values (NaN when there is none)."""
     finite = [float(value) for value in values if math.isfinite(float(value))]
     return sum(finite) / len(finite) if finite else math.nan

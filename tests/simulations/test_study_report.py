@@ -287,30 +287,23 @@ def test_every_mean_in_results_has_its_interval(written):
             assert low <= mean + 1e-9 and mean <= high + 1e-9
 
 
+def _held_out_uniform8(rows, experiment):
+    (row,) = [
+        row
+        for row in rows
+        if row["experiment"] == experiment
+        and (row["split"], row["metadata"], row["view"], row["mask"], row["centre"])
+        == ("held-out", "full", "ranking", "Uniform8", "all")
+    ]
+    return row
+
+
 def test_a_result_is_the_mean_over_seeds_files_and_site_models(written):
     rows = _csv(written["results"])
-    (fedavg,) = [
-        row
-        for row in rows
-        if row["experiment"] == "fedavg"
-        and row["split"] == "held-out"
-        and row["metadata"] == "full"
-        and row["view"] == "ranking"
-        and row["mask"] == "Uniform8"
-        and row["centre"] == "all"
-    ]
+    fedavg = _held_out_uniform8(rows, "fedavg")
     assert float(fedavg["psnr"]) == pytest.approx(31.0 + 0.1 + 0.5 * 2.5)
     assert (fedavg["seeds"], fedavg["files"]) == ("2", "6")
-    (local,) = [
-        row
-        for row in rows
-        if row["experiment"] == "local-only"
-        and row["split"] == "held-out"
-        and row["metadata"] == "full"
-        and row["view"] == "ranking"
-        and row["mask"] == "Uniform8"
-        and row["centre"] == "all"
-    ]
+    local = _held_out_uniform8(rows, "local-only")
     assert float(local["psnr"]) == pytest.approx(29.0 + 0.1 + 0.5 * 2.5)
 
 
