@@ -119,7 +119,8 @@ def convergence_figure(histories: Mapping[str, Sequence[dict]], path: str | Path
 def learning_curve_figure(curves: Sequence[Mapping[str, Any]], path: str | Path) -> Path | None:
     """Held-out PSNR against the optimiser steps of all sites together, one panel per mask:
     each trained experiment's mean over seeds (the band spans its seeds), the references as
-    horizontal lines.
+    horizontal lines. An untrained CardioMM returns the zero-filled image (a tested
+    property), so every curve starts at zero-filled's score at step 0.
 
     Args:
         curves: rows of ``curves.csv`` (experiment, seed, steps, mask, psnr).
@@ -134,8 +135,13 @@ def learning_curve_figure(curves: Sequence[Mapping[str, Any]], path: str | Path)
     axes = np.atleast_1d(figure.subplots(1, len(masks), sharey=False))
     experiments = list(dict.fromkeys(row["experiment"] for row in trained))
     for axis, mask in zip(axes, masks, strict=True):
+        start = [
+            float(row["psnr"])
+            for row in curves
+            if row["experiment"] == REFERENCES[0] and row["mask"] == mask
+        ]
         for number, experiment in enumerate(experiments):
-            by_step: dict[int, list[float]] = {}
+            by_step: dict[int, list[float]] = {0: start[:1]} if start else {}
             for row in trained:
                 if row["experiment"] == experiment and row["mask"] == mask:
                     by_step.setdefault(int(row["steps"]), []).append(float(row["psnr"]))

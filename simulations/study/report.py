@@ -260,7 +260,8 @@ def design_section(
         "- Intervals: 95 % two-stage percentile bootstrap (2000 draws) over training seeds and "
         "held-out files, each file's images averaged first; paired differences resample the "
         "same files for both methods, and the same seeds where both were trained with them; "
-        "p-values are two-sided bootstrap p-values.",
+        "p-values are two-sided bootstrap p-values. An interval over a few files (the "
+        "per-centre tables: 2 test files per internal site) is a rough guide only.",
         "- Nothing was chosen on the held-out centres: every model is the last one of its run "
         "(no early stopping, no best round); the learning rates, steps and strategy settings "
         "are the configuration's, and FedAdam's and FedYogi's server learning rate and tau in "
