@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR_VARIABLE = "CARDIOMM_CONFIG_DIR"
 ROOT_CONFIG = "config"
@@ -30,3 +31,12 @@ def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))
+
+
+def config_section(config: Any, key: str) -> dict[str, Any]:
+    """The plain, resolved dict of ``config.<key>`` (empty when the config or the section is
+    absent): how the library reads a section without depending on OmegaConf types."""
+    if config is None:
+        return {}
+    block = OmegaConf.select(config, key, default=None)
+    return dict(OmegaConf.to_container(block, resolve=True)) if block else {}

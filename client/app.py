@@ -80,11 +80,8 @@ def _train_privately(
 ) -> Message:
     """A DP-SGD round: the accountant from ``context.state``, charged, and stored back."""
     # Imported here: Opacus takes a second to load, and only DP-SGD runs need it.
-    from cardiomm.privacy.accountant import (
-        PrivacyBudgetSpentError,
-        load_accountant,
-        store_accountant,
-    )
+    from cardiomm.privacy.accountant import PrivacyBudgetSpentError
+    from client.privacy_state import load_accountant, store_accountant
 
     accountant = load_accountant(context.state)
     try:

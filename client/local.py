@@ -8,25 +8,21 @@ With ``privacy.dp_sgd.enabled`` the local training is sample-level DP-SGD
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 import torch
-from omegaconf import OmegaConf
 
+from cardiomm.config import config_section
+from cardiomm.data.builders import evaluation_dataset, training_dataset
 from cardiomm.data.dataset import SliceDataset
-from cardiomm.model.config import ModelConfig
-from cardiomm.model.factory import build_network, build_text_encoder_for
-from cardiomm.model.network import CardioMMNet
+from cardiomm.model.factory import network_from_config
 from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.privacy.settings import DPSGDSettings, PrivacySettings
-from cardiomm.text import TextEncoder
 from cardiomm.train import TrainConfig, evaluate_reconstructor, train_model
 from client.site import SiteData
-from simulations.training import evaluation_dataset, training_dataset
 
 if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD rounds load it
     from cardiomm.privacy.accountant import SiteAccountant
@@ -44,30 +40,6 @@ class RoundInstructions:
     learning_rate: float
     proximal_mu: float
     seed: int
-
-
-def build_site_network(
-    config: Any, coil_batching: bool | None = None
-) -> tuple[CardioMMNet, TextEncoder | None]:
-    """The network the federation trains, with its (cached, frozen) text encoder.
-
-    Args:
-        config: the composed federation config.
-        coil_batching: override ``model.coil_batching`` (False for DP-SGD). It changes how
-            the sensitivity net runs, not the weights: state dicts fit either way.
-    """
-    values = OmegaConf.to_container(config.model, resolve=True)
-    if coil_batching is not None:
-        values["coil_batching"] = coil_batching
-    model_config = ModelConfig.from_mapping(values)
-    encoder = _text_encoder(model_config, OmegaConf.to_yaml(config.text, resolve=True))
-    return build_network(model_config, encoder), encoder
-
-
-@functools.lru_cache(maxsize=2)
-def _text_encoder(model_config: ModelConfig, text_yaml: str) -> TextEncoder | None:
-    # Loaded once per process: a simulated site keeps its encoder across rounds.
-    return build_text_encoder_for(model_config, OmegaConf.to_container(OmegaConf.create(text_yaml)))
 
 
 def train_site(
@@ -107,7 +79,7 @@ def train_site(
 
         rate = dp_sgd.sample_rate(train_config.batch_size, len(train_data))
         dp_sgd.check_budget(accountant, privacy, rate)  # before anything is built
-    network, encoder = build_site_network(config, coil_batching=False if privacy.enabled else None)
+    network, encoder = network_from_config(config, coil_batching=False if privacy.enabled else None)
     network.load_state_dict(global_state, strict=True)
     validation = _validation_data(site, config)
     result = train_model(
@@ -152,7 +124,7 @@ def evaluate_site(
     validation = _validation_data(site, config)
     if validation is None or len(validation) == 0:
         return {"num-examples": 0.0, "psnr": NAN, "ssim": NAN, "nmse": NAN, "eval-seconds": 0.0}
-    network, encoder = build_site_network(config)
+    network, encoder = network_from_config(config)
     network.load_state_dict(global_state, strict=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     network.to(device)
@@ -170,7 +142,7 @@ def evaluate_site(
 
 
 def _train_config(config: Any, instructions: RoundInstructions, seed: int) -> TrainConfig:
-    train_settings = OmegaConf.to_container(config.train, resolve=True)
+    train_settings = config_section(config, "train")
     train_settings.update(
         max_steps=instructions.local_steps,
         learning_rate=instructions.learning_rate,

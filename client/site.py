@@ -14,8 +14,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from simulations.data_root import load_partition
-from simulations.partition import (
+from cardiomm.cohort.data_root import load_partition
+from cardiomm.cohort.manifest import (
     partition_dataset,
     read_manifest,
     site_files,

@@ -14,6 +14,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from cardiomm.cohort.data_root import load_partition
+from cardiomm.cohort.manifest import split_sites_and_files
+from cardiomm.data.builders import evaluation_dataset
 from cardiomm.data.dataset import SliceDataset
 from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.model.vendor_parts import VendorPartsReconstructor
@@ -21,9 +24,6 @@ from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.runtime import select_device
 from server.model import GlobalModel
 from server.settings import FederationSettings
-from simulations.data_root import load_partition
-from simulations.evaluation import split_sites_and_files
-from simulations.training import evaluation_dataset
 
 logger = logging.getLogger(__name__)
 

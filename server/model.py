@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from cardiomm.config import config_section
 from cardiomm.model.checkpoint import read_checkpoint, save_checkpoint
-from cardiomm.model.config import ModelConfig
-from cardiomm.model.factory import build_network, build_text_encoder_for, encoder_settings
+from cardiomm.model.factory import encoder_settings, network_from_config
 from cardiomm.model.network import CardioMMNet
 from cardiomm.text import TextEncoder
 
@@ -34,12 +34,12 @@ class GlobalModel:
 
     def __init__(self, config: DictConfig, initial_checkpoint: str | None = None) -> None:
         self.config = config
-        model_config = ModelConfig.from_mapping(OmegaConf.to_container(config.model, resolve=True))
-        self.text_config = OmegaConf.to_container(config.text, resolve=True)
-        self.encoder: TextEncoder | None = build_text_encoder_for(model_config, self.text_config)
+        self.text_config = config_section(config, "text")
         # The same seed gives the same initial weights; the server's RNG streams stay as
         # they were.
-        self.network: CardioMMNet = build_network(model_config, self.encoder, int(config.seed))
+        self.network: CardioMMNet
+        self.encoder: TextEncoder | None
+        self.network, self.encoder = network_from_config(config, seed=int(config.seed))
         if initial_checkpoint:
             self._load_initial(Path(initial_checkpoint))
 

@@ -10,6 +10,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from cardiomm.cohort.data_root import load_partition
+from cardiomm.cohort.manifest import split_sites_and_files
+from cardiomm.data.builders import evaluation_settings
 from cardiomm.data.dataset import SliceDataset
 from cardiomm.masks.sampler import reference_matrix_from_config
 from cardiomm.model import SENSE, ZeroFilled
@@ -18,12 +21,8 @@ from cardiomm.model.factory import reconstructor_from_checkpoint
 from cardiomm.model.interface import Reconstructor
 from cardiomm.train import EvaluationResult, evaluate_reconstructor
 from cardiomm.train.runtime import select_device
-from simulations.data_root import load_partition
-from simulations.partition import SPLITS, held_out_sites, internal_sites, site_files
 from simulations.report_tables import markdown_table
-from simulations.training import evaluation_settings
 
-HELD_OUT = "held-out"
 BASELINES = {"zero-filled": ZeroFilled, "sense": SENSE}
 GROUPINGS = {
     "overall": ["method", "mask"],
@@ -53,22 +52,6 @@ def build_methods(
             "'method' names when training (method=...)"
         )
     return methods
-
-
-def split_sites_and_files(manifest: dict, split: str, names: list[str]) -> list[Path]:
-    """Files of ``split`` (a manifest split, or ``held-out``) restricted to the named sites."""
-    if split == HELD_OUT:
-        sites, wanted = held_out_sites(manifest), "test"
-    elif split in SPLITS:
-        sites, wanted = internal_sites(manifest), split
-    else:
-        raise ValueError(f"split must be one of {(*SPLITS, HELD_OUT)}, got {split!r}")
-    if names:
-        sites = [site for site in sites if site["site"] in names]
-    files = [path for site in sites for path in site_files(manifest, site, wanted)]
-    if not files:
-        raise ValueError(f"no files in split {split!r} for sites {names or 'all'}")
-    return files
 
 
 def run_evaluation(config: Any, show_progress: bool = True) -> EvaluationResult:

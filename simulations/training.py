@@ -13,63 +13,15 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from cardiomm.data.dataset import MaskSetting, SliceDataset
-from cardiomm.masks import MaskSampler
-from cardiomm.masks.sampler import reference_matrix_from_config
+from cardiomm.cohort.data_root import load_partition
+from cardiomm.cohort.manifest import internal_sites, site_files
+from cardiomm.data.builders import evaluation_dataset, training_dataset
 from cardiomm.model.checkpoint import save_checkpoint
-from cardiomm.model.config import ModelConfig
-from cardiomm.model.factory import build_network, build_text_encoder_for, encoder_settings
+from cardiomm.model.factory import encoder_settings, network_from_config
 from cardiomm.train import TrainConfig, train_model
 from cardiomm.train.plots import save_training_curves
-from simulations.data_root import load_partition
-from simulations.partition import internal_sites, site_files
 
 logger = logging.getLogger(__name__)
-
-
-def evaluation_settings(masks: Any) -> list[MaskSetting]:
-    """The configured evaluation masks, e.g. Uniform 8, ktGaussian 16, ktRadial 24."""
-    return [MaskSetting(item.pattern, int(item.acceleration)) for item in masks.evaluation]
-
-
-def evaluation_dataset(
-    files: list[Path],
-    config: Any,
-    selection: str = "ranking",
-    show_progress: bool = False,
-    **options: Any,
-) -> SliceDataset:
-    """An eval-mode dataset of ``files``: the configured masks (fixed, seeded), the ranking
-    selection unless ``all`` is asked for, the data config's readout handling."""
-    return SliceDataset(
-        files,
-        mode="eval",
-        eval_mask=evaluation_settings(config.masks),
-        acs_width=int(config.masks.acs_width),
-        reference_matrix=reference_matrix_from_config(config.masks),
-        seed=int(config.seed),
-        remove_oversampling=bool(config.data.remove_oversampling),
-        selection=selection,
-        show_progress=show_progress,
-        **options,
-    )
-
-
-def training_dataset(
-    files: list[Path], config: Any, seed: int, show_progress: bool = False, **options: Any
-) -> SliceDataset:
-    """A train-mode dataset of ``files``: masks drawn from the configured sampler with
-    ``seed``, the data config's readout handling."""
-    return SliceDataset(
-        files,
-        mode="train",
-        mask_sampler=MaskSampler.from_config(config.masks, seed=seed),
-        acs_width=int(config.masks.acs_width),
-        seed=seed,
-        remove_oversampling=bool(config.data.remove_oversampling),
-        show_progress=show_progress,
-        **options,
-    )
 
 
 def selected_sites(manifest: dict, names: list[str]) -> list[dict]:
@@ -112,11 +64,7 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
         validation_data = evaluation_dataset(validation_files, config, "all", **data_options)
     else:
         logger.warning("no validation patients in %s; training without validation", _names(sites))
-    model_config = ModelConfig.from_mapping(OmegaConf.to_container(config.model, resolve=True))
-    encoder = build_text_encoder_for(
-        model_config, OmegaConf.to_container(config.text, resolve=True)
-    )
-    network = build_network(model_config, encoder, int(config.seed))
+    network, encoder = network_from_config(config, seed=int(config.seed))
     train_config = TrainConfig.from_mapping(OmegaConf.to_container(config.train, resolve=True))
     every = int(config.get("checkpoint_every", 0) or 0)
     if every < 0:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from cardiomm.config import config_section
 from cardiomm.model.checkpoint import network_from_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.network import CardioMMNet
@@ -35,27 +37,47 @@ def build_network(
         )
 
 
+def network_from_config(
+    config: Any, seed: int = 0, coil_batching: bool | None = None
+) -> tuple[CardioMMNet, TextEncoder | None]:
+    """The network a composed config describes (its ``model`` and ``text`` sections), with its
+    frozen text encoder: what a site trains, the server aggregates and the harness trains.
+
+    Args:
+        config: a composed Hydra config (configs/config.yaml or configs/federation.yaml).
+        seed: seed of the initial weights (see :func:`build_network`).
+        coil_batching: override ``model.coil_batching`` (False for DP-SGD); it changes how
+            the sensitivity net runs, not the weights, so state dicts fit either way.
+
+    The encoder is built once per process and text setting: a simulated site keeps its
+    encoder (and its embedding cache) across rounds.
+    """
+    values = config_section(config, "model")
+    if coil_batching is not None:
+        values["coil_batching"] = coil_batching
+    model_config = ModelConfig.from_mapping(values)
+    encoder = None
+    if model_config.uses_text:
+        encoder = _cached_encoder(tuple(sorted(config_section(config, "text").items())))
+    return build_network(model_config, encoder, seed), encoder
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_encoder(text: tuple[tuple[str, Any], ...]) -> TextEncoder:
+    settings = dict(text)
+    if "name" not in settings:
+        raise ValueError("a cardiomm network needs a text encoder configuration (text.name)")
+    return build_text_encoder(
+        settings["name"], clip_path=settings.get("path"), cache_dir=settings.get("cache_dir")
+    )
+
+
 def encoder_settings(text_config: Mapping[str, Any]) -> dict[str, Any]:
     """The encoder settings a checkpoint records (name, and the CLIP path if any)."""
     settings = {"name": text_config["name"]}
     if text_config.get("path"):
         settings["path"] = str(text_config["path"])
     return settings
-
-
-def build_text_encoder_for(
-    config: ModelConfig, text_config: Mapping[str, Any] | None
-) -> TextEncoder | None:
-    """The encoder named in ``text_config``; None for ``dcunet``, which reads no text."""
-    if not config.uses_text:
-        return None
-    if text_config is None:
-        raise ValueError("a cardiomm network needs a text encoder configuration")
-    return build_text_encoder(
-        text_config["name"],
-        clip_path=text_config.get("path"),
-        cache_dir=text_config.get("cache_dir"),
-    )
 
 
 def reconstructor_from_checkpoint(

@@ -3,9 +3,9 @@
 Opacus' :class:`~opacus.accountants.RDPAccountant` is a list of
 ``(noise_multiplier, sample_rate, steps)`` entries; epsilon is computed from the whole list.
 A ClientApp is called afresh every round, so a new accountant (or a new ``PrivacyEngine``)
-each round would report only that round's epsilon. The history therefore lives in the
-ClientApp's ``context.state`` (a Flower ``RecordDict`` that persists per node for the run):
-:func:`load_accountant` at the start of a round, :func:`store_accountant` at the end.
+each round would report only that round's epsilon. The history therefore travels as three
+plain lists (:meth:`SiteAccountant.to_lists`, :meth:`SiteAccountant.from_lists`), which the
+ClientApp keeps in its ``context.state`` between rounds (client/privacy_state.py).
 
 The epsilon reported is Opacus' own ``RDPAccountant.get_epsilon`` over that history, so it
 is exactly what Opacus would say for the same steps.
@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-from flwr.app import MetricRecord, RecordDict
 from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis import rdp as rdp_analysis
 
-# Key of the accountant's record in ``context.state``.
-ACCOUNTANT_RECORD = "dp-sgd-accountant"
 _NOISE, _RATE, _STEPS = "noise-multiplier", "sample-rate", "steps"
 _ORDERS = RDPAccountant.DEFAULT_ALPHAS
 
@@ -120,30 +117,27 @@ class SiteAccountant:
             low -= 1
         return low
 
-    def to_record(self) -> MetricRecord:
-        """The history as a Flower record: three equally long lists, one entry per index."""
+    def to_lists(self) -> dict[str, list[float] | list[int]]:
+        """The history as three equally long lists (noise multipliers, sample rates, steps),
+        one entry per index."""
         history = self._accountant.history
-        return MetricRecord(
-            {
-                _NOISE: [float(entry[0]) for entry in history],
-                _RATE: [float(entry[1]) for entry in history],
-                _STEPS: [int(entry[2]) for entry in history],
-            }
-        )
+        return {
+            _NOISE: [float(entry[0]) for entry in history],
+            _RATE: [float(entry[1]) for entry in history],
+            _STEPS: [int(entry[2]) for entry in history],
+        }
 
     @classmethod
-    def from_record(cls, record: MetricRecord) -> SiteAccountant:
-        """Read what :meth:`to_record` wrote; a malformed record is an error naming it."""
-        missing = [key for key in (_NOISE, _RATE, _STEPS) if key not in record]
+    def from_lists(cls, lists: Mapping[str, Sequence[float]], name: str) -> SiteAccountant:
+        """Read what :meth:`to_lists` wrote; malformed lists are an error naming ``name``
+        (where they were kept)."""
+        missing = [key for key in (_NOISE, _RATE, _STEPS) if key not in lists]
         if missing:
-            raise ValueError(
-                f"the {ACCOUNTANT_RECORD} record in context.state lacks {', '.join(missing)}"
-            )
-        noise, rates, steps = (list(record[key]) for key in (_NOISE, _RATE, _STEPS))
+            raise ValueError(f"{name} lacks {', '.join(missing)}")
+        noise, rates, steps = (list(lists[key]) for key in (_NOISE, _RATE, _STEPS))
         if not len(noise) == len(rates) == len(steps):
             raise ValueError(
-                f"the {ACCOUNTANT_RECORD} record in context.state has lists of unequal length "
-                f"({len(noise)}, {len(rates)}, {len(steps)})"
+                f"{name} has lists of unequal length ({len(noise)}, {len(rates)}, {len(steps)})"
             )
         return cls(
             HistoryEntry(float(n), float(q), int(k))
@@ -156,24 +150,6 @@ class SiteAccountant:
         trial = SiteAccountant(self.history)
         trial.step(noise_multiplier, sample_rate, extra_steps)
         return trial.epsilon(delta)
-
-
-def load_accountant(state: RecordDict) -> SiteAccountant:
-    """The site's accountant from ``context.state`` (a fresh one in its first round)."""
-    if ACCOUNTANT_RECORD not in state:
-        return SiteAccountant()
-    record = state[ACCOUNTANT_RECORD]
-    if not isinstance(record, MetricRecord):
-        raise ValueError(
-            f"context.state[{ACCOUNTANT_RECORD!r}] is a {type(record).__name__}, "
-            "not the MetricRecord the DP-SGD accountant writes"
-        )
-    return SiteAccountant.from_record(record)
-
-
-def store_accountant(state: RecordDict, accountant: SiteAccountant) -> None:
-    """Write the accountant into ``context.state`` (replacing the previous round's)."""
-    state[ACCOUNTANT_RECORD] = accountant.to_record()
 
 
 @functools.lru_cache(maxsize=64)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from cardiomm.config import config_section
 
 CLIPPING_MODES = ("fixed", "adaptive")
 CLIPPING_SIDES = ("server", "client")
@@ -141,10 +141,10 @@ class PrivacySettings:
     )
 
     @classmethod
-    def from_config(cls, config: DictConfig | None) -> PrivacySettings:
-        """Read ``config.privacy`` (absent: everything off), with clear errors."""
-        block = OmegaConf.select(config, "privacy", default=None) if config is not None else None
-        values: dict[str, Any] = OmegaConf.to_container(block, resolve=True) if block else {}
+    def from_config(cls, config: Any) -> PrivacySettings:
+        """Read ``config.privacy`` of a composed config (absent: everything off), with clear
+        errors."""
+        values = config_section(config, "privacy")
         settings = cls(
             dp_sgd=_build(DPSGDSettings, values.get("dp_sgd"), "privacy.dp_sgd"),
             central_dp=_build(CentralDPSettings, values.get("central_dp"), "privacy.central_dp"),

@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cardiomm.cohort.manifest import SplitFractions, partition_dataset, write_manifest
     from cardiomm.progress import make_console
-    from simulations.partition import SplitFractions, partition_dataset, write_manifest
     from simulations.report_tables import manifest_table
 
     manifest = partition_dataset(

@@ -27,15 +27,15 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from cardiomm.cohort.manifest import HELD_OUT, held_out_sites, internal_sites, split_sites_and_files
+from cardiomm.data.builders import evaluation_dataset, evaluation_settings
 from cardiomm.data.dataset import MaskSetting, SliceDataset
 from cardiomm.model.interface import ReconstructionInput, Reconstructor
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.evaluate import VIEWS
 from cardiomm.train.runtime import select_device
-from simulations.evaluation import HELD_OUT, _to_device, build_methods, split_sites_and_files
-from simulations.partition import held_out_sites, internal_sites
+from simulations.evaluation import _to_device, build_methods
 from simulations.study.outcome import FILE_COLUMNS, NO_SEED, ExperimentOutcome
-from simulations.training import evaluation_dataset, evaluation_settings
 
 logger = logging.getLogger(__name__)
 

@@ -228,8 +228,8 @@ def _prepare_folds(
     config: DictConfig, settings: StudySettings, study_dir: Path, show_progress: bool
 ) -> tuple[list[Fold], dict[Fold, Path]]:
     """Partition the data: the folds and each fold's manifest file (kept across resumes)."""
-    from simulations.data_root import resolve_data_root
-    from simulations.partition import (
+    from cardiomm.cohort.data_root import resolve_data_root
+    from cardiomm.cohort.manifest import (
         SplitFractions,
         partition_dataset,
         read_manifest,
@@ -292,7 +292,7 @@ def _evaluate(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per-file scores of every run and reference, and the learning curves, of every fold
     (none for a study that does not score the held-out centres)."""
-    from simulations.partition import read_manifest
+    from cardiomm.cohort.manifest import read_manifest
     from simulations.study.evaluation import curve_rows, evaluate_outcomes
 
     rows: list[dict[str, Any]] = []
@@ -339,7 +339,7 @@ def _report(
     failed: dict[str, str],
     manifests: dict[Fold, Path],
 ) -> dict[str, Path]:
-    from simulations.partition import read_manifest
+    from cardiomm.cohort.manifest import read_manifest
     from simulations.study.evaluation import acceleration_rows
     from simulations.study.report import StudyDesign, write_report
     from simulations.study.results import Comparison

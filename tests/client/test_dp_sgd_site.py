@@ -8,12 +8,13 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MessageType, RecordDict
 from opacus.accountants import RDPAccountant
 
-from cardiomm.privacy.accountant import ACCOUNTANT_RECORD, SiteAccountant
+from cardiomm.data.builders import training_dataset
+from cardiomm.model.factory import network_from_config
+from cardiomm.privacy.accountant import SiteAccountant
 from cardiomm.privacy.dp_sgd import sample_rate
 from client.app import PRIVACY_BUDGET_SPENT, app, federation_config
-from client.local import build_site_network
+from client.privacy_state import ACCOUNTANT_RECORD
 from client.site import resolve_site
-from simulations.training import training_dataset
 from tests.builders import write_consortium
 from tests.client.protocol import DP_METRICS, PROTOCOL_METRICS
 from tests.federation_fakes import make_message
@@ -52,7 +53,7 @@ def _context(overrides):
 
 def _global_arrays(overrides):
     torch.manual_seed(0)
-    network, _ = build_site_network(federation_config(overrides))
+    network, _ = network_from_config(federation_config(overrides))
     return ArrayRecord(network.state_dict())
 
 
@@ -162,9 +163,9 @@ def test_the_global_model_evaluates_at_a_dp_sgd_site(data_overrides):
 def test_dp_sgd_trains_a_network_that_runs_coils_one_by_one(data_overrides):
     config = federation_config(f"{data_overrides} privacy=dp_sgd")
     assert config.model.coil_batching  # the preset leaves the model config alone...
-    network, _ = build_site_network(config, coil_batching=False)
+    network, _ = network_from_config(config, coil_batching=False)
     assert not network.sensitivity_net.coil_batching  # ...the site turns it off to train
-    assert network.state_dict().keys() == build_site_network(config)[0].state_dict().keys()
+    assert network.state_dict().keys() == network_from_config(config)[0].state_dict().keys()
 
 
 def test_a_site_without_dp_sgd_reports_no_privacy_numbers_and_keeps_no_state(data_overrides):

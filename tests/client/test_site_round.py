@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 
+from cardiomm.data.builders import training_dataset
+from cardiomm.model.factory import network_from_config
 from client.app import federation_config
-from client.local import RoundInstructions, build_site_network, evaluate_site, train_site
+from client.local import RoundInstructions, evaluate_site, train_site
 from client.site import SiteDataError, resolve_site
-from simulations.training import training_dataset
 from tests.builders import write_consortium
 from tests.client.protocol import PROTOCOL_METRICS
 
@@ -26,7 +27,7 @@ def config(tmp_path_factory):
 
 def _global_state(config):
     torch.manual_seed(0)
-    network, _ = build_site_network(config)
+    network, _ = network_from_config(config)
     return {key: value.clone() for key, value in network.state_dict().items()}
 
 

@@ -1,17 +1,9 @@
-"""The site's DP-SGD accountant: Opacus' numbers, the budget, and its record in context.state."""
+"""The site's DP-SGD accountant: Opacus' numbers, the budget, and its history as lists."""
 
 import pytest
-from flwr.app import ConfigRecord, MetricRecord, RecordDict
-from flwr.common.serde import recorddict_from_proto, recorddict_to_proto
 from opacus.accountants import RDPAccountant
 
-from cardiomm.privacy.accountant import (
-    ACCOUNTANT_RECORD,
-    HistoryEntry,
-    SiteAccountant,
-    load_accountant,
-    store_accountant,
-)
+from cardiomm.privacy.accountant import HistoryEntry, SiteAccountant
 
 DELTA = 1e-5
 # (noise multiplier, sample rate, steps) of three "rounds"; the third changes the noise.
@@ -41,20 +33,6 @@ def test_a_fresh_accountant_has_spent_nothing():
     assert SiteAccountant().steps == 0
 
 
-def test_the_history_survives_a_round_trip_through_context_state_and_the_wire():
-    state = RecordDict()
-    store_accountant(state, _site_accountant())
-    # A deployed SuperNode serialises the context between rounds.
-    state = recorddict_from_proto(recorddict_to_proto(state))
-    restored = load_accountant(state)
-    assert restored.history == _site_accountant().history
-    assert restored.epsilon(DELTA) == _site_accountant().epsilon(DELTA)
-
-
-def test_a_node_without_a_stored_history_starts_a_fresh_accountant():
-    assert load_accountant(RecordDict()).history == []
-
-
 def test_affordable_steps_are_the_most_that_keep_epsilon_within_the_budget():
     accountant = _site_accountant()
     budget = accountant.epsilon(DELTA) + 0.5
@@ -76,10 +54,14 @@ def test_a_spent_budget_affords_no_step():
     assert accountant.affordable_steps(1.0, 0.05, DELTA, budget * 0.99, wanted=5) == 0
 
 
-def test_a_malformed_accountant_record_is_an_error_naming_it():
-    state = RecordDict({ACCOUNTANT_RECORD: MetricRecord({"noise-multiplier": [1.0]})})
-    with pytest.raises(ValueError, match=f"{ACCOUNTANT_RECORD}.*lacks sample-rate, steps"):
-        load_accountant(state)
-    state = RecordDict({ACCOUNTANT_RECORD: ConfigRecord({"steps": "many"})})
-    with pytest.raises(ValueError, match="ConfigRecord, not the MetricRecord"):
-        load_accountant(state)
+def test_the_history_survives_a_round_trip_through_its_lists():
+    restored = SiteAccountant.from_lists(_site_accountant().to_lists(), "lists")
+    assert restored.history == _site_accountant().history
+
+
+def test_malformed_lists_are_an_error_naming_where_they_were_kept():
+    with pytest.raises(ValueError, match="the saved history lacks sample-rate, steps"):
+        SiteAccountant.from_lists({"noise-multiplier": [1.0]}, "the saved history")
+    lists = {"noise-multiplier": [1.0], "sample-rate": [0.1, 0.2], "steps": [3]}
+    with pytest.raises(ValueError, match="the saved history has lists of unequal length"):
+        SiteAccountant.from_lists(lists, "the saved history")

@@ -5,6 +5,8 @@ import pytest
 import torch
 from torch.utils.data import Subset, default_collate
 
+from cardiomm.data.builders import training_dataset
+from cardiomm.model.factory import network_from_config
 from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
 from cardiomm.privacy.dp_sgd import sample_rate
@@ -12,9 +14,7 @@ from cardiomm.privacy.settings import DPSGDSettings
 from cardiomm.train import TrainConfig, train_model
 from cardiomm.train.loss import reconstruction_loss
 from client.app import federation_config
-from client.local import build_site_network
 from client.site import resolve_site
-from simulations.training import training_dataset
 from tests.builders import write_consortium
 
 DELTA = 1e-5
@@ -35,7 +35,7 @@ def train_data(config):
 
 def _network(config, coil_batching=False):
     torch.manual_seed(0)
-    return build_site_network(config, coil_batching=coil_batching)
+    return network_from_config(config, coil_batching=coil_batching)
 
 
 def _train_config(**changes):

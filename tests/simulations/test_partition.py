@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from cardiomm.cli import main
-from cardiomm.data.matlab import write_mat_v73
-from simulations.partition import (
+from cardiomm.cohort.manifest import (
     SplitFractions,
     internal_sites,
     partition_dataset,
@@ -16,6 +15,7 @@ from simulations.partition import (
     site_for_partition,
     write_manifest,
 )
+from cardiomm.data.matlab import write_mat_v73
 from tests.builders import write_consortium
 
 

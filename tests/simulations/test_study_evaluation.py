@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
+from cardiomm.cohort.data_root import load_partition
 from cardiomm.config import load_config
 from cardiomm.data.metadata import ScanMetadata
 from cardiomm.model.checkpoint import save_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network
 from cardiomm.text import build_text_encoder
-from simulations.data_root import load_partition
 from simulations.study.evaluation import (
     acceleration_rows,
     curve_rows,

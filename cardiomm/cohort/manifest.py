@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cardiomm.cohort.layout import find_kspace_files
 from cardiomm.data.index import IndexedFile, SliceIndex
-from simulations.layout import find_kspace_files
 
 MANIFEST_FORMAT = "cardiomm-fl partition manifest"
 MANIFEST_VERSION = 1
 SPLITS = ("train", "val", "test")
+# The held-out centres' files, named as a split of their own where a split is chosen.
+HELD_OUT = "held-out"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,3 +251,19 @@ def site_files(manifest: dict, site: dict, split: str) -> list[Path]:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     root = Path(manifest["root"])
     return [root / entry["path"] for entry in site["files"] if entry["split"] == split]
+
+
+def split_sites_and_files(manifest: dict, split: str, names: list[str]) -> list[Path]:
+    """Files of ``split`` (a manifest split, or ``held-out``) restricted to the named sites."""
+    if split == HELD_OUT:
+        sites, wanted = held_out_sites(manifest), "test"
+    elif split in SPLITS:
+        sites, wanted = internal_sites(manifest), split
+    else:
+        raise ValueError(f"split must be one of {(*SPLITS, HELD_OUT)}, got {split!r}")
+    if names:
+        sites = [site for site in sites if site["site"] in names]
+    files = [path for site in sites for path in site_files(manifest, site, wanted)]
+    if not files:
+        raise ValueError(f"no files in split {split!r} for sites {names or 'all'}")
+    return files

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simulations.partition import SplitFractions, partition_dataset, read_manifest
+from cardiomm.cohort.manifest import SplitFractions, partition_dataset, read_manifest
 
 
 def resolve_data_root(data: Any, show_progress: bool = True) -> Path:

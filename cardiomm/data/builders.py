@@ -1,0 +1,58 @@
+"""The slice datasets a run builds from its Hydra config: evaluation data with the configured
+fixed, seeded masks, and training data with masks drawn from the configured sampler. The
+site (client/), the server's global evaluation and the research harness all build them here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cardiomm.data.dataset import MaskSetting, SliceDataset
+from cardiomm.masks import MaskSampler
+from cardiomm.masks.sampler import reference_matrix_from_config
+
+
+def evaluation_settings(masks: Any) -> list[MaskSetting]:
+    """The configured evaluation masks, e.g. Uniform 8, ktGaussian 16, ktRadial 24."""
+    return [MaskSetting(item.pattern, int(item.acceleration)) for item in masks.evaluation]
+
+
+def evaluation_dataset(
+    files: list[Path],
+    config: Any,
+    selection: str = "ranking",
+    show_progress: bool = False,
+    **options: Any,
+) -> SliceDataset:
+    """An eval-mode dataset of ``files``: the configured masks (fixed, seeded), the ranking
+    selection unless ``all`` is asked for, the data config's readout handling."""
+    return SliceDataset(
+        files,
+        mode="eval",
+        eval_mask=evaluation_settings(config.masks),
+        acs_width=int(config.masks.acs_width),
+        reference_matrix=reference_matrix_from_config(config.masks),
+        seed=int(config.seed),
+        remove_oversampling=bool(config.data.remove_oversampling),
+        selection=selection,
+        show_progress=show_progress,
+        **options,
+    )
+
+
+def training_dataset(
+    files: list[Path], config: Any, seed: int, show_progress: bool = False, **options: Any
+) -> SliceDataset:
+    """A train-mode dataset of ``files``: masks drawn from the configured sampler with
+    ``seed``, the data config's readout handling."""
+    return SliceDataset(
+        files,
+        mode="train",
+        mask_sampler=MaskSampler.from_config(config.masks, seed=seed),
+        acs_width=int(config.masks.acs_width),
+        seed=seed,
+        remove_oversampling=bool(config.data.remove_oversampling),
+        show_progress=show_progress,
+        **options,
+    )
