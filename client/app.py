@@ -15,29 +15,35 @@ the previous global model, log the reason per site, and go on to evaluation.
 
 from __future__ import annotations
 
-import functools
 import logging
-import shlex
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from cardiomm.config import load_config
 from cardiomm.data.errors import DataFileError
 from cardiomm.privacy.settings import PrivacySettings
 from client.central_dp import central_dp_clipping_mod
 from client.local import RoundInstructions, evaluate_site, skipped_files_json, train_site
 from client.secure_aggregation import secure_aggregation_mod
 from client.site import SiteData, SiteDataError, resolve_site
+from federation.config import compose_run_config
+from federation.protocol import (
+    ARRAYS,
+    CONFIG,
+    LEARNING_RATE,
+    LOCAL_STEPS,
+    METRICS,
+    PRIVACY_BUDGET_SPENT,
+    PROXIMAL_MU,
+    SEED,
+    SERVER_ROUND,
+    SITE_FAILURE,
+    SITE_RECORD,
+    SiteRecord,
+)
 
 logger = logging.getLogger(__name__)
-
-# Error code of a site that could not do its part (Flower reserves none for applications).
-SITE_FAILURE = 1
-# Error code of a DP-SGD site whose epsilon budget is spent (it trains no more this run).
-PRIVACY_BUDGET_SPENT = 2
-RUN_CONFIG_OVERRIDES = "overrides"
 
 # Secure aggregation (privacy=secagg): the mod keeps a secure round's weights at the site and
 # answers Flower's SecAgg+ stages; central DP with client-side clipping clips the update when
@@ -50,18 +56,18 @@ def train(msg: Message, context: Context) -> Message:
     """Local training on the site's train split; replies weights and metrics."""
     site: SiteData | None = None
     try:
-        config = federation_config(str(context.run_config.get(RUN_CONFIG_OVERRIDES, "")))
+        config = compose_run_config(context.run_config)
         privacy = PrivacySettings.from_config(config).dp_sgd
         site = resolve_site(dict(context.node_config), config)
-        received = msg.content["config"]
+        received = msg.content[CONFIG]
         instructions = RoundInstructions(
-            server_round=int(received["server-round"]),
-            local_steps=int(received["local-steps"]),
-            learning_rate=float(received["learning-rate"]),
-            proximal_mu=float(received.get("proximal-mu", 0.0)),
-            seed=int(received.get("seed", config.seed)),
+            server_round=int(received[SERVER_ROUND]),
+            local_steps=int(received[LOCAL_STEPS]),
+            learning_rate=float(received[LEARNING_RATE]),
+            proximal_mu=float(received.get(PROXIMAL_MU, 0.0)),
+            seed=int(received.get(SEED, config.seed)),
         )
-        global_state = msg.content["arrays"].to_torch_state_dict()
+        global_state = msg.content[ARRAYS].to_torch_state_dict()
         if privacy.enabled:
             return _train_privately(msg, context, site, global_state, instructions, config)
         state, metrics, skipped = train_site(site, global_state, instructions, config)
@@ -104,9 +110,9 @@ def _train_reply(
 ) -> Message:
     content = RecordDict(
         {
-            "arrays": ArrayRecord(state),
-            "metrics": MetricRecord(metrics),
-            "site": _site_record(site, skipped_files_json(skipped)),
+            ARRAYS: ArrayRecord(state),
+            METRICS: MetricRecord(metrics),
+            SITE_RECORD: _site_record(site, skipped_files_json(skipped)),
         }
     )
     return Message(content=content, reply_to=msg)
@@ -117,30 +123,18 @@ def evaluate(msg: Message, context: Context) -> Message:
     """The global model's scores on the site's validation split."""
     site: SiteData | None = None
     try:
-        config = federation_config(str(context.run_config.get(RUN_CONFIG_OVERRIDES, "")))
+        config = compose_run_config(context.run_config)
         site = resolve_site(dict(context.node_config), config)
-        metrics = evaluate_site(site, msg.content["arrays"].to_torch_state_dict(), config)
+        metrics = evaluate_site(site, msg.content[ARRAYS].to_torch_state_dict(), config)
     except (SiteDataError, DataFileError, FileNotFoundError, ValueError, KeyError) as error:
         return _failure(msg, site, context, error)
-    content = RecordDict({"metrics": MetricRecord(metrics), "site": _site_record(site, "[]")})
+    content = RecordDict({METRICS: MetricRecord(metrics), SITE_RECORD: _site_record(site, "[]")})
     return Message(content=content, reply_to=msg)
 
 
-@functools.lru_cache(maxsize=4)
-def federation_config(overrides: str) -> Any:
-    """configs/federation.yaml with the run's Hydra overrides (composed once per process)."""
-    return load_config(shlex.split(overrides), config_name="federation")
-
-
 def _site_record(site: SiteData, bad_files_json: str) -> ConfigRecord:
-    return ConfigRecord(
-        {
-            "site-id": site.site_id,
-            "vendor": site.vendor,
-            "scanner": ", ".join(site.scanners),
-            "bad-files-json": bad_files_json,
-        }
-    )
+    record = SiteRecord(site.site_id, site.vendor, ", ".join(site.scanners), bad_files_json)
+    return record.to_record()
 
 
 def _failure(msg: Message, site: SiteData | None, context: Context, error: Exception) -> Message:

@@ -23,6 +23,7 @@ from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.privacy.settings import DPSGDSettings, PrivacySettings
 from cardiomm.train import TrainConfig, evaluate_reconstructor, train_model
 from client.site import SiteData
+from federation.protocol import NUM_EXAMPLES, SLICES_SEEN
 
 if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD rounds load it
     from cardiomm.privacy.accountant import SiteAccountant
@@ -97,8 +98,8 @@ def train_site(
     metrics = {
         # FedAvg's n_k: the site's training slices. Every site takes the same local steps, so
         # the slices it saw this round (slices-seen) would weigh all sites alike.
-        "num-examples": float(len(train_data)),
-        "slices-seen": float(result.examples),
+        NUM_EXAMPLES: float(len(train_data)),
+        SLICES_SEEN: float(result.examples),
         "loss": result.loss,
         "final-loss": result.final_loss,
         "steps": float(result.steps),
@@ -123,7 +124,7 @@ def evaluate_site(
     started = time.perf_counter()
     validation = _validation_data(site, config)
     if validation is None or len(validation) == 0:
-        return {"num-examples": 0.0, "psnr": NAN, "ssim": NAN, "nmse": NAN, "eval-seconds": 0.0}
+        return {NUM_EXAMPLES: 0.0, "psnr": NAN, "ssim": NAN, "nmse": NAN, "eval-seconds": 0.0}
     network, encoder = network_from_config(config)
     network.load_state_dict(global_state, strict=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -133,7 +134,7 @@ def evaluate_site(
     )
     mean = result.mean()
     return {
-        "num-examples": float(len(validation)),
+        NUM_EXAMPLES: float(len(validation)),
         "psnr": float(mean["psnr"]),
         "ssim": float(mean["ssim"]),
         "nmse": float(mean["nmse"]),

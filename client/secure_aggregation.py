@@ -23,11 +23,8 @@ the setting cannot collect plain weights.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-import shlex
-from typing import Any
 
 import flwr.compat.common.recorddict_compat as compat
 import numpy as np
@@ -41,28 +38,29 @@ from flwr.common.secure_aggregation.secaggplus_constants import (
     Key,
     Stage,
 )
-from omegaconf import OmegaConf
+
+from federation.config import compose_run_config, select
+from federation.protocol import (
+    ARRAYS,
+    CLIPPED_METRIC,
+    CLIPPING_KEY,
+    CONFIG,
+    SECURE_RECORD,
+    SEED,
+    SERVER_ROUND,
+    SITE_FAILURE,
+    SITE_ID,
+    WEIGHT_KEY,
+    WEIGHT_SCALE_KEY,
+    SiteRecord,
+)
 
 logger = logging.getLogger(__name__)
 
-# Protocol names (docs/federation-protocol.md, "Secure aggregation"); server/secure_aggregation.py
-# uses the same strings.
-SECURE_RECORD = "secure-aggregation"  # ConfigRecord marking a train-and-announce request
-STAGE_KEY = "stage"
-STAGE_TRAIN = "train-and-announce"
-WEIGHT_KEY = "secagg-weight"  # integer weight of this site (FitIns config)
-WEIGHT_SCALE_KEY = "secagg-weight-scale"  # the weight that counts as 1 (= max_weight)
-CLIPPING_KEY = "secagg-clipping-range"
-SEED_KEY = "seed"
-ROUND_KEY = "server-round"
-CLIPPED_METRIC = "clipped-values"
 
 # Where the node keeps its update between the two kinds of message (never sent).
 HELD_UPDATE = "secure-aggregation.update"
 HELD_ROUND = "secure-aggregation.held"
-
-SITE_FAILURE = 1  # the ClientApp's error code for a site that could not do its part
-RUN_CONFIG_OVERRIDES = "overrides"
 
 
 def secure_aggregation_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
@@ -86,14 +84,13 @@ def secure_aggregation_mod(msg: Message, context: Context, call_next: ClientAppC
 
 def _train_and_hold(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
     """Train through the ClientApp, keep the update here, reply metrics and site only."""
-    received = msg.content["arrays"]
+    received = msg.content[ARRAYS]
     reply = call_next(msg, context)
     if reply.has_error():
         return reply
     content = reply.content
-    site = content.config_records.get("site")
-    who = str(site["site-id"]) if site is not None and "site-id" in site else "unknown"
-    trained = content.array_records.get("arrays")
+    who = SiteRecord.of(content, int(context.node_id)).site_id
+    trained = content.array_records.get(ARRAYS)
     try:
         update = _update(received, trained)
     except ValueError as error:
@@ -102,7 +99,7 @@ def _train_and_hold(msg: Message, context: Context, call_next: ClientAppCallable
         return Message(Error(code=SITE_FAILURE, reason=reason), reply_to=msg)
     context.state[HELD_UPDATE] = update
     context.state[HELD_ROUND] = ConfigRecord(
-        {ROUND_KEY: int(msg.content["config"][ROUND_KEY]), "site-id": who}
+        {SERVER_ROUND: int(msg.content[CONFIG][SERVER_ROUND]), SITE_ID: who}
     )
     announced = RecordDict(
         {key: record for key, record in content.items() if not isinstance(record, ArrayRecord)}
@@ -154,9 +151,9 @@ def _held_update_reply(msg: Message, context: Context) -> Message:
     the update by ``num_examples / max_weight`` before quantising it).
     """
     config = compat.recorddict_to_fitins(msg.content, keep_input=True).config
-    server_round = int(config[ROUND_KEY])
+    server_round = int(config[SERVER_ROUND])
     held = context.state.config_records.get(HELD_ROUND)
-    if held is None or int(held[ROUND_KEY]) != server_round or HELD_UPDATE not in context.state:
+    if held is None or int(held[SERVER_ROUND]) != server_round or HELD_UPDATE not in context.state:
         # Raising makes this site a SecAgg+ dropout: the others' sum is still unmasked.
         raise RuntimeError(
             f"no update held for round {server_round} (the site did not train this round, "
@@ -174,7 +171,7 @@ def _held_update_reply(msg: Message, context: Context) -> Message:
         logger.warning(
             "site %s: %d weighted update values exceed the secure-aggregation clipping range "
             "%g and are clipped",
-            held["site-id"],
+            held[SITE_ID],
             clipped,
             clipping,
         )
@@ -184,17 +181,17 @@ def _held_update_reply(msg: Message, context: Context) -> Message:
         status=Status(code=Code.OK, message=""),
         parameters=ndarrays_to_parameters(arrays),
         num_examples=weight,
-        metrics={CLIPPED_METRIC: clipped, "site-id": str(held["site-id"])},
+        metrics={CLIPPED_METRIC: clipped, SITE_ID: str(held[SITE_ID])},
     )
     return Message(content=compat.fitres_to_recorddict(fitres, keep_input=False), reply_to=msg)
 
 
 def _rounding_seed(msg: Message, context: Context) -> int:
     held = context.state.config_records.get(HELD_ROUND)
-    site = str(held["site-id"]) if held is not None else str(context.node_id)
+    site = str(held[SITE_ID]) if held is not None else str(context.node_id)
     try:
         config = compat.recorddict_to_fitins(msg.content, keep_input=True).config
-        seed, server_round = int(config.get(SEED_KEY, 0)), int(config.get(ROUND_KEY, 0))
+        seed, server_round = int(config.get(SEED, 0)), int(config.get(SERVER_ROUND, 0))
     except KeyError:
         seed, server_round = 0, 0
     text = f"cardiomm-fl secagg rounding:{seed}:{server_round}:{site}".encode()
@@ -203,17 +200,8 @@ def _rounding_seed(msg: Message, context: Context) -> int:
 
 def _secure_aggregation_required(context: Context) -> bool:
     """Whether the run's config (the same overrides the server composes) turns SecAgg+ on."""
-    overrides = str(context.run_config.get(RUN_CONFIG_OVERRIDES, "") or "")
     try:
-        return _enabled(overrides)
+        config = compose_run_config(context.run_config)
     except Exception:  # a config that does not compose: the ClientApp reports it itself
         return False
-
-
-@functools.lru_cache(maxsize=4)
-def _enabled(overrides: str) -> bool:
-    from cardiomm.config import load_config
-
-    config = load_config(shlex.split(overrides), config_name="federation")
-    value: Any = OmegaConf.select(config, "privacy.secure_aggregation.enabled", default=False)
-    return bool(value)
+    return bool(select(config, "privacy.secure_aggregation.enabled", False))

@@ -21,6 +21,7 @@ from cardiomm.cohort.manifest import (
     site_files,
     site_for_partition,
 )
+from federation.protocol import NODE_DATA_PATH, NODE_MANIFEST_PATH, NODE_SITE_ID, PARTITION_ID
 
 
 class SiteDataError(ValueError):
@@ -49,18 +50,18 @@ class SiteData:
 
 def resolve_site(node_config: dict[str, Any], config: Any) -> SiteData:
     """The site this node plays, from its node config and the federation config."""
-    if "partition-id" in node_config:
+    if PARTITION_ID in node_config:
         data_yaml = OmegaConf.to_yaml(config.data, resolve=True)
         manifest = _simulation_manifest(data_yaml, int(config.seed))
         try:
-            site = site_for_partition(manifest, int(node_config["partition-id"]))
+            site = site_for_partition(manifest, int(node_config[PARTITION_ID]))
         except ValueError as error:
             raise SiteDataError(str(error)) from error
-    elif "site-id" in node_config:
+    elif NODE_SITE_ID in node_config:
         manifest = _deployment_manifest(
-            str(node_config.get("data-path", "")), str(node_config.get("manifest-path", ""))
+            str(node_config.get(NODE_DATA_PATH, "")), str(node_config.get(NODE_MANIFEST_PATH, ""))
         )
-        site = _site_by_id(manifest, str(node_config["site-id"]))
+        site = _site_by_id(manifest, str(node_config[NODE_SITE_ID]))
     else:
         raise SiteDataError(
             "node config names no site: a deployed SuperNode needs "

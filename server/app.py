@@ -8,28 +8,15 @@ with them, so the two sides always agree.
 from __future__ import annotations
 
 import logging
-import shlex
-from collections.abc import Mapping
-from typing import Any
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
-from omegaconf import DictConfig
 
-from cardiomm.config import load_config
+from federation.config import compose_run_config
 from server.rounds import run_federation
 from server.secure_aggregation import run_secure_federation, secure_aggregation_enabled
 
-ROOT_CONFIG = "federation"
-OVERRIDES_KEY = "overrides"
-
 app = ServerApp()
-
-
-def compose_config(run_config: Mapping[str, Any]) -> DictConfig:
-    """``configs/federation.yaml`` with the run config's ``overrides`` (a Hydra override string)."""
-    overrides = shlex.split(str(run_config.get(OVERRIDES_KEY, "") or ""))
-    return load_config(overrides, config_name=ROOT_CONFIG)
 
 
 def _show_server_logs() -> None:
@@ -51,7 +38,7 @@ def _show_server_logs() -> None:
 def main(grid: Grid, context: Context) -> None:
     """Run (or resume) the federation described by the composed config."""
     _show_server_logs()
-    config = compose_config(context.run_config)
+    config = compose_run_config(context.run_config)
     if secure_aggregation_enabled(config):  # privacy=secagg: Flower's SecAgg+ path
         result = run_secure_federation(config, grid)
     else:

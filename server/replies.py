@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 from flwr.app import ArrayRecord, Message
 
-SITE_RECORD = "site"
-SITE_FIELDS = ("site-id", "vendor", "scanner")
+from federation.protocol import SITE_ID, SiteRecord
 
 
 def array_bytes(arrays: ArrayRecord) -> int:
@@ -60,7 +59,8 @@ def sort_replies(phase: str, sent: Iterable[Message], replies: Iterable[Message]
             )
             continue
         valid.append(reply)
-        sites[_site_id(reply)] = _site_entry(reply)
+        site = _site(reply)
+        sites[site.site_id] = _site_entry(reply, site)
     answered = {int(reply.metadata.src_node_id) for reply in replies}
     for message in sent:
         node = int(message.metadata.dst_node_id)
@@ -68,33 +68,28 @@ def sort_replies(phase: str, sent: Iterable[Message], replies: Iterable[Message]
             errors.append(
                 {"phase": phase, "node-id": node, "code": -1, "reason": "no reply before timeout"}
             )
-    valid.sort(key=lambda reply: (_site_id(reply), int(reply.metadata.src_node_id)))
+    valid.sort(key=lambda reply: (_site(reply).site_id, int(reply.metadata.src_node_id)))
     return PhaseReplies(valid=valid, sites=sites, errors=errors)
 
 
-def _site_id(reply: Message) -> str:
-    site = reply.content.config_records.get(SITE_RECORD)
-    if site is not None and "site-id" in site:
-        return str(site["site-id"])
-    # A reply without the site record (not our ClientApp) is still told apart by node.
-    return f"node-{reply.metadata.src_node_id}"
+def _site(reply: Message) -> SiteRecord:
+    return SiteRecord.of(reply.content, int(reply.metadata.src_node_id))
 
 
-def _site_entry(reply: Message) -> dict[str, Any]:
-    site = reply.content.config_records.get(SITE_RECORD, {})
+def _site_entry(reply: Message, site: SiteRecord) -> dict[str, Any]:
     metrics = {}
     for record in reply.content.metric_records.values():
         metrics.update({key: _number(value) for key, value in record.items()})
     received = sum(array_bytes(arrays) for arrays in reply.content.array_records.values())
-    entry = {
+    return {
         "node-id": int(reply.metadata.src_node_id),
-        **{field: str(site[field]) for field in SITE_FIELDS if field in site},
+        SITE_ID: site.site_id,
+        "vendor": site.vendor,
+        "scanner": site.scanner,
         "metrics": metrics,
         "bytes-received": received,
+        "bad-files": _bad_files(site.bad_files_json),
     }
-    if "bad-files-json" in site:
-        entry["bad-files"] = _bad_files(str(site["bad-files-json"]))
-    return entry
 
 
 def _bad_files(text: str) -> list[Any]:

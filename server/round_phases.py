@@ -19,6 +19,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.exception import AggregationError, InconsistentMessageReplies
 from flwr.serverapp.strategy import Strategy
 
+from federation.protocol import LEARNING_RATE, LOCAL_STEPS, PROXIMAL_MU, SEED, SERVER_ROUND
 from server.replies import PhaseReplies, sort_replies
 from server.round_records import metric_numbers
 from server.settings import FederationSettings
@@ -57,11 +58,11 @@ def train_requests(
     """
     train_config = ConfigRecord(
         {
-            "server-round": server_round,
-            "local-steps": settings.local_steps,
-            "learning-rate": settings.learning_rate,
-            "proximal-mu": proximal_mu,
-            "seed": settings.seed,
+            SERVER_ROUND: server_round,
+            LOCAL_STEPS: settings.local_steps,
+            LEARNING_RATE: settings.learning_rate,
+            PROXIMAL_MU: proximal_mu,
+            SEED: settings.seed,
         }
     )
     with seeded_sampling(settings.seed, server_round, "train"):
@@ -114,7 +115,7 @@ def evaluate_on_sites(
     with seeded_sampling(settings.seed, server_round, "evaluate"):
         messages = list(
             strategy.configure_evaluate(
-                server_round, arrays, ConfigRecord({"server-round": server_round}), grid
+                server_round, arrays, ConfigRecord({SERVER_ROUND: server_round}), grid
             )
         )
     if personalisation is not None:

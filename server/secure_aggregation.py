@@ -54,6 +54,22 @@ from flwr.serverapp.strategy import Strategy
 from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.privacy import PrivacySettings, SecureAggregationSettings
+from federation.protocol import (
+    ARRAYS,
+    CLIPPED_METRIC,
+    CLIPPING_KEY,
+    METRICS,
+    NUM_EXAMPLES,
+    SECURE_RECORD,
+    SEED,
+    SERVER_ROUND,
+    STAGE_KEY,
+    STAGE_TRAIN,
+    WEIGHT_KEY,
+    WEIGHT_SCALE_KEY,
+    SiteRecord,
+    vendor_of,
+)
 from server.model import GlobalModel
 from server.replies import PhaseReplies, array_bytes
 from server.round_phases import (
@@ -71,13 +87,6 @@ from strategies.vendor_weights import vendor_balanced_weights
 logger = logging.getLogger(__name__)
 
 # Protocol names shared with client/secure_aggregation.py (docs/federation-protocol.md).
-SECURE_RECORD = "secure-aggregation"
-STAGE_KEY = "stage"
-STAGE_TRAIN = "train-and-announce"
-WEIGHT_KEY = "secagg-weight"
-WEIGHT_SCALE_KEY = "secagg-weight-scale"
-CLIPPING_KEY = "secagg-clipping-range"
-CLIPPED_METRIC = "clipped-values"
 
 # SecAgg+ masks live modulo 2**32: the summed quantised values of all sites must stay below.
 MODULUS_RANGE = 2**32
@@ -92,35 +101,36 @@ def secure_aggregation_enabled(config: DictConfig) -> bool:
 def check_secure_aggregation_config(config: DictConfig) -> None:
     """Refuse, naming both settings and why, what cannot work when the server sees only a sum.
 
-    Read from the config with defaults, so keys a config lacks count as their defaults.
-    ``federation.validation.enabled`` defaults to true (as in server/settings.py): under
-    secure aggregation it must be set false explicitly.
+    The settings are read as the round loop reads them (FederationSettings), so keys a
+    config lacks count as their defaults: ``federation.validation.enabled`` defaults to true,
+    and under secure aggregation it must be set false explicitly.
     """
     if not secure_aggregation_enabled(config):
         return
     PrivacySettings.from_config(config)  # DP combinations (PrivacySettings.validate)
+    settings = FederationSettings.from_config(config)
     secure = f"{ENABLED_KEY}=true"
     sum_only = "under SecAgg+ the server sees only the weighted sum of the sites' updates"
-    reducer = str(_select(config, "strategy.reducer", "mean"))
+    reducer = settings.reducer
     if reducer != "mean":
         raise ValueError(
             f"strategy.reducer={reducer} cannot work with {secure}: a {reducer} needs every "
             f"site's value per coordinate, and {sum_only}; use strategy.reducer=mean"
         )
-    personalised = list(_select(config, "strategy.personalised", []) or [])
+    personalised = list(settings.personalised)
     if personalised:
         raise ValueError(
             f"strategy.personalised={personalised} (vendor-personalised parameters) cannot "
             f"work with {secure}: a per-vendor average needs each vendor's updates apart, and "
             f"{sum_only}; use strategy.personalised=[]"
         )
-    if bool(_select(config, "federation.validation.enabled", True)):
+    if settings.validation.enabled:
         raise ValueError(
             f"federation.validation.enabled=true (the default) cannot work with {secure}: "
             f"update validation inspects each site's update, and {sum_only} (the sites check "
             "their own for NaN and shape); set federation.validation.enabled=false"
         )
-    min_sites = int(_select(config, "federation.min_sites", 2))
+    min_sites = settings.min_sites
     if min_sites < 2:
         raise ValueError(
             f"federation.min_sites={min_sites} cannot work with {secure}: SecAgg+ needs at "
@@ -266,15 +276,15 @@ def secure_sum(
         summary["status"] = f"{len(contents)} site(s) trained; SecAgg+ needs at least 2"
         return summary, None
     nodes = sorted(contents)
-    vendors = [_site_field(contents[node], "vendor", "unknown") for node in nodes]
-    examples = [float(contents[node]["metrics"]["num-examples"]) for node in nodes]
+    vendors = [vendor_of(contents[node]) for node in nodes]
+    examples = [float(contents[node][METRICS][NUM_EXAMPLES]) for node in nodes]
     if not any(count > 0 for count in examples):
         summary["status"] = "no site trained on any example"
         return summary, None
     weights = vendor_balanced_weights(vendors, examples, settings.vendor_weighting)
     scale = int(secure.quantization_range)
     integer_weights = [round(weight * scale) for weight in weights]
-    names = {node: _site_name(contents[node], node) for node in nodes}
+    names = {node: SiteRecord.of(contents[node], node).site_id for node in nodes}
     summary["weights"] = {names[node]: w for node, w in zip(nodes, weights, strict=True)}
     summary["integer-weights"] = {
         names[node]: k for node, k in zip(nodes, integer_weights, strict=True)
@@ -286,8 +296,8 @@ def secure_sum(
         )
     instructions = {
         node: {
-            "server-round": server_round,
-            "seed": settings.seed,
+            SERVER_ROUND: server_round,
+            SEED: settings.seed,
             WEIGHT_KEY: k,
             WEIGHT_SCALE_KEY: scale,
             CLIPPING_KEY: float(secure.clipping_range),
@@ -521,17 +531,17 @@ def _step(
     replies = [
         reply
         for reply in train.valid
-        if _site_name(reply.content, int(reply.metadata.src_node_id)) in summed
+        if SiteRecord.of(reply.content, int(reply.metadata.src_node_id)).site_id in summed
     ]
     for reply in replies:
         # What Flower's SecAgg+ workflow does for legacy strategies: every summed site's
         # result carries the aggregate, so the strategy's mean is the aggregate itself.
-        reply.content["arrays"] = ArrayRecord(dict(aggregate))
+        reply.content[ARRAYS] = ArrayRecord(dict(aggregate))
     try:
         return aggregate_train_replies(strategy, server_round, replies)
     finally:
         for reply in replies:
-            del reply.content["arrays"]
+            del reply.content[ARRAYS]
 
 
 def _log_round(record: dict[str, Any]) -> None:
@@ -546,21 +556,6 @@ def _log_round(record: dict[str, Any]) -> None:
         record["train"].get("loss", float("nan")),
         record["timing"]["round-seconds"],
     )
-
-
-def _select(config: DictConfig, key: str, default: Any) -> Any:
-    value = OmegaConf.select(config, key, default=default)
-    return default if value is None else value
-
-
-def _site_field(content: RecordDict, field: str, default: str) -> str:
-    site = content.config_records.get("site")
-    return str(site[field]) if site is not None and field in site else default
-
-
-def _site_name(content: RecordDict, node: int) -> str:
-    """The site id a reply names; ``node-<id>`` without one (as server/replies.py)."""
-    return _site_field(content, "site-id", f"node-{node}")
 
 
 def _run_id(grid: Grid) -> int:

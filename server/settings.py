@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.privacy import PrivacySettings
+from federation.config import select
 from strategies import REDUCERS, VENDOR_WEIGHTINGS
 from strategies.update_validation import ValidationSettings
 
 SERVER_OPTIMIZERS = ("none", "fedadam", "fedyogi")
-
-
-def _select(config: DictConfig, key: str, default: Any) -> Any:
-    value = OmegaConf.select(config, key, default=default)
-    return default if value is None else value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,53 +101,49 @@ class FederationSettings:
     def from_config(cls, config: DictConfig) -> FederationSettings:
         """Read the settings, with clear errors for values that cannot work."""
         timeout = OmegaConf.select(config, "federation.timeout", default=None)
-        resume = _select(config, "federation.resume", False)
+        resume = select(config, "federation.resume", False)
         if isinstance(resume, str) and resume.lower() in ("true", "false", ""):
             resume = resume.lower() == "true"
         settings = cls(
-            num_rounds=int(_select(config, "federation.num_rounds", 3)),
-            local_steps=int(_select(config, "federation.local_steps", config.train.max_steps)),
+            num_rounds=int(select(config, "federation.num_rounds", 3)),
+            local_steps=int(select(config, "federation.local_steps", config.train.max_steps)),
             learning_rate=float(config.train.learning_rate),
             seed=int(config.seed),
-            fraction_train=float(_select(config, "federation.fraction_train", 1.0)),
-            fraction_evaluate=float(_select(config, "federation.fraction_evaluate", 1.0)),
-            min_sites=int(_select(config, "federation.min_sites", 2)),
+            fraction_train=float(select(config, "federation.fraction_train", 1.0)),
+            fraction_evaluate=float(select(config, "federation.fraction_evaluate", 1.0)),
+            min_sites=int(select(config, "federation.min_sites", 2)),
             # 0 or null both mean "no limit": Flower's grid waits for every reply.
             timeout=float(timeout) if timeout else None,
             resume=resume if isinstance(resume, bool) else str(resume),
             initial_checkpoint=OmegaConf.select(
                 config, "federation.initial_checkpoint", default=None
             ),
-            strategy=str(_select(config, "strategy.name", "fedavg")),
-            server_optimizer=str(_select(config, "strategy.server_optimizer", "none")).lower(),
-            proximal_mu=float(_select(config, "strategy.proximal_mu", 0.0)),
-            vendor_weighting=str(_select(config, "strategy.vendor_weighting", "examples")),
-            reducer=str(_select(config, "strategy.reducer", "mean")),
-            trim_fraction=float(_select(config, "strategy.trim_fraction", 0.2)),
-            personalised=tuple(str(p) for p in _select(config, "strategy.personalised", [])),
-            server_learning_rate=float(_select(config, "strategy.server_learning_rate", 0.1)),
-            beta_1=float(_select(config, "strategy.beta_1", 0.9)),
-            beta_2=float(_select(config, "strategy.beta_2", 0.99)),
-            tau=float(_select(config, "strategy.tau", 1e-3)),
+            strategy=str(select(config, "strategy.name", "fedavg")),
+            server_optimizer=str(select(config, "strategy.server_optimizer", "none")).lower(),
+            proximal_mu=float(select(config, "strategy.proximal_mu", 0.0)),
+            vendor_weighting=str(select(config, "strategy.vendor_weighting", "examples")),
+            reducer=str(select(config, "strategy.reducer", "mean")),
+            trim_fraction=float(select(config, "strategy.trim_fraction", 0.2)),
+            personalised=tuple(str(p) for p in select(config, "strategy.personalised", [])),
+            server_learning_rate=float(select(config, "strategy.server_learning_rate", 0.1)),
+            beta_1=float(select(config, "strategy.beta_1", 0.9)),
+            beta_2=float(select(config, "strategy.beta_2", 0.99)),
+            tau=float(select(config, "strategy.tau", 1e-3)),
             validation=ValidationSettings(
-                enabled=bool(_select(config, "federation.validation.enabled", True)),
-                max_norm_ratio=float(
-                    _select(config, "federation.validation.max_norm_ratio", 10.0)
-                ),
-                min_accepted=int(_select(config, "federation.validation.min_accepted", 1)),
+                enabled=bool(select(config, "federation.validation.enabled", True)),
+                max_norm_ratio=float(select(config, "federation.validation.max_norm_ratio", 10.0)),
+                min_accepted=int(select(config, "federation.validation.min_accepted", 1)),
             ),
             privacy=PrivacySettings.from_config(config),
-            global_evaluation=bool(_select(config, "federation.global_evaluation", False)),
-            evaluation_splits=tuple(
-                _select(config, "federation.eval_splits", ["held-out", "test"])
-            ),
-            evaluation_max_items=int(_select(config, "federation.max_eval_items", 0)),
-            mlflow_enabled=bool(_select(config, "tracking.enabled", True)),
+            global_evaluation=bool(select(config, "federation.global_evaluation", False)),
+            evaluation_splits=tuple(select(config, "federation.eval_splits", ["held-out", "test"])),
+            evaluation_max_items=int(select(config, "federation.max_eval_items", 0)),
+            mlflow_enabled=bool(select(config, "tracking.enabled", True)),
             mlflow_uri=OmegaConf.select(config, "tracking.mlflow_uri", default=None),
-            experiment=str(_select(config, "tracking.experiment", "cardiomm-fl")),
-            log_round_checkpoints=bool(_select(config, "tracking.log_round_checkpoints", True)),
+            experiment=str(select(config, "tracking.experiment", "cardiomm-fl")),
+            log_round_checkpoints=bool(select(config, "tracking.log_round_checkpoints", True)),
             output_dir=Path(str(config.output_dir)),
-            method=str(_select(config, "method", "cardiomm")),
+            method=str(select(config, "method", "cardiomm")),
             mlflow_parent_run_id=OmegaConf.select(config, "tracking.parent_run_id", default=None),
             mlflow_run_name=OmegaConf.select(config, "tracking.run_name", default=None),
         )

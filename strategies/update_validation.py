@@ -14,9 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from flwr.app import ArrayRecord, Message
 
-from strategies.vendor_aware import site_id, vendor_of
-
-ARRAYS_KEY = "arrays"
+from federation.protocol import ARRAYS, SiteRecord, vendor_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +77,7 @@ def validate_replies(
         if problem is not None:
             rejections.append(_rejection(reply, problem))
             continue
-        norms[index] = _update_norm(reply.content[ARRAYS_KEY], reference)
+        norms[index] = _update_norm(reply.content[ARRAYS], reference)
         accepted.append(reply)
     outliers = _norm_outliers(replies, norms, settings.max_norm_ratio)
     rejections.extend(_rejection(replies[index], reason) for index, reason in outliers.items())
@@ -92,9 +90,9 @@ def _structure_problem(reply: Message, reference: ArrayRecord | None) -> str | N
     if reference is None:
         return "reply from a node the server did not ask to train"
     content = reply.content
-    if ARRAYS_KEY not in content.array_records:
-        return f"no '{ARRAYS_KEY}' ArrayRecord in the reply"
-    arrays = content[ARRAYS_KEY]
+    if ARRAYS not in content.array_records:
+        return f"no '{ARRAYS}' ArrayRecord in the reply"
+    arrays = content[ARRAYS]
     missing = sorted(set(reference) - set(arrays))
     unexpected = sorted(set(arrays) - set(reference))
     if missing or unexpected:
@@ -153,7 +151,9 @@ def _norm_outliers(
 
 def _rejection(reply: Message, reason: str) -> Rejection:
     return Rejection(
-        site=site_id(reply.content), node_id=int(reply.metadata.src_node_id), reason=reason
+        site=SiteRecord.of(reply.content, int(reply.metadata.src_node_id)).site_id,
+        node_id=int(reply.metadata.src_node_id),
+        reason=reason,
     )
 
 

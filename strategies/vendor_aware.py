@@ -15,10 +15,9 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Message, MetricRecord
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx, FedYogi
 
+from federation.protocol import ARRAYS, SiteRecord, vendor_of
 from strategies.reducers import REDUCERS, reduce_arrays
 from strategies.vendor_weights import VENDOR_WEIGHTINGS, vendor_balanced_weights
-
-UNKNOWN_VENDOR = "unknown"
 
 
 class VendorAwareFedAvg(FedAvg):
@@ -73,10 +72,11 @@ class VendorAwareFedAvg(FedAvg):
         weights = site_weights(contents, self.weighted_by_key, self.vendor_weighting)
         # Kept for the round's record: which site weighed how much.
         self._last_weights = {
-            site_id(content): weight for content, weight in zip(contents, weights, strict=True)
+            SiteRecord.of(reply.content, int(reply.metadata.src_node_id)).site_id: weight
+            for reply, weight in zip(valid, weights, strict=True)
         }
         arrays = _reduce_records(
-            [content["arrays"] for content in contents],
+            [content[ARRAYS] for content in contents],
             weights,
             self.reducer,
             self.trim_fraction,
@@ -102,17 +102,6 @@ def site_weights(contents: list, weighted_by_key: str, vendor_weighting: str) ->
     vendors = [vendor_of(content) for content in contents]
     examples = [float(content["metrics"][weighted_by_key]) for content in contents]
     return vendor_balanced_weights(vendors, examples, vendor_weighting)
-
-
-def vendor_of(content) -> str:
-    """The vendor a reply's ``site`` record names (``unknown`` without one)."""
-    site = content.config_records.get("site")
-    return str(site["vendor"]) if site is not None and "vendor" in site else UNKNOWN_VENDOR
-
-
-def site_id(content) -> str:
-    site = content.config_records.get("site")
-    return str(site["site-id"]) if site is not None and "site-id" in site else "unknown"
 
 
 def _reduce_records(

@@ -18,12 +18,11 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, Message, RecordDict
 
+from federation.protocol import NUM_EXAMPLES, vendor_of
 from strategies.reducers import reduce_arrays
-from strategies.vendor_aware import vendor_of
 from strategies.vendor_weights import vendor_balanced_weights
 
 ARRAYS_KEY = "arrays"
-NUM_EXAMPLES = "num-examples"
 
 
 def personalised_keys(keys: Iterable[str], patterns: Sequence[str]) -> list[str]:

@@ -1,6 +1,6 @@
 """The packages depend on each other one way only (README, "Layout"):
 
-    cardiomm  <-  strategies, federation  <-  client, server  <-  simulations, benchmarks
+    cardiomm  <-  federation  <-  strategies  <-  client, server  <-  simulations, benchmarks
 
 A deployed site runs client/ on cardiomm/ and federation/ alone; the research harness may
 use everything below it; nothing imports the harness or the benchmarks. The library holds no
@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = {"cardiomm", "strategies", "federation", "client", "server", "simulations", "benchmarks"}
 ALLOWED = {
     "cardiomm": {"cardiomm"},
-    "strategies": {"cardiomm", "strategies"},
-    "federation": {"cardiomm", "strategies", "federation"},
+    "strategies": {"cardiomm", "federation", "strategies"},
+    "federation": {"cardiomm", "federation"},
     "client": {"cardiomm", "strategies", "federation", "client"},
     "server": {"cardiomm", "strategies", "federation", "server"},
     "simulations": PROJECT - {"benchmarks"},

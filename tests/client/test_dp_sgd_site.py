@@ -12,9 +12,11 @@ from cardiomm.data.builders import training_dataset
 from cardiomm.model.factory import network_from_config
 from cardiomm.privacy.accountant import SiteAccountant
 from cardiomm.privacy.dp_sgd import sample_rate
-from client.app import PRIVACY_BUDGET_SPENT, app, federation_config
+from client.app import app
 from client.privacy_state import ACCOUNTANT_RECORD
 from client.site import resolve_site
+from federation.config import compose_overrides
+from federation.protocol import PRIVACY_BUDGET_SPENT
 from tests.builders import write_consortium
 from tests.client.protocol import DP_METRICS, PROTOCOL_METRICS
 from tests.federation_fakes import make_message
@@ -34,7 +36,7 @@ def data_overrides(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rate(data_overrides):
     """The sampling rate the accountant should see: 1 slice of Center001's training slices."""
-    config = federation_config(data_overrides)
+    config = compose_overrides(data_overrides)
     site = resolve_site({"partition-id": 0}, config)
     return sample_rate(
         int(config.train.batch_size), len(training_dataset(site.train_files, config, 0))
@@ -53,7 +55,7 @@ def _context(overrides):
 
 def _global_arrays(overrides):
     torch.manual_seed(0)
-    network, _ = network_from_config(federation_config(overrides))
+    network, _ = network_from_config(compose_overrides(overrides))
     return ArrayRecord(network.state_dict())
 
 
@@ -161,7 +163,7 @@ def test_the_global_model_evaluates_at_a_dp_sgd_site(data_overrides):
 
 
 def test_dp_sgd_trains_a_network_that_runs_coils_one_by_one(data_overrides):
-    config = federation_config(f"{data_overrides} privacy=dp_sgd")
+    config = compose_overrides(f"{data_overrides} privacy=dp_sgd")
     assert config.model.coil_batching  # the preset leaves the model config alone...
     network, _ = network_from_config(config, coil_batching=False)
     assert not network.sensitivity_net.coil_batching  # ...the site turns it off to train

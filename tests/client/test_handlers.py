@@ -5,7 +5,9 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MessageType, RecordDict
 
 from cardiomm.model.factory import network_from_config
-from client.app import SITE_FAILURE, app, federation_config
+from client.app import app
+from federation.config import compose_overrides
+from federation.protocol import SITE_FAILURE
 from tests.builders import write_consortium
 from tests.federation_fakes import make_message
 
@@ -19,7 +21,7 @@ def overrides(tmp_path_factory):
 
 def _global_arrays(overrides):
     torch.manual_seed(0)
-    network, _ = network_from_config(federation_config(overrides))
+    network, _ = network_from_config(compose_overrides(overrides))
     return ArrayRecord(network.state_dict())
 
 

@@ -7,9 +7,9 @@ import torch
 
 from cardiomm.data.builders import training_dataset
 from cardiomm.model.factory import network_from_config
-from client.app import federation_config
 from client.local import RoundInstructions, evaluate_site, train_site
 from client.site import SiteDataError, resolve_site
+from federation.config import compose_overrides
 from tests.builders import write_consortium
 from tests.client.protocol import PROTOCOL_METRICS
 
@@ -22,7 +22,7 @@ def config(tmp_path_factory):
         f"data.root={root} data.synthetic_preset=null data.val_fraction=0.2 "
         "data.hold_out=[Center003] text=none"
     )
-    return federation_config(overrides)
+    return compose_overrides(overrides)
 
 
 def _global_state(config):

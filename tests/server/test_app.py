@@ -2,12 +2,13 @@
 
 from flwr.app import Context, RecordDict
 
-from server.app import app, compose_config
+from federation.config import compose_run_config
+from server.app import app
 from tests.federation_fakes import InProcessGrid, fake_site_app, simulation_node_configs
 
 
 def test_run_config_overrides_reach_the_composed_config():
-    config = compose_config({"overrides": "strategy=fedprox federation.num_rounds=5"})
+    config = compose_run_config({"overrides": "strategy=fedprox federation.num_rounds=5"})
     assert config.strategy.name == "fedprox"
     assert config.federation.num_rounds == 5
 

@@ -1,0 +1,113 @@
+"""The wire protocol between sites and the coordinator (docs/federation-protocol.md).
+
+Every key of every message, every error code and the site record are declared here, once;
+the ClientApp, the ServerApp and the strategies import them (the strategies take them as
+parameters where Flower's do).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from flwr.app import ConfigRecord, RecordDict
+
+# -- a SuperNode's node config ------------------------------------------------------------------
+PARTITION_ID = "partition-id"  # simulation: the i-th internal site of the partition
+NODE_SITE_ID = "site-id"  # deployment: who the site is
+NODE_DATA_PATH = "data-path"  # deployment: where its data lives
+NODE_MANIFEST_PATH = "manifest-path"  # deployment: its partition manifest, if any
+
+# -- records of a message ------------------------------------------------------------------
+ARRAYS = "arrays"  # ArrayRecord: the weights (to the site; back from it after training)
+CONFIG = "config"  # ConfigRecord: what the server asks for
+METRICS = "metrics"  # MetricRecord: the site's numbers
+SITE_RECORD = "site"  # ConfigRecord: who replied (SiteRecord)
+
+# -- the train request's config -------------------------------------------------------------
+SERVER_ROUND = "server-round"
+LOCAL_STEPS = "local-steps"
+LEARNING_RATE = "learning-rate"
+PROXIMAL_MU = "proximal-mu"
+SEED = "seed"
+
+# -- the reply's metrics ----------------------------------------------------------------------
+NUM_EXAMPLES = "num-examples"  # FedAvg's n_k: the site's training slices
+SLICES_SEEN = "slices-seen"  # slices trained on this round (the same steps everywhere)
+
+# -- the site record's fields -------------------------------------------------------------------
+SITE_ID = "site-id"
+VENDOR = "vendor"
+SCANNER = "scanner"
+BAD_FILES = "bad-files-json"  # JSON list of {path, reason}
+SITE_FIELDS = (SITE_ID, VENDOR, SCANNER)
+UNKNOWN_VENDOR = "unknown"
+
+# -- error codes of a reply (Flower reserves none for applications) ----------------------------
+SITE_FAILURE = 1  # the site could not do its part; the reason names it and the problem
+PRIVACY_BUDGET_SPENT = 2  # a DP-SGD site whose epsilon budget is spent trains no more
+
+# -- secure aggregation (privacy=secagg) ----------------------------------------------------------
+SECURE_RECORD = "secure-aggregation"  # ConfigRecord marking a train-and-announce request
+STAGE_KEY = "stage"
+STAGE_TRAIN = "train-and-announce"
+WEIGHT_KEY = "secagg-weight"  # integer weight of this site
+WEIGHT_SCALE_KEY = "secagg-weight-scale"  # the weight that counts as 1 (= max_weight)
+CLIPPING_KEY = "secagg-clipping-range"
+CLIPPED_METRIC = "clipped-values"
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteRecord:
+    """Who a reply comes from, as the site says.
+
+    Attributes:
+        site_id: the centre, e.g. ``Center001``.
+        vendor: the vendor holding most of its images.
+        scanner: its scanner folders, comma-separated.
+        bad_files_json: the files it skipped, a JSON list of {path, reason}.
+    """
+
+    site_id: str
+    vendor: str = UNKNOWN_VENDOR
+    scanner: str = ""
+    bad_files_json: str = "[]"
+
+    def to_record(self) -> ConfigRecord:
+        return ConfigRecord(
+            {
+                SITE_ID: self.site_id,
+                VENDOR: self.vendor,
+                SCANNER: self.scanner,
+                BAD_FILES: self.bad_files_json,
+            }
+        )
+
+    @classmethod
+    def of(cls, content: RecordDict, node_id: int) -> SiteRecord:
+        """The site record of a reply's content. A reply without one (not our ClientApp) is
+        told apart by its node: ``node-<id>``, vendor unknown; the one fallback of the
+        project, so that a site never appears under two names."""
+        fields = _site_fields(content)
+        return cls(
+            site_id=str(fields[SITE_ID]) if SITE_ID in fields else node_name(node_id),
+            vendor=vendor_of(content),
+            scanner=str(fields.get(SCANNER, "")),
+            bad_files_json=str(fields.get(BAD_FILES, "[]")),
+        )
+
+
+def vendor_of(content: RecordDict) -> str:
+    """The vendor a reply's site record names (``unknown`` without one)."""
+    fields = _site_fields(content)
+    return str(fields[VENDOR]) if VENDOR in fields else UNKNOWN_VENDOR
+
+
+def node_name(node_id: int) -> str:
+    """How a node without a site record is named: ``node-<id>``."""
+    return f"node-{node_id}"
+
+
+def _site_fields(content: RecordDict) -> Mapping[str, Any]:
+    return content.config_records.get(SITE_RECORD) or {}
