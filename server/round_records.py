@@ -12,6 +12,7 @@ from typing import Any
 
 from flwr.app import MetricRecord
 
+from federation.records import SiteRound
 from server.replies import PhaseReplies, finite_max
 
 
@@ -22,8 +23,8 @@ def site_records(
     *,
     train_fields: Callable[[str], Mapping[str, Any]] | None = None,
     other_bytes_received: Mapping[int, int] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Per site id: node, site fields, train and evaluate metrics, and traffic.
+) -> dict[str, SiteRound]:
+    """Per site id (in site order): node, site fields, train and evaluate metrics, traffic.
 
     Args:
         train: the round's train replies.
@@ -35,21 +36,23 @@ def site_records(
             (the secure sum's masked vectors, keys and shares).
     """
     other_bytes_received = other_bytes_received or {}
-    sites: dict[str, dict[str, Any]] = {}
+    sites: dict[str, SiteRound] = {}
     for site_id, entry in train.sites.items():
-        sites[site_id] = {
-            "node-id": entry["node-id"],
-            **{key: entry[key] for key in ("vendor", "scanner", "bad-files") if key in entry},
-            "train": entry["metrics"],
-            **(train_fields(site_id) if train_fields is not None else {}),
-            "bytes-sent": bytes_sent,
-            "bytes-received": entry["bytes-received"]
-            + other_bytes_received.get(entry["node-id"], 0),
-        }
+        sites[site_id] = SiteRound(
+            node_id=entry["node-id"],
+            vendor=entry["vendor"],
+            scanner=entry["scanner"],
+            bad_files=entry["bad-files"],
+            train=entry["metrics"],
+            train_fields=dict(train_fields(site_id)) if train_fields is not None else {},
+            bytes_sent=bytes_sent,
+            bytes_received=entry["bytes-received"] + other_bytes_received.get(entry["node-id"], 0),
+        )
     for site_id, entry in evaluate.sites.items():
-        site = sites.setdefault(site_id, {"node-id": entry["node-id"]})
-        site["evaluate"] = entry["metrics"]
-    return sites
+        site = sites.setdefault(site_id, SiteRound(node_id=entry["node-id"]))
+        site.evaluate = entry["metrics"]
+    # Site order, not the order replies arrived in: the same run writes the same history.
+    return dict(sorted(sites.items()))
 
 
 def round_timing(

@@ -13,7 +13,6 @@ server/secure_aggregation.py.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +27,13 @@ from flwr.serverapp.strategy import Strategy
 from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.model.vendor_parts import VENDOR_PARTS_KEY
+from federation.records import (
+    HISTORY_FILE,
+    RoundRecord,
+    history_from_json,
+    history_to_json,
+    write_history,
+)
 from server.checkpoints import (
     FINAL,
     RoundCheckpoint,
@@ -62,9 +68,8 @@ from strategies.vendor_personalisation import VendorPersonalisation
 
 logger = logging.getLogger(__name__)
 
-HISTORY_FILE = "history.json"
 
-RoundStep = Callable[[int, ArrayRecord], tuple[dict[str, Any], ArrayRecord]]
+RoundStep = Callable[[int, ArrayRecord], tuple[RoundRecord, ArrayRecord]]
 """One round from the global weights: (round number, arrays) -> (its record, the new arrays)."""
 
 
@@ -82,7 +87,7 @@ class FederationResult:
     """
 
     rounds: list[int]
-    history: list[dict[str, Any]]
+    history: list[RoundRecord]
     arrays: dict[str, torch.Tensor]
     final_checkpoint: Path
     history_path: Path
@@ -96,7 +101,7 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     model = GlobalModel(config, settings.initial_checkpoint)
     personalisation = _personalisation(settings, model)
 
-    def play_round(server_round: int, arrays: ArrayRecord) -> tuple[dict[str, Any], ArrayRecord]:
+    def play_round(server_round: int, arrays: ArrayRecord) -> tuple[RoundRecord, ArrayRecord]:
         return run_round(server_round, settings, strategy, arrays, grid, personalisation)
 
     return run_rounds(
@@ -139,7 +144,7 @@ def run_rounds(
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     log_round = log_round or _log_round
-    history: list[dict[str, Any]] = []
+    history: list[RoundRecord] = []
     start, run_id = 1, None
     resume = resume_path(output_dir, settings.resume)
     if resume is not None:
@@ -149,7 +154,8 @@ def run_rounds(
         if personalisation is not None:
             personalisation.restore(saved.strategy["personalisation"])
         restore_rng_state(saved.rng)
-        history, start, run_id = saved.history, saved.server_round + 1, saved.tracking_run_id
+        history = history_from_json(saved.history)
+        start, run_id = saved.server_round + 1, saved.tracking_run_id
         logger.info("resuming from %s after round %d", resume, saved.server_round)
     # Aggregation may come back in another dtype (FedAdam computes in float64): the global
     # model keeps the network's dtypes, so traffic and checkpoints stay the network's size.
@@ -166,8 +172,8 @@ def run_rounds(
             model.load(arrays.to_torch_state_dict())
             if evaluator is not None:
                 began = time.perf_counter()
-                record["global"] = evaluator.evaluate(model, _vendor_parts(personalisation))
-                record["timing"]["global-eval-seconds"] = time.perf_counter() - began
+                record.global_scores = evaluator.evaluate(model, _vendor_parts(personalisation))
+                record.timing["global-eval-seconds"] = time.perf_counter() - began
             history.append(record)
             path = save_round_checkpoint(
                 output_dir,
@@ -176,7 +182,7 @@ def run_rounds(
                     arrays=model.state_dict(),
                     strategy=_server_state(strategy, personalisation),
                     config_yaml=config_yaml,
-                    history=history,
+                    history=history_to_json(history),
                     rng=rng_state(),
                     tracking_run_id=tracker.run_id,
                 ),
@@ -209,7 +215,7 @@ def run_round(
     arrays: ArrayRecord,
     grid: Grid,
     personalisation: VendorPersonalisation | None = None,
-) -> tuple[dict[str, Any], ArrayRecord]:
+) -> tuple[RoundRecord, ArrayRecord]:
     """One round of training and site evaluation; returns its record and the new weights.
 
     Each site gets the global arrays (with its vendor's copy of the personalised parameters
@@ -260,26 +266,26 @@ def run_round(
     evaluate = evaluation.replies
 
     sent_bytes = array_bytes(arrays)
-    record = {
-        "round": server_round,
-        "train": train_metrics,
-        "evaluate": evaluation.metrics,
-        "aggregation": {
+    record = RoundRecord(
+        round=server_round,
+        train=train_metrics,
+        evaluate=evaluation.metrics,
+        aggregation={
             "train": train_note,
             "evaluate": evaluation.note,
             **_site_weights(strategy),
             **central_dp_report(strategy),
         },
-        "sites": site_records(train, evaluate, sent_bytes),
-        "errors": train.errors + evaluate.errors,
-        "rejected": [rejection.to_dict() for rejection in rejections],
-        "timing": round_timing(train, evaluate, train_seconds, evaluation.seconds),
-        "traffic": {
+        sites=site_records(train, evaluate, sent_bytes),
+        errors=train.errors + evaluate.errors,
+        rejected=[rejection.to_dict() for rejection in rejections],
+        timing=round_timing(train, evaluate, train_seconds, evaluation.seconds),
+        traffic={
             "bytes-per-site": sent_bytes,
             "bytes-sent": sent_bytes * len(train.valid) + sent_bytes * len(train.errors),
             "bytes-received": sum(site["bytes-received"] for site in train.sites.values()),
         },
-    }
+    )
     return record, new_arrays
 
 
@@ -296,7 +302,7 @@ def _finish(
     settings: FederationSettings,
     config: DictConfig,
     model: GlobalModel,
-    history: list[dict[str, Any]],
+    history: list[RoundRecord],
     rounds: list[int],
     tracker: Tracker,
     config_yaml: str,
@@ -305,7 +311,7 @@ def _finish(
 ) -> FederationResult:
     """Write the final model (with ``extra`` among its fields), the history and the config."""
     output_dir = settings.output_dir
-    completed = history[-1]["round"] if history else 0
+    completed = history[-1].round if history else 0
     personal = {}
     if personalisation is not None:
         # The shared weights hold the fallback; each vendor's copy travels beside them and
@@ -327,8 +333,7 @@ def _finish(
             **extra,
         },
     )
-    history_path = output_dir / HISTORY_FILE
-    history_path.write_text(json.dumps(history, indent=2, default=float))
+    history_path = write_history(output_dir / HISTORY_FILE, history)
     (output_dir / "config.yaml").write_text(config_yaml)
     tracker.log_final(final, history_path)
     return FederationResult(
@@ -406,15 +411,14 @@ def _cast(arrays: ArrayRecord, dtypes: dict[str, np.dtype], round_integers: bool
     return ArrayRecord(cast)
 
 
-def _log_round(record: dict[str, Any]) -> None:
+def _log_round(record: RoundRecord) -> None:
     """The plain round's log line: sites, errors, loss, wall time and overhead."""
-    timing = record["timing"]
     logger.info(
         "round %d: %d site(s), %d error(s), loss %.4f, %.1f s (overhead %.1f s)",
-        record["round"],
-        len(record["sites"]),
-        len(record["errors"]),
-        record["train"].get("loss", float("nan")),
-        timing["round-seconds"],
-        timing["overhead-seconds"],
+        record.round,
+        len(record.sites),
+        len(record.errors),
+        record.train.get("loss", float("nan")),
+        record.timing["round-seconds"],
+        record.timing["overhead-seconds"],
     )

@@ -70,6 +70,7 @@ from federation.protocol import (
     SiteRecord,
     vendor_of,
 )
+from federation.records import RoundRecord
 from server.model import GlobalModel
 from server.replies import PhaseReplies, array_bytes
 from server.round_phases import (
@@ -149,7 +150,7 @@ def run_secure_federation(config: DictConfig, grid: Grid) -> FederationResult:
     strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
 
-    def play_round(server_round: int, arrays: ArrayRecord) -> tuple[dict[str, Any], ArrayRecord]:
+    def play_round(server_round: int, arrays: ArrayRecord) -> tuple[RoundRecord, ArrayRecord]:
         return run_secure_round(server_round, settings, secure, strategy, arrays, grid)
 
     # The aggregate is global + mean update in float64: integer buffers are rounded back.
@@ -172,7 +173,7 @@ def run_secure_round(
     strategy: Strategy,
     arrays: ArrayRecord,
     grid: Grid,
-) -> tuple[dict[str, Any], ArrayRecord]:
+) -> tuple[RoundRecord, ArrayRecord]:
     """One round: train and announce, secure sum, strategy step, site evaluation."""
     began = time.perf_counter()
     # FedProx overwrites proximal-mu with its own.
@@ -207,35 +208,35 @@ def run_secure_round(
             "in-secure-sum": site_id in summary["sites"],
         }
 
-    record = {
-        "round": server_round,
-        "train": train_metrics,
-        "evaluate": evaluation.metrics,
-        "aggregation": {"train": note, "evaluate": evaluation.note},
-        "secure-aggregation": summary,
+    record = RoundRecord(
+        round=server_round,
+        train=train_metrics,
+        evaluate=evaluation.metrics,
+        aggregation={"train": note, "evaluate": evaluation.note},
+        secure_aggregation=summary,
         # Besides its train reply, a site sent only masked vectors, keys and shares: its
         # weights never leave it.
-        "sites": site_records(
+        sites=site_records(
             train,
             evaluate,
             sent,
             train_fields=secure_fields,
             other_bytes_received=summary["bytes-received-per-node"],
         ),
-        "errors": train.errors + secure_errors + evaluate.errors,
-        "timing": round_timing(
+        errors=train.errors + secure_errors + evaluate.errors,
+        timing=round_timing(
             train,
             evaluate,
             train_seconds,
             evaluation.seconds,
             other_phases={"secure-aggregation-seconds": secure_seconds},
         ),
-        "traffic": {
+        traffic={
             "bytes-per-site": sent,
             "bytes-sent": sent * (len(train.valid) + len(train.errors)) + summary["bytes-sent"],
             "bytes-received": summary["bytes-received"],
         },
-    }
+    )
     return record, new_arrays
 
 
@@ -544,17 +545,17 @@ def _step(
             del reply.content[ARRAYS]
 
 
-def _log_round(record: dict[str, Any]) -> None:
+def _log_round(record: RoundRecord) -> None:
     """The SecAgg+ round's log line: its status and the sites in the secure sum."""
-    secure = record["secure-aggregation"]
+    secure = record.secure_aggregation or {}
     logger.info(
         "round %d (SecAgg+ %s): %d site(s) summed, %d error(s), loss %.4f, %.1f s",
-        record["round"],
-        secure["status"],
-        len(secure["sites"]),
-        len(record["errors"]),
-        record["train"].get("loss", float("nan")),
-        record["timing"]["round-seconds"],
+        record.round,
+        secure.get("status"),
+        len(secure.get("sites", [])),
+        len(record.errors),
+        record.train.get("loss", float("nan")),
+        record.timing["round-seconds"],
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from federation.records import RoundRecord
 from server.settings import FederationSettings
 
 logger = logging.getLogger(__name__)
@@ -101,10 +102,10 @@ class MlflowTracker(Tracker):
         for start in range(0, len(params), PARAM_BATCH):
             self.client.log_batch(self.run_id, params=params[start : start + PARAM_BATCH])
 
-    def log_round(self, record: Mapping[str, Any], checkpoint: Path) -> None:
+    def log_round(self, record: RoundRecord, checkpoint: Path) -> None:
         from mlflow.entities import Metric
 
-        step = int(record["round"])
+        step = record.round
         stamp = int(time.time() * 1000)
         metrics = [
             Metric(mlflow_key(key), value, stamp, step)
@@ -138,28 +139,31 @@ def open_tracker(
     return MlflowTracker(settings, config, run_id)
 
 
-def round_metrics(record: Mapping[str, Any]) -> dict[str, float]:
+def round_metrics(record: RoundRecord) -> dict[str, float]:
     """The numbers of a round record under MLflow metric names.
 
     ``train/<m>`` and ``evaluate/<m>`` (aggregated), ``global/<split>/<m>``,
     ``site/<site-id>/<m>`` (training) and ``site/<site-id>/eval-<m>``, ``timing/<k>``,
     ``traffic/<k>`` and ``errors`` (failed or missing replies).
     """
-    values: dict[str, float] = {"errors": float(len(record.get("errors", [])))}
-    for phase in ("train", "evaluate"):
-        values.update({f"{phase}/{key}": value for key, value in record.get(phase, {}).items()})
-    values.update({f"global/{key}": value for key, value in record.get("global", {}).items()})
-    for site_id, site in record.get("sites", {}).items():
+    values: dict[str, Any] = {"errors": float(len(record.errors))}
+    values.update({f"train/{key}": value for key, value in record.train.items()})
+    values.update({f"evaluate/{key}": value for key, value in record.evaluate.items()})
+    values.update({f"global/{key}": value for key, value in (record.global_scores or {}).items()})
+    for site_id, site in record.sites.items():
         prefix = f"site/{site_id}"
-        values.update({f"{prefix}/{key}": value for key, value in site.get("train", {}).items()})
+        values.update({f"{prefix}/{key}": value for key, value in (site.train or {}).items()})
         values.update(
-            {f"{prefix}/eval-{key}": value for key, value in site.get("evaluate", {}).items()}
+            {f"{prefix}/eval-{key}": value for key, value in (site.evaluate or {}).items()}
         )
-        for key in ("bytes-sent", "bytes-received"):
-            if key in site:
-                values[f"{prefix}/{key}"] = site[key]
-    for group in ("timing", "traffic"):
-        values.update({f"{group}/{key}": value for key, value in record.get(group, {}).items()})
+        for key, value in (
+            ("bytes-sent", site.bytes_sent),
+            ("bytes-received", site.bytes_received),
+        ):
+            if value is not None:
+                values[f"{prefix}/{key}"] = value
+    values.update({f"timing/{key}": value for key, value in record.timing.items()})
+    values.update({f"traffic/{key}": value for key, value in record.traffic.items()})
     return {key: float(value) for key, value in values.items() if _is_number(value)}
 
 

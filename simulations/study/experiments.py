@@ -22,6 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from federation.records import RoundRecord, read_history
 from simulations.study.composition import compose, experiment_overrides, hydra_value
 from simulations.study.flower_run import FlowerRun, run_flower_simulation
 from simulations.study.outcome import ExperimentOutcome
@@ -198,14 +199,14 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
             timeout=settings.experiment_timeout,
         )
     )
-    history = json.loads(result.history.read_text())
+    history = read_history(result.history)
     details = {
         "strategy": str(config.strategy.name),
         "privacy": _privacy(config),
         "text_encoder": str(config.text.name),
         "flwr_log": str(result.log),
         "steps_taken": _steps_taken(history),
-        "rounds_completed": max((int(r["round"]) for r in history), default=0),
+        "rounds_completed": max((record.round for record in history), default=0),
         # What `flwr run` left running (its SuperLink at least), stopped by process id.
         "processes_stopped": len(result.stopped),
         "processes_killed": len(result.killed),
@@ -273,24 +274,24 @@ def _privacy(config: DictConfig) -> str:
     return "+".join(enabled) or "none"
 
 
-def _steps_taken(history: list[dict[str, Any]]) -> dict[str, int]:
+def _steps_taken(history: list[RoundRecord]) -> dict[str, int]:
     """Optimiser steps each site really took over the run (DP sites may stop early)."""
     steps: dict[str, int] = {}
     for record in history:
-        for site, entry in record.get("sites", {}).items():
-            value = entry.get("train", {}).get("steps")
+        for site, entry in record.sites.items():
+            value = (entry.train or {}).get("steps")
             if isinstance(value, int | float) and math.isfinite(value):
                 steps[site] = steps.get(site, 0) + int(value)
     return steps
 
 
-def _epsilon(history: list[dict[str, Any]]) -> float | None:
+def _epsilon(history: list[RoundRecord]) -> float | None:
     """The largest cumulative DP-SGD epsilon any site reported (None without DP-SGD)."""
     values = [
-        float(entry["train"]["dp-epsilon"])
+        float(entry.train["dp-epsilon"])
         for record in history
-        for entry in record.get("sites", {}).values()
-        if "dp-epsilon" in entry.get("train", {})
+        for entry in record.sites.values()
+        if "dp-epsilon" in (entry.train or {})
     ]
     finite = [value for value in values if math.isfinite(value)]
     return max(finite) if finite else None

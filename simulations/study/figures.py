@@ -16,6 +16,7 @@ import numpy as np
 
 from cardiomm.metrics import evaluate_image, normalize_percentile, ranking_crop
 from cardiomm.recon.preview import DIFFERENCE_GAIN
+from federation.records import RoundRecord, finite_series
 from simulations.study.evaluation import REFERENCES, ExampleImage, path_slug
 from simulations.study.outcome import NO_SEED
 
@@ -78,7 +79,9 @@ def per_centre_psnr_figure(
     return _save(figure, path)
 
 
-def convergence_figure(histories: Mapping[str, Sequence[dict]], path: str | Path) -> Path | None:
+def convergence_figure(
+    histories: Mapping[str, Sequence[RoundRecord]], path: str | Path
+) -> Path | None:
     """Held-out PSNR (server's global evaluation) and training loss over rounds.
 
     Args:
@@ -86,8 +89,11 @@ def convergence_figure(histories: Mapping[str, Sequence[dict]], path: str | Path
             still gives its loss curve.
         path: the PNG to write.
     """
-    psnr = {name: _series(history, "global", HELD_OUT_PSNR) for name, history in histories.items()}
-    loss = {name: _series(history, "train", "loss") for name, history in histories.items()}
+    psnr = {
+        name: finite_series(history, "global_scores", HELD_OUT_PSNR)
+        for name, history in histories.items()
+    }
+    loss = {name: finite_series(history, "train", "loss") for name, history in histories.items()}
     psnr = {name: points for name, points in psnr.items() if points}
     loss = {name: points for name, points in loss.items() if points}
     if not psnr and not loss:
@@ -216,7 +222,7 @@ def comparison_figure(comparisons: Sequence[Mapping[str, Any]], path: str | Path
     return _save(figure, path)
 
 
-def timing_figure(histories: Mapping[str, Sequence[dict]], path: str | Path) -> Path | None:
+def timing_figure(histories: Mapping[str, Sequence[RoundRecord]], path: str | Path) -> Path | None:
     """Per federated experiment, means over rounds: stacked client compute (slowest site's
     training and evaluation) and federation overhead, and the bytes sent to each client."""
     names, stacks, megabytes = [], [], []
@@ -330,18 +336,8 @@ def example_figure(examples: Sequence[ExampleImage], path: str | Path) -> Path:
     return _save(figure, path)
 
 
-def _series(history: Sequence[dict], section: str, key: str) -> list[tuple[int, float]]:
-    """(round, value) of ``record[section][key]`` over the rounds that have a finite one."""
-    points = []
-    for record in history:
-        value = (record.get(section) or {}).get(key)
-        if isinstance(value, int | float) and math.isfinite(value):
-            points.append((int(record["round"]), float(value)))
-    return points
-
-
-def _mean(history: Sequence[dict], section: str, key: str) -> float:
-    values = [value for _, value in _series(history, section, key)]
+def _mean(history: Sequence[RoundRecord], section: str, key: str) -> float:
+    values = [value for _, value in finite_series(history, section, key)]
     return float(np.mean(values)) if values else math.nan
 
 

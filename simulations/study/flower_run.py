@@ -34,13 +34,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from federation.records import HISTORY_FILE, read_history
 from simulations.study import processes
 
 logger = logging.getLogger(__name__)
 
 RUN_CONFIG_FILE = "run_config.toml"
 LOG_FILE = "flwr.log"
-HISTORY_FILE = "history.json"
 FINAL_CHECKPOINT = Path("checkpoints") / "final.pt"
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -265,10 +265,10 @@ def _stop_everything(
 
 def _completed_rounds(history: Path) -> int:
     try:
-        records = json.loads(history.read_text())
+        records = read_history(history)
     except (OSError, ValueError):
         return 0
-    return max((int(record.get("round", 0)) for record in records), default=0)
+    return max((record.round for record in records), default=0)
 
 
 def _reason(tail: str) -> str:

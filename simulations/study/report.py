@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from federation.records import RoundRecord, finite_series, read_history
 from simulations.report_tables import markdown_table
 from simulations.study import figures
 from simulations.study.evaluation import (
@@ -609,19 +608,14 @@ def cost_rows(outcomes: Sequence[ExperimentOutcome]) -> list[dict]:
     return table
 
 
-def round_summary(history: Sequence[dict] | None) -> dict[str, Any] | None:
+def round_summary(history: Sequence[RoundRecord] | None) -> dict[str, Any] | None:
     """Means over rounds of round seconds, slowest site's training, overhead and MB per site."""
     if not history:
         return None
 
     def mean(section: str, key: str, scale: float = 1.0) -> float | str:
-        values = [
-            float(record[section][key]) / scale
-            for record in history
-            if isinstance(record.get(section), dict) and key in record[section]
-        ]
-        finite = [value for value in values if math.isfinite(value)]
-        return sum(finite) / len(finite) if finite else MISSING
+        values = [value / scale for _, value in finite_series(history, section, key)]
+        return sum(values) / len(values) if values else MISSING
 
     return {
         "rounds": len(history),
@@ -633,19 +627,16 @@ def round_summary(history: Sequence[dict] | None) -> dict[str, Any] | None:
     }
 
 
-def load_history(path: str | Path | None) -> list[dict] | None:
-    """A federation's history.json (one record per round), or None with a warning."""
+def load_history(path: str | Path | None) -> list[RoundRecord] | None:
+    """A federation's rounds, or None (with a warning where a file was named but unreadable):
+    a missing history never costs the report its other tables."""
     if path is None:
         return None
     try:
-        history = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        return read_history(path)
+    except (OSError, ValueError) as error:
         logger.warning("cannot read the history %s: %s", path, error)
         return None
-    if not isinstance(history, list):
-        logger.warning("%s is not a list of round records; left out", path)
-        return None
-    return history
 
 
 # -- files -------------------------------------------------------------------------------

@@ -10,13 +10,16 @@ and its score is the mean over them, as a consortium of isolated sites would far
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from federation.records import read_history
 from simulations.study.outcome import NO_SEED
 from simulations.study.statistics import bootstrap_mean, paired_difference
 
@@ -300,15 +303,12 @@ def validation_rows(outcomes: Sequence[Any]) -> list[dict[str, Any]]:
     Returns:
         rows with experiment, kind, seed, val-psnr, val-ssim (NaN where nothing was scored).
     """
-    import json
-    from pathlib import Path
-
     rows = []
     for outcome in outcomes:
         scores: list[dict[str, float]] = []
         if outcome.history is not None and Path(outcome.history).is_file():
-            history = json.loads(Path(outcome.history).read_text())
-            evaluate = history[-1].get("evaluate", {}) if history else {}
+            history = read_history(outcome.history)
+            evaluate = history[-1].evaluate if history else {}
             scores = [
                 {"psnr": evaluate.get("psnr", math.nan), "ssim": evaluate.get("ssim", math.nan)}
             ]

@@ -12,6 +12,7 @@ from flwr.serverapp.strategy import (
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from client.central_dp import central_dp_clipping_mod
+from federation.records import history_to_json
 from server.rounds import run_federation
 from server.settings import FederationSettings
 from server.strategies import build_strategy, inner_strategy
@@ -51,10 +52,12 @@ def test_the_configured_wrapper_surrounds_the_strategy(tmp_path, overrides, wrap
 
 def test_flowers_accountant_reports_a_growing_epsilon_over_rounds(tmp_path):
     result = _run(tmp_path, 3, "federation.min_sites=3")
-    epsilons = [record["aggregation"]["central-dp-epsilon"] for record in result.history]
+    epsilons = [
+        record["aggregation"]["central-dp-epsilon"] for record in history_to_json(result.history)
+    ]
     assert all(epsilon > 0 for epsilon in epsilons)
     assert epsilons == sorted(epsilons) and epsilons[0] < epsilons[-1]
-    assert result.history[0]["aggregation"]["central-dp-delta"] == 1e-5
+    assert history_to_json(result.history)[0]["aggregation"]["central-dp-delta"] == 1e-5
 
 
 def test_no_epsilon_is_claimed_where_flowers_accountant_does_not_apply(tmp_path):
@@ -62,7 +65,7 @@ def test_no_epsilon_is_claimed_where_flowers_accountant_does_not_apply(tmp_path)
     assert isinstance(inner_strategy(strategy), FedAdam)
     assert strategy.accountant is None
     result = _run(tmp_path, 1, "strategy=fedadam", "federation.min_sites=3")
-    assert "central-dp-epsilon" not in result.history[0]["aggregation"]
+    assert "central-dp-epsilon" not in history_to_json(result.history)[0]["aggregation"]
 
 
 def test_the_noise_moves_the_model_away_from_the_plain_aggregate(tmp_path):
@@ -82,8 +85,10 @@ def test_a_resumed_run_continues_the_accountant(tmp_path):
     _run(tmp_path / "resumed", 2, "federation.min_sites=3")
     resumed = _run(tmp_path / "resumed", 3, "federation.min_sites=3", "federation.resume=true")
     assert resumed.rounds == [3]
-    assert resumed.history[-1]["aggregation"]["central-dp-epsilon"] == pytest.approx(
-        straight.history[-1]["aggregation"]["central-dp-epsilon"], rel=1e-12
+    assert history_to_json(resumed.history)[-1]["aggregation"][
+        "central-dp-epsilon"
+    ] == pytest.approx(
+        history_to_json(straight.history)[-1]["aggregation"]["central-dp-epsilon"], rel=1e-12
     )
 
 

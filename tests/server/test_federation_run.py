@@ -8,6 +8,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from cardiomm.model.checkpoint import network_from_checkpoint, read_checkpoint
+from federation.records import history_to_json
 from server.checkpoints import load_round_checkpoint
 from server.rounds import run_federation
 from server.tracking import embedded_uri
@@ -34,8 +35,8 @@ def run(tmp_path_factory):
 def test_runs_every_round_with_every_site(run):
     _, _, result = run
     assert result.rounds == [1, 2]
-    assert [record["round"] for record in result.history] == [1, 2]
-    for record in result.history:
+    assert [record["round"] for record in history_to_json(result.history)] == [1, 2]
+    for record in history_to_json(result.history):
         assert sorted(record["sites"]) == ["Center001", "Center002", "Center003"]
         assert record["errors"] == []
         assert record["aggregation"] == {"train": "ok", "evaluate": "ok"}
@@ -56,7 +57,7 @@ def test_train_config_follows_the_protocol(run):
 
 def test_aggregated_metrics_skip_sites_without_validation(run):
     _, _, result = run
-    record = result.history[-1]
+    record = history_to_json(result.history)[-1]
     # Weighted by examples (Center001: 4, Center002: 8); Center003 reports NaN, left out.
     assert record["train"]["val-psnr"] == pytest.approx((31 * 4 + 32 * 8) / 12)
     assert record["train"]["num-examples"] == 4 + 8 + 12
@@ -66,7 +67,7 @@ def test_aggregated_metrics_skip_sites_without_validation(run):
 
 def test_timing_and_traffic_are_recorded(run):
     _, _, result = run
-    record = result.history[0]
+    record = history_to_json(result.history)[0]
     size = sum(value.numel() * value.element_size() for value in result.arrays.values())
     assert record["traffic"]["bytes-per-site"] == size
     assert record["traffic"]["bytes-sent"] == 3 * size

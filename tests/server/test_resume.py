@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from federation.records import history_to_json
 from server.checkpoints import load_round_checkpoint
 from server.rounds import run_federation
 from tests.federation_fakes import (
@@ -29,11 +30,11 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, strategy):
     assert first.rounds == [1, 2]
     resumed = _run(tmp_path / "resumed", 4, *options, "federation.resume=true")
     assert resumed.rounds == [3, 4]
-    assert [record["round"] for record in resumed.history] == [1, 2, 3, 4]
+    assert [record["round"] for record in history_to_json(resumed.history)] == [1, 2, 3, 4]
     for key, value in straight.arrays.items():
         assert torch.equal(value, resumed.arrays[key]), key
-    sites = [sorted(record["sites"]) for record in straight.history]
-    assert sites == [sorted(record["sites"]) for record in resumed.history]
+    sites = [sorted(record["sites"]) for record in history_to_json(straight.history)]
+    assert sites == [sorted(record["sites"]) for record in history_to_json(resumed.history)]
 
 
 def test_fedadam_moments_are_checkpointed(tmp_path):
@@ -73,4 +74,4 @@ def test_completed_run_resumes_to_nothing_new(tmp_path):
     _run(tmp_path, 2)
     again = _run(tmp_path, 2, "federation.resume=true")
     assert again.rounds == []
-    assert len(again.history) == 2
+    assert len(history_to_json(again.history)) == 2

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from cardiomm.model.checkpoint import read_checkpoint
 from client.secure_aggregation import secure_aggregation_mod
+from federation.records import history_to_json
 from server.app import app as server_app
 from server.model import GlobalModel
 from server.rounds import run_federation
@@ -179,7 +180,7 @@ def test_secure_fedavg_equals_plain_fedavg_within_the_quantisation_bound(fedavg)
     integer = integer_weights_of(weights, settings.quantization_range)
     quantisation, bound = tolerance(sites, weights, integer, settings, plain.arrays)
     assert quantisation == pytest.approx(3 * 2 * 1.0 / 2**22, rel=1e-5)
-    record = secure.history[0]["secure-aggregation"]
+    record = history_to_json(secure.history)[0]["secure-aggregation"]
     assert record["status"] == "ok"
     assert record["sites"] == ["Center001", "Center002", "Center003"]
     assert record["integer-weights"] == integer
@@ -209,7 +210,7 @@ def test_the_server_receives_masked_vectors_and_never_a_sites_weights(fedavg):
     # An unmasked quantised update sits around the middle level (updates are small next to
     # the clipping range); a masked one is uniform over [0, 2**32).
     near_middle = (levels // 2 - levels // 64, levels // 2 + levels // 64)
-    weights = secure.history[0]["secure-aggregation"]["weights"]
+    weights = history_to_json(secure.history)[0]["secure-aggregation"]["weights"]
     for node, vector in masked.items():
         site = f"Center{node - 1000:03d}"
         update = np.concatenate(
@@ -239,7 +240,7 @@ def test_secure_vendor_balanced_equals_plain_vendor_balanced_within_the_bound(tm
     )
     assert weights == pytest.approx({"Center001": 0.5, "Center002": 0.2, "Center003": 0.3})
     integer = integer_weights_of(weights, settings.quantization_range)
-    assert secure.history[0]["secure-aggregation"]["integer-weights"] == integer
+    assert history_to_json(secure.history)[0]["secure-aggregation"]["integer-weights"] == integer
     quantisation, bound = tolerance(sites, weights, integer, settings, plain.arrays)
     assert_within(secure.arrays, plain.arrays, bound)
     # The vendor weights matter: the secure FedAvg model is far outside the tolerance.
@@ -279,13 +280,13 @@ def test_a_site_dropping_out_mid_protocol_leaves_the_others_weighted_mean(tmp_pa
     config, plain, plain_grid, secure, _ = run_pair(
         tmp_path, app, node_configs=survivors, secure_grid=grid
     )
-    record = secure.history[0]["secure-aggregation"]
+    record = history_to_json(secure.history)[0]["secure-aggregation"]
     assert record["status"] == "ok"
     assert record["sites"] == ["Center001", "Center003"]
     assert record["dropped"] == ["Center002"]
     assert any(
         error.get("site") == "Center002" and error["phase"] == "secure-aggregation"
-        for error in secure.history[0]["errors"]
+        for error in history_to_json(secure.history)[0]["errors"]
     )
     settings = config.privacy.secure_aggregation
     sites = site_updates(plain_grid, GlobalModel(config).state_dict())

@@ -1,5 +1,6 @@
 """A site that fails or never answers is recorded, and the round completes without it."""
 
+from federation.records import history_to_json
 from server.rounds import run_federation
 from tests.federation_fakes import (
     FIRST_NODE_ID,
@@ -15,7 +16,7 @@ def test_failing_site_is_recorded_and_the_round_goes_on(tmp_path):
     grid = InProcessGrid(fake_site_app(failing_sites=["Center002"]), simulation_node_configs(3))
     result = run_federation(config, grid)
     assert result.rounds == [1, 2]
-    for record in result.history:
+    for record in history_to_json(result.history):
         assert sorted(record["sites"]) == ["Center001", "Center003"]
         assert record["aggregation"]["train"] == "ok"
         train_errors = [error for error in record["errors"] if error["phase"] == "train"]
@@ -36,7 +37,7 @@ def test_silent_site_is_recorded_as_missing(tmp_path):
     grid = InProcessGrid(
         fake_site_app(), simulation_node_configs(3), silent_nodes=[FIRST_NODE_ID + 2]
     )
-    record = run_federation(config, grid).history[0]
+    record = history_to_json(run_federation(config, grid).history)[0]
     assert sorted(record["sites"]) == ["Center001", "Center002"]
     assert {
         "phase": "train",
@@ -51,7 +52,7 @@ def test_round_without_any_site_keeps_the_previous_model(tmp_path):
     everyone = ["Center001", "Center002"]
     grid = InProcessGrid(fake_site_app(failing_sites=everyone), simulation_node_configs(2))
     result = run_federation(config, grid)
-    record = result.history[0]
+    record = history_to_json(result.history)[0]
     assert record["aggregation"]["train"] == "no site trained (2 failed)"
     assert record["sites"] == {}
     initial = run_federation(
@@ -70,7 +71,6 @@ def test_global_evaluation_without_data_is_turned_off(tmp_path):
         f"data.root={tmp_path / 'absent'}",
         "data.synthetic_preset=null",
     )
-    record = run_federation(
-        config, InProcessGrid(fake_site_app(), simulation_node_configs(2))
-    ).history[0]
+    result = run_federation(config, InProcessGrid(fake_site_app(), simulation_node_configs(2)))
+    record = history_to_json(result.history)[0]
     assert "global" not in record

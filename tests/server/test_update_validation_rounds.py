@@ -3,6 +3,7 @@ global model is the one the honest sites make."""
 
 import torch
 
+from federation.records import history_to_json
 from server.rounds import run_federation
 from tests.federation_fakes import (
     InProcessGrid,
@@ -28,7 +29,7 @@ def _run(tmp_path, sites, tamper=None, *overrides):
 
 def test_rejected_sites_are_named_with_the_reason_every_round(tmp_path):
     result = _run(tmp_path, 5, {"Center004": _nan, "Center005": _scaled})
-    for record in result.history:
+    for record in history_to_json(result.history):
         reasons = {entry["site"]: entry["reason"] for entry in record["rejected"]}
         assert sorted(reasons) == ["Center004", "Center005"]
         assert "NaN" in reasons["Center004"]
@@ -56,7 +57,7 @@ def test_too_few_accepted_updates_keep_the_previous_model(tmp_path):
         "federation.validation.min_accepted=3",
         "federation.num_rounds=1",
     )
-    record = result.history[0]
+    record = history_to_json(result.history)[0]
     assert "fewer than federation.validation.min_accepted=3" in record["aggregation"]["train"]
     untouched = _run(
         tmp_path / "none", 2, {"Center001": _nan, "Center002": _nan}, "federation.num_rounds=1"

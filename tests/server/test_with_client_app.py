@@ -4,6 +4,7 @@ centres: real local training, global evaluation, bitwise resume, a usable final 
 import pytest
 import torch
 
+from federation.records import history_to_json
 from server.rounds import run_federation
 from simulations.evaluation import build_methods
 from tests.builders import write_consortium
@@ -42,7 +43,7 @@ def test_real_sites_train_and_the_server_evaluates_globally(tmp_path, data):
         "federation.eval_splits=[test]",
         "federation.max_eval_items=2",
     )
-    record = result.history[0]
+    record = history_to_json(result.history)[0]
     assert record["errors"] == []
     assert sorted(record["sites"]) == ["Center001", "Center002", "Center003"]
     assert record["sites"]["Center001"]["vendor"] == "Siemens"
@@ -92,12 +93,18 @@ def test_an_unreadable_site_and_a_site_that_dies_leave_the_run_to_the_others(tmp
         client_app, node_configs, {"overrides": site_overrides}, dying_node=dying
     )
     result = run_federation(config, grid)
-    assert [record["round"] for record in result.history] == [1, 2, 3]
-    assert sorted(result.history[0]["sites"]) == ["Center001", "Center002", "Center003"]
-    assert sorted(result.history[2]["sites"]) == ["Center001", "Center003"]
-    last_errors = " | ".join(error["reason"] for error in result.history[2]["errors"])
+    assert [record["round"] for record in history_to_json(result.history)] == [1, 2, 3]
+    assert sorted(history_to_json(result.history)[0]["sites"]) == [
+        "Center001",
+        "Center002",
+        "Center003",
+    ]
+    assert sorted(history_to_json(result.history)[2]["sites"]) == ["Center001", "Center003"]
+    last_errors = " | ".join(
+        error["reason"] for error in history_to_json(result.history)[2]["errors"]
+    )
     assert "Center009" in last_errors and "unreadable is not a directory" in last_errors
     assert {"node-id": dying, "reason": "no reply before timeout"}.items() <= next(
-        error for error in result.history[2]["errors"] if error["node-id"] == dying
+        error for error in history_to_json(result.history)[2]["errors"] if error["node-id"] == dying
     ).items()
     assert result.final_checkpoint.is_file()

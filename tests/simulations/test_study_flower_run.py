@@ -9,7 +9,7 @@ import time
 
 from flwr.common.config import parse_config_args
 
-from server.app import compose_config
+from federation.config import compose_run_config
 from simulations.study import processes
 from simulations.study.composition import hydra_value
 from simulations.study.flower_run import _reason, write_run_config
@@ -27,7 +27,7 @@ def test_run_config_file_carries_the_overrides_exactly(tmp_path):
     # As `flwr run --run-config <file>` reads it, then as the apps split it (server/app.py).
     run_config = parse_config_args([str(path)])
     assert shlex.split(run_config["overrides"]) == overrides
-    config = compose_config(run_config)  # what the ServerApp composes from it
+    config = compose_run_config(run_config)  # what the ServerApp composes from it
     assert config.method == 'it\'s "quoted" \\ here'
     assert config.data.manifest == str(tmp_path / "held-out=A+B" / "manifest.json")
     assert list(config.federation.eval_splits) == ["held-out"]

@@ -7,6 +7,7 @@ import pytest
 from flwr.app import Message
 from flwr.serverapp.strategy import FedAvg
 
+from federation.records import history_to_json
 from strategies import VendorAwareFedAvg, vendor_balanced_weights
 from tests.federation_fakes import federation_config
 from tests.strategies.replies import train_reply
@@ -95,6 +96,6 @@ def test_a_federation_runs_its_rounds_with_vendor_balanced_averaging(tmp_path):
         tmp_path, "strategy=vendor_balanced", "federation.num_rounds=2", "federation.local_steps=1"
     )
     result = run_federation(config, InProcessGrid(fake_site_app(), simulation_node_configs(3)))
-    assert [record["round"] for record in result.history] == [1, 2]
-    assert all(record["errors"] == [] for record in result.history)
+    assert [record["round"] for record in history_to_json(result.history)] == [1, 2]
+    assert all(record["errors"] == [] for record in history_to_json(result.history))
     assert result.final_checkpoint.is_file()
