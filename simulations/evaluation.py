@@ -12,9 +12,8 @@ from typing import Any
 
 from cardiomm.cohort.data_root import load_partition
 from cardiomm.cohort.manifest import split_sites_and_files
-from cardiomm.data.builders import evaluation_settings
+from cardiomm.data.builders import evaluation_masks_of, evaluation_settings
 from cardiomm.data.dataset import SliceDataset
-from cardiomm.masks.sampler import reference_matrix_from_config
 from cardiomm.model import SENSE, ZeroFilled
 from cardiomm.model.checkpoint import read_checkpoint
 from cardiomm.model.factory import reconstructor_from_checkpoint
@@ -65,11 +64,7 @@ def run_evaluation(config: Any, show_progress: bool = True) -> EvaluationResult:
     for setting in evaluation_settings(config.masks):
         dataset = SliceDataset(
             files,
-            mode="eval",
-            eval_mask=setting,
-            acs_width=int(config.masks.acs_width),
-            reference_matrix=reference_matrix_from_config(config.masks),
-            seed=config.seed,
+            evaluation_masks_of(config).with_settings(setting),
             remove_oversampling=bool(config.data.remove_oversampling),
             selection=config.selection,
             bad_file_report=output_dir / "bad_files.jsonl",

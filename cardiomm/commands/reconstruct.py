@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
     from rich.table import Table
 
-    from cardiomm.data.dataset import MaskSetting
+    from cardiomm.data.masking import MaskSetting
     from cardiomm.model.interface import Reconstructor
     from cardiomm.recon.submission import FileSummary, InputFiles
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cardiomm.data.dataset import MaskSetting, SliceDataset
+from cardiomm.data.dataset import SliceDataset
+from cardiomm.data.masking import EvaluationMasks, MaskSetting, TrainingMasks
 from cardiomm.masks import MaskSampler
 from cardiomm.masks.sampler import reference_matrix_from_config
 
@@ -16,6 +17,17 @@ from cardiomm.masks.sampler import reference_matrix_from_config
 def evaluation_settings(masks: Any) -> list[MaskSetting]:
     """The configured evaluation masks, e.g. Uniform 8, ktGaussian 16, ktRadial 24."""
     return [MaskSetting(item.pattern, int(item.acceleration)) for item in masks.evaluation]
+
+
+def evaluation_masks_of(config: Any) -> EvaluationMasks:
+    """The configured evaluation masks: the settings of ``masks.evaluation``, one per image,
+    fixed and seeded with the run's ``seed``."""
+    return EvaluationMasks(
+        tuple(evaluation_settings(config.masks)),
+        acs_width=int(config.masks.acs_width),
+        seed=int(config.seed),
+        reference_matrix=reference_matrix_from_config(config.masks),
+    )
 
 
 def evaluation_dataset(
@@ -29,11 +41,7 @@ def evaluation_dataset(
     selection unless ``all`` is asked for, the data config's readout handling."""
     return SliceDataset(
         files,
-        mode="eval",
-        eval_mask=evaluation_settings(config.masks),
-        acs_width=int(config.masks.acs_width),
-        reference_matrix=reference_matrix_from_config(config.masks),
-        seed=int(config.seed),
+        evaluation_masks_of(config),
         remove_oversampling=bool(config.data.remove_oversampling),
         selection=selection,
         show_progress=show_progress,
@@ -48,10 +56,7 @@ def training_dataset(
     ``seed``, the data config's readout handling."""
     return SliceDataset(
         files,
-        mode="train",
-        mask_sampler=MaskSampler.from_config(config.masks, seed=seed),
-        acs_width=int(config.masks.acs_width),
-        seed=seed,
+        TrainingMasks(MaskSampler.from_config(config.masks, seed=seed), seed),
         remove_oversampling=bool(config.data.remove_oversampling),
         show_progress=show_progress,
         **options,

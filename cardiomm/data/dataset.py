@@ -1,19 +1,17 @@
 """The slice dataset: one 2D multi-coil k-space image per item, with its mask, target and texts.
 
-Train mode draws a random mask per item (from a :class:`MaskSampler`, seeded by epoch and
-item, so data loader workers do not repeat each other); eval mode uses one fixed, seeded
-mask setting, or the official mask file when one exists beside the data. A file that turns
-out unreadable when its image is read is skipped, reported, and replaced by the next image.
+The dataset reads; the masking object it is given chooses each image's mask
+(:mod:`cardiomm.data.masking`: random per training sample, or fixed and seeded for
+evaluation). A file that turns out unreadable when its image is read is skipped, reported,
+and replaced by the next image.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import logging
-import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -21,11 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cardiomm.data.errors import DataFileError, MaskFileNotFoundError
+from cardiomm.data.errors import DataFileError
 from cardiomm.data.index import BadFile, SliceIndex
-from cardiomm.data.readers import MaskFile, open_series, read_official_mask
-from cardiomm.masks import MaskPattern, MaskSampler, UndersamplingMask, make_mask
-from cardiomm.masks.factory import DEFAULT_ACS_WIDTH
+from cardiomm.data.masking import ImageKey, Masking, TrainingMasks
+from cardiomm.data.readers import open_series
 from cardiomm.physics import ifft2c, remove_readout_oversampling, rss
 
 logger = logging.getLogger(__name__)
@@ -34,20 +31,6 @@ UNKNOWN = "unknown"
 # What the metadata text of an item says: the scan's metadata, or nothing (every field
 # unknown, as for a site that sends no headers).
 METADATA_MODES = ("full", "unknown")
-
-
-class MaskSetting(NamedTuple):
-    """A fixed evaluation setting, e.g. ``MaskSetting("ktGaussian", 16)``."""
-
-    pattern: str
-    acceleration: int
-
-    @property
-    def name(self) -> str:
-        return f"{MaskPattern.parse(self.pattern).value}{self.acceleration}"
-
-
-DEFAULT_EVAL_MASK = MaskSetting("Uniform", 8)
 
 
 class SliceSample(NamedTuple):
@@ -89,16 +72,10 @@ class SliceDataset(Dataset[SliceSample]):
 
     Args:
         source: files to index, or a prebuilt :class:`SliceIndex`.
-        mode: ``train`` (random mask per item) or ``eval`` (fixed seeded mask setting).
-        mask_sampler: the training mask distribution (train mode; default: CardioMM's).
-        eval_mask: the evaluation setting (eval mode), default Uniform 8; or a sequence of
-            settings, one picked per image (fixed, seeded), e.g. the paper's three.
-        acs_width: ACS lines / square side of eval masks.
-        reference_matrix: eval masks as hard as on this (ky, kx) matrix
-            (:mod:`cardiomm.masks.scaling`); train masks follow ``mask_sampler``.
-        seed: seeds train masks (with the epoch) and eval masks.
+        masking: what mask each image gets (:mod:`cardiomm.data.masking`):
+            :class:`~cardiomm.data.masking.TrainingMasks` (the default: CardioMM's sampler,
+            seed 0) or :class:`~cardiomm.data.masking.EvaluationMasks`.
         remove_oversampling: crop the 2x readout oversampling away first.
-        use_official_masks: in eval mode, use the challenge's mask file when one exists.
         index_cache: JSON file caching the index across runs.
         bad_file_report: JSON-lines file that every skipped file is appended to, also from
             data loader workers.
@@ -113,22 +90,14 @@ class SliceDataset(Dataset[SliceSample]):
     def __init__(
         self,
         source: Iterable[str | Path] | SliceIndex,
-        mode: Literal["train", "eval"] = "train",
-        mask_sampler: MaskSampler | None = None,
-        eval_mask: MaskSetting | tuple[str, int] | Sequence[MaskSetting] = DEFAULT_EVAL_MASK,
-        acs_width: int = DEFAULT_ACS_WIDTH,
-        seed: int = 0,
+        masking: Masking | None = None,
         remove_oversampling: bool = False,
-        reference_matrix: tuple[int, int] | None = None,
-        use_official_masks: bool = True,
         index_cache: str | Path | None = None,
         bad_file_report: str | Path | None = None,
         selection: Literal["all", "ranking"] = "all",
         show_progress: bool = True,
         metadata: Literal["full", "unknown"] = "full",
     ) -> None:
-        if mode not in ("train", "eval"):
-            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
         if selection not in ("all", "ranking"):
             raise ValueError(f"selection must be 'all' or 'ranking', got {selection!r}")
         _check_metadata_mode(metadata)
@@ -140,14 +109,8 @@ class SliceDataset(Dataset[SliceSample]):
         self.index = _without_undersampled_files(index)
         if selection == "ranking":
             self.index = self.index.ranking_selection()
-        self.mode = mode
-        self.mask_sampler = mask_sampler or MaskSampler(seed=seed)
-        self.eval_masks = _mask_settings(eval_mask)
-        self.acs_width = acs_width
-        self.reference_matrix = reference_matrix
-        self.seed = seed
+        self.masking: Masking = masking if masking is not None else TrainingMasks()
         self.remove_oversampling = remove_oversampling
-        self.use_official_masks = use_official_masks
         self.metadata = metadata
         self.bad_file_report = Path(bad_file_report) if bad_file_report else None
         self.epoch = 0
@@ -162,24 +125,24 @@ class SliceDataset(Dataset[SliceSample]):
 
     def with_options(
         self,
-        eval_mask: MaskSetting | tuple[str, int] | Sequence[MaskSetting] | None = None,
+        masking: Masking | None = None,
         metadata: Literal["full", "unknown"] | None = None,
     ) -> SliceDataset:
-        """The same images with another evaluation mask setting and / or metadata mode.
+        """The same images with another masking and / or metadata mode.
 
         The index (and what is known to be unreadable) is shared, not rebuilt: opening every
         file's header again would cost as much as the first time.
         """
         variant = copy.copy(self)
-        if eval_mask is not None:
-            variant.eval_masks = _mask_settings(eval_mask)
+        if masking is not None:
+            variant.masking = masking
         if metadata is not None:
             _check_metadata_mode(metadata)
             variant.metadata = metadata
         return variant
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw a new set of training masks (call once per epoch)."""
+        """The training epoch the masks are drawn for (call once per epoch)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -208,7 +171,8 @@ class SliceDataset(Dataset[SliceSample]):
         if self.remove_oversampling:
             kspace = remove_readout_oversampling(kspace).to(torch.complex64)
         matrix = (kspace.shape[-2], kspace.shape[-1])
-        mask = self._mask(item, indexed.path, image.frame, image.slice_index, matrix)
+        key = ImageKey(item, indexed.path, image.frame, image.slice_index, matrix)
+        mask = self.masking.mask_for(key, self.epoch)
         mask_values = torch.from_numpy(mask.frame(0).astype(np.float32))
         metadata = indexed.metadata
         text_metadata = metadata.as_unknown() if self.metadata == UNKNOWN else metadata
@@ -226,29 +190,6 @@ class SliceDataset(Dataset[SliceSample]):
             vendor=metadata.vendor or UNKNOWN,
             modality=metadata.modality or UNKNOWN,
             mask_name=mask.name,
-        )
-
-    def _mask(
-        self, item: int, path: Path, frame: int, slice_index: int, matrix: tuple[int, int]
-    ) -> UndersamplingMask:
-        """A one-frame mask for this image (values (1, ky, kx))."""
-        if self.mode == "train":
-            rng = np.random.default_rng([self.seed, self.epoch, item])
-            return self.mask_sampler.sample(matrix, rng=rng)
-        seed = stable_seed(self.seed, path, slice_index)
-        setting = self.eval_masks[(seed + frame) % len(self.eval_masks)]
-        if self.use_official_masks:
-            official = official_mask_frame(path, setting, frame, matrix)
-            if official is not None:
-                return official
-        return make_mask(
-            setting.pattern,
-            setting.acceleration,
-            matrix,
-            acs_width=self.acs_width,
-            seed=seed,
-            first_frame=frame,
-            reference_matrix=self.reference_matrix,
         )
 
     def _mark_unreadable(self, item: int, error: DataFileError) -> None:
@@ -270,57 +211,6 @@ class SliceDataset(Dataset[SliceSample]):
 def _check_metadata_mode(metadata: str) -> None:
     if metadata not in METADATA_MODES:
         raise ValueError(f"metadata must be one of {METADATA_MODES}, got {metadata!r}")
-
-
-def _mask_settings(
-    eval_mask: MaskSetting | tuple[str, int] | Sequence[MaskSetting],
-) -> list[MaskSetting]:
-    if len(eval_mask) == 2 and isinstance(eval_mask[0], str):
-        return [MaskSetting(*eval_mask)]
-    settings = [MaskSetting(*setting) for setting in eval_mask]
-    if not settings:
-        raise ValueError("eval_mask needs at least one (pattern, acceleration) setting")
-    return settings
-
-
-def stable_seed(seed: int, path: Path, slice_index: int) -> int:
-    """A seed for one slice that does not depend on where the data set is mounted."""
-    key = "/".join(path.parts[-4:]) + f"#{slice_index}"
-    return (seed * 1_000_003 + zlib.crc32(key.encode())) % 2**31
-
-
-def official_mask_frame(
-    path: Path, setting: MaskSetting, frame: int, matrix: tuple[int, int]
-) -> UndersamplingMask | None:
-    """The official mask of ``path`` for ``setting``, frame ``frame``, if its file exists and
-    fits the k-space matrix; otherwise None (the caller generates the mask)."""
-    pattern = MaskPattern.parse(setting.pattern)
-    try:
-        official = _cached_official_mask(str(path), pattern.value, setting.acceleration)
-    except MaskFileNotFoundError:
-        return None
-    except DataFileError as error:
-        logger.warning(
-            "unusable official mask for %s (%s); generating the mask instead", path, error
-        )
-        return None
-    values = official.frame(frame)
-    if values.shape != matrix:
-        logger.warning(
-            "official mask of %s is %s but the k-space is %s; generating the mask instead",
-            path,
-            values.shape,
-            matrix,
-        )
-        return None
-    # The file does not say how wide its ACS block is; 0 records "not known here".
-    return UndersamplingMask(pattern, setting.acceleration, 0, values[None].astype(bool))
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_official_mask(path: str, pattern: str, acceleration: int) -> MaskFile:
-    # A per-frame cine mask file is megabytes; items of one file share it.
-    return read_official_mask(path, pattern, acceleration)
 
 
 def _without_undersampled_files(index: SliceIndex) -> SliceIndex:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cardiomm.data.dataset import MaskSetting, stable_seed
 from cardiomm.data.errors import DataFileError, MaskFileNotFoundError
+from cardiomm.data.masking import MaskSetting, stable_seed
 from cardiomm.data.readers import KSpaceSeries, MaskFile, read_official_mask
 from cardiomm.masks import MaskPattern, UndersamplingMask, make_mask
 from cardiomm.masks.factory import DEFAULT_ACS_WIDTH

@@ -28,8 +28,9 @@ import torch
 from omegaconf import OmegaConf
 
 from cardiomm.cohort.manifest import HELD_OUT, held_out_sites, internal_sites, split_sites_and_files
-from cardiomm.data.builders import evaluation_dataset, evaluation_settings
-from cardiomm.data.dataset import MaskSetting, SliceDataset
+from cardiomm.data.builders import evaluation_dataset, evaluation_masks_of, evaluation_settings
+from cardiomm.data.dataset import SliceDataset
+from cardiomm.data.masking import MaskSetting
 from cardiomm.model.interface import ReconstructionInput, Reconstructor
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.evaluate import VIEWS
@@ -142,7 +143,8 @@ def evaluation_data(
 ) -> list[EvaluationData]:
     """The datasets of a fold: per split and centre, every configured mask; the held-out
     centres with full and with unknown metadata. Each centre's index is built once."""
-    settings = evaluation_settings(config.masks)
+    masks = evaluation_masks_of(config)
+    settings = masks.settings
     example = example_mask(settings)
     data = []
     for split, site, files in _split_centres(manifest):
@@ -160,7 +162,7 @@ def evaluation_data(
                 site,
                 setting.name,
                 metadata,
-                base.with_options(eval_mask=setting, metadata=metadata),
+                base.with_options(masking=masks.with_settings(setting), metadata=metadata),
                 is_example=split == HELD_OUT and metadata == "full" and setting.name == example,
             )
             for setting in settings

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader
 
 from cardiomm.data.dataset import SliceDataset
 from cardiomm.data.index import SliceIndex
+from cardiomm.data.masking import EvaluationMasks, TrainingMasks, evaluation_masks
 from cardiomm.data.matlab import write_mat_v73
 from cardiomm.masks import MaskSampler
 from cardiomm.physics import ifft2c, rss
@@ -33,7 +34,7 @@ def test_dataset_has_one_item_per_frame_and_slice(cine_file):
 
 
 def test_items_carry_kspace_mask_target_texts_and_provenance(cine_file):
-    sample = _dataset([cine_file], mode="eval", eval_mask=("ktGaussian", 8))[4]
+    sample = _dataset([cine_file], masking=evaluation_masks(("ktGaussian", 8)))[4]
     assert sample.kspace.shape == sample.masked_kspace.shape == (4, 24, 32)
     assert sample.kspace.dtype == torch.complex64
     assert sample.mask.shape == sample.target.shape == (24, 32)
@@ -73,13 +74,13 @@ def test_target_is_the_rss_of_the_fully_sampled_coil_images(cine_file):
 
 
 def test_train_masks_are_reproducible_for_seed_and_epoch(cine_file):
-    first, second = _dataset([cine_file], seed=3), _dataset([cine_file], seed=3)
+    first, second = (_dataset([cine_file], masking=TrainingMasks(seed=3)) for _ in range(2))
     assert torch.equal(first[2].mask, second[2].mask)
 
 
 def test_train_masks_change_with_the_epoch(cine_file):
     sampler = MaskSampler(patterns=["ktGaussian"], accelerations=[4])
-    dataset = _dataset([cine_file], mask_sampler=sampler)
+    dataset = _dataset([cine_file], masking=TrainingMasks(sampler))
     before = dataset[0].mask
     dataset.set_epoch(1)
     assert not torch.equal(before, dataset[0].mask)
@@ -87,12 +88,13 @@ def test_train_masks_change_with_the_epoch(cine_file):
 
 def test_train_masks_come_from_the_configured_sampler(cine_file):
     sampler = MaskSampler(patterns=["ktRadial"], accelerations=[16], acs_width=4)
-    names = {_dataset([cine_file], mask_sampler=sampler)[i].mask_name for i in range(6)}
+    dataset = _dataset([cine_file], masking=TrainingMasks(sampler))
+    names = {dataset[i].mask_name for i in range(6)}
     assert names == {"ktRadial16"}
 
 
 def test_eval_masks_are_fixed_across_epochs(cine_file):
-    dataset = _dataset([cine_file], mode="eval", eval_mask=("ktGaussian", 16))
+    dataset = _dataset([cine_file], masking=evaluation_masks(("ktGaussian", 16)))
     before = dataset[1].mask
     dataset.set_epoch(5)
     assert torch.equal(before, dataset[1].mask)
@@ -100,7 +102,7 @@ def test_eval_masks_are_fixed_across_epochs(cine_file):
 
 def test_eval_spreads_several_mask_settings_over_the_images(cine_file):
     settings = [("Uniform", 8), ("ktGaussian", 16), ("ktRadial", 24)]
-    dataset = _dataset([cine_file], mode="eval", eval_mask=settings)
+    dataset = _dataset([cine_file], masking=evaluation_masks(settings))
     names = [dataset[i].mask_name for i in range(len(dataset))]
     assert set(names) <= {"Uniform8", "ktGaussian16", "ktRadial24"}
     assert len(set(names)) > 1
@@ -113,7 +115,7 @@ def test_eval_uses_the_official_mask_file_when_present(tmp_path):
     official[::3] = 1
     mask_folder = tmp_path / "MultiCoil/Cine/TrainingSet/Mask_TaskAll/Center001" / SCANNER / "P001"
     write_mat_v73(mask_folder / "cine_sax_mask_Uniform8.mat", {"mask": official})
-    sample = _dataset([data], mode="eval", eval_mask=("Uniform", 8))[0]
+    sample = _dataset([data], masking=evaluation_masks(("Uniform", 8)))[0]
     np.testing.assert_array_equal(sample.mask.numpy(), official)
 
 
@@ -124,7 +126,9 @@ def test_removing_oversampling_halves_the_readout(cine_file):
 
 
 def test_data_loader_batches_items_of_one_matrix_size(cine_file):
-    loader = DataLoader(_dataset([cine_file], mode="eval"), batch_size=3)
+    loader = DataLoader(
+        _dataset([cine_file], masking=evaluation_masks(("Uniform", 8))), batch_size=3
+    )
     batch = next(iter(loader))
     assert batch.masked_kspace.shape == (3, 4, 24, 32)
     assert len(batch.metadata_text) == 3
@@ -203,7 +207,7 @@ def test_undersampled_files_are_left_out_with_the_reason(cine_file, tmp_path):
 def test_unknown_metadata_mode_says_unknown_in_the_text_and_keeps_the_truth_for_grouping(
     cine_file,
 ):
-    sample = _dataset([cine_file], mode="eval", metadata="unknown")[0]
+    sample = _dataset([cine_file], masking=EvaluationMasks(), metadata="unknown")[0]
     assert sample.metadata_text == (
         "Unknown cardiac MRI reconstruction. Vendor: unknown, unknown, unknown. "
         "Modality: unknown, unknown."
@@ -212,8 +216,10 @@ def test_unknown_metadata_mode_says_unknown_in_the_text_and_keeps_the_truth_for_
 
 
 def test_a_variant_shares_the_index_and_changes_only_mask_and_metadata(cine_file):
-    dataset = _dataset([cine_file], mode="eval", eval_mask=("Uniform", 4))
-    variant = dataset.with_options(eval_mask=("ktRadial", 8), metadata="unknown")
+    dataset = _dataset([cine_file], masking=evaluation_masks(("Uniform", 4)))
+    variant = dataset.with_options(
+        masking=dataset.masking.with_settings(("ktRadial", 8)), metadata="unknown"
+    )
     assert variant.index is dataset.index
     assert (variant[0].mask_name, dataset[0].mask_name) == ("ktRadial8", "Uniform4")
     assert "unknown" in variant[0].metadata_text and "Siemens" in dataset[0].metadata_text

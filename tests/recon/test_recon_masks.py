@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from cardiomm.data.dataset import MaskSetting, SliceDataset
+from cardiomm.data.dataset import SliceDataset
 from cardiomm.data.errors import DataFileError
+from cardiomm.data.masking import MaskSetting, evaluation_masks
 from cardiomm.data.matlab import write_mat_v73
 from cardiomm.data.readers import open_series
 from cardiomm.masks import MaskPattern
@@ -44,7 +45,7 @@ def test_generated_masks_are_the_masks_of_the_evaluation_data_set(tmp_path):
     path = write_site_file(tmp_path, "Center001", "Siemens_30T_Vida", "P001", shape=SHAPE)
     setting = MaskSetting("ktGaussian", 4)
     dataset = SliceDataset(
-        [path], mode="eval", eval_mask=setting, acs_width=4, seed=3, show_progress=False
+        [path], evaluation_masks(setting, acs_width=4, seed=3), show_progress=False
     )
     with open_series(path) as series:
         masks = choose_masks(series, setting, acs_width=4, seed=3)

@@ -3,6 +3,7 @@
 import pytest
 
 from cardiomm.data.dataset import SliceDataset
+from cardiomm.data.masking import evaluation_masks
 from cardiomm.model import ZeroFilled
 from cardiomm.train import evaluate_reconstructor
 from tests.builders import write_site_file
@@ -14,7 +15,7 @@ def dataset(tmp_path_factory):
     files = [
         write_site_file(root, "Center001", "Siemens_30T_Vida", "P001", shape=(2, 3, 4, 24, 32))
     ]
-    return SliceDataset(files, mode="eval", eval_mask=("Uniform", 4), show_progress=False)
+    return SliceDataset(files, evaluation_masks(("Uniform", 4)), show_progress=False)
 
 
 def test_the_default_is_the_ranking_view_only(dataset):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cardiomm.data.dataset import SliceDataset
+from cardiomm.data.masking import TrainingMasks, evaluation_masks
 from cardiomm.masks import MaskSampler
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network
@@ -35,7 +36,7 @@ def _train(files, encoder, steps=6, seed=0, **changes):
     torch.manual_seed(seed)
     network = build_network(ModelConfig(), encoder)
     sampler = MaskSampler(patterns=["Uniform"], accelerations=[4], acs_width=6)
-    dataset = SliceDataset(files, mask_sampler=sampler, seed=seed, show_progress=False)
+    dataset = SliceDataset(files, TrainingMasks(sampler, seed), show_progress=False)
     config = TrainConfig(max_steps=steps, seed=seed, learning_rate=1e-3, **changes)
     return network, train_model(network, encoder, dataset, config, show_progress=False)
 
@@ -64,7 +65,7 @@ def test_training_is_reproducible_for_a_seed(files, encoder):
 def test_validation_scores_are_reported(files, encoder):
     network = build_network(ModelConfig(), encoder)
     train = SliceDataset(files[:1], show_progress=False)
-    validation = SliceDataset(files[1:], mode="eval", eval_mask=("Uniform", 4), show_progress=False)
+    validation = SliceDataset(files[1:], evaluation_masks(("Uniform", 4)), show_progress=False)
     result = train_model(
         network, encoder, train, TrainConfig(max_steps=2), validation, show_progress=False
     )
