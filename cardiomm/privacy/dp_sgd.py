@@ -140,6 +140,18 @@ class PrivateUpdates:
             generator=noise_generator or secret_generator(device),
         )
 
+    def apply(
+        self,
+        loss: torch.Tensor,
+        reference_weights: Mapping[str, torch.Tensor] | None = None,
+        proximal_mu: float = 0.0,
+    ) -> bool:
+        """One DP-SGD step from the batch-mean ``loss``: :meth:`zero_grad`, :meth:`backward`,
+        :meth:`update` (the :class:`cardiomm.train.updates.Updates` interface)."""
+        self.zero_grad()
+        self.backward(loss)
+        return self.update(reference_weights, proximal_mu)
+
     def zero_grad(self) -> None:
         """Clear gradients and per-sample gradients (Opacus otherwise accumulates them)."""
         self.optimiser.zero_grad(set_to_none=True)

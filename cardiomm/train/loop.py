@@ -29,10 +29,10 @@ from cardiomm.train.runtime import (
     seed_everything,
     select_device,
 )
+from cardiomm.train.updates import PlainUpdates, Updates
 
 if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD runs load it
     from cardiomm.privacy.accountant import SiteAccountant
-    from cardiomm.privacy.dp_sgd import PrivateUpdates
     from cardiomm.privacy.settings import DPSGDSettings
 
 logger = logging.getLogger(__name__)
@@ -132,96 +132,42 @@ def train_model(
     optimiser = build_optimiser(network, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(learning_rate_factor, config))
     if private:
-        from cardiomm.privacy import dp_sgd
-
-        rate = dp_sgd.sample_rate(config.batch_size, len(train_data))
-        dp_sgd.check_budget(accountant, privacy, rate)
-        # Subsampling amplifies privacy only if nobody can replay the order: not the seed.
-        generator = dp_sgd.secret_generator()
-    loader = DataLoader(
-        train_data,
-        batch_size=config.batch_size,
-        shuffle=True,
-        generator=generator,
-        num_workers=config.num_workers,
-        persistent_workers=False,
-    )
-    total_steps = config.max_steps or config.epochs * len(loader)
-    updates: PrivateUpdates | None = None
-    if private:
-        allowed = dp_sgd.affordable_steps(accountant, privacy, rate, total_steps)
-        if allowed < total_steps:
-            logger.warning(
-                "DP-SGD: the epsilon budget %.4g allows %d of the %d steps asked for",
-                privacy.epsilon_budget,
-                allowed,
-                total_steps,
-            )
-        total_steps = allowed
-        updates = dp_sgd.PrivateUpdates(
-            network, optimiser, privacy, config.batch_size, accountant, rate
+        updates, loader, total_steps = _private_updates(
+            network, optimiser, train_data, config, privacy, accountant
         )
+    else:
+        updates = PlainUpdates(network, optimiser, config.gradient_clip)
+        loader = _loader(train_data, config, generator)
+        total_steps = config.max_steps or config.epochs * len(loader)
     losses: list[float] = []
     validation_history: list[tuple[int, dict[str, float]]] = []
     examples = 0
-    skipped_steps = consecutive_skips = 0
+    skips = _SkipGuard()
     started = time.perf_counter()
     batches = _batches(loader, train_data)
-    # Deterministic kernels (when asked) for this run only; restored in the finally below.
-    kernels = contextlib.ExitStack()
-    kernels.enter_context(deterministic_kernels(config.deterministic))
-    try:
+    with contextlib.ExitStack() as cleanup:
+        # Deterministic kernels (when asked) for this run only; the updater's hooks off after.
+        cleanup.enter_context(deterministic_kernels(config.deterministic))
+        cleanup.callback(updates.close)
         for step in progress_bar(range(1, total_steps + 1), "training", enabled=show_progress):
             sample = next(batches)
-            # Opacus' hooks sit on the network's layers: the forward pass is the same.
             loss = _step(network, reconstructor, sample, config, device, reference_weights)
-            if updates is None:
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                value = float(loss.detach())
-                applied = math.isfinite(value) and _gradients_are_finite(network)
-                if applied:
-                    if config.gradient_clip:
-                        torch.nn.utils.clip_grad_norm_(network.parameters(), config.gradient_clip)
-                    optimiser.step()
-            else:
-                updates.zero_grad()
-                updates.backward(loss)
-                value = float(loss.detach())
-                # Per-slice clipping bounds the update; a global clip on top would only
-                # shrink the noisy gradient. Skipping looks at the noisy gradient alone.
-                applied = updates.update(reference_weights, config.proximal_mu)
-            if applied:
+            value = float(loss.detach())
+            if updates.apply(loss, reference_weights, config.proximal_mu):
                 # The schedule counts applied updates: a skipped one neither warms up nor decays.
                 scheduler.step()
-                consecutive_skips = 0
+                skips.applied()
             else:
-                # One bad slice or an overflow must not poison the weights: skip the update.
-                skipped_steps += 1
-                consecutive_skips += 1
-                logger.warning("step %d: non-finite loss or gradients, update skipped", step)
-                if consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
-                    raise FloatingPointError(
-                        f"{consecutive_skips} consecutive steps gave non-finite gradients (last at "
-                        f"step {step}); lower the learning rate or check the data"
-                    )
+                skips.skipped(step)
             losses.append(value)
             examples += sample.target.shape[0]
             if on_step is not None:
                 on_step(step, value)
-            if (
-                validation_data is not None
-                and config.validate_every
-                and step % config.validate_every == 0
-            ):
+            if validation_data is not None and _validation_due(config, step):
                 validation_history.append(
                     (step, _validate(reconstructor, validation_data, config, device))
                 )
                 network.train()
-    finally:
-        kernels.close()
-        if updates is not None:
-            updates.close()
     if validation_data is not None and (
         not validation_history or validation_history[-1][0] != total_steps
     ):
@@ -235,13 +181,80 @@ def train_model(
         examples=examples,
         loss=sum(finite) / len(finite),
         final_loss=sum(tail) / len(tail),
-        skipped_steps=skipped_steps,
+        skipped_steps=skips.total,
         loss_history=losses,
         validation=validation_history[-1][1] if validation_history else {},
         validation_history=validation_history,
         seconds=time.perf_counter() - started,
         device=str(device),
     )
+
+
+def _loader(train_data: Dataset, config: TrainConfig, generator: torch.Generator) -> DataLoader:
+    return DataLoader(
+        train_data,
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=config.num_workers,
+        persistent_workers=False,
+    )
+
+
+def _private_updates(
+    network: CardioMMNet,
+    optimiser: torch.optim.Optimizer,
+    train_data: Dataset,
+    config: TrainConfig,
+    privacy: DPSGDSettings,
+    accountant: SiteAccountant,
+) -> tuple[Updates, DataLoader, int]:
+    """DP-SGD's updater, loader and steps: a secret batch order (subsampling amplifies
+    privacy only if nobody can replay the order: not the seed), and no more steps than the
+    epsilon budget affords. Per-slice clipping replaces the global clip (which would only
+    shrink the noisy gradient)."""
+    from cardiomm.privacy import dp_sgd
+
+    rate = dp_sgd.sample_rate(config.batch_size, len(train_data))
+    dp_sgd.check_budget(accountant, privacy, rate)
+    loader = _loader(train_data, config, dp_sgd.secret_generator())
+    wanted = config.max_steps or config.epochs * len(loader)
+    allowed = dp_sgd.affordable_steps(accountant, privacy, rate, wanted)
+    if allowed < wanted:
+        logger.warning(
+            "DP-SGD: the epsilon budget %.4g allows %d of the %d steps asked for",
+            privacy.epsilon_budget,
+            allowed,
+            wanted,
+        )
+    updates = dp_sgd.PrivateUpdates(
+        network, optimiser, privacy, config.batch_size, accountant, rate
+    )
+    return updates, loader, allowed
+
+
+class _SkipGuard:
+    """Counts skipped updates; too many in a row stop training with a clear error."""
+
+    def __init__(self) -> None:
+        self.total = self.in_a_row = 0
+
+    def applied(self) -> None:
+        self.in_a_row = 0
+
+    def skipped(self, step: int) -> None:
+        self.total += 1
+        self.in_a_row += 1
+        logger.warning("step %d: non-finite loss or gradients, update skipped", step)
+        if self.in_a_row >= MAX_CONSECUTIVE_SKIPS:
+            raise FloatingPointError(
+                f"{self.in_a_row} consecutive steps gave non-finite gradients (last at step "
+                f"{step}); lower the learning rate or check the data"
+            )
+
+
+def _validation_due(config: TrainConfig, step: int) -> bool:
+    return bool(config.validate_every) and step % config.validate_every == 0
 
 
 def build_optimiser(network: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -267,14 +280,6 @@ def learning_rate_factor(config: TrainConfig, step: int) -> float:
         config.lr_decay_gamma ** (step // config.lr_decay_steps) if config.lr_decay_steps else 1.0
     )
     return warmup * decay
-
-
-def _gradients_are_finite(network: torch.nn.Module) -> bool:
-    return all(
-        torch.isfinite(parameter.grad).all()
-        for parameter in network.parameters()
-        if parameter.grad is not None
-    )
 
 
 def _batches(loader: DataLoader, dataset: Dataset) -> Iterator[SliceSample]:
