@@ -17,11 +17,10 @@ from cardiomm.metrics.ranking import (
     ranking_images,
     ranking_slices,
 )
-from cardiomm.metrics.ssim_loss import SSIMLoss, ssim_torch
+from cardiomm.metrics.ssim_loss import ssim_torch
 
 __all__ = [
     "ImageScores",
-    "SSIMLoss",
     "evaluate_image",
     "evaluate_series",
     "nmse",

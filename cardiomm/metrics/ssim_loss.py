@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from cardiomm.metrics.image_quality import SSIM_K1, SSIM_K2, SSIM_WINDOW
 
@@ -55,18 +54,3 @@ def ssim_torch(
         (mean_ref**2 + mean_rec**2 + c1) * (var_ref + var_rec + c2)
     )
     return similarity.flatten(1).mean(dim=1)
-
-
-class SSIMLoss(nn.Module):
-    """1 - SSIM, averaged over the batch; data range = each reference's maximum by default."""
-
-    def forward(
-        self,
-        reconstruction: torch.Tensor,
-        reference: torch.Tensor,
-        data_range: torch.Tensor | float | None = None,
-    ) -> torch.Tensor:
-        """reconstruction, reference: real (batch, ky, kx) or (batch, 1, ky, kx) -> scalar."""
-        if data_range is None:
-            data_range = reference.detach().flatten(1).amax(dim=1)
-        return 1.0 - ssim_torch(reference, reconstruction, data_range).mean()

@@ -14,7 +14,7 @@ from cardiomm.model.config import ModelConfig
 from cardiomm.model.network import CardioMMNet
 from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.model.vendor_parts import VENDOR_PARTS_KEY, VendorPartsReconstructor
-from cardiomm.text import TextEncoder, build_text_encoder
+from cardiomm.text import TextEncoder, build_text_encoder, build_text_encoder_from_config
 
 
 def build_network(
@@ -67,9 +67,7 @@ def _cached_encoder(text: tuple[tuple[str, Any], ...]) -> TextEncoder:
     settings = dict(text)
     if "name" not in settings:
         raise ValueError("a cardiomm network needs a text encoder configuration (text.name)")
-    return build_text_encoder(
-        settings["name"], clip_path=settings.get("path"), cache_dir=settings.get("cache_dir")
-    )
+    return build_text_encoder_from_config(settings)
 
 
 def encoder_settings(text_config: Mapping[str, Any]) -> dict[str, Any]:

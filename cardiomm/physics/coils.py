@@ -37,11 +37,6 @@ def reduce_to_image(kspace: torch.Tensor, sensitivities: torch.Tensor) -> torch.
     return (sensitivities.conj() * ifft2c(kspace)).sum(dim=_COIL_DIM)
 
 
-def coil_images(kspace: torch.Tensor) -> torch.Tensor:
-    """Per-coil images of centred k-space: complex (..., coils, ky, kx) -> same shape."""
-    return ifft2c(kspace)
-
-
 def rss(coil_data: torch.Tensor, dim: int = _COIL_DIM) -> torch.Tensor:
     """Root-sum-of-squares over the coil axis.
 

@@ -8,9 +8,9 @@ is cheap: sentence-transformers and transformers load when an encoder is built.
 """
 
 from cardiomm.text.cache import EmbeddingCache, cache_file
-from cardiomm.text.encoder import (
+from cardiomm.text.encoder import TextEncoder
+from cardiomm.text.factory import (
     TEXT_ENCODER_NAMES,
-    TextEncoder,
     build_text_encoder,
     build_text_encoder_from_config,
 )

@@ -1,4 +1,4 @@
-"""The frozen text encoder interface and its factory.
+"""The frozen text encoder interface (cardiomm/text/factory.py builds one by name).
 
 CardioMM reads two texts per scan, a metadata text and an undersampling text, through one
 frozen encoder; the model's trainable projection heads sit on top of the embeddings.
@@ -12,15 +12,13 @@ appear in the model's ``state_dict``, never travel in a federated reply, and are
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from cardiomm.text.cache import EmbeddingCache, cache_file
-
-TEXT_ENCODER_NAMES = ("minilm", "clip", "none")
 
 
 class TextEncoder(abc.ABC):
@@ -104,50 +102,3 @@ def freeze(module: torch.nn.Module) -> torch.nn.Module:
     module.eval()
     module.requires_grad_(False)
     return module
-
-
-def build_text_encoder(
-    name: str, clip_path: str | Path | None = None, cache_dir: str | Path | None = None
-) -> TextEncoder:
-    """The frozen text encoder called ``name``.
-
-    Args:
-        name: ``minilm`` (all-MiniLM-L6-v2 shipped as a package, 384-d), ``clip`` (the CLIP
-            text tower from the local folder ``clip_path``) or ``none`` (no metadata
-            conditioning; undersampling texts become a 6-d feature vector).
-        clip_path: local folder of a Hugging Face CLIP checkpoint; only for ``clip``.
-        cache_dir: folder for the on-disk embedding cache; None keeps it in memory. The
-            ``none`` encoder computes its features in microseconds and keeps no file.
-    """
-    if name not in TEXT_ENCODER_NAMES:
-        raise ValueError(f"unknown text encoder {name!r}; choose one of {TEXT_ENCODER_NAMES}")
-    if name != "clip" and clip_path is not None:
-        raise ValueError(f"clip_path {str(clip_path)!r} is only used by the clip text encoder")
-    if name == "minilm":
-        from cardiomm.text.minilm import MiniLMEncoder
-
-        return MiniLMEncoder(cache_dir=cache_dir)
-    if name == "clip":
-        if clip_path is None:
-            raise ValueError(
-                "the clip text encoder needs the local folder of a CLIP checkpoint "
-                "(text.path=/path/to/clip-vit-base-patch16)"
-            )
-        from cardiomm.text.clip import CLIPEncoder
-
-        return CLIPEncoder(clip_path, cache_dir=cache_dir)
-    from cardiomm.text.structured import StructuredEncoder
-
-    return StructuredEncoder()
-
-
-def build_text_encoder_from_config(config: Mapping[str, Any] | Any) -> TextEncoder:
-    """Build from a config node with ``name`` and optional ``path`` and ``cache_dir``
-    (e.g. the Hydra node ``text`` composed from configs/text/*.yaml)."""
-    get = config.get
-    path, cache_dir = get("path"), get("cache_dir")
-    return build_text_encoder(
-        str(get("name")),
-        clip_path=None if path is None else str(path),
-        cache_dir=None if cache_dir is None else str(cache_dir),
-    )

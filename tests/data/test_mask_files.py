@@ -8,7 +8,6 @@ import pytest
 from cardiomm.data.matlab import write_mat_v73
 from cardiomm.data.readers import (
     find_mask_file,
-    list_mask_files,
     open_series,
     read_mask_file,
     read_official_mask,
@@ -51,15 +50,6 @@ def test_2025_pattern_may_be_given_by_its_library_name(layout_2025: Path) -> Non
         "cine_sax_mask_ktRadial24.mat"
     )
     assert find_mask_file(layout_2025, "radial", 24).name == "cine_sax_mask_ktRadial24.mat"
-
-
-def test_2025_every_mask_of_a_file_is_listed(layout_2025: Path) -> None:
-    names = sorted(path.name for path in list_mask_files(layout_2025))
-    assert names == [
-        "cine_sax_mask_Uniform8.mat",
-        "cine_sax_mask_ktGaussian16.mat",
-        "cine_sax_mask_ktRadial24.mat",
-    ]
 
 
 def test_2025_mask_without_pattern_is_ambiguous(layout_2025: Path) -> None:

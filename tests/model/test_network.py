@@ -261,3 +261,21 @@ def test_model_presets_build(tmp_path):
     for preset in ("tiny", "small"):
         config = ModelConfig.from_mapping(load_config([f"model={preset}"]).model)
         assert dataclasses.is_dataclass(config)
+
+
+def test_the_unet_depth_follows_its_widths():
+    shallow = dataclasses.replace(
+        ModelConfig().image_net,
+        widths=(8, 12, 16),
+        prompt_channels=(4, 6),
+        prompt_sizes=(8, 4),
+    )
+    network = CardioMMNet(dataclasses.replace(ModelConfig(), image_net=shallow), TEXT_DIM)
+    assert len(network.cascades[0].image_net.unet.down) == 2
+    masked_kspace, mask = undersampled_batch(1, 3, 21, 30)
+    assert network(masked_kspace, mask, *embeddings(1)).shape == (1, 21, 30)
+
+
+def test_prompt_settings_must_match_the_unet_depth():
+    with pytest.raises(ValueError, match=r"prompt_channels must give one value per level \(2"):
+        dataclasses.replace(ModelConfig().image_net, widths=(8, 12, 16))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cardiomm.physics import coil_images, expand_to_kspace, fft2c, reduce_to_image, rss
+from cardiomm.physics import expand_to_kspace, reduce_to_image, rss
 from tests.conftest import random_complex, requires_cuda
 
 
@@ -35,11 +35,6 @@ def test_reduce_recovers_the_image_when_sensitivities_have_unit_rss(generator):
     image = random_complex((11, 10), generator)
     recovered = reduce_to_image(expand_to_kspace(image, sensitivities), sensitivities)
     torch.testing.assert_close(recovered, image)
-
-
-def test_coil_images_are_the_inverse_fft_of_each_coil(generator):
-    images = random_complex((3, 8, 7), generator)
-    torch.testing.assert_close(coil_images(fft2c(images)), images)
 
 
 def test_rss_of_one_coil_is_its_magnitude(generator):

@@ -20,7 +20,6 @@ from cardiomm.data.readers.ismrmrd_format import IsmrmrdHeader, IsmrmrdSeries
 from cardiomm.data.readers.masks import (
     MaskFile,
     find_mask_file,
-    list_mask_files,
     read_mask_file,
     read_official_mask,
 )
@@ -35,7 +34,6 @@ __all__ = [
     "SeriesShape",
     "detect_format",
     "find_mask_file",
-    "list_mask_files",
     "open_series",
     "read_mask_file",
     "read_official_mask",

@@ -155,11 +155,6 @@ def find_mask_file(
     return found[0]
 
 
-def list_mask_files(data_path: str | Path) -> list[Path]:
-    """Every official mask file of a k-space file (all patterns and accelerations)."""
-    return _search(Path(data_path), None, None)[0]
-
-
 def read_mask_file(path: str | Path, acceleration: int | None = None) -> MaskFile:
     """Read an official mask file.
 
