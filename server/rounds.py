@@ -26,7 +26,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 from omegaconf import DictConfig, OmegaConf
 
-from cardiomm.model.vendor_parts import VENDOR_PARTS_KEY
+from cardiomm.model.vendor_personalised import VENDOR_PARTS_KEY
 from federation.records import (
     HISTORY_FILE,
     RoundRecord,
@@ -44,7 +44,7 @@ from server.checkpoints import (
     rng_state,
     save_round_checkpoint,
 )
-from server.evaluation import GlobalEvaluator
+from server.global_evaluation import GlobalEvaluator
 from server.model import GlobalModel
 from server.replies import PhaseReplies, array_bytes
 from server.round_phases import (
@@ -55,7 +55,7 @@ from server.round_phases import (
 )
 from server.round_records import round_timing, site_records
 from server.settings import FederationSettings
-from server.strategies import (
+from server.strategy_factory import (
     build_strategy,
     central_dp_report,
     inner_strategy,

@@ -82,7 +82,7 @@ from server.round_phases import (
 from server.round_records import round_timing, site_records
 from server.rounds import FederationResult, run_rounds
 from server.settings import FederationSettings
-from server.strategies import build_strategy
+from server.strategy_factory import build_strategy
 from strategies.vendor_weights import vendor_balanced_weights
 
 logger = logging.getLogger(__name__)

@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cardiomm.progress import make_console, progress_bar
-    from cardiomm.recon.masks import parse_mask_spec
+    from cardiomm.recon.mask_choice import parse_mask_spec
     from cardiomm.recon.submission import SUMMARY_FILE, find_inputs, write_summary
     from cardiomm.train.runtime import select_device
 
@@ -157,7 +157,7 @@ def _reconstruct_file(
     from cardiomm.data.metadata import is_mapping_series, series_stem
     from cardiomm.data.readers import open_series
     from cardiomm.metrics import evaluate_series
-    from cardiomm.recon.masks import choose_masks
+    from cardiomm.recon.mask_choice import choose_masks
     from cardiomm.recon.preview import save_volume_preview
     from cardiomm.recon.submission import (
         FileSummary,

@@ -13,7 +13,7 @@ from cardiomm.model.checkpoint import network_from_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.network import CardioMMNet
 from cardiomm.model.reconstructor import NetworkReconstructor
-from cardiomm.model.vendor_parts import VENDOR_PARTS_KEY, VendorPartsReconstructor
+from cardiomm.model.vendor_personalised import VENDOR_PARTS_KEY, VendorPartsReconstructor
 from cardiomm.text import TextEncoder, build_text_encoder, build_text_encoder_from_config
 
 

@@ -1,13 +1,13 @@
 """Reconstruction of whole k-space files for submission and inspection (``cardiomm reconstruct``).
 
-- :mod:`~cardiomm.recon.masks`: which mask a file is reconstructed with.
+- :mod:`~cardiomm.recon.mask_choice`: which mask a file is reconstructed with.
 - :mod:`~cardiomm.recon.volume`: every (frame, slice) image of one file through a method.
 - :mod:`~cardiomm.recon.submission`: input discovery, the CMRxRecon submission layout, the
   summary CSV.
 - :mod:`~cardiomm.recon.preview`: PNG previews with error maps.
 """
 
-from cardiomm.recon.masks import (
+from cardiomm.recon.mask_choice import (
     FileMasks,
     GeneratedMasks,
     MissingMaskError,

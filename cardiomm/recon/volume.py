@@ -16,7 +16,7 @@ import torch
 from cardiomm.data.readers import KSpaceSeries
 from cardiomm.model.interface import ReconstructionInput, Reconstructor
 from cardiomm.physics import ifft2c, remove_readout_oversampling, rss
-from cardiomm.recon.masks import FileMasks
+from cardiomm.recon.mask_choice import FileMasks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +72,7 @@ def reconstruct_volume(
     Args:
         series: the open file; undersampled files are masked with their own mask (zeros
             stay zeros), fully sampled ones are undersampled here.
-        masks: the file's masks (:func:`cardiomm.recon.masks.choose_masks`).
+        masks: the file's masks (:func:`cardiomm.recon.mask_choice.choose_masks`).
         reconstructor: the method; its parameters must already be on ``device``.
         device: where to reconstruct.
         batch_size: images per call of the method (images of one file share one matrix).

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cardiomm.config import load_config
     from cardiomm.progress import make_console
-    from simulations.evaluation import GROUPINGS, run_evaluation
+    from simulations.checkpoint_evaluation import GROUPINGS, run_evaluation
     from simulations.report_tables import summary_table
 
     config = load_config(args.overrides, config_name="evaluate")

@@ -17,8 +17,8 @@ import numpy as np
 from cardiomm.metrics import evaluate_image, normalize_percentile, ranking_crop
 from cardiomm.recon.preview import DIFFERENCE_GAIN
 from federation.records import RoundRecord, finite_series
-from simulations.study.evaluation import REFERENCES, ExampleImage, path_slug
 from simulations.study.outcome import NO_SEED
+from simulations.study.scoring import REFERENCES, ExampleImage, path_slug
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

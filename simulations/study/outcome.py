@@ -1,7 +1,7 @@
 """What a study's experiment leaves behind, and the rows its evaluation produces.
 
 The runner (``simulations/study/runner.py``) writes one :class:`ExperimentOutcome` per
-finished experiment and training seed; the evaluation (``simulations/study/evaluation.py``)
+finished experiment and training seed; the evaluation (``simulations/study/scoring.py``)
 scores every model on every file (:data:`FILE_COLUMNS`); the results
 (``simulations/study/results.py``) turn those into means with confidence intervals
 (:data:`RESULT_COLUMNS`) and paired comparisons (:data:`COMPARISON_COLUMNS`); the report

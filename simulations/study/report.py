@@ -18,15 +18,6 @@ from typing import Any
 from federation.records import RoundRecord, finite_series, read_history
 from simulations.report_tables import markdown_table
 from simulations.study import figures
-from simulations.study.evaluation import (
-    CURVE_COLUMNS,
-    EXAMPLES_FOLDER,
-    INTERNAL_TEST,
-    REFERENCES,
-    ExampleImage,
-    load_examples,
-    path_slug,
-)
 from simulations.study.outcome import (
     COMPARISON_COLUMNS,
     FILE_COLUMNS,
@@ -46,6 +37,15 @@ from simulations.study.results import (
     select_on_validation,
     validation_rows,
     verdict_rows,
+)
+from simulations.study.scoring import (
+    CURVE_COLUMNS,
+    EXAMPLES_FOLDER,
+    INTERNAL_TEST,
+    REFERENCES,
+    ExampleImage,
+    load_examples,
+    path_slug,
 )
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ Layout of the study folder (``output_dir``)::
     <fold>/<experiment>/seed-<s>/   the experiment's run with training seed s (checkpoints,
                                     logs, history.json)
     <fold>/<experiment>/seed-<s>/outcome.json  written when that run finished
-    <fold>/evaluation/              the fold's evaluation (simulations/study/evaluation.py)
+    <fold>/evaluation/              the fold's evaluation (simulations/study/scoring.py)
     report files                    simulations/study/report.py (results.csv, report.md, ...)
 
 Resuming: an experiment with an ``outcome.json`` is skipped; an unfinished one starts again,
@@ -293,7 +293,7 @@ def _evaluate(
     """Per-file scores of every run and reference, and the learning curves, of every fold
     (none for a study that does not score the held-out centres)."""
     from cardiomm.cohort.manifest import read_manifest
-    from simulations.study.evaluation import curve_rows, evaluate_outcomes
+    from simulations.study.scoring import curve_rows, evaluate_outcomes
 
     rows: list[dict[str, Any]] = []
     curves: list[dict[str, Any]] = []
@@ -340,9 +340,9 @@ def _report(
     manifests: dict[Fold, Path],
 ) -> dict[str, Path]:
     from cardiomm.cohort.manifest import read_manifest
-    from simulations.study.evaluation import acceleration_rows
     from simulations.study.report import StudyDesign, write_report
     from simulations.study.results import Comparison
+    from simulations.study.scoring import acceleration_rows
 
     training = sum(outcome.wall_seconds for outcome in outcomes)
     # write_report prints it as "Timings measured on: <note>."

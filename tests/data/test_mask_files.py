@@ -12,7 +12,7 @@ from cardiomm.data.readers import (
     read_mask_file,
     read_official_mask,
 )
-from cardiomm.data.readers.masks import parse_mask_name
+from cardiomm.data.readers.mask_files import parse_mask_name
 from cardiomm.masks import MaskPattern, make_mask
 
 CINE = Path("MultiCoil/Cine")

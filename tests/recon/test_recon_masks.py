@@ -9,7 +9,7 @@ from cardiomm.data.masking import MaskSetting, evaluation_masks
 from cardiomm.data.matlab import write_mat_v73
 from cardiomm.data.readers import open_series
 from cardiomm.masks import MaskPattern
-from cardiomm.recon.masks import (
+from cardiomm.recon.mask_choice import (
     GeneratedMasks,
     MissingMaskError,
     OfficialMasks,

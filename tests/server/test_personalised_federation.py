@@ -7,7 +7,7 @@ from flwr.app import MessageType
 
 from cardiomm.model.checkpoint import read_checkpoint
 from cardiomm.model.factory import reconstructor_from_checkpoint
-from cardiomm.model.vendor_parts import VENDOR_PARTS_KEY, VendorPartsReconstructor
+from cardiomm.model.vendor_personalised import VENDOR_PARTS_KEY, VendorPartsReconstructor
 from server.rounds import run_federation
 from tests.federation_fakes import (
     FIRST_NODE_ID,

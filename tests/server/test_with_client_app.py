@@ -6,7 +6,7 @@ import torch
 
 from federation.records import history_to_json
 from server.rounds import run_federation
-from simulations.evaluation import build_methods
+from simulations.checkpoint_evaluation import build_methods
 from tests.builders import write_consortium
 from tests.federation_fakes import InProcessGrid, federation_config, simulation_node_configs
 

@@ -4,7 +4,7 @@ centres it never saw, by a clear margin."""
 import pytest
 
 from cardiomm.config import load_config
-from simulations.evaluation import run_evaluation
+from simulations.checkpoint_evaluation import run_evaluation
 from simulations.training import run_training
 
 HELD_OUT = "[Center003,Center004]"

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from simulations.study import figures
-from simulations.study.evaluation import ExampleImage, save_example
 from simulations.study.outcome import (
     COMPARISON_COLUMNS,
     FILE_COLUMNS,
@@ -19,6 +18,7 @@ from simulations.study.outcome import (
 )
 from simulations.study.report import StudyDesign, read_file_scores, write_report
 from simulations.study.results import Comparison
+from simulations.study.scoring import ExampleImage, save_example
 
 FOLD = "held-out=Center003"
 MASKS = ("Uniform8", "ktRadial24")

@@ -7,7 +7,7 @@ import pytest
 
 from cardiomm.cli import main
 from cardiomm.config import load_config
-from simulations.evaluation import build_methods, run_evaluation
+from simulations.checkpoint_evaluation import build_methods, run_evaluation
 from simulations.training import run_training
 from tests.builders import write_consortium
 

@@ -8,7 +8,7 @@ import torch
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx, FedYogi
 
 from server.settings import FederationSettings
-from server.strategies import build_strategy, restore_strategy_state, strategy_state
+from server.strategy_factory import build_strategy, restore_strategy_state, strategy_state
 from strategies import (
     VendorAwareFedAdam,
     VendorAwareFedAvg,

@@ -17,7 +17,7 @@ from cardiomm.data.readers.base import KSpaceSeries, SeriesShape, open_hdf5
 from cardiomm.data.readers.cmrxrecon import CMRxReconSeries
 from cardiomm.data.readers.fastmri import FastMRISeries
 from cardiomm.data.readers.ismrmrd_format import IsmrmrdHeader, IsmrmrdSeries
-from cardiomm.data.readers.masks import (
+from cardiomm.data.readers.mask_files import (
     MaskFile,
     find_mask_file,
     read_mask_file,

@@ -35,7 +35,7 @@ from cardiomm.model.interface import ReconstructionInput, Reconstructor
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.evaluate import VIEWS
 from cardiomm.train.runtime import select_device
-from simulations.evaluation import _to_device, build_methods
+from simulations.checkpoint_evaluation import _to_device, build_methods
 from simulations.study.outcome import FILE_COLUMNS, NO_SEED, ExperimentOutcome
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from cardiomm.cohort.manifest import split_sites_and_files
 from cardiomm.data.builders import evaluation_dataset
 from cardiomm.data.dataset import SliceDataset
 from cardiomm.model.reconstructor import NetworkReconstructor
-from cardiomm.model.vendor_parts import VendorPartsReconstructor
+from cardiomm.model.vendor_personalised import VendorPartsReconstructor
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.runtime import select_device
 from server.model import GlobalModel

@@ -14,14 +14,14 @@ from cardiomm.model.checkpoint import save_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network
 from cardiomm.text import build_text_encoder
-from simulations.study.evaluation import (
+from simulations.study.outcome import FILE_COLUMNS, ExperimentOutcome
+from simulations.study.scoring import (
     acceleration_rows,
     curve_rows,
     evaluate_outcomes,
     evaluation_data,
     load_examples,
 )
-from simulations.study.outcome import FILE_COLUMNS, ExperimentOutcome
 from tests.builders import write_consortium
 
 FOLD = "held-out=Center003"

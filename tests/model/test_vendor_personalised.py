@@ -9,7 +9,7 @@ from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network, reconstructor_from_checkpoint
 from cardiomm.model.interface import ReconstructionInput
 from cardiomm.model.reconstructor import NetworkReconstructor
-from cardiomm.model.vendor_parts import VENDOR_PARTS_KEY, VendorPartsReconstructor
+from cardiomm.model.vendor_personalised import VENDOR_PARTS_KEY, VendorPartsReconstructor
 from cardiomm.text import build_text_encoder
 from tests.model.conftest import undersampled_batch
 
