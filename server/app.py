@@ -14,7 +14,8 @@ from flwr.serverapp import Grid, ServerApp
 
 from federation.config import compose_run_config
 from server.rounds import run_federation
-from server.secure_aggregation import run_secure_federation, secure_aggregation_enabled
+from server.secure_aggregation import run_secure_federation
+from server.secure_settings import secure_aggregation_enabled
 
 app = ServerApp()
 
