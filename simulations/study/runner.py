@@ -340,7 +340,8 @@ def _report(
     manifests: dict[Fold, Path],
 ) -> dict[str, Path]:
     from cardiomm.cohort.manifest import read_manifest
-    from simulations.study.report import StudyDesign, write_report
+    from simulations.study.design import StudyDesign
+    from simulations.study.report import write_report
     from simulations.study.results import Comparison
     from simulations.study.scoring import acceleration_rows
 

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from simulations.study import figures
+from simulations.study.csv_files import read_file_scores
+from simulations.study.design import StudyDesign
 from simulations.study.outcome import (
     COMPARISON_COLUMNS,
     FILE_COLUMNS,
     RESULT_COLUMNS,
     ExperimentOutcome,
 )
-from simulations.study.report import StudyDesign, read_file_scores, write_report
+from simulations.study.report import write_report
 from simulations.study.results import Comparison
 from simulations.study.scoring import ExampleImage, save_example
 

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
+from simulations.study.design import StudyDesign
 from simulations.study.outcome import ExperimentOutcome
-from simulations.study.report import StudyDesign, write_report
+from simulations.study.report import write_report
 from simulations.study.results import (
     MET,
     MET_ON_MEAN,

@@ -1,0 +1,34 @@
+"""What a study report says about how the study was run."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from simulations.study.results import Comparison
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyDesign:
+    """What the report says about how the study was run (the design section).
+
+    Attributes:
+        title: the report's heading.
+        machine_note: what the timings were measured on.
+        description: lines on data, model and budget (markdown).
+        accelerations: rows of the undersampling table (setting, nominal, true R on the
+            held-out data, true R on the reference matrix).
+        comparisons: the paired comparisons to compute.
+        selection_groups: name -> candidate experiments, chosen between on internal
+            validation (a tuning study).
+        held_out_evaluation: whether the held-out centres were scored.
+    """
+
+    title: str
+    machine_note: str = ""
+    description: tuple[str, ...] = ()
+    accelerations: tuple[dict[str, Any], ...] = ()
+    comparisons: tuple[Comparison, ...] = ()
+    selection_groups: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+    held_out_evaluation: bool = True
