@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from server.tracking import (
-    METRIC_BATCH,
-    PARAM_BATCH,
-    PARAM_VALUE_LIMIT,
+from federation.mlflow_store import (
+    ARTIFACT_FOLDER,
     PARENT_RUN_TAG,
-    mlflow_key,
-    run_exists,
+    embedded_uri,
+    experiment_id,
+    log_files,
+    log_metrics,
+    log_params,
+    resume_run,
 )
 from simulations.study.composition import hydra_value
 from simulations.study.machine import describe_machine
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 def study_store_uri(study_dir: Path, configured: str | None) -> str:
     """``tracking.mlflow_uri``, or the embedded SQLite store in the study folder."""
-    return configured or f"sqlite:///{Path(study_dir).resolve() / 'mlflow.db'}"
+    return configured or embedded_uri(study_dir)
 
 
 class StudyTracker:
@@ -68,20 +69,11 @@ class StudyTracker:
         self.uri = uri
         self.experiment_name = experiment
         self.client = MlflowClient(tracking_uri=uri)
-        found = self.client.get_experiment_by_name(experiment)
-        if found is None:
-            # Created here, before any ServerApp looks for it, so that the artifacts of every
-            # child run land in the study folder rather than in ./mlruns of the app's folder.
-            location = artifact_dir.resolve().as_uri() if artifact_dir is not None else None
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=location
-            )
-        else:
-            self.experiment_id = found.experiment_id
-        if parent_run_id is not None and run_exists(self.client, parent_run_id):
+        # Created here, before any ServerApp looks for it, so that the artifacts of every
+        # child run land in the study folder rather than in ./mlruns of the app's folder.
+        self.experiment_id = experiment_id(self.client, experiment, artifact_dir)
+        if resume_run(self.client, parent_run_id):
             self.parent_run_id = parent_run_id
-            self.client.update_run(parent_run_id, status="RUNNING")
-            self.client.set_tag(parent_run_id, "resumed", "true")
         else:
             run = self.client.create_run(self.experiment_id, run_name=name)
             self.parent_run_id = run.info.run_id
@@ -111,37 +103,22 @@ class StudyTracker:
         return matches[0].info.run_id if matches else None
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        stamp = int(time.time() * 1000)
-        values = [
-            Metric(mlflow_key(key), float(value), stamp, 0)
+        """The finite numbers among ``metrics`` (anything else is left out)."""
+        finite = {
+            key: value
             for key, value in metrics.items()
             if isinstance(value, int | float) and math.isfinite(value)
-        ]
-        for start in range(0, len(values), METRIC_BATCH):
-            self.client.log_batch(run_id, metrics=values[start : start + METRIC_BATCH])
+        }
+        log_metrics(self.client, run_id, finite)
 
     def log_artifacts(self, paths: Iterable[Path]) -> None:
-        for path in paths:
-            if Path(path).is_file():
-                self.client.log_artifact(self.parent_run_id, str(path), "report")
+        log_files(self.client, self.parent_run_id, paths, "report")
 
     def end(self, failed: bool) -> None:
         self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
 
     def _log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        existing = self.client.get_run(run_id).data.params
-        values = [
-            Param(mlflow_key(key), str(value)[:PARAM_VALUE_LIMIT])
-            for key, value in params.items()
-            # MLflow refuses to change a logged parameter; a resumed study logs the same.
-            if mlflow_key(key) not in existing
-        ]
-        for start in range(0, len(values), PARAM_BATCH):
-            self.client.log_batch(run_id, params=values[start : start + PARAM_BATCH])
+        log_params(self.client, run_id, params)
 
 
 def headline_metrics(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
@@ -193,7 +170,7 @@ def open_study_tracker(
     tracker = StudyTracker(
         uri=study_store_uri(study_dir, configured),
         experiment=str(OmegaConf.select(config, "tracking.experiment", default="cardiomm-fl")),
-        artifact_dir=None if configured else study_dir / "mlartifacts",
+        artifact_dir=None if configured else study_dir / ARTIFACT_FOLDER,
         parent_run_id=state.get("mlflow_parent_run_id"),
         name=settings.name,
     )

@@ -8,10 +8,10 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from cardiomm.model.checkpoint import network_from_checkpoint, read_checkpoint
+from federation.mlflow_store import embedded_uri
 from federation.records import history_to_json
 from server.checkpoints import load_round_checkpoint
 from server.rounds import run_federation
-from server.tracking import embedded_uri
 from tests.federation_fakes import (
     InProcessGrid,
     fake_site_app,

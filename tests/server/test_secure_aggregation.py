@@ -24,13 +24,13 @@ from mlflow.tracking import MlflowClient
 
 from cardiomm.model.checkpoint import read_checkpoint
 from client.secure_aggregation import secure_aggregation_mod
+from federation.mlflow_store import embedded_uri
 from federation.records import history_to_json
 from server.app import app as server_app
 from server.model import GlobalModel
 from server.rounds import run_federation
 from server.secure_aggregation import run_secure_federation
 from server.secure_settings import check_secure_aggregation_config
-from server.tracking import embedded_uri
 from strategies.vendor_weights import vendor_balanced_weights
 from tests.builders import write_consortium
 from tests.federation_fakes import (
