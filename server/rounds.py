@@ -144,19 +144,7 @@ def run_rounds(
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     log_round = log_round or _log_round
-    history: list[RoundRecord] = []
-    start, run_id = 1, None
-    resume = resume_path(output_dir, settings.resume)
-    if resume is not None:
-        saved = load_round_checkpoint(resume)
-        model.load(saved.arrays)
-        restore_strategy_state(strategy, saved.strategy)
-        if personalisation is not None:
-            personalisation.restore(saved.strategy["personalisation"])
-        restore_rng_state(saved.rng)
-        history = history_from_json(saved.history)
-        start, run_id = saved.server_round + 1, saved.tracking_run_id
-        logger.info("resuming from %s after round %d", resume, saved.server_round)
+    start, run_id, history = _resume(settings, strategy, model, personalisation)
     # Aggregation may come back in another dtype (FedAdam computes in float64): the global
     # model keeps the network's dtypes, so traffic and checkpoints stay the network's size.
     dtypes = {key: value.numpy().dtype for key, value in model.state_dict().items()}
@@ -171,23 +159,18 @@ def run_rounds(
             arrays = _cast(arrays, dtypes, round_integer_buffers)
             model.load(arrays.to_torch_state_dict())
             if evaluator is not None:
-                began = time.perf_counter()
-                record.global_scores = evaluator.evaluate(model, _vendor_parts(personalisation))
-                record.timing["global-eval-seconds"] = time.perf_counter() - began
+                _evaluate_globally(evaluator, model, personalisation, record)
             history.append(record)
-            path = save_round_checkpoint(
-                output_dir,
-                RoundCheckpoint(
-                    server_round=server_round,
-                    arrays=model.state_dict(),
-                    strategy=_server_state(strategy, personalisation),
-                    config_yaml=config_yaml,
-                    history=history_to_json(history),
-                    rng=rng_state(),
-                    tracking_run_id=tracker.run_id,
-                ),
+            checkpoint = RoundCheckpoint(
+                server_round=server_round,
+                arrays=model.state_dict(),
+                strategy=_server_state(strategy, personalisation),
+                config_yaml=config_yaml,
+                history=history_to_json(history),
+                rng=rng_state(),
+                tracking_run_id=tracker.run_id,
             )
-            tracker.log_round(record, path)
+            tracker.log_round(record, save_round_checkpoint(output_dir, checkpoint))
             rounds.append(server_round)
             log_round(record)
         result = _finish(
@@ -206,6 +189,40 @@ def run_rounds(
         raise
     tracker.end(failed=False)
     return result
+
+
+def _resume(
+    settings: FederationSettings,
+    strategy: Strategy,
+    model: GlobalModel,
+    personalisation: VendorPersonalisation | None,
+) -> tuple[int, str | None, list[RoundRecord]]:
+    """(first round to play, MLflow run to continue, history so far): from the checkpoint
+    ``settings.resume`` names, whose weights, strategy state and RNG state are restored,
+    or a fresh start."""
+    resume = resume_path(settings.output_dir, settings.resume)
+    if resume is None:
+        return 1, None, []
+    saved = load_round_checkpoint(resume)
+    model.load(saved.arrays)
+    restore_strategy_state(strategy, saved.strategy)
+    if personalisation is not None:
+        personalisation.restore(saved.strategy["personalisation"])
+    restore_rng_state(saved.rng)
+    logger.info("resuming from %s after round %d", resume, saved.server_round)
+    return saved.server_round + 1, saved.tracking_run_id, history_from_json(saved.history)
+
+
+def _evaluate_globally(
+    evaluator: GlobalEvaluator,
+    model: GlobalModel,
+    personalisation: VendorPersonalisation | None,
+    record: RoundRecord,
+) -> None:
+    """The server's own scores of the new global model, with their time, into ``record``."""
+    began = time.perf_counter()
+    record.global_scores = evaluator.evaluate(model, _vendor_parts(personalisation))
+    record.timing["global-eval-seconds"] = time.perf_counter() - began
 
 
 def run_round(

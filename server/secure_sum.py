@@ -7,6 +7,7 @@ only sums, and gets the weighted mean update (and what travelled) back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -47,6 +48,17 @@ logger = logging.getLogger(__name__)
 MODULUS_RANGE = 2**32
 
 
+@dataclasses.dataclass(frozen=True)
+class _SumPlan:
+    """Who is summed with which weight: the sites that trained, sorted by node id."""
+
+    nodes: list[int]
+    names: dict[int, str]
+    weights: list[float]
+    integer_weights: list[int]
+    scale: int
+
+
 def secure_sum(
     server_round: int,
     settings: FederationSettings,
@@ -64,7 +76,36 @@ def secure_sum(
         (the round's secure-aggregation record, the mean update per array name in float64,
         or None when the protocol could not finish).
     """
-    summary: dict[str, Any] = {
+    summary = _empty_summary(secure)
+    plan = _plan(train, settings, secure, summary)
+    if plan is None:
+        return summary, None
+    legacy, metered = _run_workflow(server_round, settings, secure, plan, grid)
+    summary.update(
+        {
+            "bytes-sent": metered.bytes_sent,
+            "bytes-received": metered.bytes_received,
+            "bytes-received-per-node": dict(metered.received_per_node),
+            # Flower's workflow keeps failed replies without their node.
+            "errors": [
+                {"phase": "secure-aggregation", "node-id": -1, "code": -1, "reason": str(error)}
+                for error in legacy.failures
+            ],
+        }
+    )
+    if legacy.aggregate is None:
+        summary["status"] = "SecAgg+ halted (too few sites answered a stage)"
+        return summary, None
+    _record_sum(server_round, secure, plan, legacy, summary)
+    if len(legacy.aggregate) != len(keys):
+        raise ValueError(
+            f"the secure sum holds {len(legacy.aggregate)} arrays, the model {len(keys)}"
+        )
+    return summary, dict(zip(keys, legacy.aggregate, strict=True))
+
+
+def _empty_summary(secure: SecureAggregationSettings) -> dict[str, Any]:
+    return {
         "status": "not run",
         "sites": [],
         "weights": {},
@@ -79,38 +120,66 @@ def secure_sum(
         "bytes-received-per-node": {},
         "errors": [],
     }
+
+
+def _plan(
+    train: PhaseReplies,
+    settings: FederationSettings,
+    secure: SecureAggregationSettings,
+    summary: dict[str, Any],
+) -> _SumPlan | None:
+    """The sites to sum and their integer weights; None (with the reason in ``summary``)
+    when there is nothing a secure sum can do."""
     contents = {int(reply.metadata.src_node_id): reply.content for reply in train.valid}
     if len(contents) < 2:
         summary["status"] = f"{len(contents)} site(s) trained; SecAgg+ needs at least 2"
-        return summary, None
+        return None
     nodes = sorted(contents)
     vendors = [vendor_of(contents[node]) for node in nodes]
     examples = [float(contents[node][METRICS][NUM_EXAMPLES]) for node in nodes]
     if not any(count > 0 for count in examples):
         summary["status"] = "no site trained on any example"
-        return summary, None
+        return None
     weights = vendor_balanced_weights(vendors, examples, settings.vendor_weighting)
     scale = int(secure.quantization_range)
-    integer_weights = [round(weight * scale) for weight in weights]
-    names = {node: SiteRecord.of(contents[node], node).site_id for node in nodes}
-    summary["weights"] = {names[node]: w for node, w in zip(nodes, weights, strict=True)}
-    summary["integer-weights"] = {
-        names[node]: k for node, k in zip(nodes, integer_weights, strict=True)
-    }
+    plan = _SumPlan(
+        nodes=nodes,
+        names={node: SiteRecord.of(contents[node], node).site_id for node in nodes},
+        weights=weights,
+        integer_weights=[round(weight * scale) for weight in weights],
+        scale=scale,
+    )
+    summary["weights"] = dict(zip(_names(plan), weights, strict=True))
+    summary["integer-weights"] = dict(zip(_names(plan), plan.integer_weights, strict=True))
     if len(nodes) * scale >= MODULUS_RANGE:
         raise ValueError(
             f"{len(nodes)} sites x privacy.secure_aggregation.quantization_range={scale} "
             f"overflows SecAgg+'s modulus 2**32; lower the quantization range"
         )
+    return plan
+
+
+def _names(plan: _SumPlan) -> list[str]:
+    return [plan.names[node] for node in plan.nodes]
+
+
+def _run_workflow(
+    server_round: int,
+    settings: FederationSettings,
+    secure: SecureAggregationSettings,
+    plan: _SumPlan,
+    grid: Grid,
+) -> tuple[_SecureSum, _MeteredGrid]:
+    """Flower's SecAgg+ workflow over the planned sites, on a grid that counts bytes."""
     instructions = {
         node: {
             SERVER_ROUND: server_round,
             SEED: settings.seed,
             WEIGHT_KEY: k,
-            WEIGHT_SCALE_KEY: scale,
+            WEIGHT_SCALE_KEY: plan.scale,
             CLIPPING_KEY: float(secure.clipping_range),
         }
-        for node, k in zip(nodes, integer_weights, strict=True)
+        for node, k in zip(plan.nodes, plan.integer_weights, strict=True)
     }
     legacy = _SecureSum(instructions, grid)
     context = LegacyContext(
@@ -131,32 +200,30 @@ def secure_sum(
     workflow = SecAggPlusWorkflow(
         num_shares=int(secure.num_shares),
         reconstruction_threshold=int(secure.reconstruction_threshold),
-        max_weight=float(scale),
+        max_weight=float(plan.scale),
         clipping_range=float(secure.clipping_range),
-        quantization_range=scale,
+        quantization_range=plan.scale,
         modulus_range=MODULUS_RANGE,
         timeout=settings.timeout,
     )
     metered = _MeteredGrid(grid)
     workflow(metered, context)
-    summary.update(
-        {
-            "bytes-sent": metered.bytes_sent,
-            "bytes-received": metered.bytes_received,
-            "bytes-received-per-node": dict(metered.received_per_node),
-            # Flower's workflow keeps failed replies without their node.
-            "errors": [
-                {"phase": "secure-aggregation", "node-id": -1, "code": -1, "reason": str(error)}
-                for error in legacy.failures
-            ],
-        }
-    )
-    if legacy.aggregate is None:
-        summary["status"] = "SecAgg+ halted (too few sites answered a stage)"
-        return summary, None
+    return legacy, metered
+
+
+def _record_sum(
+    server_round: int,
+    secure: SecureAggregationSettings,
+    plan: _SumPlan,
+    legacy: _SecureSum,
+    summary: dict[str, Any],
+) -> None:
+    """Who was summed, who dropped out, what was clipped and the error bound, into
+    ``summary``; warnings for clipping and for a sum of fewer than three sites."""
+    names = plan.names
     summed = set(legacy.summed_nodes)
     summary["sites"] = sorted(names[node] for node in summed)
-    summary["dropped"] = sorted(names[node] for node in nodes if node not in summed)
+    summary["dropped"] = sorted(names[node] for node in plan.nodes if node not in summed)
     summary["errors"] += [
         {
             "phase": "secure-aggregation",
@@ -166,12 +233,14 @@ def secure_sum(
             "reason": f"site {names[node]} trained but left SecAgg+ before its masked update "
             "was collected; the others' weights renormalise",
         }
-        for node in nodes
+        for node in plan.nodes
         if node not in summed
     ]
     summary["clipped-values"] = {names[node]: count for node, count in legacy.clipped.items()}
-    total = sum(k for node, k in zip(nodes, integer_weights, strict=True) if node in summed)
-    summary["bound"] = quantisation_bound(len(summed), secure.clipping_range, scale, total)
+    total = sum(
+        k for node, k in zip(plan.nodes, plan.integer_weights, strict=True) if node in summed
+    )
+    summary["bound"] = quantisation_bound(len(summed), secure.clipping_range, plan.scale, total)
     summary["status"] = "ok"
     if any(legacy.clipped.values()):
         logger.warning(
@@ -187,11 +256,6 @@ def secure_sum(
             server_round,
             len(summed),
         )
-    if len(legacy.aggregate) != len(keys):
-        raise ValueError(
-            f"the secure sum holds {len(legacy.aggregate)} arrays, the model {len(keys)}"
-        )
-    return summary, dict(zip(keys, legacy.aggregate, strict=True))
 
 
 def quantisation_bound(

@@ -129,16 +129,9 @@ def train_model(
     generator = seed_everything(config.seed)
     network.to(device).train()
     reconstructor = NetworkReconstructor(network, text_encoder)
-    optimiser = build_optimiser(network, config)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(learning_rate_factor, config))
-    if private:
-        updates, loader, total_steps = _private_updates(
-            network, optimiser, train_data, config, privacy, accountant
-        )
-    else:
-        updates = PlainUpdates(network, optimiser, config.gradient_clip)
-        loader = _loader(train_data, config, generator)
-        total_steps = config.max_steps or config.epochs * len(loader)
+    updates, scheduler, loader, total_steps = _optimisation(
+        network, train_data, config, generator, privacy if private else None, accountant
+    )
     losses: list[float] = []
     validation_history: list[tuple[int, dict[str, float]]] = []
     examples = 0
@@ -188,6 +181,29 @@ def train_model(
         seconds=time.perf_counter() - started,
         device=str(device),
     )
+
+
+def _optimisation(
+    network: CardioMMNet,
+    train_data: Dataset[SliceSample],
+    config: TrainConfig,
+    generator: torch.Generator,
+    privacy: DPSGDSettings | None,
+    accountant: SiteAccountant | None,
+) -> tuple[Updates, torch.optim.lr_scheduler.LambdaLR, DataLoader, int]:
+    """(updater, learning-rate schedule, batches, steps to take): plain updates over a seeded
+    shuffling loader, or DP-SGD ones (``privacy`` given) over Poisson-sampled batches whose
+    step count the privacy budget may cut short."""
+    optimiser = build_optimiser(network, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(learning_rate_factor, config))
+    if privacy is not None:
+        updates, loader, total_steps = _private_updates(
+            network, optimiser, train_data, config, privacy, accountant
+        )
+        return updates, scheduler, loader, total_steps
+    loader = _loader(train_data, config, generator)
+    total_steps = config.max_steps or config.epochs * len(loader)
+    return PlainUpdates(network, optimiser, config.gradient_clip), scheduler, loader, total_steps
 
 
 def _loader(train_data: Dataset, config: TrainConfig, generator: torch.Generator) -> DataLoader:
