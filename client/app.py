@@ -23,6 +23,7 @@ from flwr.clientapp import ClientApp
 
 from cardiomm.data.errors import DataFileError
 from cardiomm.privacy.settings import PrivacySettings
+from cardiomm.train.loop import TrainingStepError
 from client.central_dp import central_dp_clipping_mod
 from client.local import RoundInstructions, evaluate_site, skipped_files_json, train_site
 from client.secure_aggregation import secure_aggregation_mod
@@ -71,7 +72,7 @@ def train(msg: Message, context: Context) -> Message:
         if privacy.enabled:
             return _train_privately(msg, context, site, global_state, instructions, config)
         state, metrics, skipped = train_site(site, global_state, instructions, config)
-    except (SiteDataError, DataFileError, FileNotFoundError, ValueError, KeyError) as error:
+    except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
         return _failure(msg, site, context, error)
     return _train_reply(msg, site, state, metrics, skipped)
 
@@ -126,7 +127,7 @@ def evaluate(msg: Message, context: Context) -> Message:
         config = compose_run_config(context.run_config)
         site = resolve_site(dict(context.node_config), config)
         metrics = evaluate_site(site, msg.content[ARRAYS].to_torch_state_dict(), config)
-    except (SiteDataError, DataFileError, FileNotFoundError, ValueError, KeyError) as error:
+    except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
         return _failure(msg, site, context, error)
     content = RecordDict({METRICS: MetricRecord(metrics), SITE_RECORD: _site_record(site, "[]")})
     return Message(content=content, reply_to=msg)
@@ -137,10 +138,26 @@ def _site_record(site: SiteData, bad_files_json: str) -> ConfigRecord:
     return record.to_record()
 
 
+# Failures whose message says all (a file, a setting, the data): no traceback needed.
+_EXPLAINED = (
+    SiteDataError,
+    DataFileError,
+    FileNotFoundError,
+    ValueError,
+    KeyError,
+    TrainingStepError,
+)
+
+
 def _failure(msg: Message, site: SiteData | None, context: Context, error: Exception) -> Message:
+    """The error reply: the site, the failure's type unless self-explanatory, its message."""
     who = site.site_id if site is not None else _node_description(context.node_config)
-    reason = f"site {who}: {error}"
-    logger.error(reason)
+    if isinstance(error, _EXPLAINED):
+        reason = f"site {who}: {error}"
+        logger.error(reason)
+    else:
+        reason = f"site {who}: {type(error).__name__}: {error}"
+        logger.exception(reason)  # the traceback stays in the site's own log
     return Message(Error(code=SITE_FAILURE, reason=reason), reply_to=msg)
 
 

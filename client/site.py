@@ -22,6 +22,7 @@ from cardiomm.cohort.manifest import (
     site_for_partition,
 )
 from federation.protocol import NODE_DATA_PATH, NODE_MANIFEST_PATH, NODE_SITE_ID, PARTITION_ID
+from federation.reply_checks import IDENTIFIER
 
 
 class SiteDataError(ValueError):
@@ -67,6 +68,12 @@ def resolve_site(node_config: dict[str, Any], config: Any) -> SiteData:
             "node config names no site: a deployed SuperNode needs "
             '--node-config \'site-id="Center001" data-path="/data/cmr"\''
         )
+    for field in ("site", "vendor"):
+        if IDENTIFIER.match(str(site[field])) is None:
+            raise SiteDataError(
+                f"{field} {site[field]!r} cannot be sent to the coordinator: use 1-64 letters, "
+                "digits, '.', '_' or '-' (the server refuses anything else)"
+            )
     train_files = tuple(site_files(manifest, site, "train"))
     if not train_files:
         raise SiteDataError(f"site {site['site']}: no training files in the partition")

@@ -40,7 +40,12 @@ class GlobalEvaluator:
     def __init__(self, config: DictConfig, settings: FederationSettings) -> None:
         self.settings = settings
         self.device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
-        manifest = load_partition(config.data, int(config.seed), show_progress=False)
+        manifest = load_partition(
+            config.data,
+            int(config.seed),
+            show_progress=False,
+            bad_file_report=settings.output_dir / "bad_files.jsonl",
+        )
         self.datasets: dict[str, SliceDataset] = {}
         for split in settings.evaluation_splits:
             try:

@@ -20,7 +20,7 @@ from flwr.serverapp.exception import AggregationError, InconsistentMessageReplie
 from flwr.serverapp.strategy import Strategy
 
 from federation.protocol import LEARNING_RATE, LOCAL_STEPS, PROXIMAL_MU, SEED, SERVER_ROUND
-from server.replies import PhaseReplies, sort_replies
+from server.replies import PhaseReplies, ReplyGate, sort_replies
 from server.round_records import metric_numbers
 from server.settings import FederationSettings
 from strategies.vendor_personalisation import VendorPersonalisation
@@ -70,13 +70,14 @@ def train_requests(
 
 
 def exchange(
-    phase: str, messages: list[Message], grid: Grid, timeout: float | None
+    phase: str, messages: list[Message], grid: Grid, timeout: float | None, gate: ReplyGate
 ) -> PhaseReplies:
-    """Send ``messages``, wait for the replies (up to ``timeout``) and sort them out."""
+    """Send ``messages``, wait for the replies (up to ``timeout``) and sort them out through
+    the ``gate``."""
     if not messages:
         return PhaseReplies(valid=[], sites={}, errors=[])
     replies = grid.send_and_receive(messages, timeout=timeout)
-    return sort_replies(phase, messages, replies)
+    return sort_replies(phase, messages, replies, gate)
 
 
 def aggregate_train_replies(
@@ -105,6 +106,7 @@ def evaluate_on_sites(
     strategy: Strategy,
     arrays: ArrayRecord,
     grid: Grid,
+    gate: ReplyGate,
     personalisation: VendorPersonalisation | None = None,
 ) -> SiteEvaluation:
     """Evaluate ``arrays`` on the sites the strategy samples and aggregate their metrics.
@@ -120,7 +122,7 @@ def evaluate_on_sites(
         )
     if personalisation is not None:
         personalisation.personalise(messages)
-    replies = exchange("evaluate", messages, grid, settings.timeout)
+    replies = exchange("evaluate", messages, grid, settings.timeout, gate)
     metrics, note = _aggregate_evaluate(strategy, server_round, replies)
     return SiteEvaluation(replies, metrics, note, time.perf_counter() - began)
 

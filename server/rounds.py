@@ -46,7 +46,7 @@ from server.checkpoints import (
 )
 from server.global_evaluation import GlobalEvaluator
 from server.model import GlobalModel
-from server.replies import PhaseReplies, array_bytes
+from server.replies import PhaseReplies, ReplyGate, array_bytes, open_gate
 from server.round_phases import (
     aggregate_train_replies,
     evaluate_on_sites,
@@ -55,6 +55,7 @@ from server.round_phases import (
 )
 from server.round_records import round_timing, site_records
 from server.settings import FederationSettings
+from server.site_identities import SiteIdentities
 from server.strategy_factory import (
     build_strategy,
     central_dp_report,
@@ -63,11 +64,14 @@ from server.strategy_factory import (
     strategy_state,
 )
 from server.tracking import Tracker, open_tracker
-from strategies.update_validation import validate_replies
+from server.update_screening import screen_updates
 from strategies.vendor_personalisation import VendorPersonalisation
 
 logger = logging.getLogger(__name__)
 
+
+# Where a round checkpoint keeps the site bindings, beside the strategy's state.
+IDENTITIES_STATE = "site-identities"
 
 RoundStep = Callable[[int, ArrayRecord], tuple[RoundRecord, ArrayRecord]]
 """One round from the global weights: (round number, arrays) -> (its record, the new arrays)."""
@@ -100,12 +104,19 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
     personalisation = _personalisation(settings, model)
+    gate = open_gate(settings.replies, settings.sites, grid)
 
     def play_round(server_round: int, arrays: ArrayRecord) -> tuple[RoundRecord, ArrayRecord]:
-        return run_round(server_round, settings, strategy, arrays, grid, personalisation)
+        return run_round(server_round, settings, strategy, arrays, grid, gate, personalisation)
 
     return run_rounds(
-        config, settings, strategy, model, play_round, personalisation=personalisation
+        config,
+        settings,
+        strategy,
+        model,
+        play_round,
+        personalisation=personalisation,
+        identities=gate.identities,
     )
 
 
@@ -117,6 +128,7 @@ def run_rounds(
     play_round: RoundStep,
     *,
     personalisation: VendorPersonalisation | None = None,
+    identities: SiteIdentities | None = None,
     final_extra: Mapping[str, Any] | None = None,
     log_round: Callable[[dict[str, Any]], None] | None = None,
     round_integer_buffers: bool = False,
@@ -136,6 +148,7 @@ def run_rounds(
         play_round: one round (:data:`RoundStep`).
         personalisation: the vendor-personalised parameters: restored on resume, kept in the
             checkpoints and the final model, and given to the global evaluation.
+        identities: the run's site bindings: kept in the checkpoints, restored on resume.
         final_extra: more fields for the final model checkpoint.
         log_round: writes a round's log line from its record (default: the plain round's).
         round_integer_buffers: round integer buffers that come back as floats to the nearest
@@ -144,7 +157,7 @@ def run_rounds(
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     log_round = log_round or _log_round
-    start, run_id, history = _resume(settings, strategy, model, personalisation)
+    start, run_id, history = _resume(settings, strategy, model, personalisation, identities)
     # Aggregation may come back in another dtype (FedAdam computes in float64): the global
     # model keeps the network's dtypes, so traffic and checkpoints stay the network's size.
     dtypes = {key: value.numpy().dtype for key, value in model.state_dict().items()}
@@ -164,7 +177,7 @@ def run_rounds(
             checkpoint = RoundCheckpoint(
                 server_round=server_round,
                 arrays=model.state_dict(),
-                strategy=_server_state(strategy, personalisation),
+                strategy=_server_state(strategy, personalisation, identities),
                 config_yaml=config_yaml,
                 history=history_to_json(history),
                 rng=rng_state(),
@@ -196,6 +209,7 @@ def _resume(
     strategy: Strategy,
     model: GlobalModel,
     personalisation: VendorPersonalisation | None,
+    identities: SiteIdentities | None,
 ) -> tuple[int, str | None, list[RoundRecord]]:
     """(first round to play, MLflow run to continue, history so far): from the checkpoint
     ``settings.resume`` names, whose weights, strategy state and RNG state are restored,
@@ -208,6 +222,8 @@ def _resume(
     restore_strategy_state(strategy, saved.strategy)
     if personalisation is not None:
         personalisation.restore(saved.strategy["personalisation"])
+    if identities is not None and IDENTITIES_STATE in saved.strategy:
+        identities.restore(saved.strategy[IDENTITIES_STATE])
     restore_rng_state(saved.rng)
     logger.info("resuming from %s after round %d", resume, saved.server_round)
     return saved.server_round + 1, saved.tracking_run_id, history_from_json(saved.history)
@@ -231,13 +247,15 @@ def run_round(
     strategy: Strategy,
     arrays: ArrayRecord,
     grid: Grid,
+    gate: ReplyGate,
     personalisation: VendorPersonalisation | None = None,
 ) -> tuple[RoundRecord, ArrayRecord]:
     """One round of training and site evaluation; returns its record and the new weights.
 
     Each site gets the global arrays (with its vendor's copy of the personalised parameters
-    when ``personalisation`` is given); replies are validated against what was sent before
-    the strategy aggregates the accepted ones.
+    when ``personalisation`` is given); replies pass the ``gate`` (fields, identity), their
+    updates are screened against what was sent (server/update_screening.py), and the
+    strategy aggregates the accepted ones.
     """
     began = time.perf_counter()
     # FedProx writes the same proximal-mu; sent here so FedAdam / FedYogi can use the term too.
@@ -245,20 +263,11 @@ def run_round(
     if personalisation is not None:
         personalisation.personalise(messages)
     sent = {int(message.metadata.dst_node_id): message.content["arrays"] for message in messages}
-    train = exchange("train", messages, grid, settings.timeout)
+    train = exchange("train", messages, grid, settings.timeout, gate)
     if personalisation is not None:
         personalisation.learn_vendors(train.valid)
-    accepted, rejections = train.valid, []
-    if settings.validation.enabled:
-        accepted, rejections = validate_replies(train.valid, sent, settings.validation)
-        for rejection in rejections:
-            logger.warning(
-                "round %d: rejected the update of site %s (node %d): %s",
-                server_round,
-                rejection.site,
-                rejection.node_id,
-                rejection.reason,
-            )
+    screened = screen_updates(server_round, settings, train.valid, sent)
+    accepted = screened.accepted
     if train.valid and len(accepted) < settings.validation.min_accepted:
         new_arrays, train_metrics = None, {}
         train_note = (
@@ -278,7 +287,7 @@ def run_round(
         new_arrays = arrays
 
     evaluation = evaluate_on_sites(
-        server_round, settings, strategy, new_arrays, grid, personalisation
+        server_round, settings, strategy, new_arrays, grid, gate, personalisation
     )
     evaluate = evaluation.replies
 
@@ -290,16 +299,17 @@ def run_round(
         aggregation={
             "train": train_note,
             "evaluate": evaluation.note,
+            **screened.report(),
             **_site_weights(strategy),
             **central_dp_report(strategy),
         },
         sites=site_records(train, evaluate, sent_bytes),
         errors=train.errors + evaluate.errors,
-        rejected=[rejection.to_dict() for rejection in rejections],
+        rejected=train.refused + screened.rejected + evaluate.refused,
         timing=round_timing(train, evaluate, train_seconds, evaluation.seconds),
         traffic={
             "bytes-per-site": sent_bytes,
-            "bytes-sent": sent_bytes * len(train.valid) + sent_bytes * len(train.errors),
+            "bytes-sent": sent_bytes * (len(train.valid) + len(train.refused) + len(train.errors)),
             "bytes-received": sum(site["bytes-received"] for site in train.sites.values()),
         },
     )
@@ -310,7 +320,11 @@ def _aggregate_train(
     strategy: Strategy, server_round: int, train: PhaseReplies
 ) -> tuple[ArrayRecord | None, dict[str, float], str]:
     if not train.valid:
-        return None, {}, f"no site trained ({len(train.errors)} failed)"
+        return (
+            None,
+            {},
+            (f"no site trained ({len(train.errors)} failed, {len(train.refused)} refused)"),
+        )
     # ValueError: e.g. Flower's DP accountant refusing unequal site weights.
     return aggregate_train_replies(strategy, server_round, train.valid, tolerated=(ValueError,))
 
@@ -381,11 +395,15 @@ def _personalisation(
 
 
 def _server_state(
-    strategy: Strategy, personalisation: VendorPersonalisation | None
+    strategy: Strategy,
+    personalisation: VendorPersonalisation | None,
+    identities: SiteIdentities | None,
 ) -> dict[str, Any]:
     state = strategy_state(strategy)
     if personalisation is not None:
         state["personalisation"] = personalisation.state()
+    if identities is not None:
+        state[IDENTITIES_STATE] = identities.state()
     return state
 
 

@@ -55,7 +55,7 @@ from federation.protocol import (
 )
 from federation.records import RoundRecord
 from server.model import GlobalModel
-from server.replies import PhaseReplies, array_bytes
+from server.replies import PhaseReplies, ReplyGate, array_bytes, open_gate
 from server.round_phases import (
     aggregate_train_replies,
     evaluate_on_sites,
@@ -68,6 +68,7 @@ from server.secure_settings import ENABLED_KEY, check_secure_aggregation_config
 from server.secure_sum import secure_sum
 from server.settings import FederationSettings
 from server.strategy_factory import build_strategy
+from strategies.example_shares import cap_example_shares
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +82,10 @@ def run_secure_federation(config: DictConfig, grid: Grid) -> FederationResult:
         raise ValueError(f"{ENABLED_KEY} is false: run server.rounds.run_federation instead")
     strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
+    gate = open_gate(settings.replies, settings.sites, grid)
 
     def play_round(server_round: int, arrays: ArrayRecord) -> tuple[RoundRecord, ArrayRecord]:
-        return run_secure_round(server_round, settings, secure, strategy, arrays, grid)
+        return run_secure_round(server_round, settings, secure, strategy, arrays, grid, gate)
 
     # The aggregate is global + mean update in float64: integer buffers are rounded back.
     return run_rounds(
@@ -92,6 +94,7 @@ def run_secure_federation(config: DictConfig, grid: Grid) -> FederationResult:
         strategy,
         model,
         play_round,
+        identities=gate.identities,
         final_extra={"secure_aggregation": True},
         log_round=_log_round,
         round_integer_buffers=True,
@@ -105,15 +108,21 @@ def run_secure_round(
     strategy: Strategy,
     arrays: ArrayRecord,
     grid: Grid,
+    gate: ReplyGate,
 ) -> tuple[RoundRecord, ArrayRecord]:
-    """One round: train and announce, secure sum, strategy step, site evaluation."""
+    """One round: train and announce, secure sum, strategy step, site evaluation.
+
+    The announcements pass the ``gate`` like any reply, and no site counts for more than its
+    share of the examples (``federation.replies.max_site_share``) in the weights of the sum.
+    """
     began = time.perf_counter()
     # FedProx overwrites proximal-mu with its own.
     messages = train_requests(server_round, settings, strategy, arrays, grid, proximal_mu=0.0)
     marker = ConfigRecord({STAGE_KEY: STAGE_TRAIN})
     for message in messages:
         message.content[SECURE_RECORD] = marker
-    train = exchange("train", messages, grid, settings.timeout)
+    train = exchange("train", messages, grid, settings.timeout, gate)
+    capped = cap_example_shares(train.valid, settings.replies.max_site_share)
     train_seconds = time.perf_counter() - began
 
     secure_began = time.perf_counter()
@@ -128,7 +137,7 @@ def run_secure_round(
         logger.warning("round %d: keeping the previous global model: %s", server_round, note)
         new_arrays = arrays
 
-    evaluation = evaluate_on_sites(server_round, settings, strategy, new_arrays, grid)
+    evaluation = evaluate_on_sites(server_round, settings, strategy, new_arrays, grid, gate)
     evaluate = evaluation.replies
 
     sent = array_bytes(arrays)
@@ -144,7 +153,11 @@ def run_secure_round(
         round=server_round,
         train=train_metrics,
         evaluate=evaluation.metrics,
-        aggregation={"train": note, "evaluate": evaluation.note},
+        aggregation={
+            "train": note,
+            "evaluate": evaluation.note,
+            **({"capped-examples": capped} if capped else {}),
+        },
         secure_aggregation=summary,
         # Besides its train reply, a site sent only masked vectors, keys and shares: its
         # weights never leave it.
@@ -156,6 +169,7 @@ def run_secure_round(
             other_bytes_received=summary["bytes-received-per-node"],
         ),
         errors=train.errors + secure_errors + evaluate.errors,
+        rejected=train.refused + evaluate.refused,
         timing=round_timing(
             train,
             evaluate,
@@ -165,7 +179,8 @@ def run_secure_round(
         ),
         traffic={
             "bytes-per-site": sent,
-            "bytes-sent": sent * (len(train.valid) + len(train.errors)) + summary["bytes-sent"],
+            "bytes-sent": sent * (len(train.valid) + len(train.refused) + len(train.errors))
+            + summary["bytes-sent"],
             "bytes-received": summary["bytes-received"],
         },
     )

@@ -315,7 +315,7 @@ class _SecureSum(LegacyStrategy):
             return None, {}
         self.summed_nodes = [int(proxy.node_id) for proxy, _ in results]
         self.clipped = {
-            int(proxy.node_id): int(fitres.metrics.get(CLIPPED_METRIC, 0))
+            int(proxy.node_id): _count(fitres.metrics.get(CLIPPED_METRIC, 0))
             for proxy, fitres in results
         }
         parameters = results[0][1].parameters
@@ -382,3 +382,11 @@ def _run_id(grid: Grid) -> int:
         return int(grid.run.run_id)
     except Exception:  # a grid without a run yet
         return 0
+
+
+def _count(value: object) -> int:
+    """A site's count of clipped values; anything but a finite non-negative number is 0 (the
+    site wrote it, and only the log reads it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        return 0
+    return int(min(value, 2**62))

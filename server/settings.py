@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.privacy import PrivacySettings
 from federation.config import select
+from federation.reply_checks import ReplyLimits
 from strategies import REDUCERS, VENDOR_WEIGHTINGS
 from strategies.update_validation import ValidationSettings
 
@@ -43,7 +44,10 @@ class FederationSettings:
         trim_fraction: share of the weight the trimmed mean cuts from each tail.
         personalised: parameter name patterns kept per vendor (empty: all shared).
         server_learning_rate, beta_1, beta_2, tau: FedAdam's / FedYogi's server optimiser.
-        validation: checks on every reply before aggregation (``federation.validation``).
+        validation: checks on every update before aggregation (``federation.validation``).
+        replies: the bounds on every reply's fields (``federation.replies``).
+        sites: the consortium's sites and their vendors (``federation.sites``; empty: any
+            site may join, bound to its node and vendor at its first reply).
         privacy: DP-SGD, central DP and secure aggregation (``privacy``).
         global_evaluation: evaluate the global model on the server after each round
             (``federation.global_evaluation``; simulation only: the server reads the data).
@@ -84,6 +88,8 @@ class FederationSettings:
     beta_2: float
     tau: float
     validation: ValidationSettings
+    replies: ReplyLimits
+    sites: dict[str, str]
     privacy: PrivacySettings
     global_evaluation: bool
     evaluation_splits: tuple[str, ...]
@@ -132,8 +138,23 @@ class FederationSettings:
             validation=ValidationSettings(
                 enabled=bool(select(config, "federation.validation.enabled", True)),
                 max_norm_ratio=float(select(config, "federation.validation.max_norm_ratio", 10.0)),
+                clip_norm_ratio=_optional_float(
+                    OmegaConf.select(config, "federation.validation.clip_norm_ratio", default=3.0)
+                ),
                 min_accepted=int(select(config, "federation.validation.min_accepted", 1)),
             ),
+            replies=ReplyLimits(
+                max_examples=int(select(config, "federation.replies.max_examples", 10_000_000)),
+                max_site_share=_optional_float(
+                    OmegaConf.select(config, "federation.replies.max_site_share", default=None)
+                ),
+                max_text=int(select(config, "federation.replies.max_text", 256)),
+                max_bad_files=int(select(config, "federation.replies.max_bad_files", 100)),
+            ),
+            sites={
+                str(site): str(vendor)
+                for site, vendor in (select(config, "federation.sites", {}) or {}).items()
+            },
             privacy=PrivacySettings.from_config(config),
             global_evaluation=bool(select(config, "federation.global_evaluation", False)),
             evaluation_splits=tuple(select(config, "federation.eval_splits", ["held-out", "test"])),
@@ -180,6 +201,7 @@ class FederationSettings:
         if self.proximal_mu < 0:
             raise ValueError(f"strategy.proximal_mu must be >= 0, got {self.proximal_mu}")
         self.validation.validate()
+        self.replies.validate()
         if self.privacy.central_dp.enabled and self.personalised:
             raise ValueError(
                 "privacy.central_dp adds noise to one aggregate; it cannot cover per-vendor "
@@ -197,3 +219,7 @@ class FederationSettings:
             raise ValueError(f"federation.min_sites must be >= 1, got {self.min_sites}")
         if self.local_steps < 1:
             raise ValueError(f"federation.local_steps must be >= 1, got {self.local_steps}")
+
+
+def _optional_float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

@@ -111,9 +111,15 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
 
     ``train/<m>`` and ``evaluate/<m>`` (aggregated), ``global/<split>/<m>``,
     ``site/<site-id>/<m>`` (training) and ``site/<site-id>/eval-<m>``, ``timing/<k>``,
-    ``traffic/<k>`` and ``errors`` (failed or missing replies).
+    ``traffic/<k>``, ``errors`` (failed or missing replies), ``rejected`` (replies or updates
+    refused), ``clipped-updates`` and ``capped-examples``.
     """
-    values: dict[str, Any] = {"errors": float(len(record.errors))}
+    values: dict[str, Any] = {
+        "errors": float(len(record.errors)),
+        "rejected": float(len(record.rejected)),
+        "clipped-updates": float(len(record.aggregation.get("clipped-updates", []))),
+        "capped-examples": float(len(record.aggregation.get("capped-examples", []))),
+    }
     values.update({f"train/{key}": value for key, value in record.train.items()})
     values.update({f"evaluate/{key}": value for key, value in record.evaluate.items()})
     values.update({f"global/{key}": value for key, value in (record.global_scores or {}).items()})

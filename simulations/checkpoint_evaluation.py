@@ -56,7 +56,9 @@ def build_methods(
 def run_evaluation(config: Any, show_progress: bool = True) -> EvaluationResult:
     """Evaluate every method at every configured mask; write CSVs and a markdown summary."""
     output_dir = Path(config.output_dir)
-    manifest = load_partition(config.data, config.seed, show_progress)
+    manifest = load_partition(
+        config.data, config.seed, show_progress, bad_file_report=output_dir / "bad_files.jsonl"
+    )
     files = split_sites_and_files(manifest, config.split, list(config.sites))
     methods = build_methods(list(config.checkpoints), list(config.baselines), config.clip_path)
     device = select_device(config.device)

@@ -49,7 +49,9 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
         a summary: output paths, sites, sizes and the training metrics.
     """
     output_dir = Path(config.output_dir)
-    manifest = load_partition(config.data, config.seed, show_progress)
+    manifest = load_partition(
+        config.data, config.seed, show_progress, bad_file_report=output_dir / "bad_files.jsonl"
+    )
     sites = selected_sites(manifest, list(config.data.sites))
     train_files = split_files(manifest, sites, "train")
     validation_files = split_files(manifest, sites, "val")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from flwr.app import ArrayRecord, Message
+from flwr.app import Array, ArrayRecord, Message
 
 from federation.protocol import ARRAYS, SiteRecord, vendor_of
 
@@ -26,17 +27,26 @@ class ValidationSettings:
         max_norm_ratio: reject an update whose L2 norm is more than this many times the
             median update norm of the other sites of its vendor this round (of all other
             sites when it is its vendor's only one; no norm check for a lone site).
+        clip_norm_ratio: scale an accepted update down to this many times the median norm
+            of the other accepted updates (None: no clipping), so that one site's scaled
+            update below the rejection limit cannot steer the mean either.
         min_accepted: fewest accepted replies a round needs to update the global model.
     """
 
     enabled: bool = True
     max_norm_ratio: float = 10.0
+    clip_norm_ratio: float | None = 3.0
     min_accepted: int = 1
 
     def validate(self) -> None:
         if self.max_norm_ratio <= 1.0:
             raise ValueError(
                 f"federation.validation.max_norm_ratio must be > 1, got {self.max_norm_ratio}"
+            )
+        if self.clip_norm_ratio is not None and self.clip_norm_ratio < 1.0:
+            raise ValueError(
+                "federation.validation.clip_norm_ratio must be >= 1 or null, "
+                f"got {self.clip_norm_ratio}"
             )
         if self.min_accepted < 1:
             raise ValueError(
@@ -83,6 +93,64 @@ def validate_replies(
     rejections.extend(_rejection(replies[index], reason) for index, reason in outliers.items())
     rejected_ids = {id(replies[index]) for index in outliers}
     return [reply for reply in accepted if id(reply) not in rejected_ids], rejections
+
+
+def clip_update_norms(
+    replies: Sequence[Message], sent: Mapping[int, ArrayRecord], ratio: float | None
+) -> list[dict[str, Any]]:
+    """Scale down, in the replies themselves, updates above ``ratio`` x their peers' median.
+
+    The peers of a reply are the other replies that moved (norm > 0); with no peer, nothing
+    is clipped. The clipped reply becomes ``sent + (reply - sent) * bound / norm`` in its own
+    dtype, so it points the same way with the peers' typical length times ``ratio``.
+
+    Args:
+        replies: accepted train replies (structurally valid: see :func:`validate_replies`).
+        sent: per node id, the arrays the server sent it.
+        ratio: the bound relative to the peers' median norm; None: no clipping.
+
+    Returns:
+        One entry per clipped reply: site, node id, its norm and the bound.
+    """
+    if ratio is None or len(replies) < 2:
+        return []
+    nodes = [int(reply.metadata.src_node_id) for reply in replies]
+    norms = [
+        _update_norm(reply.content[ARRAYS], sent[node])
+        for reply, node in zip(replies, nodes, strict=True)
+    ]
+    clipped = []
+    for index, (reply, node, norm) in enumerate(zip(replies, nodes, norms, strict=True)):
+        peers = [value for other, value in enumerate(norms) if other != index and value > 0]
+        if not peers:
+            continue
+        bound = ratio * statistics.median(peers)
+        if norm <= bound:
+            continue
+        reply.content[ARRAYS] = _scaled_update(reply.content[ARRAYS], sent[node], bound / norm)
+        clipped.append(
+            {
+                "site": SiteRecord.of(reply.content, node).site_id,
+                "node-id": node,
+                "norm": norm,
+                "bound": bound,
+            }
+        )
+    return clipped
+
+
+def _scaled_update(arrays: ArrayRecord, reference: ArrayRecord, factor: float) -> ArrayRecord:
+    scaled = {}
+    for key, expected in reference.items():
+        before = expected.numpy()
+        after = arrays[key].numpy()
+        if not np.issubdtype(before.dtype, np.floating):
+            scaled[key] = arrays[key]  # counters (BatchNorm's batches) are not steered by size
+            continue
+        difference = after.astype(np.float64) - before.astype(np.float64)
+        value = before.astype(np.float64) + factor * difference
+        scaled[key] = Array(np.asarray(value, dtype=before.dtype))
+    return ArrayRecord(scaled)
 
 
 def _structure_problem(reply: Message, reference: ArrayRecord | None) -> str | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from cardiomm.cohort.manifest import SplitFractions, partition_dataset, read_manifest
+from cardiomm.data.bad_file_report import PARTITION, append_bad_files
 
 
 def resolve_data_root(data: Any, show_progress: bool = True) -> Path:
@@ -27,15 +28,29 @@ def resolve_data_root(data: Any, show_progress: bool = True) -> Path:
     return root
 
 
-def load_partition(data: Any, seed: int, show_progress: bool = True) -> dict:
-    """The partition manifest: ``data.manifest`` if given, else a fresh partition of the root."""
+def load_partition(
+    data: Any,
+    seed: int,
+    show_progress: bool = True,
+    bad_file_report: str | Path | None = None,
+) -> dict:
+    """The partition manifest: ``data.manifest`` if given, else a fresh partition of the root.
+
+    Args:
+        bad_file_report: ``bad_files.jsonl`` to append the files the partition skipped to
+            (stage ``partition``).
+    """
     if data.manifest:
-        return read_manifest(data.manifest)
-    return partition_dataset(
-        resolve_data_root(data, show_progress),
-        hold_out=list(data.hold_out),
-        hold_out_count=int(data.hold_out_count),
-        seed=seed,
-        fractions=SplitFractions(val=data.val_fraction, test=data.test_fraction),
-        show_progress=show_progress,
-    )
+        manifest = read_manifest(data.manifest)
+    else:
+        manifest = partition_dataset(
+            resolve_data_root(data, show_progress),
+            hold_out=list(data.hold_out),
+            hold_out_count=int(data.hold_out_count),
+            seed=seed,
+            fractions=SplitFractions(val=data.val_fraction, test=data.test_fraction),
+            show_progress=show_progress,
+        )
+    if bad_file_report is not None:
+        append_bad_files(bad_file_report, manifest.get("bad_files", []), PARTITION)
+    return manifest

@@ -9,7 +9,6 @@ and replaced by the next image.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cardiomm.data.bad_file_report import INDEX, READ, append_bad_files
 from cardiomm.data.errors import DataFileError
 from cardiomm.data.index import BadFile, SliceIndex
 from cardiomm.data.masking import ImageKey, Masking, TrainingMasks
@@ -115,8 +115,7 @@ class SliceDataset(Dataset[SliceSample]):
         self.bad_file_report = Path(bad_file_report) if bad_file_report else None
         self.epoch = 0
         self._unreadable: set[int] = set()
-        for bad in self.index.bad_files:
-            self._report(bad)
+        self._report(self.index.bad_files, INDEX)
 
     @property
     def bad_files(self) -> list[BadFile]:
@@ -198,14 +197,12 @@ class SliceDataset(Dataset[SliceSample]):
         bad = BadFile(self.index.files[file_number].path, error.reason)
         logger.warning("skipping %s: %s", bad.path, bad.reason)
         self.index.bad_files.append(bad)
-        self._report(bad)
+        self._report([bad], READ)
 
-    def _report(self, bad: BadFile) -> None:
-        if self.bad_file_report is None:
-            return
-        self.bad_file_report.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.bad_file_report, "a") as report:
-            report.write(json.dumps({"file": str(bad.path), "reason": bad.reason}) + "\n")
+    def _report(self, bad_files: list[BadFile], stage: str) -> None:
+        if self.bad_file_report is not None:
+            entries = [{"path": str(bad.path), "reason": bad.reason} for bad in bad_files]
+            append_bad_files(self.bad_file_report, entries, stage)
 
 
 def _check_metadata_mode(metadata: str) -> None:

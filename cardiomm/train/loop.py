@@ -144,14 +144,18 @@ def train_model(
         cleanup.callback(updates.close)
         for step in progress_bar(range(1, total_steps + 1), "training", enabled=show_progress):
             sample = next(batches)
-            loss = _step(network, reconstructor, sample, config, device, reference_weights)
-            value = float(loss.detach())
-            if updates.apply(loss, reference_weights, config.proximal_mu):
+            try:
+                loss = _step(network, reconstructor, sample, config, device, reference_weights)
+                value = float(loss.detach())
+                applied = updates.apply(loss, reference_weights, config.proximal_mu)
+            except Exception as error:
+                raise TrainingStepError(step, describe_batch(sample), error) from error
+            if applied:
                 # The schedule counts applied updates: a skipped one neither warms up nor decays.
                 scheduler.step()
                 skips.applied()
             else:
-                skips.skipped(step)
+                skips.skipped(step, describe_batch(sample))
             losses.append(value)
             examples += sample.target.shape[0]
             if on_step is not None:
@@ -258,15 +262,40 @@ class _SkipGuard:
     def applied(self) -> None:
         self.in_a_row = 0
 
-    def skipped(self, step: int) -> None:
+    def skipped(self, step: int, where: str) -> None:
         self.total += 1
         self.in_a_row += 1
-        logger.warning("step %d: non-finite loss or gradients, update skipped", step)
+        logger.warning("step %d (%s): non-finite loss or gradients, update skipped", step, where)
         if self.in_a_row >= MAX_CONSECUTIVE_SKIPS:
             raise FloatingPointError(
                 f"{self.in_a_row} consecutive steps gave non-finite gradients (last at step "
-                f"{step}); lower the learning rate or check the data"
+                f"{step}, on {where}); lower the learning rate or check the data"
             )
+
+
+class TrainingStepError(RuntimeError):
+    """A training step failed: the message names the step, the images it was on, and why.
+
+    Attributes:
+        step: the step (from 1).
+        where: the batch's images, ``file frame f slice s`` each.
+    """
+
+    def __init__(self, step: int, where: str, cause: BaseException) -> None:
+        self.step = step
+        self.where = where
+        super().__init__(f"training step {step} on {where} failed: {type(cause).__name__}: {cause}")
+
+
+def describe_batch(sample: SliceSample) -> str:
+    """``cine_sax.mat frame 3 slice 1`` for each image of a (collated) batch."""
+    files = [sample.file] if isinstance(sample.file, str) else list(sample.file)
+    frames = torch.as_tensor(sample.frame).reshape(-1).tolist()
+    slices = torch.as_tensor(sample.slice_index).reshape(-1).tolist()
+    return "; ".join(
+        f"{file} frame {frame} slice {slice_index}"
+        for file, frame, slice_index in zip(files, frames, slices, strict=False)
+    )
 
 
 def _validation_due(config: TrainConfig, step: int) -> bool:

@@ -207,3 +207,44 @@ def test_mask_not_found_error_survives_pickling(tmp_path: Path) -> None:
     error = MaskFileNotFoundError(tmp_path / "a.mat", [tmp_path / "a_mask.mat"])
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.data_path, copy.tried, str(copy)) == (error.data_path, error.tried, str(error))
+
+
+def test_all_zero_kspace_opens_but_fails_on_read(tmp_path: Path) -> None:
+    path = write_mat_v73(tmp_path / "cine_sax.mat", {"kspace_full": kspace() * 0})
+    with open_series(path) as series, pytest.raises(DataFileError, match="all-zero k-space"):
+        series.read_kspace(0, 0)
+
+
+def test_overflowing_kspace_fails_on_read(tmp_path: Path) -> None:
+    path = write_mat_v73(tmp_path / "cine_sax.mat", {"kspace_full": kspace() * 1e30})
+    with (
+        open_series(path) as series,
+        pytest.raises(DataFileError, match="beyond any receive chain"),
+    ):
+        series.read_kspace(1, 1)
+
+
+def test_a_huge_declared_shape_without_data_is_refused_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "cine_sax.mat"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("kspace_full", shape=(1000, 1000, 10, 64, 64), dtype=np.complex64)
+    assert path.stat().st_size < 10_000
+    with pytest.raises(DataFileError, match=r"declares shape .* but holds no data"):
+        open_series(path)
+
+
+def test_a_partly_written_uncompressed_dataset_is_refused_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "cine_sax.mat"
+    with h5py.File(path, "w") as handle:
+        dataset = handle.create_dataset(
+            "kspace_full", shape=(4, 2, 2, 8, 8), dtype=np.complex64, chunks=(1, 2, 2, 8, 8)
+        )
+        dataset[0] = np.ones((2, 2, 8, 8), np.complex64)
+    with pytest.raises(DataFileError, match="holds 2048 of the 8192 bytes"):
+        open_series(path)
+
+
+def test_an_implausible_coil_count_is_refused_at_open(tmp_path: Path) -> None:
+    path = write_mat_v73(tmp_path / "cine_sax.mat", {"kspace_full": kspace((1, 1, 200, 4, 4))})
+    with pytest.raises(DataFileError, match="implausible size: 200 coils"):
+        open_series(path)

@@ -53,7 +53,7 @@ def test_round_without_any_site_keeps_the_previous_model(tmp_path):
     grid = InProcessGrid(fake_site_app(failing_sites=everyone), simulation_node_configs(2))
     result = run_federation(config, grid)
     record = history_to_json(result.history)[0]
-    assert record["aggregation"]["train"] == "no site trained (2 failed)"
+    assert record["aggregation"]["train"] == "no site trained (2 failed, 0 refused)"
     assert record["sites"] == {}
     initial = run_federation(
         federation_config(tmp_path / "fresh", "federation.num_rounds=1"),

@@ -21,6 +21,9 @@ from cardiomm.data.metadata import ScanMetadata
 
 # MATLAB's complex compound, and the one h5py writes for numpy complex arrays.
 _COMPLEX_FIELD_NAMES = (("real", "imag"), ("r", "i"))
+# The largest k-space magnitude taken as data: past it the coil images' squares overflow
+# float32 (3.4e38) in the root-sum-of-squares, and no receive chain produces it.
+MAX_KSPACE_MAGNITUDE = 1e15
 
 
 class SeriesShape(NamedTuple):
@@ -41,6 +44,46 @@ class SeriesShape(NamedTuple):
     def num_images(self) -> int:
         """Number of 2D multi-coil images, frames x slices."""
         return self.frames * self.slices
+
+
+# What a cardiac MR k-space file can plausibly hold; past these a header is corrupt or hostile
+# (and would yield tens of thousands of images from a few kilobytes).
+PLAUSIBLE_SHAPE = SeriesShape(frames=1024, slices=1024, coils=128, ky=2048, kx=4096)
+
+
+def check_plausible_shape(path: Path, shape: SeriesShape) -> SeriesShape:
+    """``shape``, or a ``DataFileError`` when an axis is beyond what a scan can hold."""
+    for name, size, limit in zip(shape._fields, shape, PLAUSIBLE_SHAPE, strict=True):
+        if size > limit:
+            raise DataFileError(
+                path, f"implausible size: {size} {name} (at most {limit}); shape {tuple(shape)}"
+            )
+    return shape
+
+
+def check_stored_bytes(path: Path, dataset: h5py.Dataset) -> None:
+    """Raise ``DataFileError`` when ``dataset`` holds fewer bytes than its shape declares.
+
+    A dataset with no data written reads as zeros of any declared size; an uncompressed one
+    with fewer bytes than ``shape x itemsize`` is truncated or partly written. (Compressed
+    datasets, as MATLAB writes v7.3 files, are legitimately smaller: only "nothing stored"
+    is caught for them; an all-zero image is caught when it is read.)
+    """
+    stored = int(dataset.id.get_storage_size())
+    declared = int(np.prod(dataset.shape, dtype=np.int64)) * dataset.dtype.itemsize
+    if declared and stored == 0:
+        raise DataFileError(
+            path, f"{dataset.name!r} declares shape {dataset.shape} but holds no data"
+        )
+    compressed = dataset.compression is not None or bool(
+        dataset.id.get_create_plist().get_nfilters()
+    )
+    if not compressed and stored < declared:
+        raise DataFileError(
+            path,
+            f"{dataset.name!r} holds {stored} of the {declared} bytes its shape "
+            f"{dataset.shape} declares (truncated or partly written)",
+        )
 
 
 class KSpaceSeries(abc.ABC):
@@ -92,7 +135,8 @@ class KSpaceSeries(abc.ABC):
 
         Raises:
             IndexError: frame or slice out of range.
-            DataFileError: the image cannot be read or holds NaN / Inf.
+            DataFileError: the image cannot be read, holds NaN / Inf, is all zero, or has
+                magnitudes beyond ``MAX_KSPACE_MAGNITUDE``.
         """
         if self._closed:
             raise ValueError(f"{self._path}: series is closed")
@@ -111,6 +155,15 @@ class KSpaceSeries(abc.ABC):
             )
         if not np.isfinite(image).all():
             raise DataFileError(self._path, f"non-finite (NaN or Inf) k-space in {where}")
+        largest = float(np.abs(image).max(initial=0.0))
+        if largest == 0.0:
+            raise DataFileError(self._path, f"all-zero k-space in {where}")
+        if largest > MAX_KSPACE_MAGNITUDE:
+            raise DataFileError(
+                self._path,
+                f"k-space magnitude {largest:.3g} in {where} is beyond any receive chain "
+                f"(> {MAX_KSPACE_MAGNITUDE:.0e}; it would overflow float32 arithmetic)",
+            )
         return image
 
     def image_indices(self) -> Iterator[tuple[int, int]]:
@@ -203,8 +256,10 @@ def check_complex_dataset(path: Path, dataset: h5py.Dataset) -> None:
     if np.issubdtype(dtype, np.complexfloating):
         return
     names = dtype.names
-    if names is not None and tuple(names) in _COMPLEX_FIELD_NAMES and all(
-        np.issubdtype(dtype.fields[name][0], np.floating) for name in names
+    if (
+        names is not None
+        and tuple(names) in _COMPLEX_FIELD_NAMES
+        and all(np.issubdtype(dtype.fields[name][0], np.floating) for name in names)
     ):
         return
     raise DataFileError(
@@ -231,9 +286,7 @@ def read_complex64(dataset: h5py.Dataset, selection: tuple[int | slice, ...]) ->
     return out
 
 
-def _selection_shape(
-    shape: tuple[int, ...], selection: tuple[int | slice, ...]
-) -> tuple[int, ...]:
+def _selection_shape(shape: tuple[int, ...], selection: tuple[int | slice, ...]) -> tuple[int, ...]:
     kept = [
         len(range(*index.indices(size)))
         for size, index in zip(shape, selection, strict=False)

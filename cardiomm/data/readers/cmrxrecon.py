@@ -22,6 +22,8 @@ from cardiomm.data.readers.base import (
     KSpaceSeries,
     SeriesShape,
     check_complex_dataset,
+    check_plausible_shape,
+    check_stored_bytes,
     open_hdf5,
     read_complex64,
     require_dataset,
@@ -148,4 +150,6 @@ def _series_shape(path: Path, dataset: h5py.Dataset) -> SeriesShape:
     shape = SeriesShape(frames, slices, coils, ky, kx)
     if min(shape) < 1:
         raise DataFileError(path, f"{dataset.name!r} is empty, shape {dataset.shape}")
+    check_plausible_shape(path, shape)
+    check_stored_bytes(path, dataset)
     return shape

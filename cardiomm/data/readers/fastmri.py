@@ -20,6 +20,8 @@ from cardiomm.data.readers.base import (
     KSpaceSeries,
     SeriesShape,
     check_complex_dataset,
+    check_plausible_shape,
+    check_stored_bytes,
     open_hdf5,
     read_complex64,
     require_dataset,
@@ -119,6 +121,8 @@ def _series_shape(path: Path, kspace: h5py.Dataset) -> SeriesShape:
     shape = SeriesShape(1, slices, coils, phase, readout)
     if min(shape) < 1:
         raise DataFileError(path, f"'kspace' is empty, shape {kspace.shape}")
+    check_plausible_shape(path, shape)
+    check_stored_bytes(path, kspace)
     return shape
 
 

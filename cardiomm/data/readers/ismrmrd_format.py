@@ -33,7 +33,13 @@ import numpy as np
 
 from cardiomm.data.errors import DataFileError
 from cardiomm.data.metadata import ScanMetadata, canonical_vendor, parse_series_stem
-from cardiomm.data.readers.base import KSpaceSeries, SeriesShape, open_hdf5, require_dataset
+from cardiomm.data.readers.base import (
+    KSpaceSeries,
+    SeriesShape,
+    check_plausible_shape,
+    open_hdf5,
+    require_dataset,
+)
 
 # ISMRMRD acquisition flag bits (1-based, as in ismrmrd/constants.h).
 _ACQ_IS_NOISE_MEASUREMENT = 19
@@ -97,6 +103,7 @@ _PROTOCOL_VIEWS = {
     "rvot": "RVOT",
 }
 
+
 @dataclasses.dataclass(frozen=True)
 class EncodingLimit:
     """One ``encodingLimits`` entry: the smallest, largest and centre index."""
@@ -141,8 +148,7 @@ class IsmrmrdHeader:
         trajectory = None
         if encoding is not None:
             sizes = [
-                _integer(encoding, ("encodedSpace", "matrixSize", axis))
-                for axis in ("x", "y", "z")
+                _integer(encoding, ("encodedSpace", "matrixSize", axis)) for axis in ("x", "y", "z")
             ]
             if sizes[0] is not None and sizes[1] is not None:
                 matrix = (sizes[0], sizes[1], sizes[2] or 1)
@@ -364,7 +370,7 @@ def _index_acquisitions(
                 numbers[chosen], rows[chosen], columns[chosen], backwards[chosen]
             )
     shape = SeriesShape(phases.size, slices.size, int(coils), num_ky, num_kx)
-    return shape, index, int(samples)
+    return check_plausible_shape(path, shape), index, int(samples)
 
 
 def _is_imaging(flags: np.ndarray) -> np.ndarray:

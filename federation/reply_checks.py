@@ -1,0 +1,279 @@
+"""Every field of a site's reply, checked before the server uses any of it.
+
+A site can put any value in any field: a NaN or negative ``num-examples`` would poison or
+crash the weighted mean, a string with markup would travel into history.json, MLflow and the
+report, a list metric would break the strategy's aggregation. :func:`check_reply` accepts a
+reply only when every metric is a known one, of its type and in its range, and when the site
+record's identity fields are well formed; the free-text fields (scanner, skipped files) are
+kept, sanitised and length-capped. The arrays are checked apart, against what the server
+sent (strategies/update_validation.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flwr.app import RecordDict
+from flwr.supercore.differential_privacy import KEY_NORM_BIT
+
+from federation.protocol import (
+    BAD_FILES,
+    CLIPPED_METRIC,
+    METRICS,
+    NUM_EXAMPLES,
+    SCANNER,
+    SITE_ID,
+    SITE_RECORD,
+    SLICES_SEEN,
+    VENDOR,
+    SiteRecord,
+)
+
+TRAIN = "train"
+EVALUATE = "evaluate"
+# A site id or vendor: letters, digits and . _ - (Center001, GE, Siemens_Healthineers).
+IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Kept from free text: printable ASCII without markup and quoting characters.
+_UNSAFE_TEXT = re.compile(r"[^\x20-\x7e]|[<>&\"'`\\]")
+# Seconds in a round beyond which a timing is not a timing (a year).
+_MAX_SECONDS = 3.2e7
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricRule:
+    """What one metric may hold.
+
+    Attributes:
+        low, high: inclusive bounds.
+        integer: a whole number.
+        nan: NaN is allowed (a site without validation data, a DP site's withheld loss).
+        infinite: +Inf is allowed (an epsilon with no noise).
+        required: the reply must carry it.
+    """
+
+    low: float
+    high: float
+    integer: bool = False
+    nan: bool = False
+    infinite: bool = False
+    required: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` breaks the rule (None when it does not)."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"must be a number, got {type(value).__name__}"
+        number = float(value)
+        if math.isnan(number):
+            return None if self.nan else "is NaN"
+        if math.isinf(number):
+            return None if self.infinite and number > 0 else "is infinite"
+        if self.integer and not number.is_integer():
+            return f"must be a whole number, got {number:g}"
+        if not self.low <= number <= self.high:
+            return f"is {number:g}, outside [{self.low:g}, {self.high:g}]"
+        return None
+
+
+def _seconds() -> MetricRule:
+    return MetricRule(0.0, _MAX_SECONDS)
+
+
+def _count(high: float = 1e9) -> MetricRule:
+    return MetricRule(0.0, high, integer=True)
+
+
+def _score(low: float, high: float) -> MetricRule:
+    return MetricRule(low, high, nan=True)
+
+
+_PSNR = _score(-1000.0, 1000.0)
+_SSIM = _score(-1.0, 1.0)
+_NMSE = _score(0.0, 1e12)
+_LOSS = _score(0.0, 1e12)
+
+TRAIN_METRICS: dict[str, MetricRule] = {
+    SLICES_SEEN: _count(),
+    "loss": _LOSS,
+    "final-loss": _LOSS,
+    "steps": _count(),
+    "skipped-steps": _count(),
+    "train-seconds": _seconds(),
+    "val-psnr": _PSNR,
+    "val-ssim": _SSIM,
+    "val-nmse": _NMSE,
+    "bad-files": _count(),
+    "field-strength": _score(0.0, 20.0),
+    "dp-epsilon": MetricRule(0.0, 1e12, infinite=True),
+    "dp-delta": MetricRule(0.0, 1.0),
+    "dp-steps": _count(),
+    "dp-budget-exhausted": MetricRule(0.0, 1.0, integer=True),
+    # Central DP's adaptive clipping: whether the site's update was within the norm.
+    KEY_NORM_BIT: MetricRule(0.0, 1.0, integer=True),
+    CLIPPED_METRIC: _count(1e12),
+}
+EVALUATE_METRICS: dict[str, MetricRule] = {
+    "psnr": _PSNR,
+    "ssim": _SSIM,
+    "nmse": _NMSE,
+    "eval-seconds": _seconds(),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplyLimits:
+    """``federation.replies``: the bounds on a reply's fields.
+
+    Attributes:
+        max_examples: the largest ``num-examples`` a site may report (its training slices).
+        max_site_share: the largest share of a round's examples one site may count for
+            (more is capped, strategies/example_shares.py); None: 1 / the number of vendors
+            that trained, the most vendor-balanced weighting would give a site.
+        max_text: characters kept of a free-text field (scanner, a skipped file's path).
+        max_bad_files: skipped files kept per reply (the count says how many there were).
+    """
+
+    max_examples: int = 10_000_000
+    max_site_share: float | None = None
+    max_text: int = 256
+    max_bad_files: int = 100
+
+    def validate(self) -> None:
+        for name in ("max_examples", "max_text", "max_bad_files"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"federation.replies.{name} must be >= 1")
+        if self.max_site_share is not None and not 0.0 < self.max_site_share <= 1.0:
+            raise ValueError(
+                f"federation.replies.max_site_share must be in (0, 1] or null, "
+                f"got {self.max_site_share}"
+            )
+
+    def rules(self, phase: str) -> dict[str, MetricRule]:
+        """The metrics a ``phase`` reply may carry (``num-examples`` always)."""
+        if phase == TRAIN:
+            examples = MetricRule(1.0, float(self.max_examples), integer=True, required=True)
+            return {NUM_EXAMPLES: examples, **TRAIN_METRICS}
+        examples = MetricRule(0.0, float(self.max_examples), integer=True, required=True)
+        return {NUM_EXAMPLES: examples, **EVALUATE_METRICS}
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedReply:
+    """A reply's fields after the checks.
+
+    Attributes:
+        site: its site record, free text sanitised (identity fields as sent: they passed).
+        metrics: every metric as a float.
+        bad_files: the skipped files ({path, reason}, sanitised, at most ``max_bad_files``;
+            a last entry counts those left out).
+    """
+
+    site: SiteRecord
+    metrics: dict[str, float]
+    bad_files: list[dict[str, str]]
+
+
+class ReplyRefusedError(ValueError):
+    """A reply with a field the server cannot use; the message names the field and why."""
+
+
+def check_reply(content: RecordDict, phase: str, limits: ReplyLimits) -> CheckedReply:
+    """The checked fields of a ``phase`` reply's ``content``.
+
+    Raises:
+        ReplyRefusedError: a missing or malformed site record, an unknown metric, a metric of the
+            wrong type or out of its range, a missing ``num-examples``.
+    """
+    site = _checked_site(content, limits)
+    metrics = _checked_metrics(content, limits.rules(phase))
+    return CheckedReply(
+        site=dataclasses.replace(site, bad_files_json=""),
+        metrics=metrics,
+        bad_files=bad_file_list(site.bad_files_json, limits),
+    )
+
+
+def clean_text(value: Any, limit: int) -> str:
+    """``value`` as printable text without markup or quotes, at most ``limit`` characters."""
+    text = _UNSAFE_TEXT.sub("?", str(value))
+    return text if len(text) <= limit else f"{text[: max(0, limit - 3)]}..."
+
+
+def bad_file_list(text: str, limits: ReplyLimits) -> list[dict[str, str]]:
+    """A site's skipped-files JSON as at most ``max_bad_files`` sanitised {path, reason}."""
+    try:
+        entries = json.loads(text) if text else []
+    except (json.JSONDecodeError, RecursionError):
+        return [{"path": "", "reason": "the site's list of skipped files is not valid JSON"}]
+    if not isinstance(entries, list):
+        entries = [entries]
+    kept = [
+        {
+            "path": clean_text(entry.get("path", ""), limits.max_text),
+            "reason": clean_text(entry.get("reason", ""), limits.max_text),
+        }
+        if isinstance(entry, Mapping)
+        else {"path": "", "reason": clean_text(entry, limits.max_text)}
+        for entry in entries[: limits.max_bad_files]
+    ]
+    if len(entries) > limits.max_bad_files:
+        left_out = len(entries) - limits.max_bad_files
+        kept.append({"path": "", "reason": f"{left_out} more skipped file(s) not listed"})
+    return kept
+
+
+def _checked_site(content: RecordDict, limits: ReplyLimits) -> SiteRecord:
+    record = content.config_records.get(SITE_RECORD)
+    if record is None:
+        raise ReplyRefusedError(f"no '{SITE_RECORD}' record (who the site is)")
+    fields = dict(record)
+    unknown = sorted(set(fields) - {SITE_ID, VENDOR, SCANNER, BAD_FILES})
+    if unknown:
+        raise ReplyRefusedError(f"unknown site-record field(s) {_names(unknown)}")
+    for key in (SITE_ID, VENDOR):
+        value = fields.get(key)
+        if not isinstance(value, str) or IDENTIFIER.match(value) is None:
+            raise ReplyRefusedError(
+                f"site-record field '{key}' must be 1-64 letters, digits, '.', '_' or '-', "
+                f"got {clean_text(value, 40)!r}"
+            )
+    for key in (SCANNER, BAD_FILES):
+        if key in fields and not isinstance(fields[key], str):
+            raise ReplyRefusedError(f"site-record field '{key}' must be text")
+    return SiteRecord(
+        site_id=fields[SITE_ID],
+        vendor=fields[VENDOR],
+        scanner=clean_text(fields.get(SCANNER, ""), limits.max_text),
+        bad_files_json=fields.get(BAD_FILES, "[]"),
+    )
+
+
+def _checked_metrics(content: RecordDict, rules: Mapping[str, MetricRule]) -> dict[str, float]:
+    if list(content.metric_records) not in ([], [METRICS]):
+        raise ReplyRefusedError(
+            f"metric records {_names(list(content.metric_records))}, expected '{METRICS}'"
+        )
+    record = content.metric_records.get(METRICS)
+    values = dict(record) if record is not None else {}
+    unknown = sorted(set(values) - set(rules))
+    if unknown:
+        raise ReplyRefusedError(f"unknown metric(s) {_names(unknown)}")
+    missing = sorted(key for key, rule in rules.items() if rule.required and key not in values)
+    if missing:
+        raise ReplyRefusedError(f"missing metric(s) {_names(missing)}")
+    metrics = {}
+    for key, value in values.items():
+        problem = rules[key].problem(value)
+        if problem is not None:
+            raise ReplyRefusedError(f"metric '{key}' {problem}")
+        metrics[key] = float(value)
+    return metrics
+
+
+def _names(keys: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(clean_text(key, 40)) for key in keys[:limit])
+    return shown if len(keys) <= limit else f"{shown} and {len(keys) - limit} more"
