@@ -25,12 +25,71 @@ def config_dir() -> Path:
     return directory
 
 
-def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -> DictConfig:
-    """Compose the config with Hydra's command-line override syntax, e.g. ``["seed=3"]``."""
-    from hydra import compose, initialize_config_dir
+class ConfigError(ValueError):
+    """An override that names no config key or option; the message is one line that names it
+    and the nearest valid ones."""
 
+
+def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -> DictConfig:
+    """Compose the config with Hydra's command-line override syntax, e.g. ``["seed=3"]``.
+
+    Raises:
+        ConfigError: an unknown key (``train.lerning_rate=1``), an unknown option of a config
+            group (``strategy=fedavgg``) or an override Hydra cannot parse.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = list(overrides)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name=config_name, overrides=list(overrides))
+        try:
+            return compose(config_name=config_name, overrides=overrides)
+        except (HydraException, OmegaConfBaseException) as error:
+            known = _known_keys(compose(config_name=config_name))
+            raise ConfigError(_explain(error, overrides, known)) from None
+
+
+def _known_keys(config: DictConfig) -> list[str]:
+    keys: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                path = f"{prefix}.{key}" if prefix else str(key)
+                keys.append(path)
+                walk(value, path)
+
+    walk(OmegaConf.to_container(config, resolve=False), "")
+    return keys
+
+
+def _explain(error: Exception, overrides: list[str], known: list[str]) -> str:
+    """One line: the override at fault and the nearest valid keys or options."""
+    import difflib
+
+    text = str(error)
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if f"'{key}'" not in text and f"'{key}/" not in text:
+            continue
+        group = config_dir() / key.replace(".", "/")
+        if group.is_dir():
+            options = sorted(path.stem for path in group.glob("*.yaml"))
+            value = override.split("=", 1)[1] if "=" in override else ""
+            near = difflib.get_close_matches(value, options, n=1)
+            hint = f"; did you mean {key}={near[0]}?" if near else ""
+            return f"unknown {key} {value!r}: choose one of {', '.join(options)}{hint}"
+        if key in known:
+            return (
+                f"cannot set {key} with {override!r} ({first}); to replace a whole mapping "
+                f"write ++{key}={{...}}"
+            )
+        near = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(near)}?" if near else ""
+        return f"unknown config key {key!r} in override {override!r}{hint}"
+    return f"invalid config override ({first})"
 
 
 def config_section(config: Any, key: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from client.central_dp import central_dp_clipping_mod
 from client.local import RoundInstructions, evaluate_site, skipped_files_json, train_site
 from client.secure_aggregation import secure_aggregation_mod
 from client.site import SiteData, SiteDataError, resolve_site
-from federation.config import compose_run_config
+from client.site_config import compose_site_config
 from federation.protocol import (
     ARRAYS,
     CONFIG,
@@ -57,7 +57,7 @@ def train(msg: Message, context: Context) -> Message:
     """Local training on the site's train split; replies weights and metrics."""
     site: SiteData | None = None
     try:
-        config = compose_run_config(context.run_config)
+        config = compose_site_config(context.run_config, context.node_config)
         privacy = PrivacySettings.from_config(config).dp_sgd
         site = resolve_site(dict(context.node_config), config)
         received = msg.content[CONFIG]
@@ -124,7 +124,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     """The global model's scores on the site's validation split."""
     site: SiteData | None = None
     try:
-        config = compose_run_config(context.run_config)
+        config = compose_site_config(context.run_config, context.node_config)
         site = resolve_site(dict(context.node_config), config)
         metrics = evaluate_site(site, msg.content[ARRAYS].to_torch_state_dict(), config)
     except Exception as error:  # a site's failure is its reply, never a crashed ClientApp

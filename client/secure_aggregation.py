@@ -39,7 +39,8 @@ from flwr.common.secure_aggregation.secaggplus_constants import (
     Stage,
 )
 
-from federation.config import compose_run_config, select
+from client.site_config import compose_site_config
+from federation.config import select
 from federation.protocol import (
     ARRAYS,
     CLIPPED_METRIC,
@@ -201,7 +202,7 @@ def _rounding_seed(msg: Message, context: Context) -> int:
 def _secure_aggregation_required(context: Context) -> bool:
     """Whether the run's config (the same overrides the server composes) turns SecAgg+ on."""
     try:
-        config = compose_run_config(context.run_config)
+        config = compose_site_config(context.run_config, context.node_config)
     except Exception:  # a config that does not compose: the ClientApp reports it itself
         return False
     return bool(select(config, "privacy.secure_aggregation.enabled", False))

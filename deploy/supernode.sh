@@ -4,8 +4,11 @@
 #
 #   deploy/supernode.sh --superlink HOST:PORT --root-certificates ca.crt \
 #       --key supernode_key --site-id Center001 (--data-path DIR | --manifest-path FILE) \
-#       [--port 9094] [--host 127.0.0.1] [--node-config 'extra="k=v"'] [-- EXTRA ARGS]
+#       [--site-config site.yaml] [--port 9094] [--host 127.0.0.1] \
+#       [--node-config 'extra="k=v"'] [-- EXTRA ARGS]
 #
+# --site-config is the site's own settings (device, threads, DP-SGD budget: README, "What a
+# site decides"); the coordinator's run config cannot change them.
 # --port is the SuperNode's local Runtime API port (its ClientApp connects there); it must
 # differ between SuperNodes on one machine. The public half of --key (key.pub) must have
 # been registered by the researcher (`deploy/register_supernodes.sh`), otherwise the
@@ -16,7 +19,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="${FLWR_BIN:-$here/../.venv/bin}"
-superlink="" root="" key="" site="" data="" manifest="" port="9094" host="127.0.0.1"
+superlink="" root="" key="" site="" data="" manifest="" site_config="" port="9094"
+host="127.0.0.1"
 node_extra="" max_wait=""
 extra=()
 while [[ $# -gt 0 ]]; do
@@ -27,6 +31,7 @@ while [[ $# -gt 0 ]]; do
     --site-id) site="$2"; shift 2 ;;
     --data-path) data="$2"; shift 2 ;;
     --manifest-path) manifest="$2"; shift 2 ;;
+    --site-config) site_config="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --host) host="$2"; shift 2 ;;
     --node-config) node_extra="$2"; shift 2 ;;
@@ -41,13 +46,14 @@ done
 [[ -n "$data" || -n "$manifest" ]] || { echo "--data-path or --manifest-path is required" >&2; exit 2; }
 [[ -r "$root" ]] || { echo "cannot read $root" >&2; exit 1; }
 [[ -r "$key" ]] || { echo "cannot read $key" >&2; exit 1; }
-[[ "$site$data$manifest" != *'"'* ]] || { echo "values must not contain double quotes" >&2; exit 2; }
+[[ "$site$data$manifest$site_config" != *'"'* ]] || { echo "values must not contain double quotes" >&2; exit 2; }
 [[ -x "$bin/flower-supernode" ]] || { echo "flower-supernode not found in $bin" >&2; exit 1; }
 export PATH="$bin:$PATH"   # flower-supernode starts flower-superexec / flwr-clientapp from PATH
 
 node_config="site-id=\"$site\""
 [[ -n "$data" ]] && node_config+=" data-path=\"$data\""
 [[ -n "$manifest" ]] && node_config+=" manifest-path=\"$manifest\""
+[[ -n "$site_config" ]] && node_config+=" site-config=\"$(cd "$(dirname "$site_config")" && pwd)/$(basename "$site_config")\""
 [[ -n "$node_extra" ]] && node_config+=" $node_extra"
 
 args=(

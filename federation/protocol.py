@@ -18,6 +18,7 @@ PARTITION_ID = "partition-id"  # simulation: the i-th internal site of the parti
 NODE_SITE_ID = "site-id"  # deployment: who the site is
 NODE_DATA_PATH = "data-path"  # deployment: where its data lives
 NODE_MANIFEST_PATH = "manifest-path"  # deployment: its partition manifest, if any
+NODE_SITE_CONFIG = "site-config"  # the site's own settings file (client/site_config.py)
 
 # -- records of a message ------------------------------------------------------------------
 ARRAYS = "arrays"  # ArrayRecord: the weights (to the site; back from it after training)

@@ -38,8 +38,8 @@ TRAIN = "train"
 EVALUATE = "evaluate"
 # A site id or vendor: letters, digits and . _ - (Center001, GE, Siemens_Healthineers).
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# Kept from free text: printable ASCII without markup and quoting characters.
-_UNSAFE_TEXT = re.compile(r"[^\x20-\x7e]|[<>&\"'`\\]")
+# Kept from free text: printable ASCII without the characters of markup and shell escapes.
+_UNSAFE_TEXT = re.compile(r"[^\x20-\x7e]|[<>&`\\]")
 # Seconds in a round beyond which a timing is not a timing (a year).
 _MAX_SECONDS = 3.2e7
 
@@ -198,7 +198,7 @@ def check_reply(content: RecordDict, phase: str, limits: ReplyLimits) -> Checked
 
 
 def clean_text(value: Any, limit: int) -> str:
-    """``value`` as printable text without markup or quotes, at most ``limit`` characters."""
+    """``value`` as printable text without markup, at most ``limit`` characters."""
     text = _UNSAFE_TEXT.sub("?", str(value))
     return text if len(text) <= limit else f"{text[: max(0, limit - 3)]}..."
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import os
 import random
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.model.checkpoint import OLD_LAYOUT_HINT
+
+logger = logging.getLogger(__name__)
 
 FORMAT = "cardiomm-fl federation checkpoint"
 # 2: the global weights are those of the version 2 network (cardiomm/model/checkpoint.py).
@@ -124,6 +128,80 @@ def resume_path(output_dir: Path, resume: bool | str) -> Path | None:
     if not path.is_file():
         raise FileNotFoundError(f"federation.resume={resume}: no such checkpoint")
     return path
+
+
+def load_resume_point(output_dir: Path, resume: bool | str) -> tuple[Path, RoundCheckpoint] | None:
+    """The checkpoint to resume from, read: None for a fresh run (see :func:`resume_path`).
+
+    With ``resume=True``, an unreadable ``latest.pt`` (a disk fault, a partial copy) falls
+    back to the newest round checkpoint that reads, with a warning naming both; only when
+    none reads is it an error. An explicit path is read as given, without fallback.
+
+    Raises:
+        ValueError: no readable checkpoint (the message lists what was tried and why).
+    """
+    path = resume_path(output_dir, resume)
+    if path is None:
+        return None
+    if resume is not True:
+        return path, load_round_checkpoint(path)
+    problems = []
+    rounds = sorted(checkpoint_dir(output_dir).glob("round-*.pt"), reverse=True)
+    for candidate in [path, *rounds]:
+        try:
+            checkpoint = load_round_checkpoint(candidate)
+        except (ValueError, FileNotFoundError) as error:
+            problems.append(str(error))
+            continue
+        if problems:
+            logger.warning(
+                "%s; resuming from %s (round %d), the newest intact checkpoint",
+                "; ".join(problems),
+                candidate,
+                checkpoint.server_round,
+            )
+        return candidate, checkpoint
+    raise ValueError("no readable checkpoint to resume from: " + "; ".join(problems))
+
+
+# The config sections that decide the network's parameters: a resumed run must match them,
+# except for settings of how it runs or where its files are.
+MODEL_SECTIONS = ("model", "text")
+RUNTIME_SETTINGS = frozenset(
+    {"model.gradient_checkpointing", "model.coil_batching", "text.path", "text.cache_dir"}
+)
+
+
+def check_same_model(saved_yaml: str, config: DictConfig, path: Path) -> None:
+    """Raise ValueError naming every model setting in which ``config`` differs from the run
+    that wrote the checkpoint at ``path`` (whose resolved config is ``saved_yaml``)."""
+    saved = OmegaConf.create(saved_yaml)
+    differences = []
+    for section in MODEL_SECTIONS:
+        before = dict(_leaves(OmegaConf.to_container(saved.get(section, {}), resolve=True)))
+        now = dict(_leaves(OmegaConf.to_container(config.get(section, {}), resolve=True)))
+        for key in sorted(set(before) | set(now)):
+            if f"{section}.{key}" in RUNTIME_SETTINGS:
+                continue
+            if before.get(key) != now.get(key):
+                differences.append(
+                    f"{section}.{key}: checkpoint {before.get(key)!r}, this run {now.get(key)!r}"
+                )
+    if differences:
+        raise ValueError(
+            f"{path} was written with another model; resume with the same settings or start a "
+            f"new output_dir ({'; '.join(differences)})"
+        )
+
+
+def _leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [
+            leaf
+            for key, item in value.items()
+            for leaf in _leaves(item, f"{prefix}.{key}" if prefix else str(key))
+        ]
+    return [(prefix, value)]
 
 
 def _atomic_save(content: dict[str, Any], path: Path) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -56,15 +56,25 @@ class ReplyGate:
     identities: SiteIdentities
     connected: Callable[[], Iterable[int]]
 
-    def admit(self, reply: Message, phase: str, connected: Iterable[int]) -> CheckedReply:
+    def admit(
+        self,
+        reply: Message,
+        phase: str,
+        connected: Iterable[int],
+        contested: Collection[str] = (),
+    ) -> CheckedReply:
         """The checked fields of ``reply``, written back into it (sanitised).
+
+        Args:
+            connected: the node ids connected now.
+            contested: the sites several replies of this exchange claim.
 
         Raises:
             ReplyRefusedError: a field fails its check, or the site claim its node's binding.
         """
         checked = check_reply(reply.content, phase, self.limits)
         node = int(reply.metadata.src_node_id)
-        self.identities.claim(node, checked.site.site_id, checked.site.vendor, connected)
+        self.identities.claim(node, checked.site.site_id, checked.site.vendor, connected, contested)
         site = dataclasses.replace(checked.site, bad_files_json=json.dumps(checked.bad_files))
         reply.content.config_records[SITE_RECORD] = site.to_record()
         reply.content.metric_records[METRICS] = MetricRecord(checked.metrics)
@@ -104,6 +114,7 @@ def sort_replies(
     replies = list(replies)
     asked = {int(message.metadata.dst_node_id) for message in sent}
     connected = set(gate.connected())
+    contested = _contested_sites(replies)
     sorted_out = PhaseReplies(valid=[], sites={}, errors=[])
     for reply in replies:
         node = int(reply.metadata.src_node_id)
@@ -120,7 +131,7 @@ def sort_replies(
         try:
             if node not in asked:
                 raise ReplyRefusedError("reply from a node the server did not ask")
-            checked = gate.admit(reply, phase, connected)
+            checked = gate.admit(reply, phase, connected, contested)
         except ReplyRefusedError as refusal:
             sorted_out.refused.append(_refusal(phase, reply, str(refusal)))
             continue
@@ -133,6 +144,18 @@ def sort_replies(
         )
     sorted_out.valid.sort(key=lambda reply: (_site(reply).site_id, int(reply.metadata.src_node_id)))
     return sorted_out
+
+
+def _contested_sites(replies: list[Message]) -> set[str]:
+    """Site ids that more than one node's reply claims."""
+    claimants: dict[str, set[int]] = {}
+    for reply in replies:
+        if reply.has_error():
+            continue
+        claimed = reply.content.config_records.get(SITE_RECORD, {}).get(SITE_ID)
+        if isinstance(claimed, str):
+            claimants.setdefault(claimed, set()).add(int(reply.metadata.src_node_id))
+    return {site for site, nodes in claimants.items() if len(nodes) > 1}
 
 
 def _site(reply: Message) -> SiteRecord:

@@ -37,10 +37,10 @@ from federation.records import (
 from server.checkpoints import (
     FINAL,
     RoundCheckpoint,
+    check_same_model,
     checkpoint_dir,
-    load_round_checkpoint,
+    load_resume_point,
     restore_rng_state,
-    resume_path,
     rng_state,
     save_round_checkpoint,
 )
@@ -157,7 +157,7 @@ def run_rounds(
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     log_round = log_round or _log_round
-    start, run_id, history = _resume(settings, strategy, model, personalisation, identities)
+    start, run_id, history = _resume(config, settings, strategy, model, personalisation, identities)
     # Aggregation may come back in another dtype (FedAdam computes in float64): the global
     # model keeps the network's dtypes, so traffic and checkpoints stay the network's size.
     dtypes = {key: value.numpy().dtype for key, value in model.state_dict().items()}
@@ -205,6 +205,7 @@ def run_rounds(
 
 
 def _resume(
+    config: DictConfig,
     settings: FederationSettings,
     strategy: Strategy,
     model: GlobalModel,
@@ -214,10 +215,11 @@ def _resume(
     """(first round to play, MLflow run to continue, history so far): from the checkpoint
     ``settings.resume`` names, whose weights, strategy state and RNG state are restored,
     or a fresh start."""
-    resume = resume_path(settings.output_dir, settings.resume)
-    if resume is None:
+    found = load_resume_point(settings.output_dir, settings.resume)
+    if found is None:
         return 1, None, []
-    saved = load_round_checkpoint(resume)
+    resume, saved = found
+    check_same_model(saved.config_yaml, config, resume)
     model.load(saved.arrays)
     restore_strategy_state(strategy, saved.strategy)
     if personalisation is not None:

@@ -17,7 +17,7 @@ so a resumed run keeps them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from federation.reply_checks import ReplyRefusedError
@@ -36,11 +36,21 @@ class SiteIdentities:
         self.vendors: dict[str, str] = dict(self.expected)
         self.site_of_node: dict[int, str] = {}
 
-    def claim(self, node_id: int, site_id: str, vendor: str, connected: Iterable[int]) -> None:
+    def claim(
+        self,
+        node_id: int,
+        site_id: str,
+        vendor: str,
+        connected: Iterable[int],
+        contested: Collection[str] = (),
+    ) -> None:
         """Accept that ``node_id`` speaks for ``site_id`` of ``vendor``, binding them if new.
 
         Args:
             connected: the node ids connected now (a site bound to a node that left may move).
+            contested: sites that several nodes claim in the same exchange; one of them not
+                bound to a connected node is bound to none of the claimants (first come
+                would hand it to whichever reply the server read first).
 
         Raises:
             ReplyRefusedError: the claim contradicts a binding or the consortium's list.
@@ -55,6 +65,11 @@ class SiteIdentities:
         others = [node for node in holders if node != node_id and node in live]
         if others:
             raise ReplyRefusedError(f"site {site_id} is played by node {others[0]}")
+        if site_id in contested and node_id not in holders:
+            raise ReplyRefusedError(
+                f"several nodes claim site {site_id} at once; none is bound to it until one "
+                "claims it alone"
+            )
         bound_vendor = self.vendors.get(site_id)
         if bound_vendor is not None and bound_vendor != vendor:
             raise ReplyRefusedError(f"site {site_id} is of vendor {bound_vendor}, not {vendor}")

@@ -9,9 +9,13 @@ and nowhere else: :func:`set_task_identity` / :func:`make_message`.
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +36,9 @@ from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
+from client.site_config import write_site_file
+from federation.config import compose_overrides
+
 RUN_ID = 7
 FIRST_NODE_ID = 1001
 SITE_FAILURE = 1
@@ -50,6 +57,38 @@ def make_message(
     """An instruction message built outside a Flower runtime (e.g. to call a handler)."""
     set_task_identity()
     return Message(content, dst_node_id, message_type, group_id=group_id)
+
+
+def operator_site_file(overrides: str) -> Path:
+    """The site file a single operator of coordinator and sites writes for ``overrides``
+    (their site-owned part, client/site_config.py), as the study's harness does."""
+    folder = Path(tempfile.gettempdir()) / f"cardiomm-test-site-files-{os.getpid()}"
+    path = folder / f"{hashlib.sha256(overrides.encode()).hexdigest()[:16]}.yaml"
+    if not path.is_file():
+        write_site_file(compose_overrides(overrides), path)
+    return path
+
+
+def operator_context(
+    overrides: str,
+    node_config: Mapping[str, Any],
+    node_id: int = FIRST_NODE_ID,
+    run_config: Mapping[str, Any] | None = None,
+    state: RecordDict | None = None,
+) -> Context:
+    """A node's Context when one operator runs coordinator and site: ``overrides`` as the
+    run config, and their site-owned part as the site's own file (node config
+    ``site-config``, unless the node config names one)."""
+    config = dict(node_config)
+    if overrides:
+        config.setdefault("site-config", str(operator_site_file(overrides)))
+    return Context(
+        run_id=RUN_ID,
+        node_id=node_id,
+        node_config=config,
+        state=state if state is not None else RecordDict(),
+        run_config=dict(run_config) if run_config is not None else {"overrides": overrides},
+    )
 
 
 class InProcessGrid(Grid):
@@ -78,12 +117,11 @@ class InProcessGrid(Grid):
         set_task_identity()
         self.client_app = client_app
         self.contexts = {
-            FIRST_NODE_ID + index: Context(
-                run_id=RUN_ID,
+            FIRST_NODE_ID + index: operator_context(
+                str((run_config or {}).get("overrides", "")),
+                node_config,
                 node_id=FIRST_NODE_ID + index,
-                node_config=dict(node_config),
-                state=RecordDict(),
-                run_config=dict(run_config or {}),
+                run_config=run_config,
             )
             for index, node_config in enumerate(node_configs)
         }

@@ -36,3 +36,17 @@ def test_info_command_lists_torch_and_flower(capsys):
     output = capsys.readouterr().out
     assert "torch" in output
     assert "flwr" in output
+
+
+def test_make_synthetic_says_the_size_and_refuses_a_too_small_disk(tmp_path, capsys, monkeypatch):
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 10**6))
+    code = main(["make-synthetic", "--preset", "paper", "--output", str(tmp_path / "paper")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "about 4,451 MB" in captured.out
+    assert "needs about 4.45 GB" in captured.err and "only 0.00 GB is free" in captured.err
+    assert not (tmp_path / "paper").exists()

@@ -222,7 +222,26 @@ def read_manifest(path: str | Path) -> dict:
             f"{path}: manifest version {manifest.get('version')} is not {MANIFEST_VERSION}; "
             "run `cardiomm partition` again"
         )
+    _check_files_inside_root(manifest, path)
     return manifest
+
+
+def _check_files_inside_root(manifest: dict, path: Path) -> None:
+    """Refuse a manifest whose file entries leave its data root (absolute paths, ``..``):
+    a manifest decides which files a site reads, so it must not reach outside its data."""
+    try:
+        root = Path(manifest["root"]).resolve()
+        entries = [
+            (site["site"], entry["path"]) for site in manifest["sites"] for entry in site["files"]
+        ]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a partition manifest (missing {error})") from error
+    for site, relative in entries:
+        resolved = (root / str(relative)).resolve()
+        if Path(str(relative)).is_absolute() or not resolved.is_relative_to(root):
+            raise ValueError(
+                f"{path}: site {site}'s file {relative!r} is outside the data root {root}"
+            )
 
 
 def internal_sites(manifest: dict) -> list[dict]:

@@ -38,15 +38,20 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from cardiomm.data.synthetic import generate_dataset, read_manifest
+    from cardiomm.data.synthetic.generate import InsufficientSpaceError, planned_bytes
     from cardiomm.progress import make_console
 
     console = make_console()
+    console.print(
+        f"writing the synthetic '{args.preset}' set to {args.output}: about "
+        f"{planned_bytes(args.preset) / 1e6:,.0f} MB"
+    )
     started = time.perf_counter()
     try:
         root = generate_dataset(
             args.output, args.preset, seed=args.seed, overwrite=args.overwrite, workers=args.workers
         )
-    except FileExistsError as error:
+    except (FileExistsError, InsufficientSpaceError) as error:
         print(f"cardiomm {NAME}: error: {error}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - started

@@ -23,7 +23,7 @@ import numpy as np
 from cardiomm.data.errors import DataFileError, MaskFileNotFoundError
 from cardiomm.data.readers import MaskFile, read_official_mask
 from cardiomm.masks import MaskPattern, MaskSampler, UndersamplingMask, make_mask
-from cardiomm.masks.factory import DEFAULT_ACS_WIDTH
+from cardiomm.masks.factory import DEFAULT_ACS_WIDTH, check_acceleration
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,8 @@ class EvaluationMasks:
         settings = tuple(MaskSetting(*setting) for setting in self.settings)
         if not settings:
             raise ValueError("evaluation masks need at least one (pattern, acceleration) setting")
+        for setting in settings:
+            check_acceleration(setting.acceleration, f"evaluation mask {setting.pattern}")
         object.__setattr__(self, "settings", settings)
 
     def with_settings(self, *settings: MaskSetting | tuple[str, int]) -> EvaluationMasks:

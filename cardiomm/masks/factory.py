@@ -13,6 +13,24 @@ from cardiomm.masks.patterns import (
 from cardiomm.masks.scaling import matched_radial_beams, scaled_acs_width
 
 DEFAULT_ACS_WIDTH = 20
+# CMRxRecon 2025 goes to 24x; past 64x a cine matrix keeps a handful of lines besides the ACS
+# and no reconstruction is meaningful: such a setting is a typo, not an experiment.
+MAX_ACCELERATION = 64
+# The largest k-space side a mask is made for (a readout with 2x oversampling included).
+MAX_MATRIX_SIDE = 4096
+
+
+def check_acceleration(acceleration: float, what: str = "acceleration") -> int:
+    """``acceleration`` as an int, or ValueError naming ``what`` when it is not a whole number
+    in [1, MAX_ACCELERATION]."""
+    if isinstance(acceleration, bool) or int(acceleration) != acceleration:
+        raise ValueError(f"{what} must be a whole number, got {acceleration!r}")
+    if not 1 <= acceleration <= MAX_ACCELERATION:
+        raise ValueError(
+            f"{what} {acceleration} is outside [1, {MAX_ACCELERATION}] (CMRxRecon 2025 uses "
+            "4 to 24)"
+        )
+    return int(acceleration)
 
 
 def make_mask(
@@ -71,10 +89,12 @@ def make_mask(
 def _check_settings(
     acceleration: int, num_ky: int, num_kx: int, num_frames: int, acs_width: int
 ) -> None:
-    if int(acceleration) != acceleration or acceleration < 1:
-        raise ValueError(f"acceleration must be a whole number >= 1, got {acceleration}")
-    if num_ky < 1 or num_kx < 1:
-        raise ValueError(f"matrix must be positive (ky, kx), got ({num_ky}, {num_kx})")
+    check_acceleration(acceleration)
+    if not (1 <= num_ky <= MAX_MATRIX_SIDE and 1 <= num_kx <= MAX_MATRIX_SIDE):
+        raise ValueError(
+            f"matrix (ky, kx) must be within 1 to {MAX_MATRIX_SIDE} per side, "
+            f"got ({num_ky}, {num_kx})"
+        )
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     if acs_width < 0:

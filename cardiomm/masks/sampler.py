@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cardiomm.masks.factory import DEFAULT_ACS_WIDTH, make_mask
+from cardiomm.masks.factory import DEFAULT_ACS_WIDTH, check_acceleration, make_mask
 from cardiomm.masks.mask import MaskPattern, UndersamplingMask
 
 # CardioMM's released training setting.
@@ -40,7 +40,9 @@ class MaskSampler:
         if not patterns or not accelerations:
             raise ValueError("MaskSampler needs at least one pattern and one acceleration")
         self.patterns = tuple(MaskPattern.parse(p) if isinstance(p, str) else p for p in patterns)
-        self.accelerations = tuple(int(r) for r in accelerations)
+        self.accelerations = tuple(
+            check_acceleration(r, "masks.accelerations entry") for r in accelerations
+        )
         self.acs_width = int(acs_width)
         self.reference_matrix = reference_matrix
         self._rng = np.random.default_rng(seed)

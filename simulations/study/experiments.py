@@ -22,6 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from client.site_config import write_site_file
 from federation.records import RoundRecord, read_history
 from simulations.study.composition import compose, experiment_overrides, hydra_value
 from simulations.study.flower_run import FlowerRun, run_flower_simulation
@@ -31,6 +32,8 @@ from simulations.study.settings import StudySettings
 
 FINAL = Path("checkpoints") / "final.pt"
 LATEST = Path("checkpoints") / "latest.pt"
+# The simulated sites' own settings (client/site_config.py), written per experiment.
+SITE_FILE = "site_config.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +191,9 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
     config = compose("federation", overrides)
     _check_federation(config)  # a bad setting fails here, not minutes later inside Flower
     run_dir.mkdir(parents=True, exist_ok=True)
+    # The study operates every simulated site: their own settings (data, threads, DP-SGD
+    # budget) reach them in the site file, as a deployed site's would, not via the run config.
+    site_file = write_site_file(config, run_dir / SITE_FILE)
     result = run_flower_simulation(
         FlowerRun(
             output_dir=run_dir,
@@ -197,6 +203,7 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
             client_cpus=settings.client_cpus,
             client_gpus=context.client_gpus,
             timeout=settings.experiment_timeout,
+            site_config=site_file,
         )
     )
     history = read_history(result.history)

@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from client.site_config import SITE_CONFIG_VARIABLE
 from federation.records import HISTORY_FILE, read_history
 from simulations.study import processes
 
@@ -61,6 +62,8 @@ class FlowerRun:
         client_cpus: CPU cores reserved per simulated site.
         client_gpus: share of a GPU per simulated site (0 on CPU).
         timeout: seconds before the run is stopped as failed.
+        site_config: the simulated sites' own settings file (their data, threads, DP-SGD
+            budget: client/site_config.py), given to them as $CARDIOMM_SITE_CONFIG.
     """
 
     output_dir: Path
@@ -70,6 +73,7 @@ class FlowerRun:
     client_cpus: float = 1.0
     client_gpus: float = 0.0
     timeout: float = 7200.0
+    site_config: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +166,8 @@ def run_flower_simulation(run: FlowerRun) -> FlowerRunResult:
         f"client-resources-num-gpus={_number(run.client_gpus)}",
     ]
     env = _environment(output_dir / "flwr-home", marker, run.client_cpus)
+    if run.site_config is not None:
+        env[SITE_CONFIG_VARIABLE] = str(Path(run.site_config).resolve())
     started = time.monotonic()
     seen: set[int] = set()
     with open(log_path, "ab") as log:

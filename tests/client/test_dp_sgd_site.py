@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, MessageType, RecordDict
 from opacus.accountants import RDPAccountant
 
 from cardiomm.data.builders import training_dataset
@@ -19,7 +19,7 @@ from federation.config import compose_overrides
 from federation.protocol import PRIVACY_BUDGET_SPENT
 from tests.builders import write_consortium
 from tests.client.protocol import DP_METRICS, PROTOCOL_METRICS
-from tests.federation_fakes import make_message
+from tests.federation_fakes import make_message, operator_context
 
 DELTA = 1e-5
 NOISE = 1.0
@@ -44,13 +44,7 @@ def rate(data_overrides):
 
 
 def _context(overrides):
-    return Context(
-        run_id=1,
-        node_id=1001,
-        node_config={"partition-id": 0},
-        state=RecordDict(),
-        run_config={"overrides": overrides},
-    )
+    return operator_context(overrides, {"partition-id": 0})
 
 
 def _global_arrays(overrides):

@@ -2,14 +2,14 @@
 
 import pytest
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, MessageType, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, MessageType, RecordDict
 
 from cardiomm.model.factory import network_from_config
 from client.app import app
 from federation.config import compose_overrides
 from federation.protocol import SITE_FAILURE
 from tests.builders import write_consortium
-from tests.federation_fakes import make_message
+from tests.federation_fakes import make_message, operator_context
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +28,7 @@ def _global_arrays(overrides):
 def _call(message_type, content, node_config, overrides):
     message = make_message(content, message_type, dst_node_id=1001)
     message.metadata.__dict__["_message_id"] = "instruction-1"  # the SuperLink sets it
-    context = Context(
-        run_id=1,
-        node_id=1001,
-        node_config=node_config,
-        state=RecordDict(),
-        run_config={"overrides": overrides},
-    )
-    return app(message, context)
+    return app(message, operator_context(overrides, node_config))
 
 
 def _train_content(overrides):
@@ -78,3 +71,16 @@ def test_an_evaluate_reply_holds_metrics_and_the_site_only(overrides):
     assert set(reply.content.keys()) == {"metrics", "site"}
     assert reply.content["metrics"]["num-examples"] > 0
     assert reply.content["metrics"]["psnr"] > 0
+
+
+def test_an_unexpected_exception_becomes_an_error_reply_naming_site_and_type(
+    overrides, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise TypeError("'NoneType' object is not subscriptable")
+
+    monkeypatch.setattr("client.app.train_site", broken)
+    reply = _call(MessageType.TRAIN, _train_content(overrides), {"partition-id": 0}, overrides)
+    assert reply.has_error()
+    assert reply.error.code == SITE_FAILURE
+    assert reply.error.reason.startswith("site Center001: TypeError: 'NoneType'")

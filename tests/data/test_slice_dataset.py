@@ -223,3 +223,23 @@ def test_a_variant_shares_the_index_and_changes_only_mask_and_metadata(cine_file
     assert variant.index is dataset.index
     assert (variant[0].mask_name, dataset[0].mask_name) == ("ktRadial8", "Uniform4")
     assert "unknown" in variant[0].metadata_text and "Siemens" in dataset[0].metadata_text
+
+
+def test_the_bad_file_report_names_the_stage_that_skipped_each_file(cine_file, tmp_path):
+    report = tmp_path / "bad_files.jsonl"
+    zero_file = write_site_file(tmp_path, "Center001", SCANNER, "P004", shape=SHAPE)
+    with h5py.File(zero_file, "r+") as handle:
+        values = handle["kspace_full"][...]
+        values["real"][...] = 0
+        values["imag"][...] = 0
+        handle["kspace_full"][...] = values
+    dataset = _dataset([*_bad_files(tmp_path), zero_file, cine_file], bad_file_report=report)
+    for item in range(len(dataset)):
+        dataset[item]
+    stages = {}
+    for line in report.read_text().splitlines():
+        entry = json.loads(line)
+        stages.setdefault(entry["stage"], []).append(entry)
+    assert len(stages["index"]) == 3
+    assert [entry["file"] for entry in stages["read"]] == [str(zero_file)]
+    assert "all-zero k-space" in stages["read"][0]["reason"]

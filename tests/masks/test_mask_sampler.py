@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 
 from cardiomm.config import load_config
-from cardiomm.masks import MaskPattern, MaskSampler
+from cardiomm.masks import MaskPattern, MaskSampler, make_mask
 
 
 def test_sampler_draws_only_and_all_configured_settings():
@@ -46,3 +47,13 @@ def test_sampler_draws_the_same_mask_from_equal_explicit_generators():
     second = sampler.sample((40, 48), rng=np.random.default_rng([3, 1, 17]))
     assert first.name == second.name
     assert np.array_equal(first.values, second.values)
+
+
+def test_an_acceleration_beyond_the_plausible_range_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"masks\.accelerations entry 1000 is outside \[1, 64\]"):
+        MaskSampler(accelerations=[8, 1000])
+
+
+def test_make_mask_refuses_a_matrix_larger_than_any_scan():
+    with pytest.raises(ValueError, match="within 1 to 4096"):
+        make_mask("Uniform", 8, (100_000, 512))

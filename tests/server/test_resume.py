@@ -75,3 +75,20 @@ def test_completed_run_resumes_to_nothing_new(tmp_path):
     again = _run(tmp_path, 2, "federation.resume=true")
     assert again.rounds == []
     assert len(history_to_json(again.history)) == 2
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_newest_intact_round(tmp_path, caplog):
+    straight = _run(tmp_path / "straight", 3)
+    _run(tmp_path / "resumed", 2)
+    (tmp_path / "resumed" / "checkpoints" / "latest.pt").write_bytes(b"\x00" * 100)
+    resumed = _run(tmp_path / "resumed", 3, "federation.resume=true")
+    assert resumed.rounds == [3]
+    assert "resuming from" in caplog.text and "round-002.pt" in caplog.text
+    for key, value in straight.arrays.items():
+        assert torch.equal(value, resumed.arrays[key]), key
+
+
+def test_resume_with_another_model_names_the_differing_setting(tmp_path):
+    _run(tmp_path, 1)
+    with pytest.raises(ValueError, match=r"model\.num_cascades: checkpoint 2, this run 3"):
+        _run(tmp_path, 2, "model.num_cascades=3", "federation.resume=true")

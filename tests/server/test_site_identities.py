@@ -56,3 +56,19 @@ def test_vendor_bindings_survive_a_resume():
     resumed.restore(identities.state())
     with pytest.raises(ReplyRefusedError, match="vendor Siemens"):
         resumed.claim(31, "Center001", "GE", connected=[31])
+
+
+def test_an_unbound_site_claimed_by_two_nodes_at_once_goes_to_neither():
+    identities = SiteIdentities()
+    for node in (11, 12):
+        with pytest.raises(ReplyRefusedError, match="several nodes claim site Center001"):
+            identities.claim(node, "Center001", "Siemens", [11, 12], contested={"Center001"})
+    assert identities.site_of_node == {}
+
+
+def test_a_bound_site_stays_with_its_node_when_another_claims_it_too():
+    identities = SiteIdentities()
+    identities.claim(11, "Center001", "Siemens", connected=[11, 12])
+    identities.claim(11, "Center001", "Siemens", [11, 12], contested={"Center001"})
+    with pytest.raises(ReplyRefusedError, match="played by node 11"):
+        identities.claim(12, "Center001", "Siemens", [11, 12], contested={"Center001"})

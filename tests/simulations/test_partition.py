@@ -4,8 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from cardiomm.cli import main
+from cardiomm.cohort.data_root import load_partition
 from cardiomm.cohort.manifest import (
     SplitFractions,
     internal_sites,
@@ -136,6 +138,16 @@ def test_manifest_survives_a_write_and_read(consortium, tmp_path):
     assert read_manifest(write_manifest(manifest, tmp_path / "manifest.json")) == manifest
 
 
+@pytest.mark.parametrize("escape", ["../../etc/passwd", "/etc/passwd"])
+def test_a_manifest_file_entry_outside_the_data_root_is_refused(consortium, tmp_path, escape):
+    root, _ = consortium
+    manifest = _partition(root)
+    manifest["sites"][0]["files"][0]["path"] = escape
+    path = write_manifest(manifest, tmp_path / "manifest.json")
+    with pytest.raises(ValueError, match="is outside the data root"):
+        read_manifest(path)
+
+
 def test_reading_a_file_that_is_not_a_manifest_names_it(tmp_path):
     path = tmp_path / "other.json"
     path.write_text(json.dumps({"hello": 1}))
@@ -156,3 +168,27 @@ def test_partition_command_prints_the_sites_and_writes_the_manifest(consortium, 
 def test_partition_command_names_a_missing_root(tmp_path, capsys):
     assert main(["partition", str(tmp_path / "absent")]) == 2
     assert "absent: no such data directory" in capsys.readouterr().err
+
+
+def test_files_skipped_while_partitioning_go_to_the_bad_file_report(tmp_path):
+    root = tmp_path / "data"
+    write_consortium(root)
+    broken = next(root.rglob("*.mat"))
+    broken.write_bytes(b"not k-space")
+    data = OmegaConf.create(
+        {
+            "root": str(root),
+            "synthetic_preset": None,
+            "manifest": None,
+            "hold_out": [],
+            "hold_out_count": 0,
+            "val_fraction": 0.1,
+            "test_fraction": 0.2,
+        }
+    )
+    report = tmp_path / "bad_files.jsonl"
+    load_partition(data, 0, show_progress=False, bad_file_report=report)
+    [entry] = [json.loads(line) for line in report.read_text().splitlines()]
+    assert entry["file"] == str(broken.resolve()) or entry["file"] == str(broken)
+    assert entry["stage"] == "partition"
+    assert "not an HDF5 file" in entry["reason"]

@@ -12,6 +12,7 @@ from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network
 from cardiomm.text import build_text_encoder
 from cardiomm.train import TrainConfig, train_model
+from cardiomm.train.loop import TrainingStepError
 from cardiomm.train.loss import proximal_term, reconstruction_loss
 from tests.builders import write_site_file
 
@@ -120,7 +121,8 @@ def test_updates_with_non_finite_gradients_are_skipped_not_applied(files, encode
         "cardiomm.train.loop.reconstruction_loss",
         lambda output, target, l1: output.sum() * float("nan"),
     )
-    with pytest.raises(FloatingPointError, match="consecutive steps"):
+    # The error names the last image it happened on, so the file can be looked at.
+    with pytest.raises(FloatingPointError, match=r"consecutive steps .* on .*\.mat frame \d+"):
         train_model(
             network,
             encoder,
@@ -130,6 +132,26 @@ def test_updates_with_non_finite_gradients_are_skipped_not_applied(files, encode
         )
     for name, parameter in network.named_parameters():
         assert torch.equal(parameter, before[name]), name
+
+
+def test_a_failing_step_names_the_step_and_the_image_it_was_on(files, encoder, monkeypatch):
+    network = build_network(ModelConfig(), encoder)
+
+    def broken(output, target, l1):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr("cardiomm.train.loop.reconstruction_loss", broken)
+    with pytest.raises(TrainingStepError) as caught:
+        train_model(
+            network,
+            encoder,
+            SliceDataset(files, show_progress=False),
+            TrainConfig(max_steps=3),
+            show_progress=False,
+        )
+    assert caught.value.step == 1
+    assert ".mat frame " in caught.value.where and " slice " in caught.value.where
+    assert "RuntimeError: shape mismatch" in str(caught.value)
 
 
 def test_loss_is_zero_for_a_perfect_reconstruction():

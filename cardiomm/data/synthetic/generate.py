@@ -98,6 +98,33 @@ def plan_dataset(preset: DatasetPreset | str) -> list[FileTask]:
     return tasks
 
 
+# HDF5 headers, MATLAB's bookkeeping and the JSON sidecars on top of the k-space itself.
+_FILE_OVERHEAD = 1.05
+
+
+class InsufficientSpaceError(OSError):
+    """Not enough free disk space for what is about to be written; nothing was written."""
+
+
+def planned_bytes(preset: DatasetPreset | str) -> int:
+    """About how many bytes a preset's data set takes on disk."""
+    return int(sum(task.kspace_bytes for task in plan_dataset(preset)) * _FILE_OVERHEAD)
+
+
+def check_free_space(root: Path, needed: int, what: str) -> None:
+    """Raise InsufficientSpaceError when the disk holding ``root`` (or its nearest existing
+    parent) has less than ``needed`` bytes free."""
+    existing = Path(root).resolve()
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < needed:
+        raise InsufficientSpaceError(
+            f"{what} needs about {needed / 1e9:.2f} GB at {root}, but only {free / 1e9:.2f} GB "
+            "is free there; choose another --output / data.root or free some space"
+        )
+
+
 def centre_summaries(preset: DatasetPreset | str) -> list[dict[str, object]]:
     """Per-centre totals of a preset's plan: patients, files, slices, 2D images, k-space bytes."""
     preset = get_preset(preset) if isinstance(preset, str) else preset
@@ -175,12 +202,15 @@ def generate_dataset(
     Raises:
         FileExistsError: ``root`` is not empty and ``overwrite`` is False, or it holds a
             ``MultiCoil`` tree the generator did not write.
+        InsufficientSpaceError: the disk holding ``root`` has less free space than the set
+            needs (nothing is written).
     """
     preset = get_preset(preset) if isinstance(preset, str) else preset
     root = Path(root)
+    tasks = plan_dataset(preset)
+    check_free_space(root, planned_bytes(preset), f"the synthetic '{preset.name}' set")
     _prepare_root(root, overwrite)
     (root / INCOMPLETE_MARKER).write_text(json.dumps({"preset": preset.name, "seed": seed}))
-    tasks = plan_dataset(preset)
     description = f"synthetic {preset.name}"
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
