@@ -22,7 +22,7 @@ from cardiomm.model.factory import network_from_config
 from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.privacy.settings import DPSGDSettings, PrivacySettings
 from cardiomm.train import TrainConfig, evaluate_reconstructor, train_model
-from client.site import SiteData
+from client.site import SiteData, SiteDataError
 from federation.protocol import NUM_EXAMPLES, SLICES_SEEN
 
 if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD rounds load it
@@ -73,6 +73,8 @@ def train_site(
     # One seed per (run, round, site): resumed and uninterrupted runs draw the same.
     seed = instructions.seed * 100_003 + instructions.server_round * 101 + _site_number(site)
     train_data = training_dataset(list(site.train_files), config, seed)
+    if len(train_data) == 0:
+        raise SiteDataError(f"site {site.site_id}: no usable training data; {_why(train_data)}")
     train_config = _train_config(config, instructions, seed)
     rate = 0.0
     if privacy.enabled:
@@ -204,6 +206,16 @@ def _validation_data(site: SiteData, config: Any) -> SliceDataset | None:
 
 def _skipped(dataset: SliceDataset) -> list[dict[str, str]]:
     return [{"path": str(bad.path), "reason": bad.reason} for bad in dataset.bad_files]
+
+
+def _why(dataset: SliceDataset) -> str:
+    """The skipped files of an empty dataset, in a few words."""
+    skipped = dataset.bad_files
+    if not skipped:
+        return "its split holds no images"
+    shown = "; ".join(f"{bad.path.name}: {bad.reason}" for bad in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f"{len(skipped)} file(s) skipped ({shown}{more})"
 
 
 def _site_number(site: SiteData) -> int:

@@ -19,9 +19,17 @@ from cardiomm.data.builders import evaluation_dataset, training_dataset
 from cardiomm.model.checkpoint import save_checkpoint
 from cardiomm.model.factory import encoder_settings, network_from_config
 from cardiomm.train import TrainConfig, train_model
+from cardiomm.train.loop import TrainingStepError
 from cardiomm.train.plots import save_training_curves
 
 logger = logging.getLogger(__name__)
+
+INTERRUPTED_CHECKPOINT = "interrupted.pt"
+
+
+class TrainingFailedError(RuntimeError):
+    """Training stopped on a step that failed; the message names the step, the images it
+    was on, and the checkpoint holding the last good weights."""
 
 
 def selected_sites(manifest: dict, names: list[str]) -> list[dict]:
@@ -95,15 +103,21 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
         if every and step % every == 0 and not last:
             save(step_checkpoint_name(step), {"step": step})
 
-    result = train_model(
-        network,
-        encoder,
-        train_data,
-        train_config,
-        validation_data,
-        show_progress=show_progress,
-        on_step=on_step,
-    )
+    try:
+        result = train_model(
+            network,
+            encoder,
+            train_data,
+            train_config,
+            validation_data,
+            show_progress=show_progress,
+            on_step=on_step,
+        )
+    except (TrainingStepError, FloatingPointError) as error:
+        # A failed step never reached the weights (and non-finite updates are skipped):
+        # what the network holds now is the last good model, kept rather than lost.
+        kept = save(INTERRUPTED_CHECKPOINT, {"error": str(error)})
+        raise TrainingFailedError(f"{error}; the last good weights are in {kept}") from error
     checkpoint = save("final.pt", {"step": result.steps, "metrics": result.metrics()})
     summary = {
         "method": config.method,

@@ -160,7 +160,12 @@ class SliceDataset(Dataset[SliceSample]):
                 return self._load(candidate)
             except DataFileError as error:
                 self._mark_unreadable(candidate, error)
-        raise RuntimeError("every file of the dataset is unreadable; see the bad-file report")
+        last = self.index.bad_files[-1] if self.index.bad_files else None
+        detail = f" (the last: {last.path}: {last.reason})" if last is not None else ""
+        raise NoUsableDataError(
+            f"every one of the {len(self.index.files)} file(s) of the dataset is unreadable"
+            f"{detail}; see the bad-file report"
+        )
 
     def _load(self, item: int) -> SliceSample:
         image = self.index.images[item]
@@ -203,6 +208,10 @@ class SliceDataset(Dataset[SliceSample]):
         if self.bad_file_report is not None:
             entries = [{"path": str(bad.path), "reason": bad.reason} for bad in bad_files]
             append_bad_files(self.bad_file_report, entries, stage)
+
+
+class NoUsableDataError(RuntimeError):
+    """Every file of a dataset turned out unreadable when its images were read."""
 
 
 def _check_metadata_mode(metadata: str) -> None:

@@ -20,16 +20,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from cardiomm.config import load_config
     from cardiomm.progress import make_console
-    from simulations.training import run_training
+    from simulations.training import TrainingFailedError, run_training
 
     config = load_config(args.overrides)
     console = make_console()
     console.print(
         f"training {config.method} ({config.model.name} model), output in {config.output_dir}"
     )
-    summary = run_training(config)
+    try:
+        summary = run_training(config)
+    except TrainingFailedError as error:
+        print(f"cardiomm {NAME}: error: {error}", file=sys.stderr)
+        return 1
     metrics = summary["metrics"]
     console.print(
         f"{summary['train_images']} training slices from {summary['sites']}; "

@@ -1,5 +1,7 @@
 """The ClientApp's message handlers: what a site sends back, and how it fails."""
 
+import h5py
+import numpy as np
 import pytest
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, MessageType, RecordDict
@@ -84,3 +86,20 @@ def test_an_unexpected_exception_becomes_an_error_reply_naming_site_and_type(
     assert reply.has_error()
     assert reply.error.code == SITE_FAILURE
     assert reply.error.reason.startswith("site Center001: TypeError: 'NoneType'")
+
+
+def test_a_site_whose_images_are_all_unusable_says_so_with_the_reason(tmp_path):
+    root = tmp_path / "consortium"
+    write_consortium(root)
+    for path in (root / "MultiCoil").rglob("*.mat"):
+        if "Center001" not in str(path):
+            continue
+        with h5py.File(path, "r+") as handle:
+            handle["kspace_full"][...] = np.zeros(
+                handle["kspace_full"].shape, handle["kspace_full"].dtype
+            )
+    overrides = f"data.root={root} data.synthetic_preset=null data.val_fraction=0.2 text=none"
+    reply = _call(MessageType.TRAIN, _train_content(overrides), {"partition-id": 0}, overrides)
+    assert reply.has_error()
+    assert reply.error.reason.startswith("site Center001: ")
+    assert "unreadable" in reply.error.reason and "all-zero k-space" in reply.error.reason

@@ -8,7 +8,7 @@ import pytest
 from cardiomm.cli import main
 from cardiomm.config import load_config
 from simulations.checkpoint_evaluation import build_methods, run_evaluation
-from simulations.training import run_training
+from simulations.training import TrainingFailedError, run_training
 from tests.builders import write_consortium
 
 
@@ -62,6 +62,19 @@ def test_training_on_an_unknown_site_is_refused_with_the_internal_sites(root, tm
     config = load_config([*_data(root), f"output_dir={tmp_path}", "data.sites=[Center009]"])
     with pytest.raises(ValueError, match=r"Center009.*Center001, Center002, Center003"):
         run_training(config, show_progress=False)
+
+
+def test_a_failing_step_keeps_the_last_good_weights_and_names_them(root, tmp_path, monkeypatch):
+    config = load_config([*_data(root), "text=none", "train.max_steps=2", f"output_dir={tmp_path}"])
+
+    def out_of_memory(output, target, l1):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr("cardiomm.train.loop.reconstruction_loss", out_of_memory)
+    with pytest.raises(TrainingFailedError, match=r"step 1 on .*frame.*interrupted\.pt") as caught:
+        run_training(config, show_progress=False)
+    assert "RuntimeError: out of memory" in str(caught.value)
+    assert (tmp_path / "checkpoints" / "interrupted.pt").is_file()
 
 
 def test_a_missing_real_data_root_is_named(tmp_path):
