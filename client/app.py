@@ -11,6 +11,11 @@ whose reason names the site and its epsilon, rather than with ``num-examples`` 0
 of a run spends its budget at about the same pace, and when all of them replied with 0
 examples the weighted average would divide by zero, while errors leave the server to keep
 the previous global model, log the reason per site, and go on to evaluation.
+
+An evaluation-only site (node config ``role="evaluate"``; a simulation's held-out centres)
+tells the server its role in the roll call (a query message, answered with the site record
+alone), is sent no training, refuses training if sent it anyway, and answers evaluate
+messages with the global model's official scores on all of its files, per group.
 """
 
 from __future__ import annotations
@@ -25,18 +30,27 @@ from cardiomm.data.errors import DataFileError
 from cardiomm.privacy.settings import PrivacySettings
 from cardiomm.train.loop import TrainingStepError
 from client.central_dp import central_dp_clipping_mod
-from client.local import RoundInstructions, evaluate_site, skipped_files_json, train_site
+from client.local import (
+    RoundInstructions,
+    evaluate_site,
+    score_files,
+    skipped_files_json,
+    train_site,
+)
 from client.secure_aggregation import secure_aggregation_mod
 from client.site import SiteData, SiteDataError, resolve_site
 from client.site_config import compose_site_config
 from federation.protocol import (
     ARRAYS,
     CONFIG,
+    CROSS_SITE_DECLINED,
+    CROSS_SITE_MODEL,
     LEARNING_RATE,
     LOCAL_STEPS,
     METRICS,
     PRIVACY_BUDGET_SPENT,
     PROXIMAL_MU,
+    ROLE_EVALUATE,
     SEED,
     SERVER_ROUND,
     SITE_FAILURE,
@@ -60,6 +74,10 @@ def train(msg: Message, context: Context) -> Message:
         config = compose_site_config(context.run_config, context.node_config)
         privacy = PrivacySettings.from_config(config).dp_sgd
         site = resolve_site(dict(context.node_config), config)
+        if site.role == ROLE_EVALUATE:
+            raise SiteDataError(
+                f"site {site.site_id} is an evaluation-only site (role=evaluate): it does not train"
+            )
         received = msg.content[CONFIG]
         instructions = RoundInstructions(
             server_round=int(received[SERVER_ROUND]),
@@ -121,20 +139,61 @@ def _train_reply(
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    """The global model's scores on the site's validation split."""
+    """The global model's scores on the site's validation split (a training site) or on all
+    of its files, per group (an evaluation-only site); for a model of the cross-site matrix
+    (``cross-site-model`` in the request), its scores on the site's test split (all files of
+    an evaluation-only site), unless the site's own file declines."""
     site: SiteData | None = None
     try:
         config = compose_site_config(context.run_config, context.node_config)
         site = resolve_site(dict(context.node_config), config)
-        metrics = evaluate_site(site, msg.content[ARRAYS].to_torch_state_dict(), config)
+        global_state = msg.content[ARRAYS].to_torch_state_dict()
+        cross_site_model = msg.content.config_records.get(CONFIG, {}).get(CROSS_SITE_MODEL)
+        if cross_site_model is not None:
+            if not bool(config.sharing.cross_site_evaluation):
+                return _declined(msg, site)
+            metrics, skipped = score_files(site, site.scored_files, global_state, config)
+        elif site.role == ROLE_EVALUATE:
+            metrics, skipped = score_files(site, site.evaluation_files, global_state, config)
+        else:
+            metrics, skipped = evaluate_site(site, global_state, config), []
     except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
         return _failure(msg, site, context, error)
-    content = RecordDict({METRICS: MetricRecord(metrics), SITE_RECORD: _site_record(site, "[]")})
+    content = RecordDict(
+        {
+            METRICS: MetricRecord(metrics),
+            SITE_RECORD: _site_record(site, skipped_files_json(skipped)),
+        }
+    )
     return Message(content=content, reply_to=msg)
 
 
+def _declined(msg: Message, site: SiteData) -> Message:
+    reason = (
+        f"site {site.site_id} does not score other models "
+        "(sharing.cross_site_evaluation is false in its site file)"
+    )
+    logger.info(reason)
+    return Message(Error(code=CROSS_SITE_DECLINED, reason=reason), reply_to=msg)
+
+
+@app.query()
+def roll_call(msg: Message, context: Context) -> Message:
+    """Who the site is and what it does (its role): the site record alone, no data read
+    beyond the index."""
+    site: SiteData | None = None
+    try:
+        config = compose_site_config(context.run_config, context.node_config)
+        site = resolve_site(dict(context.node_config), config)
+    except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
+        return _failure(msg, site, context, error)
+    return Message(content=RecordDict({SITE_RECORD: _site_record(site, "[]")}), reply_to=msg)
+
+
 def _site_record(site: SiteData, bad_files_json: str) -> ConfigRecord:
-    record = SiteRecord(site.site_id, site.vendor, ", ".join(site.scanners), bad_files_json)
+    record = SiteRecord(
+        site.site_id, site.vendor, ", ".join(site.scanners), bad_files_json, site.role
+    )
     return record.to_record()
 
 
@@ -152,8 +211,10 @@ _EXPLAINED = (
 def _failure(msg: Message, site: SiteData | None, context: Context, error: Exception) -> Message:
     """The error reply: the site, the failure's type unless self-explanatory, its message."""
     who = site.site_id if site is not None else _node_description(context.node_config)
+    # Messages that already name the site (the library's "site Center001: ...") keep theirs.
+    prefix = "" if str(error).startswith(f"site {who}") else f"site {who}: "
     if isinstance(error, _EXPLAINED):
-        reason = f"site {who}: {error}"
+        reason = f"{prefix}{error}"
         logger.error(reason)
     else:
         reason = f"site {who}: {type(error).__name__}: {error}"

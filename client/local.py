@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,8 +23,14 @@ from cardiomm.model.factory import network_from_config
 from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.privacy.settings import DPSGDSettings, PrivacySettings
 from cardiomm.train import TrainConfig, evaluate_reconstructor, train_model
+from cardiomm.train.evaluate import EvaluationResult
 from client.site import SiteData, SiteDataError
-from federation.protocol import NUM_EXAMPLES, SLICES_SEEN
+from federation.protocol import (
+    NUM_EXAMPLES,
+    SLICES_SEEN,
+    breakdown_group,
+    breakdown_key,
+)
 
 if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD rounds load it
     from cardiomm.privacy.accountant import SiteAccountant
@@ -127,14 +134,7 @@ def evaluate_site(
     validation = _validation_data(site, config)
     if validation is None or len(validation) == 0:
         return {NUM_EXAMPLES: 0.0, "psnr": NAN, "ssim": NAN, "nmse": NAN, "eval-seconds": 0.0}
-    network, encoder = network_from_config(config)
-    network.load_state_dict(global_state, strict=True)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    network.to(device)
-    result = evaluate_reconstructor(
-        NetworkReconstructor(network, encoder), validation, device=device, show_progress=False
-    )
-    mean = result.mean()
+    mean = _scores(validation, global_state, config).mean()
     return {
         NUM_EXAMPLES: float(len(validation)),
         "psnr": float(mean["psnr"]),
@@ -142,6 +142,62 @@ def evaluate_site(
         "nmse": float(mean["nmse"]),
         "eval-seconds": time.perf_counter() - started,
     }
+
+
+def score_files(
+    site: SiteData, files: tuple[Path, ...], global_state: dict[str, torch.Tensor], config: Any
+) -> tuple[dict[str, float], list[dict[str, str]]]:
+    """The scores of the model ``global_state`` on ``files``, overall and per group.
+
+    What an evaluation-only site returns for the global model (``files``: all of its files)
+    and any site for a model of the cross-site matrix (its test split). The masks are the
+    configured evaluation masks (fixed and seeded, the same at every run), the images the
+    challenge's ranking selection, the metrics the official ones, averaged per file and then
+    over files, as ``cardiomm evaluate`` does.
+
+    Returns:
+        (``num-examples`` (images scored), ``psnr`` / ``ssim`` / ``nmse`` over all of them,
+        ``eval-seconds``, and per (modality, cardiac view, setting) group
+        ``<metric>/<group>`` with ``images/<group>``; the files skipped).
+
+    Raises:
+        SiteDataError: no usable image in ``files`` (none given: ``num-examples`` 0, NaN
+            scores).
+    """
+    started = time.perf_counter()
+    if not files:  # e.g. a small site without test patients: nothing to score, no failure
+        return {NUM_EXAMPLES: 0.0, "psnr": NAN, "ssim": NAN, "nmse": NAN, "eval-seconds": 0.0}, []
+    dataset = evaluation_dataset(list(files), config)
+    if len(dataset) == 0:
+        raise SiteDataError(f"site {site.site_id}: nothing to score on; {_why(dataset)}")
+    result = _scores(dataset, global_state, config)
+    mean = result.mean()
+    metrics = {
+        NUM_EXAMPLES: float(len(result.records)),
+        "psnr": float(mean["psnr"]),
+        "ssim": float(mean["ssim"]),
+        "nmse": float(mean["nmse"]),
+    }
+    for row in result.summary(group_by=("modality", "cardiac_view", "mask")):
+        group = breakdown_group(row["modality"], row["cardiac_view"], row["mask"])
+        metrics[breakdown_key("images", group)] = float(row["images"])
+        for metric in ("psnr", "ssim", "nmse"):
+            metrics[breakdown_key(metric, group)] = float(row[metric])
+    metrics["eval-seconds"] = time.perf_counter() - started
+    return metrics, _skipped(dataset)
+
+
+def _scores(
+    dataset: SliceDataset, global_state: dict[str, torch.Tensor], config: Any
+) -> EvaluationResult:
+    """The official per-image scores of the model ``global_state`` on ``dataset``."""
+    network, encoder = network_from_config(config)
+    network.load_state_dict(global_state, strict=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    network.to(device)
+    return evaluate_reconstructor(
+        NetworkReconstructor(network, encoder), dataset, device=device, show_progress=False
+    )
 
 
 def _train_config(config: Any, instructions: RoundInstructions, seed: int) -> TrainConfig:

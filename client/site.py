@@ -1,8 +1,12 @@
-"""Find a site's data from Flower's node config.
+"""Find a site's data and role from Flower's node config.
 
 In simulation the node config holds ``partition-id``: the i-th internal site of the partition
-manifest. In a deployment the site says who it is and where its data lives
-(``site-id``, ``data-path``, optionally ``manifest-path``).
+manifest, then its held-out centres, which are evaluation-only sites. In a deployment the site
+says who it is, where its data lives and what it does (``site-id``, ``data-path``, optionally
+``manifest-path`` and ``role``: ``train``, the default, or ``evaluate``).
+
+A training site trains on its train split and validates on its val split; an
+evaluation-only site never trains and scores the global model on all of its files.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from cardiomm.cohort.manifest import (
     site_files,
     site_for_partition,
 )
-from federation.protocol import NODE_DATA_PATH, NODE_MANIFEST_PATH, NODE_SITE_ID, PARTITION_ID
+from federation.protocol import (
+    NODE_DATA_PATH,
+    NODE_MANIFEST_PATH,
+    NODE_ROLE,
+    NODE_SITE_ID,
+    PARTITION_ID,
+    ROLE_EVALUATE,
+    ROLE_TRAIN,
+    SITE_ROLES,
+)
 from federation.reply_checks import IDENTIFIER
 
 
@@ -38,7 +51,9 @@ class SiteData:
         vendor: the vendor holding most of its images.
         scanners: its scanner folders.
         field_strengths: tesla.
-        train_files, val_files: its k-space files per split.
+        train_files, val_files, test_files: its k-space files per split (a training site).
+        role: ``train`` or ``evaluate``.
+        evaluation_files: what an evaluation-only site scores: all of its files.
     """
 
     site_id: str
@@ -47,6 +62,15 @@ class SiteData:
     field_strengths: tuple[float, ...]
     train_files: tuple[Path, ...]
     val_files: tuple[Path, ...]
+    role: str = ROLE_TRAIN
+    evaluation_files: tuple[Path, ...] = ()
+    test_files: tuple[Path, ...] = ()
+
+    @property
+    def scored_files(self) -> tuple[Path, ...]:
+        """What the site scores another model on (the cross-site matrix): its test split,
+        or all of its files when it is an evaluation-only site."""
+        return self.evaluation_files if self.role == ROLE_EVALUATE else self.test_files
 
 
 def resolve_site(node_config: dict[str, Any], config: Any) -> SiteData:
@@ -58,11 +82,17 @@ def resolve_site(node_config: dict[str, Any], config: Any) -> SiteData:
             site = site_for_partition(manifest, int(node_config[PARTITION_ID]))
         except ValueError as error:
             raise SiteDataError(str(error)) from error
+        role = ROLE_EVALUATE if site["held_out"] else ROLE_TRAIN
     elif NODE_SITE_ID in node_config:
         manifest = _deployment_manifest(
             str(node_config.get(NODE_DATA_PATH, "")), str(node_config.get(NODE_MANIFEST_PATH, ""))
         )
         site = _site_by_id(manifest, str(node_config[NODE_SITE_ID]))
+        role = str(node_config.get(NODE_ROLE, ROLE_TRAIN))
+        if role not in SITE_ROLES:
+            raise SiteDataError(
+                f"node config role={role!r}: a site's role is one of {', '.join(SITE_ROLES)}"
+            )
     else:
         raise SiteDataError(
             "node config names no site: a deployed SuperNode needs "
@@ -74,16 +104,25 @@ def resolve_site(node_config: dict[str, Any], config: Any) -> SiteData:
                 f"{field} {site[field]!r} cannot be sent to the coordinator: use 1-64 letters, "
                 "digits, '.', '_' or '-' (the server refuses anything else)"
             )
+    identity = {
+        "site_id": site["site"],
+        "vendor": site["vendor"],
+        "scanners": tuple(site["scanners"]),
+        "field_strengths": tuple(site["field_strengths"]),
+    }
+    if role == ROLE_EVALUATE:
+        files = tuple(site_files(manifest, site, None))
+        if not files:
+            raise SiteDataError(f"site {site['site']}: no files to evaluate on")
+        return SiteData(**identity, train_files=(), val_files=(), role=role, evaluation_files=files)
     train_files = tuple(site_files(manifest, site, "train"))
     if not train_files:
         raise SiteDataError(f"site {site['site']}: no training files in the partition")
     return SiteData(
-        site_id=site["site"],
-        vendor=site["vendor"],
-        scanners=tuple(site["scanners"]),
-        field_strengths=tuple(site["field_strengths"]),
+        **identity,
         train_files=train_files,
         val_files=tuple(site_files(manifest, site, "val")),
+        test_files=tuple(site_files(manifest, site, "test")),
     )
 
 

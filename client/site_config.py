@@ -13,6 +13,7 @@ The site file is a nested mapping of site-owned keys only, e.g.::
     data: {root: /data/cmr, manifest: null}
     train: {device: "cuda:0", num_threads: 4}
     privacy: {dp_sgd: {epsilon_budget: 8.0, noise_multiplier: 1.1}}
+    sharing: {cross_site_evaluation: false}
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ COORDINATOR_SETTABLE = (
     "privacy.dp_sgd.enabled",  # a request; the budget stays the site's
 )
 # Keys only the site sets: which data and where (root, manifest, synthetic preset, index
-# cache), its hardware, its privacy budget and local file locations.
+# cache), its hardware, its privacy budget, local file locations, and what it shares.
 SITE_OWNED = (
     "data",
     "train.device",
@@ -66,6 +67,7 @@ SITE_OWNED = (
     "text.path",
     "text.cache_dir",
     "privacy.dp_sgd",
+    "sharing",
 )
 
 

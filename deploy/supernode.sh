@@ -4,9 +4,11 @@
 #
 #   deploy/supernode.sh --superlink HOST:PORT --root-certificates ca.crt \
 #       --key supernode_key --site-id Center001 (--data-path DIR | --manifest-path FILE) \
-#       [--site-config site.yaml] [--port 9094] [--host 127.0.0.1] \
+#       [--site-config site.yaml] [--role train|evaluate] [--port 9094] [--host 127.0.0.1] \
 #       [--node-config 'extra="k=v"'] [-- EXTRA ARGS]
 #
+# --role evaluate makes an evaluation-only site: it never trains, and scores the global
+# model on all of its data when the coordinator asks (README, "Evaluation-only sites").
 # --site-config is the site's own settings (device, threads, DP-SGD budget: README, "What a
 # site decides"); the coordinator's run config cannot change them.
 # --port is the SuperNode's local Runtime API port (its ClientApp connects there); it must
@@ -19,7 +21,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="${FLWR_BIN:-$here/../.venv/bin}"
-superlink="" root="" key="" site="" data="" manifest="" site_config="" port="9094"
+superlink="" root="" key="" site="" data="" manifest="" site_config="" role="train" port="9094"
 host="127.0.0.1"
 node_extra="" max_wait=""
 extra=()
@@ -32,6 +34,7 @@ while [[ $# -gt 0 ]]; do
     --data-path) data="$2"; shift 2 ;;
     --manifest-path) manifest="$2"; shift 2 ;;
     --site-config) site_config="$2"; shift 2 ;;
+    --role) role="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --host) host="$2"; shift 2 ;;
     --node-config) node_extra="$2"; shift 2 ;;
@@ -44,13 +47,14 @@ done
 [[ -n "$superlink" && -n "$root" && -n "$key" && -n "$site" ]] || {
   echo "--superlink, --root-certificates, --key and --site-id are required" >&2; exit 2; }
 [[ -n "$data" || -n "$manifest" ]] || { echo "--data-path or --manifest-path is required" >&2; exit 2; }
+[[ "$role" == "train" || "$role" == "evaluate" ]] || { echo "--role is train or evaluate, not $role" >&2; exit 2; }
 [[ -r "$root" ]] || { echo "cannot read $root" >&2; exit 1; }
 [[ -r "$key" ]] || { echo "cannot read $key" >&2; exit 1; }
 [[ "$site$data$manifest$site_config" != *'"'* ]] || { echo "values must not contain double quotes" >&2; exit 2; }
 [[ -x "$bin/flower-supernode" ]] || { echo "flower-supernode not found in $bin" >&2; exit 1; }
 export PATH="$bin:$PATH"   # flower-supernode starts flower-superexec / flwr-clientapp from PATH
 
-node_config="site-id=\"$site\""
+node_config="site-id=\"$site\" role=\"$role\""
 [[ -n "$data" ]] && node_config+=" data-path=\"$data\""
 [[ -n "$manifest" ]] && node_config+=" manifest-path=\"$manifest\""
 [[ -n "$site_config" ]] && node_config+=" site-config=\"$(cd "$(dirname "$site_config")" && pwd)/$(basename "$site_config")\""

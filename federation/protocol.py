@@ -8,6 +8,7 @@ parameters where Flower's do).
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,10 @@ NODE_SITE_ID = "site-id"  # deployment: who the site is
 NODE_DATA_PATH = "data-path"  # deployment: where its data lives
 NODE_MANIFEST_PATH = "manifest-path"  # deployment: its partition manifest, if any
 NODE_SITE_CONFIG = "site-config"  # the site's own settings file (client/site_config.py)
+NODE_ROLE = "role"  # what the site does: ROLE_TRAIN (the default) or ROLE_EVALUATE
+ROLE_TRAIN = "train"  # trains and evaluates
+ROLE_EVALUATE = "evaluate"  # never trains: scores the global model on all of its data
+SITE_ROLES = (ROLE_TRAIN, ROLE_EVALUATE)
 
 # -- records of a message ------------------------------------------------------------------
 ARRAYS = "arrays"  # ArrayRecord: the weights (to the site; back from it after training)
@@ -33,6 +38,9 @@ LEARNING_RATE = "learning-rate"
 PROXIMAL_MU = "proximal-mu"
 SEED = "seed"
 
+# -- an evaluate request's config --------------------------------------------------------------
+CROSS_SITE_MODEL = "cross-site-model"  # present: score this named model on the test split
+
 # -- the reply's metrics ----------------------------------------------------------------------
 NUM_EXAMPLES = "num-examples"  # FedAvg's n_k: the site's training slices
 SLICES_SEEN = "slices-seen"  # slices trained on this round (the same steps everywhere)
@@ -42,12 +50,32 @@ SITE_ID = "site-id"
 VENDOR = "vendor"
 SCANNER = "scanner"
 BAD_FILES = "bad-files-json"  # JSON list of {path, reason}
+ROLE = "role"  # ROLE_TRAIN or ROLE_EVALUATE (absent: train)
 SITE_FIELDS = (SITE_ID, VENDOR, SCANNER)
 UNKNOWN_VENDOR = "unknown"
+
+# -- an evaluation-only site's evaluate reply ------------------------------------------------------
+# Besides psnr / ssim / nmse / num-examples over all its images, one entry per group of
+# images (modality, cardiac view, undersampling): "<metric>/<group>", metric one of
+# BREAKDOWN_METRICS, group e.g. "cine.short-axis.ktGaussian16".
+BREAKDOWN_METRICS = ("psnr", "ssim", "nmse", "images")
+_NOT_IN_GROUP = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def breakdown_group(modality: str, cardiac_view: str, setting: str) -> str:
+    """The group name of a breakdown key: its parts with anything but letters, digits, '_'
+    and '-' replaced by '-', joined by '.'."""
+    return ".".join(_NOT_IN_GROUP.sub("-", part) for part in (modality, cardiac_view, setting))
+
+
+def breakdown_key(metric: str, group: str) -> str:
+    return f"{metric}/{group}"
+
 
 # -- error codes of a reply (Flower reserves none for applications) ----------------------------
 SITE_FAILURE = 1  # the site could not do its part; the reason names it and the problem
 PRIVACY_BUDGET_SPENT = 2  # a DP-SGD site whose epsilon budget is spent trains no more
+CROSS_SITE_DECLINED = 3  # the site does not score other models (sharing.cross_site_evaluation)
 
 # -- secure aggregation (privacy=secagg) ----------------------------------------------------------
 SECURE_RECORD = "secure-aggregation"  # ConfigRecord marking a train-and-announce request
@@ -68,12 +96,14 @@ class SiteRecord:
         vendor: the vendor holding most of its images.
         scanner: its scanner folders, comma-separated.
         bad_files_json: the files it skipped, a JSON list of {path, reason}.
+        role: what the site does, :data:`ROLE_TRAIN` or :data:`ROLE_EVALUATE`.
     """
 
     site_id: str
     vendor: str = UNKNOWN_VENDOR
     scanner: str = ""
     bad_files_json: str = "[]"
+    role: str = ROLE_TRAIN
 
     def to_record(self) -> ConfigRecord:
         return ConfigRecord(
@@ -82,6 +112,7 @@ class SiteRecord:
                 VENDOR: self.vendor,
                 SCANNER: self.scanner,
                 BAD_FILES: self.bad_files_json,
+                ROLE: self.role,
             }
         )
 
@@ -96,6 +127,7 @@ class SiteRecord:
             vendor=vendor_of(content),
             scanner=str(fields.get(SCANNER, "")),
             bad_files_json=str(fields.get(BAD_FILES, "[]")),
+            role=str(fields.get(ROLE, ROLE_TRAIN)),
         )
 
 

@@ -106,6 +106,8 @@ class RoundRecord:
         traffic: bytes per site and in all.
         global_scores: the server's own evaluation (simulation only), when run.
         secure_aggregation: the secure sum's figures (privacy=secagg only).
+        zero_shot: per evaluation-only site, its scores of the round's new global model
+            (overall and per group, federation/protocol.py), in rounds where they ran.
     """
 
     round: int
@@ -119,6 +121,7 @@ class RoundRecord:
     traffic: dict[str, int] = dataclasses.field(default_factory=dict)
     global_scores: dict[str, float] | None = None
     secure_aggregation: dict[str, Any] | None = None
+    zero_shot: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         values: dict[str, Any] = {
@@ -136,6 +139,8 @@ class RoundRecord:
             values["secure-aggregation"] = self.secure_aggregation
         if self.global_scores is not None:
             values["global"] = self.global_scores
+        if self.zero_shot:
+            values["zero-shot"] = self.zero_shot
         return values
 
     @classmethod
@@ -155,6 +160,9 @@ class RoundRecord:
             traffic=dict(values.get("traffic") or {}),
             global_scores=values.get("global"),
             secure_aggregation=values.get("secure-aggregation"),
+            zero_shot={
+                str(site): dict(scores) for site, scores in (values.get("zero-shot") or {}).items()
+            },
         )
 
 

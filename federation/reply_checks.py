@@ -23,19 +23,33 @@ from flwr.supercore.differential_privacy import KEY_NORM_BIT
 
 from federation.protocol import (
     BAD_FILES,
+    BREAKDOWN_METRICS,
     CLIPPED_METRIC,
     METRICS,
     NUM_EXAMPLES,
+    ROLE,
     SCANNER,
     SITE_ID,
     SITE_RECORD,
+    SITE_ROLES,
     SLICES_SEEN,
     VENDOR,
     SiteRecord,
 )
 
+# The phases of a reply: what the server asked for.
 TRAIN = "train"
 EVALUATE = "evaluate"
+ROLL_CALL = "roll-call"  # who are you and what do you do (no metrics)
+ZERO_SHOT = "zero-shot"  # an evaluation-only site's scores on all of its data
+CROSS_SITE = "cross-site"  # a site's scores of one model of the cross-site matrix
+PHASES = (TRAIN, EVALUATE, ROLL_CALL, ZERO_SHOT, CROSS_SITE)
+# The phases whose replies may score per group (modality, view, setting).
+BREAKDOWN_PHASES = (ZERO_SHOT, CROSS_SITE)
+# A breakdown key of a zero-shot reply: "<metric>/<modality>.<view>.<setting>".
+_BREAKDOWN_KEY = re.compile(
+    rf"^({'|'.join(BREAKDOWN_METRICS)})/[A-Za-z0-9_-]{{1,40}}(\.[A-Za-z0-9_-]{{1,40}}){{2}}$"
+)
 # A site id or vendor: letters, digits and . _ - (Center001, GE, Siemens_Healthineers).
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Kept from free text: printable ASCII without the characters of markup and shell escapes.
@@ -135,15 +149,17 @@ class ReplyLimits:
             that trained, the most vendor-balanced weighting would give a site.
         max_text: characters kept of a free-text field (scanner, a skipped file's path).
         max_bad_files: skipped files kept per reply (the count says how many there were).
+        max_breakdown_groups: groups (modality, view, setting) a zero-shot reply may score.
     """
 
     max_examples: int = 10_000_000
     max_site_share: float | None = None
     max_text: int = 256
     max_bad_files: int = 100
+    max_breakdown_groups: int = 64
 
     def validate(self) -> None:
-        for name in ("max_examples", "max_text", "max_bad_files"):
+        for name in ("max_examples", "max_text", "max_bad_files", "max_breakdown_groups"):
             if getattr(self, name) < 1:
                 raise ValueError(f"federation.replies.{name} must be >= 1")
         if self.max_site_share is not None and not 0.0 < self.max_site_share <= 1.0:
@@ -153,12 +169,27 @@ class ReplyLimits:
             )
 
     def rules(self, phase: str) -> dict[str, MetricRule]:
-        """The metrics a ``phase`` reply may carry (``num-examples`` always)."""
+        """The metrics a ``phase`` reply may carry (``num-examples`` always, but in a roll
+        call, which carries none); a zero-shot reply's breakdown keys are checked apart
+        (:func:`breakdown_rule`)."""
+        if phase == ROLL_CALL:
+            return {}
         if phase == TRAIN:
             examples = MetricRule(1.0, float(self.max_examples), integer=True, required=True)
             return {NUM_EXAMPLES: examples, **TRAIN_METRICS}
+        if phase not in PHASES:
+            raise ValueError(f"unknown reply phase {phase!r}")
         examples = MetricRule(0.0, float(self.max_examples), integer=True, required=True)
         return {NUM_EXAMPLES: examples, **EVALUATE_METRICS}
+
+    def breakdown_rule(self, key: str) -> MetricRule | None:
+        """The rule of a zero-shot breakdown key (None: not one)."""
+        if _BREAKDOWN_KEY.match(key) is None:
+            return None
+        metric = key.split("/", 1)[0]
+        if metric == "images":
+            return MetricRule(1.0, float(self.max_examples), integer=True)
+        return EVALUATE_METRICS[metric]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +220,7 @@ def check_reply(content: RecordDict, phase: str, limits: ReplyLimits) -> Checked
             wrong type or out of its range, a missing ``num-examples``.
     """
     site = _checked_site(content, limits)
-    metrics = _checked_metrics(content, limits.rules(phase))
+    metrics = _checked_metrics(content, limits, phase)
     return CheckedReply(
         site=dataclasses.replace(site, bad_files_json=""),
         metrics=metrics,
@@ -231,7 +262,7 @@ def _checked_site(content: RecordDict, limits: ReplyLimits) -> SiteRecord:
     if record is None:
         raise ReplyRefusedError(f"no '{SITE_RECORD}' record (who the site is)")
     fields = dict(record)
-    unknown = sorted(set(fields) - {SITE_ID, VENDOR, SCANNER, BAD_FILES})
+    unknown = sorted(set(fields) - {SITE_ID, VENDOR, SCANNER, BAD_FILES, ROLE})
     if unknown:
         raise ReplyRefusedError(f"unknown site-record field(s) {_names(unknown)}")
     for key in (SITE_ID, VENDOR):
@@ -244,21 +275,38 @@ def _checked_site(content: RecordDict, limits: ReplyLimits) -> SiteRecord:
     for key in (SCANNER, BAD_FILES):
         if key in fields and not isinstance(fields[key], str):
             raise ReplyRefusedError(f"site-record field '{key}' must be text")
+    role = fields.get(ROLE, SITE_ROLES[0])
+    if role not in SITE_ROLES:
+        raise ReplyRefusedError(
+            f"site-record field '{ROLE}' must be one of {', '.join(SITE_ROLES)}, "
+            f"got {clean_text(role, 40)!r}"
+        )
     return SiteRecord(
         site_id=fields[SITE_ID],
         vendor=fields[VENDOR],
         scanner=clean_text(fields.get(SCANNER, ""), limits.max_text),
         bad_files_json=fields.get(BAD_FILES, "[]"),
+        role=role,
     )
 
 
-def _checked_metrics(content: RecordDict, rules: Mapping[str, MetricRule]) -> dict[str, float]:
+def _checked_metrics(content: RecordDict, limits: ReplyLimits, phase: str) -> dict[str, float]:
     if list(content.metric_records) not in ([], [METRICS]):
         raise ReplyRefusedError(
             f"metric records {_names(list(content.metric_records))}, expected '{METRICS}'"
         )
     record = content.metric_records.get(METRICS)
     values = dict(record) if record is not None else {}
+    rules = dict(limits.rules(phase))
+    if phase in BREAKDOWN_PHASES:
+        breakdown = {key: limits.breakdown_rule(key) for key in values if key not in rules}
+        rules.update({key: rule for key, rule in breakdown.items() if rule is not None})
+        groups = {key.split("/", 1)[1] for key in breakdown if breakdown[key] is not None}
+        if len(groups) > limits.max_breakdown_groups:
+            raise ReplyRefusedError(
+                f"{len(groups)} breakdown groups, more than "
+                f"federation.replies.max_breakdown_groups={limits.max_breakdown_groups}"
+            )
     unknown = sorted(set(values) - set(rules))
     if unknown:
         raise ReplyRefusedError(f"unknown metric(s) {_names(unknown)}")

@@ -44,6 +44,7 @@ from server.checkpoints import (
     rng_state,
     save_round_checkpoint,
 )
+from server.cross_site import AfterRounds, cross_site_phase
 from server.global_evaluation import GlobalEvaluator
 from server.model import GlobalModel
 from server.replies import PhaseReplies, ReplyGate, array_bytes, open_gate
@@ -56,6 +57,7 @@ from server.round_phases import (
 from server.round_records import round_timing, site_records
 from server.settings import FederationSettings
 from server.site_identities import SiteIdentities
+from server.site_roles import SiteRoles, TrainingSitesGrid, with_evaluation_sites
 from server.strategy_factory import (
     build_strategy,
     central_dp_report,
@@ -105,19 +107,34 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     model = GlobalModel(config, settings.initial_checkpoint)
     personalisation = _personalisation(settings, model)
     gate = open_gate(settings.replies, settings.sites, grid)
+    roles = SiteRoles(gate, settings.timeout)
+    # Training and site evaluation see the training sites only.
+    training_sites = TrainingSitesGrid(grid, roles)
 
     def play_round(server_round: int, arrays: ArrayRecord) -> tuple[RoundRecord, ArrayRecord]:
-        return run_round(server_round, settings, strategy, arrays, grid, gate, personalisation)
+        return run_round(
+            server_round, settings, strategy, arrays, training_sites, gate, personalisation
+        )
 
     return run_rounds(
         config,
         settings,
         strategy,
         model,
-        play_round,
+        with_evaluation_sites(play_round, settings, grid, roles, personalisation),
         personalisation=personalisation,
         identities=gate.identities,
+        after_rounds=_cross_site(settings, grid, roles, personalisation),
     )
+
+
+def _cross_site(
+    settings: FederationSettings,
+    grid: Grid,
+    roles: SiteRoles,
+    personalisation: VendorPersonalisation | None,
+) -> AfterRounds | None:
+    return cross_site_phase(settings, grid, roles, personalisation) if settings.cross_site else None
 
 
 def run_rounds(
@@ -132,6 +149,7 @@ def run_rounds(
     final_extra: Mapping[str, Any] | None = None,
     log_round: Callable[[dict[str, Any]], None] | None = None,
     round_integer_buffers: bool = False,
+    after_rounds: AfterRounds | None = None,
 ) -> FederationResult:
     """Resume, play the remaining rounds, and finish: the lifecycle of every federated run.
 
@@ -153,6 +171,8 @@ def run_rounds(
         log_round: writes a round's log line from its record (default: the plain round's).
         round_integer_buffers: round integer buffers that come back as floats to the nearest
             integer instead of truncating them.
+        after_rounds: a step after the last round, before the final model is written (the
+            cross-site matrix); it runs on a resumed run that had no round left, too.
     """
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -186,6 +206,8 @@ def run_rounds(
             tracker.log_round(record, save_round_checkpoint(output_dir, checkpoint))
             rounds.append(server_round)
             log_round(record)
+        if after_rounds is not None:
+            after_rounds(model, history, tracker)
         result = _finish(
             settings,
             config,

@@ -49,6 +49,12 @@ class FederationSettings:
         sites: the consortium's sites and their vendors (``federation.sites``; empty: any
             site may join, bound to its node and vendor at its first reply).
         privacy: DP-SGD, central DP and secure aggregation (``privacy``).
+        zero_shot_every: the evaluation-only sites score the global model every this many
+            rounds and after the last (``federation.zero_shot_every``; 0: only after the last).
+        cross_site: after the last round, score every model at every site that allows it
+            (``federation.cross_site.enabled``, server/cross_site.py).
+        cross_site_models: more models for that matrix, ``{name: checkpoint path}``
+            (``federation.cross_site.models``).
         global_evaluation: evaluate the global model on the server after each round
             (``federation.global_evaluation``; simulation only: the server reads the data).
         evaluation_splits: ``held-out`` and / or manifest splits (``test``) to evaluate
@@ -91,6 +97,9 @@ class FederationSettings:
     replies: ReplyLimits
     sites: dict[str, str]
     privacy: PrivacySettings
+    zero_shot_every: int
+    cross_site: bool
+    cross_site_models: dict[str, str]
     global_evaluation: bool
     evaluation_splits: tuple[str, ...]
     evaluation_max_items: int
@@ -150,12 +159,21 @@ class FederationSettings:
                 ),
                 max_text=int(select(config, "federation.replies.max_text", 256)),
                 max_bad_files=int(select(config, "federation.replies.max_bad_files", 100)),
+                max_breakdown_groups=int(
+                    select(config, "federation.replies.max_breakdown_groups", 64)
+                ),
             ),
             sites={
                 str(site): str(vendor)
                 for site, vendor in (select(config, "federation.sites", {}) or {}).items()
             },
             privacy=PrivacySettings.from_config(config),
+            zero_shot_every=int(select(config, "federation.zero_shot_every", 1)),
+            cross_site=bool(select(config, "federation.cross_site.enabled", False)),
+            cross_site_models={
+                str(name): str(path)
+                for name, path in (select(config, "federation.cross_site.models", {}) or {}).items()
+            },
             global_evaluation=bool(select(config, "federation.global_evaluation", False)),
             evaluation_splits=tuple(select(config, "federation.eval_splits", ["held-out", "test"])),
             evaluation_max_items=int(select(config, "federation.max_eval_items", 0)),
@@ -170,6 +188,11 @@ class FederationSettings:
         )
         settings.validate()
         return settings
+
+    def zero_shot_due(self, server_round: int) -> bool:
+        """Whether the evaluation-only sites score the global model after ``server_round``."""
+        every = self.zero_shot_every
+        return server_round == self.num_rounds or (every > 0 and server_round % every == 0)
 
     @property
     def vendor_aware(self) -> bool:
@@ -217,6 +240,8 @@ class FederationSettings:
             )
         if self.min_sites < 1:
             raise ValueError(f"federation.min_sites must be >= 1, got {self.min_sites}")
+        if self.zero_shot_every < 0:
+            raise ValueError(f"federation.zero_shot_every must be >= 0, got {self.zero_shot_every}")
         if self.local_steps < 1:
             raise ValueError(f"federation.local_steps must be >= 1, got {self.local_steps}")
 

@@ -43,6 +43,9 @@ class Tracker:
     def log_final(self, final_checkpoint: Path, history: Path) -> None:
         """The final model and the history."""
 
+    def log_cross_site(self, metrics: dict[str, float], files: list[Path]) -> None:
+        """The cross-site matrix: its scores and its files."""
+
     def end(self, failed: bool) -> None:
         """Mark the run finished (or failed)."""
 
@@ -93,6 +96,10 @@ class MlflowTracker(Tracker):
         self.client.log_artifact(self.run_id, str(final_checkpoint), "model")
         log_files(self.client, self.run_id, [history, history.parent / "config.yaml"])
 
+    def log_cross_site(self, metrics: dict[str, float], files: list[Path]) -> None:
+        log_metrics(self.client, self.run_id, metrics)
+        log_files(self.client, self.run_id, files, "cross-site")
+
     def end(self, failed: bool) -> None:
         self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
@@ -110,7 +117,8 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
     """The numbers of a round record under MLflow metric names.
 
     ``train/<m>`` and ``evaluate/<m>`` (aggregated), ``global/<split>/<m>``,
-    ``site/<site-id>/<m>`` (training) and ``site/<site-id>/eval-<m>``, ``timing/<k>``,
+    ``site/<site-id>/<m>`` (training) and ``site/<site-id>/eval-<m>``,
+    ``zero-shot/<site-id>/<m>`` (an evaluation-only site, per group too), ``timing/<k>``,
     ``traffic/<k>``, ``errors`` (failed or missing replies), ``rejected`` (replies or updates
     refused), ``clipped-updates`` and ``capped-examples``.
     """
@@ -135,6 +143,8 @@ def round_metrics(record: RoundRecord) -> dict[str, float]:
         ):
             if value is not None:
                 values[f"{prefix}/{key}"] = value
+    for site_id, scores in record.zero_shot.items():
+        values.update({f"zero-shot/{site_id}/{key}": value for key, value in scores.items()})
     values.update({f"timing/{key}": value for key, value in record.timing.items()})
     values.update({f"traffic/{key}": value for key, value in record.traffic.items()})
     return {key: float(value) for key, value in values.items() if _is_number(value)}

@@ -102,6 +102,7 @@ class InProcessGrid(Grid):
         node_configs: one node config per node (e.g. ``{"partition-id": 0, ...}``).
         run_config: the run config every node's context carries (``overrides``).
         silent_nodes: node ids whose replies never arrive (a timed-out site).
+        silent_types: the message types they do not answer (default: all).
         reverse_replies: hand the replies back in the reverse order of the messages, as
             sites that finish in another order would.
     """
@@ -113,6 +114,7 @@ class InProcessGrid(Grid):
         run_config: Mapping[str, Any] | None = None,
         silent_nodes: Iterable[int] = (),
         reverse_replies: bool = False,
+        silent_types: Iterable[str] | None = None,
     ) -> None:
         set_task_identity()
         self.client_app = client_app
@@ -126,6 +128,7 @@ class InProcessGrid(Grid):
             for index, node_config in enumerate(node_configs)
         }
         self.silent_nodes = set(silent_nodes)
+        self.silent_types = set(silent_types) if silent_types is not None else None
         self.reverse_replies = reverse_replies
         self.sent: list[Message] = []
         self._run = Run.create_empty(RUN_ID)
@@ -161,7 +164,7 @@ class InProcessGrid(Grid):
             message.metadata.__dict__["_message_id"] = message_id
             self.sent.append(message)
             reply = self._deliver(message)
-            if message.metadata.dst_node_id not in self.silent_nodes:
+            if not self._silent(message):
                 self._replies[message_id] = reply
             ids.append(message_id)
         return ids
@@ -174,6 +177,11 @@ class InProcessGrid(Grid):
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
         return self.pull_messages(self.push_messages(messages))
+
+    def _silent(self, message: Message) -> bool:
+        return message.metadata.dst_node_id in self.silent_nodes and (
+            self.silent_types is None or message.metadata.message_type in self.silent_types
+        )
 
     def _deliver(self, message: Message) -> Message:
         node = message.metadata.dst_node_id
@@ -207,6 +215,8 @@ def fake_site_app(
     vendors: Mapping[str, str] | None = None,
     tamper: Mapping[str, Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]]
     | None = None,
+    evaluation_sites: Iterable[str] = (),
+    declining_sites: Iterable[str] = (),
 ) -> ClientApp:
     """A ClientApp that speaks the protocol but trains nothing real (fast, deterministic).
 
@@ -219,8 +229,13 @@ def fake_site_app(
         vendors: vendor per site (default: every site ``Siemens``).
         tamper: per site, a function applied to its trained state before it is sent (a
             broken or hostile site).
+        evaluation_sites: sites that say they are evaluation-only in the roll call; they
+            refuse training and score with the zero-shot protocol (overall and one group).
+        declining_sites: sites that decline to score models of the cross-site matrix.
     """
+    declining = set(declining_sites)
     failing = set(failing_sites)
+    evaluation_sites = set(evaluation_sites)
     vendors = dict(vendors or {})
     tamper = dict(tamper or {})
     app = ClientApp()
@@ -228,6 +243,10 @@ def fake_site_app(
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         site = _site_id(context)
+        if site in evaluation_sites:
+            return Message(
+                Error(code=SITE_FAILURE, reason=f"site {site} is evaluation-only"), reply_to=msg
+            )
         if site in failing:
             return Message(
                 Error(code=SITE_FAILURE, reason=f"site {site}: no readable data"), reply_to=msg
@@ -279,6 +298,11 @@ def fake_site_app(
                 Error(code=SITE_FAILURE, reason=f"site {site}: no readable data"), reply_to=msg
             )
         number = int(context.node_config["partition-id"]) + 1
+        cross_site = "cross-site-model" in msg.content["config"]
+        if cross_site and site in declining:
+            return Message(Error(code=3, reason=f"site {site} declines"), reply_to=msg)
+        if site in evaluation_sites or cross_site:
+            return _zero_shot_reply(msg, site, vendors.get(site, "Siemens"), number)
         has_validation = number != 3
         metrics = {
             "num-examples": float(number) if has_validation else 0.0,
@@ -295,7 +319,35 @@ def fake_site_app(
         )
         return Message(content=content, reply_to=msg)
 
+    @app.query()
+    def roll_call(msg: Message, context: Context) -> Message:
+        site = _site_id(context)
+        record = _site_record(site, vendors.get(site, "Siemens"))
+        if site in evaluation_sites:
+            record["role"] = "evaluate"
+        return Message(content=RecordDict({"site": record}), reply_to=msg)
+
     return app
+
+
+def _zero_shot_reply(msg: Message, site: str, vendor: str, number: int) -> Message:
+    """Scores that depend on the weights sent: PSNR falls with their mean absolute value."""
+    state = msg.content["arrays"].to_torch_state_dict()
+    size = sum(value.abs().sum().item() for value in state.values())
+    psnr = 40.0 - size / sum(value.numel() for value in state.values())
+    metrics = {
+        "num-examples": 4.0,
+        "psnr": psnr,
+        "ssim": 0.9,
+        "nmse": 0.01,
+        "eval-seconds": 0.0,
+        "psnr/cine.short-axis.Uniform8": psnr + number,
+        "ssim/cine.short-axis.Uniform8": 0.9,
+        "nmse/cine.short-axis.Uniform8": 0.01,
+        "images/cine.short-axis.Uniform8": 4.0,
+    }
+    content = RecordDict({"metrics": MetricRecord(metrics), "site": _site_record(site, vendor)})
+    return Message(content=content, reply_to=msg)
 
 
 def simulation_node_configs(count: int) -> list[dict[str, int]]:
@@ -314,8 +366,8 @@ def _site_record(site: str, vendor: str = "Siemens") -> ConfigRecord:
 
 
 def federation_config(output_dir: Any, *overrides: str, tracking: bool = False) -> Any:
-    """configs/federation.yaml for fast tests: tiny model without texts, no global evaluation,
-    MLflow only when asked."""
+    """configs/federation.yaml for fast tests: tiny model without texts, no global evaluation
+    nor cross-site matrix, MLflow only when asked."""
     from cardiomm.config import load_config
 
     return load_config(
@@ -324,6 +376,7 @@ def federation_config(output_dir: Any, *overrides: str, tracking: bool = False) 
             "text=none",
             f"output_dir={output_dir}",
             "federation.global_evaluation=false",
+            "federation.cross_site.enabled=false",  # tests of the matrix turn it on
             f"tracking.enabled={str(tracking).lower()}",
             *overrides,
         ],

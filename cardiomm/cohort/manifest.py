@@ -254,22 +254,28 @@ def held_out_sites(manifest: dict) -> list[dict]:
 
 
 def site_for_partition(manifest: dict, partition_id: int) -> dict:
-    """The internal site that simulated node ``partition_id`` plays."""
-    sites = internal_sites(manifest)
+    """The site that simulated node ``partition_id`` plays: the internal sites in name order,
+    then the held-out centres in name order (a simulation with more nodes than internal sites
+    runs its held-out centres as evaluation-only sites)."""
+    sites = internal_sites(manifest) + held_out_sites(manifest)
     if not 0 <= partition_id < len(sites):
         raise ValueError(
-            f"partition-id {partition_id} out of range: the manifest has {len(sites)} internal "
-            f"sites ({', '.join(site['site'] for site in sites)})"
+            f"partition-id {partition_id} out of range: the manifest has "
+            f"{len(internal_sites(manifest))} internal sites and "
+            f"{len(held_out_sites(manifest))} held-out centres "
+            f"({', '.join(site['site'] for site in sites)})"
         )
     return sites[partition_id]
 
 
-def site_files(manifest: dict, site: dict, split: str) -> list[Path]:
-    """Absolute paths of ``site``'s files in ``split`` (train / val / test)."""
-    if split not in SPLITS:
+def site_files(manifest: dict, site: dict, split: str | None) -> list[Path]:
+    """Absolute paths of ``site``'s files in ``split`` (train / val / test; None: all)."""
+    if split is not None and split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     root = Path(manifest["root"])
-    return [root / entry["path"] for entry in site["files"] if entry["split"] == split]
+    return [
+        root / entry["path"] for entry in site["files"] if split is None or entry["split"] == split
+    ]
 
 
 def split_sites_and_files(manifest: dict, split: str, names: list[str]) -> list[Path]:

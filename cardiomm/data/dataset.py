@@ -50,6 +50,7 @@ class SliceSample(NamedTuple):
         vendor: the vendor, or ``unknown``.
         modality: the modality, or ``unknown``.
         mask_name: e.g. ``ktGaussian16``.
+        cardiac_view: e.g. ``short-axis``, or ``unknown``.
     """
 
     kspace: torch.Tensor
@@ -65,6 +66,7 @@ class SliceSample(NamedTuple):
     vendor: str
     modality: str
     mask_name: str
+    cardiac_view: str
 
 
 class SliceDataset(Dataset[SliceSample]):
@@ -194,6 +196,7 @@ class SliceDataset(Dataset[SliceSample]):
             vendor=metadata.vendor or UNKNOWN,
             modality=metadata.modality or UNKNOWN,
             mask_name=mask.name,
+            cardiac_view=metadata.view or UNKNOWN,
         )
 
     def _mark_unreadable(self, item: int, error: DataFileError) -> None:

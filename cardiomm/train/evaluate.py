@@ -35,6 +35,7 @@ RECORD_FIELDS = (
     "centre",
     "vendor",
     "modality",
+    "cardiac_view",
     "mask",
     *METRICS,
 )
@@ -145,6 +146,7 @@ def evaluate_reconstructor(
                     "centre": sample.centre[0],
                     "vendor": sample.vendor[0],
                     "modality": sample.modality[0],
+                    "cardiac_view": sample.cardiac_view[0],
                     "mask": sample.mask_name[0],
                     "psnr": scores.psnr,
                     "ssim": scores.ssim,

@@ -163,6 +163,11 @@ def _train(
 def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> ExperimentOutcome:
     settings, budget, run_dir = context.settings, planned.budget, context.run_dir
     sites = planned.fold.internal
+    # Simulated nodes beyond the internal sites play the held-out centres, evaluation only
+    # (client/site.py); a tuning study never lets them in.
+    evaluation_sites = (
+        planned.fold.held_out if settings.evaluation_sites and settings.held_out_evaluation else ()
+    )
     fixed = [
         f"data.manifest={hydra_value(str(context.manifest))}",
         "data.sites=[]",
@@ -171,8 +176,10 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
         f"federation.min_sites={len(sites)}",
         "federation.fraction_train=1.0",
         # The held-out centres are scored after training, from the round checkpoints (the
-        # learning curves): the federation itself never reads them.
+        # learning curves); in the federation, only by themselves as evaluation-only sites.
         "federation.global_evaluation=false",
+        f"federation.zero_shot_every={settings.zero_shot_every}",
+        *_cross_site_overrides(planned, context),
         f"seed={planned.seed}",
         # An interrupted federation continues from its last round (and its MLflow run).
         f"federation.resume={'true' if (run_dir / LATEST).is_file() else 'false'}",
@@ -198,7 +205,7 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
         FlowerRun(
             output_dir=run_dir,
             overrides=tuple(overrides),
-            num_sites=len(sites),
+            num_sites=len(sites) + len(evaluation_sites),
             rounds=budget.rounds,
             client_cpus=settings.client_cpus,
             client_gpus=context.client_gpus,
@@ -259,6 +266,23 @@ def _outcome(
             **details,
         },
     )
+
+
+def _cross_site_overrides(planned: PlannedExperiment, context: ExperimentContext) -> list[str]:
+    """The cross-site matrix for the study's chosen federations (with the fold's local-only
+    models of the same seed where they were trained first), off for the others; never in a
+    tuning study, which may not look at held-out centres."""
+    settings = context.settings
+    wanted = planned.spec.name in settings.cross_site_experiments
+    if not wanted or not settings.held_out_evaluation:
+        return ["federation.cross_site.enabled=false"]
+    local = context.run_dir.parent.parent / "local-only" / f"seed-{planned.seed}" / "outcome.json"
+    models = {}
+    if local.is_file():
+        outcome = ExperimentOutcome.read(local)
+        models = {f"local-{site}": str(path) for site, path in sorted(outcome.checkpoints.items())}
+    entries = ",".join(f"{name}:{hydra_value(path)}" for name, path in models.items())
+    return ["federation.cross_site.enabled=true", f"++federation.cross_site.models={{{entries}}}"]
 
 
 def _threads(settings: StudySettings) -> int:

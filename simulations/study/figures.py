@@ -79,20 +79,30 @@ def per_centre_psnr_figure(
     return _save(figure, path)
 
 
+def held_out_psnr_series(history: Sequence[RoundRecord]) -> list[tuple[int, float]]:
+    """(round, held-out PSNR): the mean of the evaluation-only sites' own scores where they
+    scored, else the server's global evaluation."""
+    points = []
+    for record in history:
+        scores = [site["psnr"] for site in record.zero_shot.values() if "psnr" in site]
+        finite = [score for score in scores if math.isfinite(score)]
+        if finite:
+            points.append((record.round, sum(finite) / len(finite)))
+    return points or finite_series(history, "global_scores", HELD_OUT_PSNR)
+
+
 def convergence_figure(
     histories: Mapping[str, Sequence[RoundRecord]], path: str | Path
 ) -> Path | None:
-    """Held-out PSNR (server's global evaluation) and training loss over rounds.
+    """Held-out PSNR (the held-out sites' own scores, or the server's global evaluation)
+    and training loss over rounds.
 
     Args:
         histories: {experiment: history.json records}; a history without global evaluation
             still gives its loss curve.
         path: the PNG to write.
     """
-    psnr = {
-        name: finite_series(history, "global_scores", HELD_OUT_PSNR)
-        for name, history in histories.items()
-    }
+    psnr = {name: held_out_psnr_series(history) for name, history in histories.items()}
     loss = {name: finite_series(history, "train", "loss") for name, history in histories.items()}
     psnr = {name: points for name, points in psnr.items() if points}
     loss = {name: points for name, points in loss.items() if points}
@@ -104,7 +114,7 @@ def convergence_figure(
     figure = _figure(2, 1, 5.0, 3.6)
     psnr_axis, loss_axis = figure.subplots(1, 2)
     for axis, curves, label in (
-        (psnr_axis, psnr, "held-out PSNR (dB), global model"),
+        (psnr_axis, psnr, "held-out PSNR (dB), global model\n(mean of the held-out sites)"),
         (loss_axis, loss, "training loss (mean over sites)"),
     ):
         for name, points in curves.items():

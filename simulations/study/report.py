@@ -16,6 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from simulations.study import figures
+from simulations.study.cross_site import (
+    CROSS_SITE_COLUMNS,
+    CROSS_SITE_FILE,
+    copy_figures,
+    cross_site_rows,
+    cross_site_section,
+)
 from simulations.study.csv_files import write_csv
 from simulations.study.design import StudyDesign
 from simulations.study.outcome import (
@@ -47,6 +54,12 @@ from simulations.study.sections import (
     verdict_section,
 )
 from simulations.study.tables import experiment_order, is_centre, load_history, unique
+from simulations.study.zero_shot import (
+    ZERO_SHOT_COLUMNS,
+    ZERO_SHOT_FILE,
+    zero_shot_rows,
+    zero_shot_section,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +104,14 @@ def write_report(
         "comparisons": write_csv(comparisons, COMPARISON_COLUMNS, study_dir / COMPARISONS_FILE),
         "curves": write_csv(curves, CURVE_COLUMNS, study_dir / CURVES_FILE),
     }
+    zero_shot = zero_shot_rows(outcomes)
+    if zero_shot:
+        written["zero_shot"] = write_csv(zero_shot, ZERO_SHOT_COLUMNS, study_dir / ZERO_SHOT_FILE)
+    cross_site = cross_site_rows(outcomes)
+    if cross_site:
+        written["cross_site"] = write_csv(
+            cross_site, CROSS_SITE_COLUMNS, study_dir / CROSS_SITE_FILE
+        )
     sections = [f"# {design.title}", ""]
     if design.machine_note:
         sections += [f"Timings measured on: {design.machine_note}.", ""]
@@ -134,6 +155,9 @@ def fold_section(
         lines += score_sections(results, comparisons, order, held_out)
     validation = validation_rows(outcomes)
     lines += validation_section(validation, design.selection_groups)
+    if design.held_out_evaluation:
+        lines += zero_shot_section(zero_shot_rows(outcomes))
+        lines += cross_site_section(cross_site_rows(outcomes))
     lines += cost_section(outcomes)
     if figure_paths:
         lines += ["### Figures", ""]
@@ -194,6 +218,7 @@ def fold_figures(
             lambda: figures.convergence_figure(histories, study_dir / f"convergence{suffix}.png"),
         ),
         ("timing", lambda: figures.timing_figure(histories, study_dir / f"timing{suffix}.png")),
+        ("cross-site matrices", lambda: copy_figures(outcomes, study_dir)),
     ]
     paths: list[Path] = []
     for name, job in jobs:

@@ -26,6 +26,13 @@ class StudySettings:
             at every round's checkpoint (0: no curves).
         held_out_evaluation: score the held-out centres (off for a tuning study, which may
             look at internal validation only).
+        evaluation_sites: the held-out centres join every federation as evaluation-only
+            sites (the ClientApp's ``role=evaluate`` path, as in a deployment), which score
+            the global model every ``zero_shot_every`` rounds and after the last.
+        zero_shot_every: see ``evaluation_sites`` (0: after the last round only).
+        cross_site_experiments: the federated experiments that end with the cross-site
+            matrix (server/cross_site.py), the local-only models of the same fold and seed
+            among its models.
         curve_experiments: the experiments whose learning curves are drawn.
         comparisons: (A, B) experiment pairs compared on the held-out centres (A - B).
         selection_groups: name -> candidate experiments, chosen between on internal
@@ -51,6 +58,9 @@ class StudySettings:
     client_gpus: float | None
     experiment_timeout: float
     federated_overrides: tuple[str, ...]
+    evaluation_sites: bool = True
+    zero_shot_every: int = 0
+    cross_site_experiments: tuple[str, ...] = ()
     curve_experiments: tuple[str, ...] = ()
     comparisons: tuple[tuple[str, str], ...] = ()
     selection_groups: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
@@ -86,6 +96,11 @@ class StudySettings:
             client_gpus=None if gpus in ("auto", "none", "") else float(gpus),
             experiment_timeout=float(study.get("experiment_timeout", 7200)),
             federated_overrides=tuple(str(item) for item in study.get("federated_overrides", [])),
+            evaluation_sites=bool(study.get("evaluation_sites", True)),
+            zero_shot_every=int(study.get("zero_shot_every", 0)),
+            cross_site_experiments=tuple(
+                str(name) for name in study.get("cross_site_experiments", [])
+            ),
         )
         settings.validate()
         return settings
@@ -95,6 +110,8 @@ class StudySettings:
             raise ValueError(f"study.rounds must be >= 1, got {self.rounds}")
         if self.local_steps < 1:
             raise ValueError(f"study.local_steps must be >= 1, got {self.local_steps}")
+        if self.zero_shot_every < 0:
+            raise ValueError(f"study.zero_shot_every must be >= 0, got {self.zero_shot_every}")
         if self.max_eval_items < 0 or self.curve_eval_items < 0:
             raise ValueError("study.max_eval_items and study.curve_eval_items must be >= 0")
         if self.client_cpus <= 0:

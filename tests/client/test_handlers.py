@@ -103,3 +103,61 @@ def test_a_site_whose_images_are_all_unusable_says_so_with_the_reason(tmp_path):
     assert reply.has_error()
     assert reply.error.reason.startswith("site Center001: ")
     assert "unreadable" in reply.error.reason and "all-zero k-space" in reply.error.reason
+
+
+def test_the_roll_call_reply_is_the_site_record_with_its_role(overrides):
+    content = RecordDict({"config": ConfigRecord({"server-round": 1})})
+    training = _call(MessageType.QUERY, content, {"partition-id": 0}, overrides)
+    assert set(training.content.keys()) == {"site"}
+    assert training.content["site"]["role"] == "train"
+    node_config = {"site-id": "Center002", "data-path": _root(overrides), "role": "evaluate"}
+    evaluating = _call(MessageType.QUERY, content, node_config, overrides)
+    assert evaluating.content["site"]["role"] == "evaluate"
+
+
+def test_an_evaluation_only_site_refuses_to_train(overrides):
+    node_config = {"site-id": "Center002", "data-path": _root(overrides), "role": "evaluate"}
+    reply = _call(MessageType.TRAIN, _train_content(overrides), node_config, overrides)
+    assert reply.has_error()
+    assert "evaluation-only site (role=evaluate): it does not train" in reply.error.reason
+
+
+def test_an_evaluation_only_site_scores_all_of_its_images_per_group(overrides):
+    content = RecordDict(
+        {"arrays": _global_arrays(overrides), "config": ConfigRecord({"server-round": 1})}
+    )
+    node_config = {"site-id": "Center002", "data-path": _root(overrides), "role": "evaluate"}
+    reply = _call(MessageType.EVALUATE, content, node_config, overrides)
+    metrics = reply.content["metrics"]
+    assert metrics["num-examples"] == sum(
+        value for key, value in metrics.items() if key.startswith("images/")
+    )
+    assert reply.content["site"]["role"] == "evaluate"
+
+
+def _root(overrides):
+    return overrides.split()[0].split("=", 1)[1]
+
+
+def _cross_site_content(overrides):
+    config = ConfigRecord({"server-round": 2, "cross-site-model": "global"})
+    return RecordDict({"arrays": _global_arrays(overrides), "config": config})
+
+
+def test_a_cross_site_request_is_scored_on_the_sites_test_split(overrides):
+    reply = _call(
+        MessageType.EVALUATE, _cross_site_content(overrides), {"partition-id": 0}, overrides
+    )
+    metrics = reply.content["metrics"]
+    assert metrics["num-examples"] > 0  # Center001's test patient
+    assert any(key.startswith("psnr/") for key in metrics)
+
+
+def test_a_site_whose_file_declines_cross_site_evaluation_says_so(overrides, tmp_path):
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(f"data: {{root: {_root(overrides)}, synthetic_preset: null}}\n"
+                         "sharing: {cross_site_evaluation: false}\n")  # fmt: skip
+    node_config = {"partition-id": 0, "site-config": str(site_file)}
+    reply = _call(MessageType.EVALUATE, _cross_site_content(overrides), node_config, overrides)
+    assert reply.has_error() and reply.error.code == 3
+    assert "does not score other models" in reply.error.reason

@@ -4,12 +4,15 @@ import math
 
 import pytest
 import torch
+from flwr.app import MetricRecord, RecordDict
 
 from cardiomm.data.builders import training_dataset
 from cardiomm.model.factory import network_from_config
-from client.local import RoundInstructions, evaluate_site, train_site
+from client.local import RoundInstructions, evaluate_site, score_files, train_site
 from client.site import SiteDataError, resolve_site
 from federation.config import compose_overrides
+from federation.protocol import METRICS, SITE_RECORD, SiteRecord
+from federation.reply_checks import ReplyLimits, check_reply
 from tests.builders import write_consortium
 from tests.client.protocol import PROTOCOL_METRICS
 
@@ -25,6 +28,11 @@ def config(tmp_path_factory):
     return compose_overrides(overrides)
 
 
+def _reply(site, metrics):
+    record = SiteRecord(site.site_id, site.vendor, role=site.role).to_record()
+    return RecordDict({METRICS: MetricRecord(metrics), SITE_RECORD: record})
+
+
 def _global_state(config):
     torch.manual_seed(0)
     network, _ = network_from_config(config)
@@ -36,9 +44,30 @@ def test_simulated_nodes_play_the_internal_sites_in_name_order(config):
     assert resolve_site({"partition-id": 1}, config).site_id == "Center002"
 
 
-def test_a_partition_id_beyond_the_internal_sites_is_refused(config):
-    with pytest.raises(SiteDataError, match="2 internal sites"):
-        resolve_site({"partition-id": 2}, config)
+def test_simulated_nodes_beyond_the_internal_sites_play_the_held_out_centres_evaluating_only(
+    config,
+):
+    site = resolve_site({"partition-id": 2}, config)
+    assert (site.site_id, site.role) == ("Center003", "evaluate")
+    assert site.train_files == () and len(site.evaluation_files) == 1
+
+
+def test_a_partition_id_beyond_every_centre_is_refused(config):
+    with pytest.raises(SiteDataError, match="2 internal sites and 1 held-out centres"):
+        resolve_site({"partition-id": 3}, config)
+
+
+def test_a_deployed_evaluation_site_evaluates_on_all_of_its_files(config):
+    node_config = {"site-id": "Center001", "data-path": config.data.root, "role": "evaluate"}
+    site = resolve_site(node_config, config)
+    assert site.role == "evaluate"
+    assert len(site.evaluation_files) == 5  # every patient, whatever its split
+
+
+def test_a_deployed_site_with_an_unknown_role_is_refused(config):
+    node_config = {"site-id": "Center001", "data-path": config.data.root, "role": "observer"}
+    with pytest.raises(SiteDataError, match="role='observer'"):
+        resolve_site(node_config, config)
 
 
 def test_a_deployed_site_finds_its_data_by_id_and_path(config):
@@ -99,3 +128,13 @@ def test_evaluation_scores_the_global_model_on_the_validation_split(config):
     metrics = evaluate_site(site, _global_state(config), config)
     assert metrics["num-examples"] > 0
     assert metrics["psnr"] > 0
+
+
+def test_an_evaluation_site_scores_every_image_per_modality_view_and_setting(config):
+    site = resolve_site({"partition-id": 2}, config)  # Center003, held out: one patient
+    metrics, skipped = score_files(site, site.evaluation_files, _global_state(config), config)
+    groups = [key.split("/", 1)[1] for key in metrics if key.startswith("images/")]
+    assert groups and all(group.startswith("cine.short-axis.") for group in groups)
+    assert sum(metrics[f"images/{group}"] for group in groups) == metrics["num-examples"]
+    assert metrics["psnr"] > 0 and skipped == []
+    check_reply(_reply(site, metrics), "zero-shot", ReplyLimits())  # the server accepts it

@@ -268,6 +268,7 @@ class Deployment:
         data_path: Path,
         key: Path | None = None,
         max_wait_time: float | None = None,
+        role: str = "train",
     ) -> ManagedProcess:
         assert self.superlink_port is not None, "start the SuperLink first"
         home = self.workdir / f"supernode-{index}"
@@ -286,6 +287,8 @@ class Deployment:
             str(data_path),
             "--port",
             str(free_port()),
+            "--role",
+            role,
         ]
         if max_wait_time is not None:
             command += ["--max-wait-time", str(max_wait_time)]

@@ -1,5 +1,6 @@
-"""A real deployment on loopback: one SuperLink and three SuperNodes as separate processes,
-TLS and SuperNode authentication with registered ECDSA P-384 keys, driven by the `flwr` CLI.
+"""A real deployment on loopback: one SuperLink and four SuperNodes as separate processes
+(three training sites and one evaluation-only site), TLS and SuperNode authentication with
+registered ECDSA P-384 keys, driven by the `flwr` CLI.
 
 Everything is started through deploy/*.sh with its own FLWR_HOME and free ports, and stopped
 by process id at the end (tests/deployment/harness.py).
@@ -8,6 +9,7 @@ by process id at the end (tests/deployment/harness.py).
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import shutil
 import sqlite3
@@ -25,7 +27,9 @@ SITES = {  # site id -> scanner folder (two vendors)
     "Center002": "UIH_15T_umr670",
     "Center003": "Siemens_15T_Avanto",
 }
-UNREGISTERED = 4  # key index made but never registered
+EVALUATION_SITE = ("Center004", "GE_15T_Signa")  # role=evaluate: never trains
+ALL_SITES = {**SITES, EVALUATION_SITE[0]: EVALUATION_SITE[1]}
+UNREGISTERED = len(ALL_SITES) + 1  # key index made but never registered
 NUM_ROUNDS = 2
 RUN_TIMEOUT = 900.0
 
@@ -46,20 +50,26 @@ def write_site_data(root: Path, site: str, scanner: str, number: int) -> Path:
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
-    """SuperLink + three registered SuperNodes online + one unregistered SuperNode tried."""
+    """SuperLink + four registered SuperNodes online (the last evaluation-only) + one
+    unregistered SuperNode tried."""
     work = tmp_path_factory.mktemp("deployment")
     data = {
         site: write_site_data(work / "data" / site, site, scanner, number)
-        for number, (site, scanner) in enumerate(SITES.items())
+        for number, (site, scanner) in enumerate(ALL_SITES.items())
     }
     started = time.monotonic()
-    deployment = Deployment(work / "federation", num_keys=len(SITES) + 1)
+    deployment = Deployment(work / "federation", num_keys=len(ALL_SITES) + 1)
     try:
         deployment.start_superlink()
-        node_ids = deployment.register(*range(1, len(SITES) + 1))
+        node_ids = deployment.register(*range(1, len(ALL_SITES) + 1))
         nodes = [
-            deployment.start_supernode(index, site, data[site])
-            for index, site in enumerate(SITES, start=1)
+            deployment.start_supernode(
+                index,
+                site,
+                data[site],
+                role="evaluate" if site == EVALUATION_SITE[0] else "train",
+            )
+            for index, site in enumerate(ALL_SITES, start=1)
         ]
         stranger = deployment.start_supernode(
             UNREGISTERED, "Center999", data["Center001"], max_wait_time=30
@@ -70,7 +80,7 @@ def deployed(tmp_path_factory):
                 or any(not node.running() for node in nodes)
             ),
             90,
-            "three registered SuperNodes online",
+            "four registered SuperNodes online",
             interval=1.0,
             details=deployment.log_tails,
         )
@@ -116,7 +126,7 @@ def test_a_supernode_with_an_unregistered_key_is_refused(deployed):
     assert "No SuperNode found with the given public key" in deployment.superlink.log_text(), (
         deployment.superlink.tail()
     )
-    # It never joined: only the three registered ids exist, the unregistered key has none.
+    # It never joined: only the registered ids exist, the unregistered key has none.
     assert {int(node["node-id"]) for node in deployment.nodes()} == set(deployed["node_ids"])
 
 
@@ -178,8 +188,8 @@ def _apps_ready() -> str | None:
     return None
 
 
-@pytest.mark.slow  # minutes: three ClientApps and the ServerApp start per round on few cores
-def test_two_rounds_of_the_tiny_model_with_every_site(deployed, tmp_path):
+@pytest.mark.slow  # minutes: four ClientApps and the ServerApp start per round on few cores
+def test_two_rounds_with_every_training_site_and_an_evaluation_only_site(deployed, tmp_path):
     reason = _apps_ready()
     if reason:
         pytest.skip(reason)
@@ -240,19 +250,29 @@ def test_two_rounds_of_the_tiny_model_with_every_site(deployed, tmp_path):
     assert statuses == ["FINISHED"], statuses
     for site in SITES:
         assert f"site/{site}/num-examples" in keys, sorted(keys)
+    evaluation_site = EVALUATION_SITE[0]
+    assert f"zero-shot/{evaluation_site}/psnr" in keys, sorted(keys)
     history_path = output / "history.json"
     assert history_path.is_file(), f"no {history_path}: {sorted(output.rglob('*'))}"
     history = json.loads(history_path.read_text())
     assert [record["round"] for record in history] == list(range(1, NUM_ROUNDS + 1)), history
-    node_of_site = dict(zip(SITES, deployed["node_ids"], strict=True))
+    node_of_site = dict(zip(ALL_SITES, deployed["node_ids"], strict=True))
     round_seconds = []
     for record in history:
         assert set(record["sites"]) == set(SITES), f"round {record['round']}: {record['sites']}"
         assert not record["errors"], f"round {record['round']}: {record['errors']}"
+        # The evaluation-only site never trained (it would refuse, an error) and scored the
+        # round's global model on all of its images.
+        zero_shot = record["zero-shot"][evaluation_site]
+        assert zero_shot["num-examples"] > 0 and zero_shot["psnr"] > 0, zero_shot
         for site, entry in record["sites"].items():
             assert int(entry["node-id"]) == node_of_site[site], (site, entry)
             assert entry["train"]["num-examples"] > 0, (site, entry)
         round_seconds.append(record.get("timing", {}))
+    # After the last round, the final model scored at every site, evaluation-only included.
+    with open(output / "cross_site.csv", newline="") as handle:
+        cells = [row for row in csv.DictReader(handle) if row["model"] == "global"]
+    assert {row["site"]: row["status"] for row in cells} == dict.fromkeys(ALL_SITES, "ok"), cells
     print(
         f"\ndeployment run {run_id}: {NUM_ROUNDS} rounds in {elapsed:.1f} s "
         f"(SuperLink + nodes start-up {deployed['startup_seconds']:.1f} s); "

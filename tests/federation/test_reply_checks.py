@@ -8,7 +8,9 @@ from flwr.app import ConfigRecord, MetricRecord, RecordDict
 
 from federation.reply_checks import (
     EVALUATE,
+    ROLL_CALL,
     TRAIN,
+    ZERO_SHOT,
     ReplyLimits,
     ReplyRefusedError,
     bad_file_list,
@@ -139,3 +141,55 @@ def test_an_unreadable_bad_file_list_is_recorded_as_such():
 def test_limits_refuse_a_share_outside_zero_to_one():
     with pytest.raises(ValueError, match="max_site_share"):
         ReplyLimits(max_site_share=1.5).validate()
+
+
+def zero_shot_reply(**breakdown):
+    metrics = {"num-examples": 4.0, "psnr": 30.0, "ssim": 0.9, "nmse": 0.01, **breakdown}
+    return RecordDict(
+        {
+            "metrics": MetricRecord(metrics),
+            "site": ConfigRecord({"site-id": "Center005", "vendor": "GE", "role": "evaluate"}),
+        }
+    )
+
+
+def test_a_zero_shot_reply_may_carry_scores_per_modality_view_and_setting():
+    group = "cine.short-axis.ktRadial24"
+    checked = check_reply(
+        zero_shot_reply(**{f"psnr/{group}": 31.0, f"images/{group}": 4.0}), ZERO_SHOT, LIMITS
+    )
+    assert checked.metrics[f"psnr/{group}"] == 31.0
+    assert checked.site.role == "evaluate"
+
+
+def test_breakdown_scores_are_refused_outside_a_zero_shot_reply():
+    content = zero_shot_reply(**{"psnr/cine.short-axis.ktRadial24": 31.0})
+    assert "unknown metric(s) 'psnr/cine.short-axis.ktRadial24'" in refusal(content, EVALUATE)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("psnr/cine.short-axis", 30.0, "unknown metric"),  # two parts, not three
+        ("psnr/<b>.x.y", 30.0, "unknown metric"),
+        ("loss/cine.short-axis.Uniform8", 0.1, "unknown metric"),
+        ("ssim/cine.short-axis.Uniform8", 3.0, "outside [-1, 1]"),
+        ("images/cine.short-axis.Uniform8", 0.5, "whole number"),
+    ],
+)
+def test_a_malformed_or_out_of_range_breakdown_score_is_refused(key, value, problem):
+    assert problem in refusal(zero_shot_reply(**{key: value}), ZERO_SHOT)
+
+
+def test_a_zero_shot_reply_with_too_many_groups_is_refused():
+    limits = ReplyLimits(max_breakdown_groups=2)
+    groups = {f"psnr/cine.view{index}.Uniform8": 30.0 for index in range(3)}
+    with pytest.raises(ReplyRefusedError, match="3 breakdown groups"):
+        check_reply(zero_shot_reply(**groups), ZERO_SHOT, limits)
+
+
+def test_a_roll_call_reply_carries_no_metrics_and_a_known_role():
+    site = ConfigRecord({"site-id": "Center005", "vendor": "GE", "role": "evaluate"})
+    assert check_reply(RecordDict({"site": site}), ROLL_CALL, LIMITS).metrics == {}
+    site["role"] = "aggregator"
+    assert "'role' must be one of train, evaluate" in refusal(RecordDict({"site": site}), ROLL_CALL)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord
+from flwr.app import Array, ArrayRecord, MessageType
 
 from federation.records import history_to_json
 from server.rounds import run_federation
@@ -108,7 +108,7 @@ ATTACKS = [
     (_metric("num-examples", [1.0, 2.0]), "must be a number"),
     (_metric("weight-boost", 100.0), "unknown metric(s) 'weight-boost'"),
     (_metric("val-ssim", 7.0), "'val-ssim' is 7"),
-    (_site_field("site-id", "Center001"), "site Center001 is played by node 1001"),
+    (_site_field("site-id", "Center001"), "node 1004 speaks for site Center004, not Center001"),
     (_site_field("vendor", "GE"), "site Center004 is of vendor Siemens, not GE"),
     (_site_field("site-id", "<img src=x onerror=alert(1)>"), "site-record field 'site-id'"),
     (_no_site_record, "no 'site' record"),
@@ -126,13 +126,19 @@ ATTACKS = [
 ]
 
 
-def hostile_app(attacks):
-    """The fake site app, with partition 3 (Center004) sending round r's attack."""
+def hostile_app(attacks, roll_call_attack=None):
+    """The fake site app, with partition 3 (Center004) sending round r's attack in its train
+    and evaluate replies (and ``roll_call_attack``, if any, in its roll-call reply)."""
     honest = fake_site_app()
 
     def app(msg, context):
         if int(context.node_config["partition-id"]) != 3:
             return honest(msg, context)
+        if msg.metadata.message_type == MessageType.QUERY:
+            reply = honest(msg, context)
+            if roll_call_attack is not None:
+                roll_call_attack(reply.content)
+            return reply
         attack, _ = attacks[int(msg.content["config"]["server-round"]) - 1]
         reply = honest(msg, context)
         attack(reply.content)
@@ -213,3 +219,44 @@ def test_free_text_from_a_site_reaches_the_history_sanitised_and_capped(tmp_path
     assert all(
         "<" not in entry["path"] and len(entry["reason"]) <= 256 for entry in site["bad-files"]
     )
+
+
+@pytest.mark.parametrize(
+    ("attack", "reason"),
+    [
+        (_site_field("role", "coordinator"), "site-record field 'role' must be one of"),
+        (_no_site_record, "no 'site' record"),
+    ],
+)
+def test_a_hostile_roll_call_reply_is_refused_and_its_node_gets_no_training(
+    tmp_path, attack, reason
+):
+    result = run_federation(
+        federation_config(tmp_path, "federation.num_rounds=1", "federation.local_steps=1"),
+        InProcessGrid(
+            hostile_app([(lambda content: None, "")], attack), simulation_node_configs(4)
+        ),
+    )
+    record = history_to_json(result.history)[0]
+    refused = [entry for entry in record["rejected"] if entry["phase"] == "roll-call"]
+    assert [entry["node-id"] for entry in refused] == [HOSTILE_NODE]
+    assert reason in refused[0]["reason"]
+    assert set(record["sites"]) == {"Center001", "Center002", "Center003"}
+
+
+def test_a_site_id_two_nodes_claim_in_the_roll_call_is_bound_to_neither(tmp_path):
+    result = run_federation(
+        federation_config(tmp_path, "federation.num_rounds=2", "federation.local_steps=1"),
+        InProcessGrid(
+            hostile_app([(lambda content: None, "")] * 2, _site_field("site-id", "Center001")),
+            simulation_node_configs(4),
+        ),
+    )
+    # No first come, first bound: the hostile node cannot take the honest site's name, but
+    # while it keeps claiming it, the honest site is kept out too (the coordinator sees
+    # both nodes refused, every round, and removes the hostile one).
+    for record in history_to_json(result.history):
+        contested = [entry for entry in record["rejected"] if entry["phase"] == "roll-call"]
+        assert {entry["node-id"] for entry in contested} == {1001, HOSTILE_NODE}
+        assert all("several nodes claim site Center001" in entry["reason"] for entry in contested)
+        assert set(record["sites"]) == {"Center002", "Center003"}

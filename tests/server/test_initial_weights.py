@@ -16,7 +16,8 @@ from tests.federation_fakes import (
 def _first_sent(output, *overrides):
     grid = InProcessGrid(fake_site_app(), simulation_node_configs(2))
     result = run_federation(federation_config(output, "federation.num_rounds=1", *overrides), grid)
-    return grid.sent[0].content["arrays"].to_torch_state_dict(), result
+    first_train = next(m for m in grid.sent if m.metadata.message_type == "train")
+    return first_train.content["arrays"].to_torch_state_dict(), result
 
 
 def test_fresh_weights_depend_on_the_seed_only(tmp_path):

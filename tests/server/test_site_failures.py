@@ -1,5 +1,7 @@
 """A site that fails or never answers is recorded, and the round completes without it."""
 
+from flwr.app import MessageType
+
 from federation.records import history_to_json
 from server.rounds import run_federation
 from tests.federation_fakes import (
@@ -32,10 +34,13 @@ def test_failing_site_is_recorded_and_the_round_goes_on(tmp_path):
         assert record["train"]["num-examples"] == 4 * 20 / 2 + 12 * 20 / 2
 
 
-def test_silent_site_is_recorded_as_missing(tmp_path):
+def test_a_site_silent_in_training_is_recorded_as_missing(tmp_path):
     config = federation_config(tmp_path, "federation.num_rounds=1")
     grid = InProcessGrid(
-        fake_site_app(), simulation_node_configs(3), silent_nodes=[FIRST_NODE_ID + 2]
+        fake_site_app(),
+        simulation_node_configs(3),
+        silent_nodes=[FIRST_NODE_ID + 2],
+        silent_types=[MessageType.TRAIN, MessageType.EVALUATE],
     )
     record = history_to_json(run_federation(config, grid).history)[0]
     assert sorted(record["sites"]) == ["Center001", "Center002"]
@@ -74,3 +79,23 @@ def test_global_evaluation_without_data_is_turned_off(tmp_path):
     result = run_federation(config, InProcessGrid(fake_site_app(), simulation_node_configs(2)))
     record = history_to_json(result.history)[0]
     assert "global" not in record
+
+
+def test_a_site_silent_in_the_roll_call_gets_no_training_and_is_asked_again(tmp_path):
+    config = federation_config(tmp_path, "federation.num_rounds=2")
+    grid = InProcessGrid(
+        fake_site_app(), simulation_node_configs(3), silent_nodes=[FIRST_NODE_ID + 2]
+    )
+    history = history_to_json(run_federation(config, grid).history)
+    for record in history:
+        assert sorted(record["sites"]) == ["Center001", "Center002"]
+        assert record["errors"] == [
+            {
+                "phase": "roll-call",
+                "node-id": FIRST_NODE_ID + 2,
+                "code": -1,
+                "reason": "no reply before timeout",
+            }
+        ]
+    trained = {int(m.metadata.dst_node_id) for m in grid.sent if m.metadata.message_type == "train"}
+    assert FIRST_NODE_ID + 2 not in trained

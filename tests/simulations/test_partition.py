@@ -105,13 +105,14 @@ def test_no_patient_spans_two_splits(consortium):
     assert {s for splits in splits_of_patient.values() for s in splits} == {"train", "val", "test"}
 
 
-def test_partition_ids_map_to_internal_sites_in_name_order(consortium):
+def test_partition_ids_map_to_internal_sites_then_held_out_centres_in_name_order(consortium):
     root, _ = consortium
     manifest = _partition(root, hold_out=["Center002"])
     assert site_for_partition(manifest, 0)["site"] == "Center001"
     assert site_for_partition(manifest, 1)["site"] == "Center003"
-    with pytest.raises(ValueError, match="2 internal sites"):
-        site_for_partition(manifest, 2)
+    assert site_for_partition(manifest, 2)["site"] == "Center002"
+    with pytest.raises(ValueError, match="2 internal sites and 1 held-out centres"):
+        site_for_partition(manifest, 3)
 
 
 def test_site_files_resolve_to_existing_paths_of_the_split(consortium):

@@ -117,8 +117,11 @@ def test_federations_ran_through_flower_and_left_no_process(study):
         assert [record["round"] for record in history] == [1, 2]
         for record in history:
             assert sorted(record["sites"]) == SITES and not record["errors"]
-            # The federation never reads the held-out centres: the study scores them after.
+            # The server never reads the held-out centres: the study scores them after, and
+            # they score themselves as evaluation-only sites (after the last round).
             assert "held-out/psnr" not in record.get("global", {})
+        assert "zero-shot" not in history[0]
+        assert history[-1]["zero-shot"]["Center003"]["num-examples"] > 0
         details = outcome(output, name).details
         assert details["strategy"] == name
         # `flwr run` leaves its SuperLink running: the runner found and stopped it.
@@ -172,6 +175,8 @@ def test_report_and_figures_are_written(study):
     for name in EXPERIMENTS:
         assert name in report
     assert "CPU cores" in report and "study wall time" in report
+    assert "### Zero-shot scores reported by the held-out sites" in report
+    assert (output / "zero_shot.csv").is_file()
     figures = [path for path in result.report.values() if path.suffix == ".png"]
     assert figures
     for path in figures:
@@ -207,6 +212,31 @@ def test_mlflow_has_a_parent_run_and_a_child_per_experiment(study):
         if name.endswith(tuple(FEDERATED)):
             assert (run, "train/loss") in metrics, name  # logged by the ServerApp, per round
     assert (parent, "study-wall-seconds") in metrics
+
+
+def test_fedavg_ends_with_the_cross_site_matrix_including_the_local_only_models(study):
+    _, output, _ = study
+    with open(run_dir(output, "fedavg") / "cross_site.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    models = list(dict.fromkeys(row["model"] for row in rows))
+    assert models[0] == "global" and {"local-Center001", "local-Center002"} <= set(models)
+    for model in models:
+        cells = {row["site"]: row for row in rows if row["model"] == model}
+        assert set(cells) == {*SITES, "Center003"}
+        assert cells["Center003"]["role"] == "evaluate" and cells["Center003"]["status"] == "ok"
+
+
+def test_cross_site_eval_makes_the_matrix_of_a_finished_run_without_training(study):
+    from simulations.cross_site_run import cross_site_again
+
+    _, output, _ = study
+    folder = run_dir(output, "vendor_balanced")
+    history = (folder / "history.json").read_text()
+    matrix = cross_site_again(folder, {}, timeout=300)
+    with open(matrix) as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["site"] for row in rows if row["model"] == "global"} == {*SITES, "Center003"}
+    assert (folder / "history.json").read_text() == history  # no round was played
 
 
 def test_a_changed_definition_is_refused_before_anything_runs(study):

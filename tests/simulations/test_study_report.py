@@ -142,6 +142,25 @@ def _history(rounds=3):
                 "overhead-seconds": 1.5,
             },
             "traffic": {"bytes-per-site": 720_000},
+            # The held-out centre, an evaluation-only site, scored rounds 2 and 3.
+            **(
+                {
+                    "zero-shot": {
+                        "Center003": {
+                            "num-examples": 12.0,
+                            "psnr": 25.0 + number,
+                            "ssim": 0.7,
+                            "nmse": 0.05,
+                            "psnr/cine.short-axis.Uniform8": 26.0 + number,
+                            "ssim/cine.short-axis.Uniform8": 0.75,
+                            "nmse/cine.short-axis.Uniform8": 0.04,
+                            "images/cine.short-axis.Uniform8": 12.0,
+                        }
+                    }
+                }
+                if number >= 2
+                else {}
+            ),
         }
         for number in range(1, rounds + 1)
     ]
@@ -259,7 +278,25 @@ DESIGN = StudyDesign(
 def written(tmp_path_factory):
     folder = tmp_path_factory.mktemp("study")
     _save_examples(folder)
+    _save_cross_site_matrix(folder)
     return write_report(folder, _rows(), _outcomes(folder), DESIGN, _curves())
+
+
+def _save_cross_site_matrix(folder):
+    """What the server's cross-site phase leaves in a federation's folder."""
+    rows = [
+        ("global", "Center001", "train", "ok", 10, 30.5, 0.81),
+        ("global", "Center003", "evaluate", "ok", 12, 27.25, 0.7),
+        ("local-Center001", "Center001", "train", "ok", 10, 31.0, 0.82),
+        ("local-Center001", "Center003", "evaluate", "declined", "", "nan", "nan"),
+    ]
+    with open(folder / "cross_site.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["model", "site", "role", "status", "images", "psnr", "ssim", "nmse", "reason"]
+        )
+        writer.writerows([[*row, 0.01, ""] for row in rows])
+    (folder / "cross_site.png").write_bytes(PNG + b"matrix")
 
 
 def _table_lines(text, heading):
@@ -383,6 +420,47 @@ def test_every_figure_is_written_as_a_png_and_linked(written):
     for name in ("learning_curves", "paired_differences", "per_centre_psnr", "examples_Center003"):
         assert written[name].read_bytes().startswith(PNG)
         assert f"({written[name].name})" in text
+
+
+def test_the_held_out_sites_own_scores_are_reported_at_their_last_round(written):
+    lines = _table_lines(
+        written["report"].read_text(), "### Zero-shot scores reported by the held-out sites"
+    )
+    assert lines == [
+        "| fedavg | 0 | Center003 | 3 | 12 | 28.00 | 0.7000 |",
+        "| fedavg | 1 | Center003 | 3 | 12 | 28.00 | 0.7000 |",
+    ]
+
+
+def test_zero_shot_csv_has_every_round_site_and_group(written):
+    rows = _csv(written["zero_shot"])
+    assert {(row["seed"], row["round"], row["group"]) for row in rows} == {
+        (seed, number, group)
+        for seed in ("0", "1")
+        for number in ("2", "3")
+        for group in ("all", "cine.short-axis.Uniform8")
+    }
+    group = next(row for row in rows if row["group"] != "all" and row["round"] == "3")
+    assert float(group["psnr"]) == 29.0 and float(group["images"]) == 12.0
+
+
+def test_the_cross_site_matrix_is_a_table_of_models_by_sites(written):
+    text = written["report"].read_text()
+    lines = _table_lines(text, "### Cross-site evaluation matrix")
+    assert "| global | 30.50 / 0.810 | 27.25 / 0.700 |" in lines
+    assert "| local-Center001 | 31.00 / 0.820 | declined |" in lines
+    assert "Center003 (held out)" in text.split("### Cross-site evaluation matrix", 1)[1]
+    assert {row["experiment"] for row in _csv(written["cross_site"])} == {"fedavg"}
+    heatmaps = [written[name] for name in written if name.startswith("cross_site_")]
+    assert [path.name.endswith("_fedavg_seed-0.png") for path in heatmaps] == [True, False]
+    assert all(f"({path.name})" in text and path.read_bytes().startswith(PNG) for path in heatmaps)
+
+
+def test_the_convergence_curve_takes_the_held_out_sites_scores(tmp_path):
+    from federation.records import history_from_json
+
+    history = history_from_json(_history())
+    assert figures.held_out_psnr_series(history) == [(2, 27.0), (3, 28.0)]
 
 
 def test_file_scores_read_back_equal_the_rows_written(written):

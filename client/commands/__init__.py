@@ -1,0 +1,1 @@
+"""``cardiomm`` sub-commands a site runs (registered in pyproject.toml)."""
