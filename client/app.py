@@ -21,11 +21,14 @@ messages with the global model's official scores on all of its files, per group.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+# First of the project's imports: its clock splits the process's start from the imports below.
+import client.startup
 from cardiomm.data.errors import DataFileError
 from cardiomm.privacy.settings import PrivacySettings
 from cardiomm.train.loop import TrainingStepError
@@ -70,10 +73,13 @@ app = ClientApp(mods=[secure_aggregation_mod, central_dp_clipping_mod])
 def train(msg: Message, context: Context) -> Message:
     """Local training on the site's train split; replies weights and metrics."""
     site: SiteData | None = None
+    timings = client.startup.CLOCK.take()
     try:
+        began = time.perf_counter()
         config = compose_site_config(context.run_config, context.node_config)
         privacy = PrivacySettings.from_config(config).dp_sgd
         site = resolve_site(dict(context.node_config), config)
+        timings["setup-seconds"] = time.perf_counter() - began
         if site.role == ROLE_EVALUATE:
             raise SiteDataError(
                 f"site {site.site_id} is an evaluation-only site (role=evaluate): it does not train"
@@ -88,11 +94,11 @@ def train(msg: Message, context: Context) -> Message:
         )
         global_state = msg.content[ARRAYS].to_torch_state_dict()
         if privacy.enabled:
-            return _train_privately(msg, context, site, global_state, instructions, config)
+            return _train_privately(msg, context, site, global_state, instructions, config, timings)
         state, metrics, skipped = train_site(site, global_state, instructions, config)
     except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
         return _failure(msg, site, context, error)
-    return _train_reply(msg, site, state, metrics, skipped)
+    return _train_reply(msg, site, state, {**metrics, **timings}, skipped)
 
 
 def _train_privately(
@@ -102,6 +108,7 @@ def _train_privately(
     global_state: dict[str, Any],
     instructions: RoundInstructions,
     config: Any,
+    timings: dict[str, float],
 ) -> Message:
     """A DP-SGD round: the accountant from ``context.state``, charged, and stored back."""
     # Imported here: Opacus takes a second to load, and only DP-SGD runs need it.
@@ -117,7 +124,7 @@ def _train_privately(
         return Message(Error(code=PRIVACY_BUDGET_SPENT, reason=reason), reply_to=msg)
     # Stored only once the round succeeded: a failed round releases nothing to the server.
     store_accountant(context.state, accountant)
-    return _train_reply(msg, site, state, metrics, skipped)
+    return _train_reply(msg, site, state, {**metrics, **timings}, skipped)
 
 
 def _train_reply(
@@ -144,9 +151,12 @@ def evaluate(msg: Message, context: Context) -> Message:
     (``cross-site-model`` in the request), its scores on the site's test split (all files of
     an evaluation-only site), unless the site's own file declines."""
     site: SiteData | None = None
+    timings = client.startup.CLOCK.take()
     try:
+        began = time.perf_counter()
         config = compose_site_config(context.run_config, context.node_config)
         site = resolve_site(dict(context.node_config), config)
+        timings["setup-seconds"] = time.perf_counter() - began
         global_state = msg.content[ARRAYS].to_torch_state_dict()
         cross_site_model = msg.content.config_records.get(CONFIG, {}).get(CROSS_SITE_MODEL)
         if cross_site_model is not None:
@@ -161,7 +171,7 @@ def evaluate(msg: Message, context: Context) -> Message:
         return _failure(msg, site, context, error)
     content = RecordDict(
         {
-            METRICS: MetricRecord(metrics),
+            METRICS: MetricRecord({**metrics, **timings}),
             SITE_RECORD: _site_record(site, skipped_files_json(skipped)),
         }
     )
@@ -224,3 +234,6 @@ def _failure(msg: Message, site: SiteData | None, context: Context, error: Excep
 
 def _node_description(node_config: Any) -> str:
     return ", ".join(f"{key}={value}" for key, value in dict(node_config).items()) or "unknown"
+
+
+client.startup.CLOCK.imported()  # the module's imports are done: what follows is the site's

@@ -89,8 +89,10 @@ def train_site(
 
         rate = dp_sgd.sample_rate(train_config.batch_size, len(train_data))
         dp_sgd.check_budget(accountant, privacy, rate)  # before anything is built
+    began = time.perf_counter()
     network, encoder = network_from_config(config, coil_batching=False if privacy.enabled else None)
     network.load_state_dict(global_state, strict=True)
+    build_seconds = time.perf_counter() - began
     validation = _validation_data(site, config)
     result = train_model(
         network,
@@ -119,6 +121,7 @@ def train_site(
         "val-nmse": result.validation.get("nmse", NAN),
         "bad-files": float(len(skipped)),
         "field-strength": site.field_strengths[0] if site.field_strengths else NAN,
+        "build-seconds": build_seconds,
     }
     if privacy.enabled:
         metrics.update(_privacy_metrics(privacy, accountant, rate, site, result.loss))
@@ -134,13 +137,15 @@ def evaluate_site(
     validation = _validation_data(site, config)
     if validation is None or len(validation) == 0:
         return {NUM_EXAMPLES: 0.0, "psnr": NAN, "ssim": NAN, "nmse": NAN, "eval-seconds": 0.0}
-    mean = _scores(validation, global_state, config).mean()
+    result, build_seconds = _scores(validation, global_state, config)
+    mean = result.mean()
     return {
         NUM_EXAMPLES: float(len(validation)),
         "psnr": float(mean["psnr"]),
         "ssim": float(mean["ssim"]),
         "nmse": float(mean["nmse"]),
         "eval-seconds": time.perf_counter() - started,
+        "build-seconds": build_seconds,
     }
 
 
@@ -170,7 +175,7 @@ def score_files(
     dataset = evaluation_dataset(list(files), config)
     if len(dataset) == 0:
         raise SiteDataError(f"site {site.site_id}: nothing to score on; {_why(dataset)}")
-    result = _scores(dataset, global_state, config)
+    result, build_seconds = _scores(dataset, global_state, config)
     mean = result.mean()
     metrics = {
         NUM_EXAMPLES: float(len(result.records)),
@@ -184,20 +189,25 @@ def score_files(
         for metric in ("psnr", "ssim", "nmse"):
             metrics[breakdown_key(metric, group)] = float(row[metric])
     metrics["eval-seconds"] = time.perf_counter() - started
+    metrics["build-seconds"] = build_seconds
     return metrics, _skipped(dataset)
 
 
 def _scores(
     dataset: SliceDataset, global_state: dict[str, torch.Tensor], config: Any
-) -> EvaluationResult:
-    """The official per-image scores of the model ``global_state`` on ``dataset``."""
+) -> tuple[EvaluationResult, float]:
+    """(the official per-image scores of the model ``global_state`` on ``dataset``, the
+    seconds its network and text encoder took to build)."""
+    began = time.perf_counter()
     network, encoder = network_from_config(config)
     network.load_state_dict(global_state, strict=True)
+    build_seconds = time.perf_counter() - began
     device = "cuda" if torch.cuda.is_available() else "cpu"
     network.to(device)
-    return evaluate_reconstructor(
+    result = evaluate_reconstructor(
         NetworkReconstructor(network, encoder), dataset, device=device, show_progress=False
     )
+    return result, build_seconds
 
 
 def _train_config(config: Any, instructions: RoundInstructions, seed: int) -> TrainConfig:

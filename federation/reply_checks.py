@@ -110,6 +110,15 @@ _SSIM = _score(-1.0, 1.0)
 _NMSE = _score(0.0, 1e12)
 _LOSS = _score(0.0, 1e12)
 
+# Where a site's time went before its work (client/startup.py, client/app.py): reported by
+# every train and evaluate reply.
+STARTUP_METRICS: dict[str, MetricRule] = {
+    "process-seconds": MetricRule(0.0, _MAX_SECONDS, nan=True),  # NaN: not measurable there
+    "import-seconds": _seconds(),
+    "setup-seconds": _seconds(),
+    "build-seconds": _seconds(),
+}
+
 TRAIN_METRICS: dict[str, MetricRule] = {
     SLICES_SEEN: _count(),
     "loss": _LOSS,
@@ -129,12 +138,14 @@ TRAIN_METRICS: dict[str, MetricRule] = {
     # Central DP's adaptive clipping: whether the site's update was within the norm.
     KEY_NORM_BIT: MetricRule(0.0, 1.0, integer=True),
     CLIPPED_METRIC: _count(1e12),
+    **STARTUP_METRICS,
 }
 EVALUATE_METRICS: dict[str, MetricRule] = {
     "psnr": _PSNR,
     "ssim": _SSIM,
     "nmse": _NMSE,
     "eval-seconds": _seconds(),
+    **STARTUP_METRICS,
 }
 
 

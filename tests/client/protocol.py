@@ -13,6 +13,9 @@ PROTOCOL_METRICS = {
     "val-nmse",
     "bad-files",
     "field-strength",
+    "build-seconds",
 }
 # What a DP-SGD site adds.
 DP_METRICS = {"dp-epsilon", "dp-delta", "dp-steps", "dp-budget-exhausted"}
+# What the ClientApp adds to every reply: where the site's time went before its work.
+STARTUP_METRICS = {"process-seconds", "import-seconds", "setup-seconds"}

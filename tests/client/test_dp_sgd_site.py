@@ -18,7 +18,7 @@ from client.site import resolve_site
 from federation.config import compose_overrides
 from federation.protocol import PRIVACY_BUDGET_SPENT
 from tests.builders import write_consortium
-from tests.client.protocol import DP_METRICS, PROTOCOL_METRICS
+from tests.client.protocol import DP_METRICS, PROTOCOL_METRICS, STARTUP_METRICS
 from tests.federation_fakes import make_message, operator_context
 
 DELTA = 1e-5
@@ -118,7 +118,7 @@ def test_the_accountant_history_is_kept_in_context_state(three_rounds, rate):
 def test_a_dp_reply_keeps_the_protocol_keys_and_withholds_the_training_loss(three_rounds):
     _, replies = three_rounds
     metrics = _metrics(replies[0])
-    assert set(metrics) == PROTOCOL_METRICS | DP_METRICS
+    assert set(metrics) == PROTOCOL_METRICS | DP_METRICS | STARTUP_METRICS
     assert math.isnan(metrics["loss"]) and math.isnan(metrics["final-loss"])
     assert metrics["slices-seen"] == LOCAL_STEPS
     assert metrics["val-psnr"] > 0
@@ -167,6 +167,6 @@ def test_dp_sgd_trains_a_network_that_runs_coils_one_by_one(data_overrides):
 def test_a_site_without_dp_sgd_reports_no_privacy_numbers_and_keeps_no_state(data_overrides):
     context, replies = _rounds(data_overrides, 1)
     metrics = _metrics(replies[0])
-    assert set(metrics) == PROTOCOL_METRICS
+    assert set(metrics) == PROTOCOL_METRICS | STARTUP_METRICS
     assert math.isfinite(metrics["loss"])
     assert ACCOUNTANT_RECORD not in context.state

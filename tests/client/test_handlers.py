@@ -161,3 +161,14 @@ def test_a_site_whose_file_declines_cross_site_evaluation_says_so(overrides, tmp
     reply = _call(MessageType.EVALUATE, _cross_site_content(overrides), node_config, overrides)
     assert reply.has_error() and reply.error.code == 3
     assert "does not score other models" in reply.error.reason
+
+
+def test_a_reply_says_where_the_sites_time_went_before_its_work(overrides):
+    reply = _call(MessageType.TRAIN, _train_content(overrides), {"partition-id": 0}, overrides)
+    metrics = reply.content["metrics"]
+    for key in ("process-seconds", "import-seconds", "setup-seconds", "build-seconds"):
+        assert metrics[key] >= 0.0, key
+    again = _call(MessageType.TRAIN, _train_content(overrides), {"partition-id": 0}, overrides)
+    # The same process serving a second message is warm: no start-up to report again.
+    assert again.content["metrics"]["process-seconds"] == 0.0
+    assert again.content["metrics"]["import-seconds"] == 0.0

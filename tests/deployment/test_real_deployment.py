@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from simulations.loopback_deployment import REPO, Deployment, free_port, wait_for
 from tests.builders import write_site_file
-from tests.deployment.harness import REPO, Deployment, free_port, wait_for
 
 SITES = {  # site id -> scanner folder (two vendors)
     "Center001": "Siemens_30T_Vida",
@@ -210,34 +210,10 @@ def test_two_rounds_with_every_training_site_and_an_evaluation_only_site(deploye
             f"output_dir={output}",
         ]
     )
-    started = time.monotonic()
-    submitted = deployment.flwr_json(
-        "run",
-        ".",
-        deployment.CONNECTION,
-        "--run-config",
-        f'overrides="{overrides}"',
-        timeout=300,
-        cwd=REPO,
+    run_id, status, elapsed = deployment.run_app(overrides, RUN_TIMEOUT)
+    assert status == "finished:completed", f"run {run_id} ended {status}\n" + deployment.run_log(
+        run_id
     )
-    assert submitted.get("success"), submitted
-    run_id = int(submitted["run-id"])
-
-    def finished():
-        deployment.remember_children()  # ServerApp / ClientApp pids, to stop them at the end
-        runs = deployment.flwr_json("list", deployment.CONNECTION, "--run-id", str(run_id))
-        status = runs["runs"][0]["status"]
-        return status if status.startswith("finished") else None
-
-    def details() -> str:
-        log = deployment.flwr("log", str(run_id), deployment.CONNECTION, "--show", check=False)
-        return f"flwr log {run_id}:\n{log.stdout[-6000:]}\n{deployment.log_tails(60)}"
-
-    status = wait_for(
-        finished, RUN_TIMEOUT, f"run {run_id} to finish", interval=2.0, details=details
-    )
-    elapsed = time.monotonic() - started
-    assert status == "finished:completed", f"run {run_id} ended {status}\n{details()}"
 
     log = deployment.flwr("log", str(run_id), deployment.CONNECTION, "--show").stdout
     checkpoint = output / "checkpoints" / "final.pt"

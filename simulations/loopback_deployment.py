@@ -1,4 +1,5 @@
-"""A real Flower deployment on loopback for tests: SuperLink, SuperNodes and the `flwr` CLI.
+"""A real Flower deployment on loopback, for the deployment test and the round-overhead
+benchmark: SuperLink, SuperNodes and the `flwr` CLI.
 
 Every process is started through the scripts in ``deploy/`` with its own ``FLWR_HOME``,
 on free ports, with stdout/stderr captured to a log file; :meth:`Deployment.close` stops
@@ -24,7 +25,7 @@ from typing import Any
 
 from simulations.study.flower_run import ANSI_COLOUR, free_port, log_tail
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent  # the virtualenv's bin: flower-superlink, flwr, ...
 
@@ -386,6 +387,48 @@ class Deployment:
 
     def runs(self) -> list[dict]:
         return self.flwr_json("list", self.CONNECTION).get("runs", [])
+
+    def run_app(self, overrides: str, timeout: float) -> tuple[int, str, float]:
+        """Submit the project's Flower app with ``overrides`` (`flwr run .`) and wait until
+        the run ends; returns (run id, final status, seconds from submission).
+
+        Raises:
+            DeploymentError: the submission failed, or the run did not end in ``timeout``
+                (the message holds `flwr log` and the processes' log tails).
+        """
+        started = time.monotonic()
+        submitted = self.flwr_json(
+            "run",
+            ".",
+            self.CONNECTION,
+            "--run-config",
+            f'overrides="{overrides}"',
+            timeout=300,
+            cwd=REPO,
+        )
+        if not submitted.get("success"):
+            raise DeploymentError(f"flwr run refused: {submitted}\n{self.log_tails()}")
+        run_id = int(submitted["run-id"])
+
+        def finished() -> str | None:
+            self.remember_children()  # ServerApp / ClientApp pids, to stop them at the end
+            runs = self.flwr_json("list", self.CONNECTION, "--run-id", str(run_id))
+            status = runs["runs"][0]["status"]
+            return status if status.startswith("finished") else None
+
+        status = wait_for(
+            finished,
+            timeout,
+            f"run {run_id} to finish",
+            interval=2.0,
+            details=lambda: self.run_log(run_id),
+        )
+        return run_id, status, time.monotonic() - started
+
+    def run_log(self, run_id: int) -> str:
+        """`flwr log` of a run and the processes' log tails (for error messages)."""
+        log = self.flwr("log", str(run_id), self.CONNECTION, "--show", check=False)
+        return f"flwr log {run_id}:\n{log.stdout[-6000:]}\n{self.log_tails(60)}"
 
     # -- clean-up ----------------------------------------------------------------------------
 
