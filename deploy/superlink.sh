@@ -34,7 +34,9 @@ certs="$(cd "$certs" && pwd)"   # absolute: the SuperExec child resolves it else
 for f in ca.crt server.pem server.key; do
   [[ -r "$certs/$f" ]] || { echo "missing $certs/$f" >&2; exit 1; }
 done
-[[ "$database" == ":memory:" || "$database" == /* ]] || database="$PWD/$database"
+# Flower's in-memory state (":flwr-in-memory:", nothing kept across restarts) or an SQLite
+# file (made absolute: the SuperLink runs its SuperExec from another folder).
+[[ "$database" == ":memory:" || "$database" == ":flwr-in-memory:" || "$database" == /* ]] || database="$PWD/$database"
 [[ -x "$bin/flower-superlink" ]] || { echo "flower-superlink not found in $bin" >&2; exit 1; }
 # flower-superlink starts flower-superexec (and it flwr-serverapp) from PATH.
 export PATH="$bin:$PATH"

@@ -223,7 +223,11 @@ class Deployment:
         self.processes.append(process)
         return process
 
-    def start_superlink(self, port: int | None = None, timeout: float = 60.0) -> ManagedProcess:
+    def start_superlink(
+        self, port: int | None = None, timeout: float = 60.0, database: str | None = None
+    ) -> ManagedProcess:
+        """Start the SuperLink; ``database``: its state (default an SQLite file in its
+        folder; ``:flwr-in-memory:`` keeps it in memory)."""
         home = self.workdir / "superlink"
         self.superlink_port = port or free_port()
         self.superlink = self.start(
@@ -237,7 +241,7 @@ class Deployment:
                 "--port",
                 str(self.superlink_port),
                 "--database",
-                str(home / "state.db"),
+                database or str(home / "state.db"),
             ],
             home,
             cwd=home.parent,
