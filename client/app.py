@@ -75,11 +75,8 @@ def train(msg: Message, context: Context) -> Message:
     site: SiteData | None = None
     timings = client.startup.CLOCK.take()
     try:
-        began = time.perf_counter()
-        config = compose_site_config(context.run_config, context.node_config)
+        config, site = _site_of(context, timings)
         privacy = PrivacySettings.from_config(config).dp_sgd
-        site = resolve_site(dict(context.node_config), config)
-        timings["setup-seconds"] = time.perf_counter() - began
         if site.role == ROLE_EVALUATE:
             raise SiteDataError(
                 f"site {site.site_id} is an evaluation-only site (role=evaluate): it does not train"
@@ -153,10 +150,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     site: SiteData | None = None
     timings = client.startup.CLOCK.take()
     try:
-        began = time.perf_counter()
-        config = compose_site_config(context.run_config, context.node_config)
-        site = resolve_site(dict(context.node_config), config)
-        timings["setup-seconds"] = time.perf_counter() - began
+        config, site = _site_of(context, timings)
         global_state = msg.content[ARRAYS].to_torch_state_dict()
         cross_site_model = msg.content.config_records.get(CONFIG, {}).get(CROSS_SITE_MODEL)
         if cross_site_model is not None:
@@ -193,11 +187,20 @@ def roll_call(msg: Message, context: Context) -> Message:
     beyond the index."""
     site: SiteData | None = None
     try:
-        config = compose_site_config(context.run_config, context.node_config)
-        site = resolve_site(dict(context.node_config), config)
+        _, site = _site_of(context, {})
     except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
         return _failure(msg, site, context, error)
     return Message(content=RecordDict({SITE_RECORD: _site_record(site, "[]")}), reply_to=msg)
+
+
+def _site_of(context: Context, timings: dict[str, float]) -> tuple[Any, SiteData]:
+    """(the site's composed config, its data): the coordinator's run config under the site's
+    own file, and the site its node config names; their seconds into ``timings``."""
+    began = time.perf_counter()
+    config = compose_site_config(context.run_config, context.node_config)
+    site = resolve_site(dict(context.node_config), config)
+    timings["setup-seconds"] = time.perf_counter() - began
+    return config, site
 
 
 def _site_record(site: SiteData, bad_files_json: str) -> ConfigRecord:

@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
+from flwr.app import ArrayRecord
 from flwr.serverapp import Grid
 
 from cardiomm.model.checkpoint import read_checkpoint
 from federation.protocol import (
-    ARRAYS,
-    CONFIG,
     CROSS_SITE_DECLINED,
     CROSS_SITE_MODEL,
     ROLE_EVALUATE,
@@ -43,9 +41,8 @@ from federation.protocol import (
 from federation.records import RoundRecord
 from federation.reply_checks import CROSS_SITE
 from server.checkpoints import load_round_checkpoint, round_path
-from server.replies import sort_replies
 from server.settings import FederationSettings
-from server.site_roles import SiteRoles
+from server.site_roles import SiteRoles, ask_to_evaluate
 from strategies.vendor_personalisation import VendorPersonalisation
 
 logger = logging.getLogger(__name__)
@@ -117,32 +114,12 @@ def evaluate_matrix(
     """Send every model to every connected site with a known role; one row per model and
     site (:data:`COLUMNS`), ``status`` ok, no images (a site without test patients), declined
     or failed."""
-    connected = list(grid.get_node_ids())
-    roles.roll_call(grid, connected)
-    nodes = roles.nodes(ROLE_TRAIN, connected) + roles.nodes(ROLE_EVALUATE, connected)
+    nodes = roles.connected(grid, ROLE_TRAIN, ROLE_EVALUATE)
     rows: list[dict[str, Any]] = []
     for model in models:
+        config = {SERVER_ROUND: server_round, CROSS_SITE_MODEL: model.name}
         arrays = ArrayRecord(dict(model.state))
-        messages = [
-            Message(
-                RecordDict(
-                    {
-                        ARRAYS: arrays,
-                        CONFIG: ConfigRecord(
-                            {SERVER_ROUND: server_round, CROSS_SITE_MODEL: model.name}
-                        ),
-                    }
-                ),
-                dst_node_id=node,
-                message_type=MessageType.EVALUATE,
-            )
-            for node in nodes
-        ]
-        if not messages:
-            continue
-        replies = sort_replies(
-            CROSS_SITE, messages, grid.send_and_receive(messages, timeout=timeout), roles.gate
-        )
+        replies = ask_to_evaluate(CROSS_SITE, nodes, arrays, config, grid, roles.gate, timeout)
         rows += _rows(model.name, replies, roles)
     return rows
 
@@ -249,9 +226,12 @@ def cross_site_phase(
     grid: Grid,
     roles: SiteRoles,
     personalisation: VendorPersonalisation | None = None,
-) -> AfterRounds:
+) -> AfterRounds | None:
     """The step :func:`server.rounds.run_rounds` takes after the last round: the matrix of
-    this module's docstring, written beside the run and logged to its tracker."""
+    this module's docstring, written beside the run and logged to its tracker (None when
+    ``federation.cross_site.enabled`` is off)."""
+    if not settings.cross_site:
+        return None
 
     def evaluate(model: Any, history: Sequence[RoundRecord], tracker: Any) -> None:
         if not history:

@@ -124,17 +124,8 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
         with_evaluation_sites(play_round, settings, grid, roles, personalisation),
         personalisation=personalisation,
         identities=gate.identities,
-        after_rounds=_cross_site(settings, grid, roles, personalisation),
+        after_rounds=cross_site_phase(settings, grid, roles, personalisation),
     )
-
-
-def _cross_site(
-    settings: FederationSettings,
-    grid: Grid,
-    roles: SiteRoles,
-    personalisation: VendorPersonalisation | None,
-) -> AfterRounds | None:
-    return cross_site_phase(settings, grid, roles, personalisation) if settings.cross_site else None
 
 
 def run_rounds(

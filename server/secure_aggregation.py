@@ -104,7 +104,7 @@ def run_secure_federation(config: DictConfig, grid: Grid) -> FederationResult:
         final_extra={"secure_aggregation": True},
         log_round=_log_round,
         round_integer_buffers=True,
-        after_rounds=cross_site_phase(settings, grid, roles) if settings.cross_site else None,
+        after_rounds=cross_site_phase(settings, grid, roles),
     )
 
 

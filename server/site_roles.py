@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
@@ -90,6 +90,13 @@ class SiteRoles:
     def nodes(self, role: str, connected: Iterable[int]) -> list[int]:
         """The nodes of ``connected`` whose site has ``role``."""
         return [node for node in connected if self.role_of_node.get(node) == role]
+
+    def connected(self, grid: Grid, *roles: str) -> list[int]:
+        """The connected nodes whose site has one of ``roles`` (in that order), after a roll
+        call of the nodes that joined since the last."""
+        connected = list(grid.get_node_ids())
+        self.roll_call(grid, connected)
+        return [node for role in roles for node in self.nodes(role, connected)]
 
     def take_failures(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(errors, refused replies) of the roll calls since the last call, for the round's
@@ -167,39 +174,59 @@ class ZeroShotPhase:
         }
 
 
+def ask_to_evaluate(
+    phase: str,
+    nodes: Sequence[int],
+    arrays: ArrayRecord,
+    config: Mapping[str, Any],
+    grid: Grid,
+    gate: ReplyGate,
+    timeout: float | None,
+    personalise: Callable[[list[Message]], None] | None = None,
+) -> PhaseReplies:
+    """Send ``arrays`` with ``config`` to ``nodes`` in evaluate messages and sort the replies
+    out through the ``gate`` as ``phase`` replies (the evaluation-only sites' phase, the
+    cross-site matrix).
+
+    Args:
+        personalise: called with the messages before they go (vendor personalisation: a
+            site of a vendor that trained gets that vendor's parameters).
+    """
+    messages = [
+        Message(
+            RecordDict({ARRAYS: arrays, CONFIG: ConfigRecord(dict(config))}),
+            dst_node_id=node,
+            message_type=MessageType.EVALUATE,
+        )
+        for node in nodes
+    ]
+    if not messages:
+        return PhaseReplies(valid=[], sites={}, errors=[])
+    if personalise is not None:
+        personalise(messages)
+    return sort_replies(phase, messages, grid.send_and_receive(messages, timeout=timeout), gate)
+
+
 def evaluate_zero_shot(
     server_round: int,
     arrays: ArrayRecord,
     grid: Grid,
     roles: SiteRoles,
     timeout: float | None,
-    personalise: Any = None,
+    personalise: Callable[[list[Message]], None] | None = None,
 ) -> ZeroShotPhase:
-    """Send ``arrays`` to every connected evaluation-only site and collect its scores.
-
-    Args:
-        personalise: called with the messages before they go (vendor personalisation: a
-            site of a vendor that trained gets that vendor's parameters).
-    """
+    """Send ``arrays`` to every connected evaluation-only site and collect its scores."""
     began = time.perf_counter()
-    connected = list(grid.get_node_ids())
-    roles.roll_call(grid, connected)
-    messages = [
-        Message(
-            RecordDict({ARRAYS: arrays, CONFIG: ConfigRecord({SERVER_ROUND: server_round})}),
-            dst_node_id=node,
-            message_type=MessageType.EVALUATE,
-        )
-        for node in roles.nodes(ROLE_EVALUATE, connected)
-    ]
-    if personalise is not None:
-        personalise(messages)
-    if messages:
-        replies = sort_replies(
-            ZERO_SHOT, messages, grid.send_and_receive(messages, timeout=timeout), roles.gate
-        )
-    else:
-        replies = PhaseReplies(valid=[], sites={}, errors=[])
+    replies = ask_to_evaluate(
+        ZERO_SHOT,
+        roles.connected(grid, ROLE_EVALUATE),
+        arrays,
+        {SERVER_ROUND: server_round},
+        grid,
+        roles.gate,
+        timeout,
+        personalise,
+    )
     scores = {site: dict(entry["metrics"]) for site, entry in sorted(replies.sites.items())}
     return ZeroShotPhase(scores, replies, time.perf_counter() - began)
 
