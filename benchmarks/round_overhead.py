@@ -1,16 +1,19 @@
 """Where a federated round's time goes: the sites' work against start-up and Flower's messaging.
 
 Runs a small consortium (3 training sites of the tiny synthetic set; model small, 20 local
-steps by default) as a Flower simulation (`flwr run .`, Ray workers) and as a loopback
+steps by default) as a Flower simulation (`flwr run .`, Ray workers), as a loopback
 deployment (TLS SuperLink and one authenticated SuperNode per site as separate processes,
-started with the deploy/ scripts), then breaks every round's wall time down by cause, from
-the round's history.json and the per-site figures each reply carries (client/startup.py):
+started with the deploy/ scripts) and as the same deployment with a warm site worker beside
+every SuperNode (`cardiomm site-worker`, client/worker.py): before and after, in one run.
+Every round's wall time is broken down by cause, from the round's history.json and the
+per-site figures each reply carries (client/startup.py):
 
 - process start: the ClientApp process's start until the project's imports (interpreter,
   Flower, pulling the message and the app bundle);
 - imports: the project's stack, torch included;
 - setup: configuration and the site's data index;
-- model build: the network and its text encoder;
+- model build: the network and its text encoder (a warm worker: copying its network);
+- handoff: the ClientApp handing the task to the warm worker and taking the outcome back;
 - compute: training (train phase) or evaluation (evaluate phase);
 - Flower messaging and polling: the rest of the phase (delivery, the SuperNodes' and the
   ServerApp's polling, the transfers).
@@ -18,7 +21,7 @@ the round's history.json and the per-site figures each reply carries (client/sta
 Each phase waits for its slowest site: per phase, the causes are that site's, and the rest is
 Flower's. The overhead is everything but compute, as a share of the round.
 
-    .venv/bin/python benchmarks/round_overhead.py                  # both, 2 rounds each
+    .venv/bin/python benchmarks/round_overhead.py                  # all three, 2 rounds each
     .venv/bin/python benchmarks/round_overhead.py --mode simulation --model paper --local-steps 1
 """
 
@@ -36,12 +39,14 @@ from typing import Any
 
 from federation.records import RoundRecord, read_history
 
-CAUSES = ("process", "imports", "setup", "build", "compute", "messaging")
+MODES = ("simulation", "deployment", "deployment-warm")
+CAUSES = ("process", "imports", "setup", "build", "handoff", "compute", "messaging")
 _SITE_KEYS = {
     "process": "process-seconds",
     "imports": "import-seconds",
     "setup": "setup-seconds",
     "build": "build-seconds",
+    "handoff": "handoff-seconds",
 }
 _COMPUTE = {"train": "train-seconds", "evaluate": "eval-seconds"}
 _PHASE = {"train": "train-phase-seconds", "evaluate": "evaluate-phase-seconds"}
@@ -52,8 +57,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument(
         "--mode",
         nargs="+",
-        default=["simulation", "deployment"],
-        choices=["simulation", "deployment"],
+        default=list(MODES),
+        choices=MODES,
     )
     parser.add_argument("--model", default="small", help="configs/model size (default small)")
     parser.add_argument("--local-steps", type=int, default=20)
@@ -82,13 +87,19 @@ def main() -> int:
     for mode in args.mode:
         output = workdir / mode
         began = time.monotonic()
-        runner = _simulate if mode == "simulation" else _deploy
-        history = runner([*overrides, f"output_dir={output}"], output, args.sites, args.rounds)
+        run_overrides = [*overrides, f"output_dir={output}"]
+        if mode == "simulation":
+            history = _simulate(run_overrides, output, args.sites, args.rounds)
+        else:
+            history = _deploy(run_overrides, output, args.sites, warm=mode == "deployment-warm")
         figures[mode] = {
             "wall-seconds": time.monotonic() - began,
             "rounds": [breakdown(record) for record in history],
+            "warm-replies": warm_replies(history),
         }
         _print(mode, figures[mode]["rounds"], args)
+        served, replies = figures[mode]["warm-replies"]
+        print(f"answered by a warm site worker: {served} of {replies} replies")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 0
@@ -103,8 +114,7 @@ def _simulate(overrides: list[str], output: Path, sites: int, rounds: int) -> li
     return read_history(result.history)
 
 
-def _deploy(overrides: list[str], output: Path, sites: int, rounds: int) -> list[RoundRecord]:
-    del rounds  # the run's own config sets them
+def _deploy(overrides: list[str], output: Path, sites: int, warm: bool) -> list[RoundRecord]:
     from cardiomm.cohort.data_root import resolve_data_root
     from federation.config import compose_overrides
     from simulations.loopback_deployment import Deployment, wait_for
@@ -112,13 +122,14 @@ def _deploy(overrides: list[str], output: Path, sites: int, rounds: int) -> list
     data = resolve_data_root(compose_overrides(" ".join(overrides)).data, show_progress=False)
     centres = sorted(path.name for path in data.rglob("Center*") if path.is_dir())
     centres = list(dict.fromkeys(centres))[:sites]
-    with Deployment(output.parent / "deployment-processes", num_keys=sites) as deployment:
+    with Deployment(output.parent / f"{output.name}-processes", num_keys=sites) as deployment:
         # In-memory state: SQLite's file lock made the SuperLink answer 500 under load
         # ("database is locked" on push-object), failing the run; timing is what is measured.
         deployment.start_superlink(database=":flwr-in-memory:")
         node_ids = deployment.register(*range(1, sites + 1))
         for index, centre in enumerate(centres, start=1):
-            deployment.start_supernode(index, centre, data)
+            worker = deployment.start_site_worker(index)[1] if warm else None
+            deployment.start_supernode(index, centre, data, site_worker=worker)
         wait_for(
             lambda: deployment.online_nodes() >= set(node_ids),
             120,
@@ -151,6 +162,19 @@ def breakdown(record: RoundRecord) -> dict[str, float]:
         1.0 - causes["compute"] / causes["round"] if causes["round"] else math.nan
     )
     return causes
+
+
+def warm_replies(history: list[RoundRecord]) -> list[int]:
+    """[replies a warm site worker answered, replies] over the run's train and evaluate
+    phases."""
+    replies = [
+        metrics
+        for record in history
+        for site in record.sites.values()
+        for metrics in (site.train, site.evaluate)
+        if metrics
+    ]
+    return [sum(_finite(metrics.get("site-worker")) == 1.0 for metrics in replies), len(replies)]
 
 
 def _site_total(metrics: dict[str, Any], phase: str) -> float:

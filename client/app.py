@@ -1,7 +1,12 @@
 """The ClientApp: Flower messages in, a site's local training and evaluation, numbers out.
 
-Only translation between Flower records and :mod:`client.local` happens here; a site that
-cannot train replies with an error naming itself and the problem, and the round goes on.
+Only translation between Flower records and a :class:`~client.site_task.SiteTask` happens
+here; the work is :func:`client.tasks.run_task`, done in this process or, when the node
+config names a warm site worker (``site-worker="<folder>"``, client/worker.py), handed to
+it: then this process imports neither torch nor the model, and when the worker is down the
+task is done here after all (a warning in the site's log, ``site-worker`` 0 in the reply).
+A site that cannot train replies with an error naming itself and the problem, and the round
+goes on.
 
 With DP-SGD (``privacy.dp_sgd.enabled``) the site's privacy accountant lives in
 ``context.state`` (the one thing Flower keeps per node between rounds), so the epsilon
@@ -22,43 +27,33 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections import OrderedDict
 
-from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 
 # First of the project's imports: its clock splits the process's start from the imports below.
 import client.startup
-from cardiomm.data.errors import DataFileError
-from cardiomm.privacy.settings import PrivacySettings
-from cardiomm.train.loop import TrainingStepError
 from client.central_dp import central_dp_clipping_mod
-from client.local import (
-    RoundInstructions,
-    evaluate_site,
-    score_files,
-    skipped_files_json,
-    train_site,
-)
+from client.privacy_state import store_history, stored_history
 from client.secure_aggregation import secure_aggregation_mod
-from client.site import SiteData, SiteDataError, resolve_site
-from client.site_config import compose_site_config
+from client.site_task import EVALUATE, QUERY, TRAIN, SiteTask, TaskOutcome, scalar_values
 from federation.protocol import (
     ARRAYS,
     CONFIG,
-    CROSS_SITE_DECLINED,
-    CROSS_SITE_MODEL,
-    LEARNING_RATE,
-    LOCAL_STEPS,
     METRICS,
-    PRIVACY_BUDGET_SPENT,
-    PROXIMAL_MU,
-    ROLE_EVALUATE,
-    SEED,
-    SERVER_ROUND,
+    NODE_SITE_WORKER,
     SITE_FAILURE,
     SITE_RECORD,
-    SiteRecord,
 )
 
 logger = logging.getLogger(__name__)
@@ -72,73 +67,7 @@ app = ClientApp(mods=[secure_aggregation_mod, central_dp_clipping_mod])
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Local training on the site's train split; replies weights and metrics."""
-    site: SiteData | None = None
-    timings = client.startup.CLOCK.take()
-    try:
-        config, site = _site_of(context, timings)
-        privacy = PrivacySettings.from_config(config).dp_sgd
-        if site.role == ROLE_EVALUATE:
-            raise SiteDataError(
-                f"site {site.site_id} is an evaluation-only site (role=evaluate): it does not train"
-            )
-        received = msg.content[CONFIG]
-        instructions = RoundInstructions(
-            server_round=int(received[SERVER_ROUND]),
-            local_steps=int(received[LOCAL_STEPS]),
-            learning_rate=float(received[LEARNING_RATE]),
-            proximal_mu=float(received.get(PROXIMAL_MU, 0.0)),
-            seed=int(received.get(SEED, config.seed)),
-        )
-        global_state = msg.content[ARRAYS].to_torch_state_dict()
-        if privacy.enabled:
-            return _train_privately(msg, context, site, global_state, instructions, config, timings)
-        state, metrics, skipped = train_site(site, global_state, instructions, config)
-    except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
-        return _failure(msg, site, context, error)
-    return _train_reply(msg, site, state, {**metrics, **timings}, skipped)
-
-
-def _train_privately(
-    msg: Message,
-    context: Context,
-    site: SiteData,
-    global_state: dict[str, Any],
-    instructions: RoundInstructions,
-    config: Any,
-    timings: dict[str, float],
-) -> Message:
-    """A DP-SGD round: the accountant from ``context.state``, charged, and stored back."""
-    # Imported here: Opacus takes a second to load, and only DP-SGD runs need it.
-    from cardiomm.privacy.accountant import PrivacyBudgetSpentError
-    from client.privacy_state import load_accountant, store_accountant
-
-    accountant = load_accountant(context.state)
-    try:
-        state, metrics, skipped = train_site(site, global_state, instructions, config, accountant)
-    except PrivacyBudgetSpentError as spent:
-        reason = f"site {site.site_id}: {spent}"
-        logger.warning(reason)
-        return Message(Error(code=PRIVACY_BUDGET_SPENT, reason=reason), reply_to=msg)
-    # Stored only once the round succeeded: a failed round releases nothing to the server.
-    store_accountant(context.state, accountant)
-    return _train_reply(msg, site, state, {**metrics, **timings}, skipped)
-
-
-def _train_reply(
-    msg: Message,
-    site: SiteData,
-    state: dict[str, Any],
-    metrics: dict[str, float],
-    skipped: list[dict[str, str]],
-) -> Message:
-    content = RecordDict(
-        {
-            ARRAYS: ArrayRecord(state),
-            METRICS: MetricRecord(metrics),
-            SITE_RECORD: _site_record(site, skipped_files_json(skipped)),
-        }
-    )
-    return Message(content=content, reply_to=msg)
+    return _answer(TRAIN, msg, context)
 
 
 @app.evaluate()
@@ -147,96 +76,81 @@ def evaluate(msg: Message, context: Context) -> Message:
     of its files, per group (an evaluation-only site); for a model of the cross-site matrix
     (``cross-site-model`` in the request), its scores on the site's test split (all files of
     an evaluation-only site), unless the site's own file declines."""
-    site: SiteData | None = None
-    timings = client.startup.CLOCK.take()
-    try:
-        config, site = _site_of(context, timings)
-        global_state = msg.content[ARRAYS].to_torch_state_dict()
-        cross_site_model = msg.content.config_records.get(CONFIG, {}).get(CROSS_SITE_MODEL)
-        if cross_site_model is not None:
-            if not bool(config.sharing.cross_site_evaluation):
-                return _declined(msg, site)
-            metrics, skipped = score_files(site, site.scored_files, global_state, config)
-        elif site.role == ROLE_EVALUATE:
-            metrics, skipped = score_files(site, site.evaluation_files, global_state, config)
-        else:
-            metrics, skipped = evaluate_site(site, global_state, config), []
-    except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
-        return _failure(msg, site, context, error)
-    content = RecordDict(
-        {
-            METRICS: MetricRecord({**metrics, **timings}),
-            SITE_RECORD: _site_record(site, skipped_files_json(skipped)),
-        }
-    )
-    return Message(content=content, reply_to=msg)
-
-
-def _declined(msg: Message, site: SiteData) -> Message:
-    reason = (
-        f"site {site.site_id} does not score other models "
-        "(sharing.cross_site_evaluation is false in its site file)"
-    )
-    logger.info(reason)
-    return Message(Error(code=CROSS_SITE_DECLINED, reason=reason), reply_to=msg)
+    return _answer(EVALUATE, msg, context)
 
 
 @app.query()
 def roll_call(msg: Message, context: Context) -> Message:
     """Who the site is and what it does (its role): the site record alone, no data read
     beyond the index."""
-    site: SiteData | None = None
+    return _answer(QUERY, msg, context)
+
+
+def _answer(kind: str, msg: Message, context: Context) -> Message:
+    timings = client.startup.CLOCK.take() if kind != QUERY else {}
     try:
-        _, site = _site_of(context, {})
-    except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
-        return _failure(msg, site, context, error)
-    return Message(content=RecordDict({SITE_RECORD: _site_record(site, "[]")}), reply_to=msg)
-
-
-def _site_of(context: Context, timings: dict[str, float]) -> tuple[Any, SiteData]:
-    """(the site's composed config, its data): the coordinator's run config under the site's
-    own file, and the site its node config names; their seconds into ``timings``."""
-    began = time.perf_counter()
-    config = compose_site_config(context.run_config, context.node_config)
-    site = resolve_site(dict(context.node_config), config)
-    timings["setup-seconds"] = time.perf_counter() - began
-    return config, site
-
-
-def _site_record(site: SiteData, bad_files_json: str) -> ConfigRecord:
-    record = SiteRecord(
-        site.site_id, site.vendor, ", ".join(site.scanners), bad_files_json, site.role
-    )
-    return record.to_record()
-
-
-# Failures whose message says all (a file, a setting, the data): no traceback needed.
-_EXPLAINED = (
-    SiteDataError,
-    DataFileError,
-    FileNotFoundError,
-    ValueError,
-    KeyError,
-    TrainingStepError,
-)
-
-
-def _failure(msg: Message, site: SiteData | None, context: Context, error: Exception) -> Message:
-    """The error reply: the site, the failure's type unless self-explanatory, its message."""
-    who = site.site_id if site is not None else _node_description(context.node_config)
-    # Messages that already name the site (the library's "site Center001: ...") keep theirs.
-    prefix = "" if str(error).startswith(f"site {who}") else f"site {who}: "
-    if isinstance(error, _EXPLAINED):
-        reason = f"{prefix}{error}"
+        task = SiteTask(
+            kind=kind,
+            run_config=scalar_values(context.run_config),
+            node_config=scalar_values(context.node_config),
+            request=scalar_values(msg.content.config_records.get(CONFIG, {})),
+            arrays=_arrays(msg) if kind != QUERY else {},
+            history=stored_history(context.state) if kind == TRAIN else None,
+        )
+    except Exception as error:  # a malformed message or state is the site's error reply
+        reason = f"site {_node_description(context)}: {type(error).__name__}: {error}"
         logger.error(reason)
-    else:
-        reason = f"site {who}: {type(error).__name__}: {error}"
-        logger.exception(reason)  # the traceback stays in the site's own log
-    return Message(Error(code=SITE_FAILURE, reason=reason), reply_to=msg)
+        return Message(Error(code=SITE_FAILURE, reason=reason), reply_to=msg)
+    outcome, served = _run(task)
+    if outcome.error_code:
+        return Message(Error(code=outcome.error_code, reason=outcome.reason), reply_to=msg)
+    if outcome.history is not None:
+        store_history(context.state, outcome.history)
+    content = RecordDict({SITE_RECORD: ConfigRecord(outcome.site or {})})
+    if kind != QUERY:
+        content[METRICS] = MetricRecord({**outcome.metrics, **timings, **served})
+    if kind == TRAIN:
+        content[ARRAYS] = ArrayRecord(
+            array_dict=OrderedDict(
+                (name, Array.from_numpy_ndarray(array)) for name, array in outcome.arrays.items()
+            )
+        )
+    return Message(content=content, reply_to=msg)
 
 
-def _node_description(node_config: Any) -> str:
-    return ", ".join(f"{key}={value}" for key, value in dict(node_config).items()) or "unknown"
+def _run(task: SiteTask) -> tuple[TaskOutcome, dict[str, float]]:
+    """(the task's outcome, how it was served): by the site worker when the node config names
+    one and it answers, otherwise here."""
+    folder = task.node_config.get(NODE_SITE_WORKER)
+    if folder:
+        from client.worker import WorkerUnavailableError, submit
+
+        began = time.perf_counter()
+        try:
+            header, arrays = submit(str(folder), task.header(), task.arrays)
+            outcome = TaskOutcome.from_header(header, arrays)
+            work = float(header.get("seconds", 0.0))
+        except (WorkerUnavailableError, ValueError) as error:
+            logger.warning("the site worker cannot take the task, doing it here: %s", error)
+        else:
+            round_trip = time.perf_counter() - began
+            return outcome, {"site-worker": 1.0, "handoff-seconds": max(0.0, round_trip - work)}
+    # Imported only here: torch and the model stack are what a warm worker saves this process.
+    from client.tasks import run_task
+
+    return run_task(task), {"site-worker": 0.0, "handoff-seconds": 0.0}
+
+
+def _arrays(msg: Message) -> dict:
+    record = msg.content.array_records.get(ARRAYS)
+    if record is None:
+        raise ValueError(f"the message holds no '{ARRAYS}' record")
+    return {name: array.numpy() for name, array in record.items()}
+
+
+def _node_description(context: Context) -> str:
+    described = ", ".join(f"{key}={value}" for key, value in dict(context.node_config).items())
+    return described or "unknown"
 
 
 client.startup.CLOCK.imported()  # the module's imports are done: what follows is the site's

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD rounds load it
     from cardiomm.privacy.accountant import SiteAccountant
 
 NAN = float("nan")
+# How a round gets its network: (config, coil_batching=...) -> (network, text encoder).
+# A warm site worker passes a cache (client/model_cache.py); the default builds afresh.
+NetworkBuilder = Callable[..., tuple[torch.nn.Module, Any]]
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +60,7 @@ def train_site(
     instructions: RoundInstructions,
     config: Any,
     accountant: SiteAccountant | None = None,
+    build: NetworkBuilder = network_from_config,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], list[dict[str, str]]]:
     """Train the global model on the site's train split and validate it.
 
@@ -66,6 +71,7 @@ def train_site(
         config: the composed federation config (``privacy.dp_sgd`` turns DP-SGD on).
         accountant: the site's DP-SGD accountant over the run so far (required with
             DP-SGD); charged in place for the steps taken this round.
+        build: where the network comes from (a warm worker's cache, or built afresh).
 
     Returns:
         (the site's new state dict on the CPU, the metrics of the protocol, skipped files).
@@ -90,7 +96,7 @@ def train_site(
         rate = dp_sgd.sample_rate(train_config.batch_size, len(train_data))
         dp_sgd.check_budget(accountant, privacy, rate)  # before anything is built
     began = time.perf_counter()
-    network, encoder = network_from_config(config, coil_batching=False if privacy.enabled else None)
+    network, encoder = build(config, coil_batching=False if privacy.enabled else None)
     network.load_state_dict(global_state, strict=True)
     build_seconds = time.perf_counter() - began
     validation = _validation_data(site, config)
@@ -130,14 +136,17 @@ def train_site(
 
 
 def evaluate_site(
-    site: SiteData, global_state: dict[str, torch.Tensor], config: Any
+    site: SiteData,
+    global_state: dict[str, torch.Tensor],
+    config: Any,
+    build: NetworkBuilder = network_from_config,
 ) -> dict[str, float]:
     """The global model's scores on the site's validation split (NaN when it has none)."""
     started = time.perf_counter()
     validation = _validation_data(site, config)
     if validation is None or len(validation) == 0:
         return {NUM_EXAMPLES: 0.0, "psnr": NAN, "ssim": NAN, "nmse": NAN, "eval-seconds": 0.0}
-    result, build_seconds = _scores(validation, global_state, config)
+    result, build_seconds = _scores(validation, global_state, config, build)
     mean = result.mean()
     return {
         NUM_EXAMPLES: float(len(validation)),
@@ -150,7 +159,11 @@ def evaluate_site(
 
 
 def score_files(
-    site: SiteData, files: tuple[Path, ...], global_state: dict[str, torch.Tensor], config: Any
+    site: SiteData,
+    files: tuple[Path, ...],
+    global_state: dict[str, torch.Tensor],
+    config: Any,
+    build: NetworkBuilder = network_from_config,
 ) -> tuple[dict[str, float], list[dict[str, str]]]:
     """The scores of the model ``global_state`` on ``files``, overall and per group.
 
@@ -175,7 +188,7 @@ def score_files(
     dataset = evaluation_dataset(list(files), config)
     if len(dataset) == 0:
         raise SiteDataError(f"site {site.site_id}: nothing to score on; {_why(dataset)}")
-    result, build_seconds = _scores(dataset, global_state, config)
+    result, build_seconds = _scores(dataset, global_state, config, build)
     mean = result.mean()
     metrics = {
         NUM_EXAMPLES: float(len(result.records)),
@@ -194,12 +207,15 @@ def score_files(
 
 
 def _scores(
-    dataset: SliceDataset, global_state: dict[str, torch.Tensor], config: Any
+    dataset: SliceDataset,
+    global_state: dict[str, torch.Tensor],
+    config: Any,
+    build: NetworkBuilder,
 ) -> tuple[EvaluationResult, float]:
     """(the official per-image scores of the model ``global_state`` on ``dataset``, the
     seconds its network and text encoder took to build)."""
     began = time.perf_counter()
-    network, encoder = network_from_config(config)
+    network, encoder = build(config)
     network.load_state_dict(global_state, strict=True)
     build_seconds = time.perf_counter() - began
     device = "cuda" if torch.cuda.is_available() else "cpu"

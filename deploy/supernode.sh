@@ -4,13 +4,17 @@
 #
 #   deploy/supernode.sh --superlink HOST:PORT --root-certificates ca.crt \
 #       --key supernode_key --site-id Center001 (--data-path DIR | --manifest-path FILE) \
-#       [--site-config site.yaml] [--role train|evaluate] [--port 9094] [--host 127.0.0.1] \
+#       [--site-config site.yaml] [--role train|evaluate] [--site-worker FOLDER] \
+#       [--port 9094] [--host 127.0.0.1] \
 #       [--node-config 'extra="k=v"'] [-- EXTRA ARGS]
 #
 # --role evaluate makes an evaluation-only site: it never trains, and scores the global
 # model on all of its data when the coordinator asks (README, "Evaluation-only sites").
 # --site-config is the site's own settings (device, threads, DP-SGD budget: README, "What a
 # site decides"); the coordinator's run config cannot change them.
+# --site-worker hands every message's work to a warm `cardiomm site-worker FOLDER` that the
+# site runs beside this SuperNode as the same user (README, "Warm sites"); when it is not
+# running, the ClientApp does the work itself.
 # --port is the SuperNode's local Runtime API port (its ClientApp connects there); it must
 # differ between SuperNodes on one machine. The public half of --key (key.pub) must have
 # been registered by the researcher (`deploy/register_supernodes.sh`), otherwise the
@@ -22,6 +26,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 bin="${FLWR_BIN:-$here/../.venv/bin}"
 superlink="" root="" key="" site="" data="" manifest="" site_config="" role="train" port="9094"
+site_worker=""
 host="127.0.0.1"
 node_extra="" max_wait=""
 extra=()
@@ -35,6 +40,7 @@ while [[ $# -gt 0 ]]; do
     --manifest-path) manifest="$2"; shift 2 ;;
     --site-config) site_config="$2"; shift 2 ;;
     --role) role="$2"; shift 2 ;;
+    --site-worker) site_worker="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --host) host="$2"; shift 2 ;;
     --node-config) node_extra="$2"; shift 2 ;;
@@ -50,14 +56,20 @@ done
 [[ "$role" == "train" || "$role" == "evaluate" ]] || { echo "--role is train or evaluate, not $role" >&2; exit 2; }
 [[ -r "$root" ]] || { echo "cannot read $root" >&2; exit 1; }
 [[ -r "$key" ]] || { echo "cannot read $key" >&2; exit 1; }
-[[ "$site$data$manifest$site_config" != *'"'* ]] || { echo "values must not contain double quotes" >&2; exit 2; }
+[[ "$site$data$manifest$site_config$site_worker" != *'"'* ]] || { echo "values must not contain double quotes" >&2; exit 2; }
 [[ -x "$bin/flower-supernode" ]] || { echo "flower-supernode not found in $bin" >&2; exit 1; }
 export PATH="$bin:$PATH"   # flower-supernode starts flower-superexec / flwr-clientapp from PATH
+# Its SuperExec looks for a new message every second by default: 0.2 s takes up to 0.8 s
+# off every message for a local HTTP request five times a second. (The SuperNode's own 3 s
+# wait between pulls from the SuperLink is fixed in Flower 1.42.)
+export FLWR_SUPEREXEC_TASK_POLL_INTERVAL="${FLWR_SUPEREXEC_TASK_POLL_INTERVAL:-0.2}"
 
 node_config="site-id=\"$site\" role=\"$role\""
 [[ -n "$data" ]] && node_config+=" data-path=\"$data\""
 [[ -n "$manifest" ]] && node_config+=" manifest-path=\"$manifest\""
 [[ -n "$site_config" ]] && node_config+=" site-config=\"$(cd "$(dirname "$site_config")" && pwd)/$(basename "$site_config")\""
+# The worker's folder must be private (0700); made so here if the worker has not started yet.
+[[ -n "$site_worker" ]] && node_config+=" site-worker=\"$(umask 077 && mkdir -p "$site_worker" && cd "$site_worker" && pwd)\""
 [[ -n "$node_extra" ]] && node_config+=" $node_extra"
 
 args=(

@@ -117,6 +117,8 @@ STARTUP_METRICS: dict[str, MetricRule] = {
     "import-seconds": _seconds(),
     "setup-seconds": _seconds(),
     "build-seconds": _seconds(),
+    "site-worker": MetricRule(0.0, 1.0, integer=True),  # 1: a warm site worker answered
+    "handoff-seconds": _seconds(),  # ClientApp <-> site worker socket round trip
 }
 
 TRAIN_METRICS: dict[str, MetricRule] = {

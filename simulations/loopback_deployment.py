@@ -274,7 +274,10 @@ class Deployment:
         key: Path | None = None,
         max_wait_time: float | None = None,
         role: str = "train",
+        site_worker: Path | None = None,
     ) -> ManagedProcess:
+        """Start a SuperNode for ``site_id``; ``site_worker``: the folder of a warm worker
+        (:meth:`start_site_worker`) its ClientApp hands the work to."""
         assert self.superlink_port is not None, "start the SuperLink first"
         home = self.workdir / f"supernode-{index}"
         home.mkdir(parents=True, exist_ok=True)
@@ -297,9 +300,32 @@ class Deployment:
         ]
         if max_wait_time is not None:
             command += ["--max-wait-time", str(max_wait_time)]
+        if site_worker is not None:
+            command += ["--site-worker", str(site_worker)]
         # The ClientApp runs with the SuperNode's working folder: the project root, so that
         # relative config paths behave as in `flwr run`.
         return self.start(f"supernode-{index}", command, home, cwd=REPO)
+
+    def start_site_worker(self, index: int, timeout: float = 120.0) -> tuple[ManagedProcess, Path]:
+        """Start ``cardiomm site-worker`` for SuperNode ``index``; (the process, its folder)
+        once it listens."""
+        home = self.workdir / f"site-worker-{index}"
+        folder = home / "socket"
+        process = self.start(
+            f"site-worker-{index}",
+            [str(BIN / "cardiomm"), "site-worker", str(folder)],
+            home,
+            cwd=REPO,
+        )
+        wait_for(
+            lambda: not process.running() or (folder / "worker.sock").exists(),
+            timeout,
+            f"site worker {index} to listen",
+            details=process.tail,
+        )
+        if not process.running():
+            raise DeploymentError(f"site worker {index} exited\n{process.tail()}")
+        return process, folder
 
     def key(self, index: int) -> Path:
         return self.certs / f"supernode_{index}"

@@ -18,4 +18,10 @@ PROTOCOL_METRICS = {
 # What a DP-SGD site adds.
 DP_METRICS = {"dp-epsilon", "dp-delta", "dp-steps", "dp-budget-exhausted"}
 # What the ClientApp adds to every reply: where the site's time went before its work.
-STARTUP_METRICS = {"process-seconds", "import-seconds", "setup-seconds"}
+STARTUP_METRICS = {
+    "process-seconds",
+    "import-seconds",
+    "setup-seconds",
+    "site-worker",
+    "handoff-seconds",
+}

@@ -43,8 +43,8 @@ def rate(data_overrides):
     )
 
 
-def _context(overrides):
-    return operator_context(overrides, {"partition-id": 0})
+def _context(overrides, node_config=None):
+    return operator_context(overrides, node_config or {"partition-id": 0})
 
 
 def _global_arrays(overrides):
@@ -70,8 +70,8 @@ def _train(context, server_round, arrays):
     return app(message, context)
 
 
-def _rounds(overrides, count):
-    context, arrays, replies = _context(overrides), _global_arrays(overrides), []
+def _rounds(overrides, count, node_config=None):
+    context, arrays, replies = _context(overrides, node_config), _global_arrays(overrides), []
     for server_round in range(1, count + 1):
         replies.append(_train(context, server_round, arrays))
         if not replies[-1].has_error():
@@ -170,3 +170,16 @@ def test_a_site_without_dp_sgd_reports_no_privacy_numbers_and_keeps_no_state(dat
     assert set(metrics) == PROTOCOL_METRICS | STARTUP_METRICS
     assert math.isfinite(metrics["loss"])
     assert ACCOUNTANT_RECORD not in context.state
+
+
+def test_a_site_worker_charges_the_same_epsilon_and_keeps_the_history_in_context_state(
+    data_overrides, three_rounds, worker
+):
+    node_config = {"partition-id": 0, "site-worker": str(worker.folder)}
+    context, replies = _rounds(f"{data_overrides} privacy=dp_sgd", 2, node_config)
+    _, here = three_rounds
+    assert [_metrics(reply)["site-worker"] for reply in replies] == [1.0, 1.0]
+    assert [_metrics(reply)["dp-epsilon"] for reply in replies] == [
+        _metrics(reply)["dp-epsilon"] for reply in here[:2]
+    ]
+    assert context.state[ACCOUNTANT_RECORD]["steps"] == [2 * LOCAL_STEPS]

@@ -1,0 +1,222 @@
+"""A site's part of one Flower message, in plain values: what the ClientApp does in-process
+and what a warm site worker (client/worker.py) does for it.
+
+A :class:`~client.site_task.SiteTask` holds everything the message and the ClientApp's
+context say (the run config, the node config, the request's config record, the global
+weights as numpy arrays, the DP-SGD history from ``context.state``); :func:`run_task` turns
+it into a :class:`~client.site_task.TaskOutcome` (metrics, weights, the site record, the
+history to store back, or an error code and a reason naming the site). Nothing here knows
+about Flower messages, so the same code answers in the ClientApp's process and in the
+worker's, and both give the same bits.
+
+A site that cannot do its part answers with an error; the round goes on without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from cardiomm.data.errors import DataFileError
+from cardiomm.model.factory import network_from_config
+from cardiomm.privacy.settings import PrivacySettings
+from cardiomm.train.loop import TrainingStepError
+from client.local import (
+    NetworkBuilder,
+    RoundInstructions,
+    evaluate_site,
+    score_files,
+    skipped_files_json,
+    train_site,
+)
+from client.privacy_state import ACCOUNTANT_WHERE
+from client.site import SiteData, SiteDataError, resolve_site
+from client.site_config import compose_site_config
+from client.site_task import EVALUATE, QUERY, TASK_KINDS, TRAIN, SiteTask, TaskOutcome
+from federation.protocol import (
+    CROSS_SITE_DECLINED,
+    CROSS_SITE_MODEL,
+    LEARNING_RATE,
+    LOCAL_STEPS,
+    PRIVACY_BUDGET_SPENT,
+    PROXIMAL_MU,
+    ROLE_EVALUATE,
+    SEED,
+    SERVER_ROUND,
+    SITE_FAILURE,
+    SiteRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def run_task(task: SiteTask, build: NetworkBuilder = network_from_config) -> TaskOutcome:
+    """Do the site's part of one message; never raises (a failure is the outcome)."""
+    site: SiteData | None = None
+    timings: dict[str, float] = {}
+    try:
+        config, site = site_of(task.run_config, task.node_config, timings)
+        if task.kind == TRAIN:
+            outcome = _train(task, config, site, build)
+        elif task.kind == EVALUATE:
+            outcome = _evaluate(task, config, site, build)
+        elif task.kind == QUERY:
+            outcome = TaskOutcome(site=_site_fields(site, "[]"))
+        else:
+            raise ValueError(f"unknown task kind {task.kind!r}: one of {', '.join(TASK_KINDS)}")
+    except Exception as error:  # a site's failure is its reply, never a crashed ClientApp
+        return failure(site, task.node_config, error)
+    if task.kind != QUERY and not outcome.error_code:
+        outcome.metrics.update(timings)
+    return outcome
+
+
+def site_of(
+    run_config: dict[str, Any], node_config: dict[str, Any], timings: dict[str, float]
+) -> tuple[Any, SiteData]:
+    """(the site's composed config, its data): the coordinator's run config under the site's
+    own file, and the site its node config names; their seconds into ``timings``."""
+    began = time.perf_counter()
+    config = compose_site_config(run_config, node_config)
+    site = resolve_site(dict(node_config), config)
+    timings["setup-seconds"] = time.perf_counter() - began
+    return config, site
+
+
+def _train(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -> TaskOutcome:
+    if site.role == ROLE_EVALUATE:
+        raise SiteDataError(
+            f"site {site.site_id} is an evaluation-only site (role=evaluate): it does not train"
+        )
+    received = task.request
+    instructions = RoundInstructions(
+        server_round=int(received[SERVER_ROUND]),
+        local_steps=int(received[LOCAL_STEPS]),
+        learning_rate=float(received[LEARNING_RATE]),
+        proximal_mu=float(received.get(PROXIMAL_MU, 0.0)),
+        seed=int(received.get(SEED, config.seed)),
+    )
+    global_state = _state_dict(task.arrays)
+    if not PrivacySettings.from_config(config).dp_sgd.enabled:
+        state, metrics, skipped = train_site(site, global_state, instructions, config, build=build)
+        return _trained(site, state, metrics, skipped)
+    # Imported here: Opacus takes a second to load, and only DP-SGD runs need it.
+    from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
+
+    accountant = (
+        SiteAccountant()
+        if task.history is None
+        else SiteAccountant.from_lists(task.history, ACCOUNTANT_WHERE)
+    )
+    try:
+        state, metrics, skipped = train_site(
+            site, global_state, instructions, config, accountant, build=build
+        )
+    except PrivacyBudgetSpentError as spent:
+        reason = f"site {site.site_id}: {spent}"
+        logger.warning(reason)
+        return TaskOutcome(error_code=PRIVACY_BUDGET_SPENT, reason=reason)
+    outcome = _trained(site, state, metrics, skipped)
+    # Stored only once the round succeeded: a failed round releases nothing to the server.
+    outcome.history = accountant.to_lists()
+    return outcome
+
+
+def _trained(
+    site: SiteData,
+    state: dict[str, torch.Tensor],
+    metrics: dict[str, float],
+    skipped: list[dict[str, str]],
+) -> TaskOutcome:
+    arrays = {name: tensor.numpy() for name, tensor in state.items()}
+    site_fields = _site_fields(site, skipped_files_json(skipped))
+    return TaskOutcome(metrics=metrics, arrays=arrays, site=site_fields)
+
+
+def _evaluate(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -> TaskOutcome:
+    """The global model's scores on the site's validation split (a training site) or on all
+    of its files, per group (an evaluation-only site); for a model of the cross-site matrix
+    (``cross-site-model`` in the request), its scores on the site's test split (all files of
+    an evaluation-only site), unless the site's own file declines."""
+    global_state = _state_dict(task.arrays)
+    if task.request.get(CROSS_SITE_MODEL) is not None:
+        if not bool(config.sharing.cross_site_evaluation):
+            return _declined(site)
+        metrics, skipped = score_files(site, site.scored_files, global_state, config, build)
+    elif site.role == ROLE_EVALUATE:
+        metrics, skipped = score_files(site, site.evaluation_files, global_state, config, build)
+    else:
+        metrics, skipped = evaluate_site(site, global_state, config, build), []
+    return TaskOutcome(metrics=metrics, site=_site_fields(site, skipped_files_json(skipped)))
+
+
+def _declined(site: SiteData) -> TaskOutcome:
+    reason = (
+        f"site {site.site_id} does not score other models "
+        "(sharing.cross_site_evaluation is false in its site file)"
+    )
+    logger.info(reason)
+    return TaskOutcome(error_code=CROSS_SITE_DECLINED, reason=reason)
+
+
+def _state_dict(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    # Copies: the arrays may be read-only views of a received buffer.
+    return {name: torch.from_numpy(np.array(array)) for name, array in arrays.items()}
+
+
+def _site_fields(site: SiteData, bad_files_json: str) -> dict[str, str]:
+    record = SiteRecord(
+        site.site_id, site.vendor, ", ".join(site.scanners), bad_files_json, site.role
+    )
+    return dict(record.to_record())
+
+
+# Failures whose message says all (a file, a setting, the data): no traceback needed.
+_EXPLAINED = (
+    SiteDataError,
+    DataFileError,
+    FileNotFoundError,
+    ValueError,
+    KeyError,
+    TrainingStepError,
+)
+
+
+def failure(site: SiteData | None, node_config: dict[str, Any], error: Exception) -> TaskOutcome:
+    """The error outcome: the site, the failure's type unless self-explanatory, its message."""
+    who = site.site_id if site is not None else node_description(node_config)
+    # Messages that already name the site (the library's "site Center001: ...") keep theirs.
+    prefix = "" if str(error).startswith(f"site {who}") else f"site {who}: "
+    if isinstance(error, _EXPLAINED):
+        reason = f"{prefix}{error}"
+        logger.error(reason)
+    else:
+        reason = f"site {who}: {type(error).__name__}: {error}"
+        logger.exception(reason)  # the traceback stays in the site's own log
+    return TaskOutcome(error_code=SITE_FAILURE, reason=reason)
+
+
+def worker_handler(build: NetworkBuilder) -> Any:
+    """A site worker's task handler (client/worker.py): header and arrays in, the
+    outcome's header and arrays out, the networks from ``build`` (a warm cache)."""
+
+    def handle(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
+        began = time.perf_counter()
+        try:
+            task = SiteTask.from_header(header, arrays)
+        except ValueError as error:
+            outcome = failure(None, {}, error)
+        else:
+            outcome = run_task(task, build)
+        # The worker's own seconds: the ClientApp's round trip minus these is the handoff.
+        return {**outcome.header(), "seconds": time.perf_counter() - began}, outcome.arrays
+
+    return handle
+
+
+def node_description(node_config: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in dict(node_config).items()) or "unknown"
