@@ -3,8 +3,11 @@
 Runs a small consortium (3 training sites of the tiny synthetic set; model small, 20 local
 steps by default) as a Flower simulation (`flwr run .`, Ray workers), as a loopback
 deployment (TLS SuperLink and one authenticated SuperNode per site as separate processes,
-started with the deploy/ scripts) and as the same deployment with a warm site worker beside
-every SuperNode (`cardiomm site-worker`, client/worker.py): before and after, in one run.
+started with the deploy/ scripts) three ways, before and after in one run:
+`deployment-before` sends the weights one array per tensor (`federation.pack_arrays=false`)
+and each ClientApp process does its own work; `deployment` packs them into one array per
+dtype (federation/array_packing.py); `deployment-warm` also hands each message's work to a
+warm site worker beside every SuperNode (`cardiomm site-worker`, client/worker.py).
 Every round's wall time is broken down by cause, from the round's history.json and the
 per-site figures each reply carries (client/startup.py):
 
@@ -21,7 +24,7 @@ per-site figures each reply carries (client/startup.py):
 Each phase waits for its slowest site: per phase, the causes are that site's, and the rest is
 Flower's. The overhead is everything but compute, as a share of the round.
 
-    .venv/bin/python benchmarks/round_overhead.py                  # all three, 2 rounds each
+    .venv/bin/python benchmarks/round_overhead.py                  # all four, 2 rounds each
     .venv/bin/python benchmarks/round_overhead.py --mode simulation --model paper --local-steps 1
 """
 
@@ -39,7 +42,7 @@ from typing import Any
 
 from federation.records import RoundRecord, read_history
 
-MODES = ("simulation", "deployment", "deployment-warm")
+MODES = ("simulation", "deployment-before", "deployment", "deployment-warm")
 CAUSES = ("process", "imports", "setup", "build", "handoff", "compute", "messaging")
 _SITE_KEYS = {
     "process": "process-seconds",
@@ -88,6 +91,8 @@ def main() -> int:
         output = workdir / mode
         began = time.monotonic()
         run_overrides = [*overrides, f"output_dir={output}"]
+        if mode == "deployment-before":
+            run_overrides.append("federation.pack_arrays=false")
         if mode == "simulation":
             history = _simulate(run_overrides, output, args.sites, args.rounds)
         else:

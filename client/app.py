@@ -26,12 +26,10 @@ messages with the global model's official scores on all of its files, per group.
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections import OrderedDict
 
 from flwr.app import (
-    Array,
-    ArrayRecord,
     ConfigRecord,
     Context,
     Error,
@@ -47,6 +45,7 @@ from client.central_dp import central_dp_clipping_mod
 from client.privacy_state import store_history, stored_history
 from client.secure_aggregation import secure_aggregation_mod
 from client.site_task import EVALUATE, QUERY, TRAIN, SiteTask, TaskOutcome, scalar_values
+from federation.array_packing import received_weights, weights_record
 from federation.protocol import (
     ARRAYS,
     CONFIG,
@@ -88,13 +87,16 @@ def roll_call(msg: Message, context: Context) -> Message:
 
 def _answer(kind: str, msg: Message, context: Context) -> Message:
     timings = client.startup.CLOCK.take() if kind != QUERY else {}
+    arrays, layout = {}, None
     try:
+        if kind != QUERY:
+            arrays, layout = received_weights(msg.content)  # packed by the server, or not
         task = SiteTask(
             kind=kind,
             run_config=scalar_values(context.run_config),
             node_config=scalar_values(context.node_config),
             request=scalar_values(msg.content.config_records.get(CONFIG, {})),
-            arrays=_arrays(msg) if kind != QUERY else {},
+            arrays=arrays,
             history=stored_history(context.state) if kind == TRAIN else None,
         )
     except Exception as error:  # a malformed message or state is the site's error reply
@@ -102,6 +104,11 @@ def _answer(kind: str, msg: Message, context: Context) -> Message:
         logger.error(reason)
         return Message(Error(code=SITE_FAILURE, reason=reason), reply_to=msg)
     outcome, served = _run(task)
+    if kind != QUERY:
+        # The stack imported for the task itself is part of this process's imports.
+        timings["import-seconds"] = timings.get("import-seconds", 0.0) + served.pop("imports")
+    else:
+        served.pop("imports")
     if outcome.error_code:
         return Message(Error(code=outcome.error_code, reason=outcome.reason), reply_to=msg)
     if outcome.history is not None:
@@ -110,17 +117,14 @@ def _answer(kind: str, msg: Message, context: Context) -> Message:
     if kind != QUERY:
         content[METRICS] = MetricRecord({**outcome.metrics, **timings, **served})
     if kind == TRAIN:
-        content[ARRAYS] = ArrayRecord(
-            array_dict=OrderedDict(
-                (name, Array.from_numpy_ndarray(array)) for name, array in outcome.arrays.items()
-            )
-        )
+        content[ARRAYS] = weights_record(outcome.arrays, layout)
     return Message(content=content, reply_to=msg)
 
 
 def _run(task: SiteTask) -> tuple[TaskOutcome, dict[str, float]]:
-    """(the task's outcome, how it was served): by the site worker when the node config names
-    one and it answers, otherwise here."""
+    """(the task's outcome, how it was served: ``site-worker``, ``handoff-seconds`` and the
+    seconds this process spent importing for it, ``imports``): by the site worker when the
+    node config names one and it answers, otherwise here."""
     folder = task.node_config.get(NODE_SITE_WORKER)
     if folder:
         from client.worker import WorkerUnavailableError, submit
@@ -134,18 +138,14 @@ def _run(task: SiteTask) -> tuple[TaskOutcome, dict[str, float]]:
             logger.warning("the site worker cannot take the task, doing it here: %s", error)
         else:
             round_trip = time.perf_counter() - began
-            return outcome, {"site-worker": 1.0, "handoff-seconds": max(0.0, round_trip - work)}
+            handoff = max(0.0, round_trip - work)
+            return outcome, {"site-worker": 1.0, "handoff-seconds": handoff, "imports": 0.0}
     # Imported only here: torch and the model stack are what a warm worker saves this process.
+    began, cold = time.perf_counter(), "client.tasks" not in sys.modules
     from client.tasks import run_task
 
-    return run_task(task), {"site-worker": 0.0, "handoff-seconds": 0.0}
-
-
-def _arrays(msg: Message) -> dict:
-    record = msg.content.array_records.get(ARRAYS)
-    if record is None:
-        raise ValueError(f"the message holds no '{ARRAYS}' record")
-    return {name: array.numpy() for name, array in record.items()}
+    imports = time.perf_counter() - began if cold else 0.0
+    return run_task(task), {"site-worker": 0.0, "handoff-seconds": 0.0, "imports": imports}
 
 
 def _node_description(context: Context) -> str:

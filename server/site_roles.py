@@ -35,6 +35,7 @@ from federation.records import RoundRecord
 from federation.reply_checks import ROLL_CALL, ZERO_SHOT
 from server.replies import PhaseReplies, ReplyGate, finite_max, sort_replies
 from server.settings import FederationSettings
+from server.wrapped_grid import WrappedGrid
 from strategies.vendor_personalisation import VendorPersonalisation
 
 
@@ -111,7 +112,7 @@ class SiteRoles:
         return answered
 
 
-class TrainingSitesGrid(Grid):
+class TrainingSitesGrid(WrappedGrid):
     """``grid`` as a strategy should see it: only the training sites are connected.
 
     Every :meth:`get_node_ids` first rolls-calls the nodes that joined since, so a strategy
@@ -119,35 +120,13 @@ class TrainingSitesGrid(Grid):
     """
 
     def __init__(self, grid: Grid, roles: SiteRoles) -> None:
-        self.grid = grid
+        super().__init__(grid)
         self.roles = roles
 
     def get_node_ids(self) -> Iterable[int]:
         connected = list(self.grid.get_node_ids())
         self.roles.roll_call(self.grid, connected)
         return self.roles.nodes(ROLE_TRAIN, connected)
-
-    # The rest is the wrapped grid's.
-    def set_run(self, run: Any) -> None:
-        self.grid.set_run(run)
-
-    @property
-    def run(self) -> Any:
-        return self.grid.run
-
-    def create_message(self, *args: Any, **kwargs: Any) -> Message:
-        return self.grid.create_message(*args, **kwargs)
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        return self.grid.push_messages(messages)
-
-    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return self.grid.pull_messages(message_ids)
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        return self.grid.send_and_receive(messages, timeout=timeout)
 
 
 @dataclasses.dataclass

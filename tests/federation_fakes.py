@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from flwr.app import (
-    ArrayRecord,
     ConfigRecord,
     Context,
     Error,
@@ -37,6 +36,7 @@ from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
 from client.site_config import write_site_file
+from federation.array_packing import received_weights, weights_record
 from federation.config import compose_overrides
 
 RUN_ID = 7
@@ -257,7 +257,8 @@ def fake_site_app(
         generator = torch.Generator().manual_seed(
             int(config["seed"]) * 100_003 + int(config["server-round"]) * 101 + number
         )
-        state = msg.content["arrays"].to_torch_state_dict()
+        received, layout = received_weights(msg.content)
+        state = {key: torch.from_numpy(value.copy()) for key, value in received.items()}
         scale = float(config["learning-rate"]) * (1.0 - float(config["proximal-mu"]))
         new_state = {
             key: value + scale * torch.randn(value.shape, generator=generator, dtype=value.dtype)
@@ -283,7 +284,9 @@ def fake_site_app(
         }
         content = RecordDict(
             {
-                "arrays": ArrayRecord(new_state),
+                "arrays": weights_record(
+                    {key: value.numpy() for key, value in new_state.items()}, layout
+                ),
                 "metrics": MetricRecord(metrics),
                 "site": _site_record(site, vendors.get(site, "Siemens")),
             }
@@ -332,7 +335,8 @@ def fake_site_app(
 
 def _zero_shot_reply(msg: Message, site: str, vendor: str, number: int) -> Message:
     """Scores that depend on the weights sent: PSNR falls with their mean absolute value."""
-    state = msg.content["arrays"].to_torch_state_dict()
+    received = received_weights(msg.content)[0]
+    state = {key: torch.from_numpy(value.copy()) for key, value in received.items()}
     size = sum(value.abs().sum().item() for value in state.values())
     psnr = 40.0 - size / sum(value.numel() for value in state.values())
     metrics = {
@@ -382,3 +386,8 @@ def federation_config(output_dir: Any, *overrides: str, tracking: bool = False) 
         ],
         config_name="federation",
     )
+
+
+def sent_weights(message: Message) -> dict[str, Any]:
+    """The weights a request carried, by name (unpacked when the server packed them)."""
+    return received_weights(message.content)[0]

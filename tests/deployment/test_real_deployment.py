@@ -1,6 +1,6 @@
 """A real deployment on loopback: one SuperLink and four SuperNodes as separate processes
-(three training sites and one evaluation-only site), TLS and SuperNode authentication with
-registered ECDSA P-384 keys, driven by the `flwr` CLI.
+(three training sites, one of them with a warm site worker, and one evaluation-only site),
+TLS and SuperNode authentication with registered ECDSA P-384 keys, driven by the `flwr` CLI.
 
 Everything is started through deploy/*.sh with its own FLWR_HOME and free ports, and stopped
 by process id at the end (tests/deployment/harness.py).
@@ -28,6 +28,7 @@ SITES = {  # site id -> scanner folder (two vendors)
     "Center003": "Siemens_15T_Avanto",
 }
 EVALUATION_SITE = ("Center004", "GE_15T_Signa")  # role=evaluate: never trains
+WARM_SITE = "Center001"  # hands its work to a `cardiomm site-worker` beside its SuperNode
 ALL_SITES = {**SITES, EVALUATION_SITE[0]: EVALUATION_SITE[1]}
 UNREGISTERED = len(ALL_SITES) + 1  # key index made but never registered
 NUM_ROUNDS = 2
@@ -62,12 +63,14 @@ def deployed(tmp_path_factory):
     try:
         deployment.start_superlink()
         node_ids = deployment.register(*range(1, len(ALL_SITES) + 1))
+        worker, worker_folder = deployment.start_site_worker(1)
         nodes = [
             deployment.start_supernode(
                 index,
                 site,
                 data[site],
                 role="evaluate" if site == EVALUATION_SITE[0] else "train",
+                site_worker=worker_folder if site == WARM_SITE else None,
             )
             for index, site in enumerate(ALL_SITES, start=1)
         ]
@@ -97,6 +100,7 @@ def deployed(tmp_path_factory):
             "node_ids": node_ids,
             "nodes": nodes,
             "stranger": stranger,
+            "worker": worker,
             "data": data,
             "work": work,
             "startup_seconds": time.monotonic() - started,
@@ -244,11 +248,15 @@ def test_two_rounds_with_every_training_site_and_an_evaluation_only_site(deploye
         for site, entry in record["sites"].items():
             assert int(entry["node-id"]) == node_of_site[site], (site, entry)
             assert entry["train"]["num-examples"] > 0, (site, entry)
+            # The warm site's worker did its work; the others did it in their ClientApps.
+            assert entry["train"]["site-worker"] == float(site == WARM_SITE), (site, entry)
         round_seconds.append(record.get("timing", {}))
     # After the last round, the final model scored at every site, evaluation-only included.
     with open(output / "cross_site.csv", newline="") as handle:
         cells = [row for row in csv.DictReader(handle) if row["model"] == "global"]
     assert {row["site"]: row["status"] for row in cells} == dict.fromkeys(ALL_SITES, "ok"), cells
+    assert deployed["worker"].running(), deployed["worker"].tail()
+    assert "task" in deployed["worker"].log_text(), deployed["worker"].tail()
     print(
         f"\ndeployment run {run_id}: {NUM_ROUNDS} rounds in {elapsed:.1f} s "
         f"(SuperLink + nodes start-up {deployed['startup_seconds']:.1f} s); "

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from cardiomm.model.checkpoint import read_checkpoint
+from federation.array_packing import received_weights
 from server.rounds import run_federation
 from tests.federation_fakes import (
     InProcessGrid,
@@ -17,7 +18,8 @@ def _first_sent(output, *overrides):
     grid = InProcessGrid(fake_site_app(), simulation_node_configs(2))
     result = run_federation(federation_config(output, "federation.num_rounds=1", *overrides), grid)
     first_train = next(m for m in grid.sent if m.metadata.message_type == "train")
-    return first_train.content["arrays"].to_torch_state_dict(), result
+    sent = received_weights(first_train.content)[0]
+    return {key: torch.from_numpy(value.copy()) for key, value in sent.items()}, result
 
 
 def test_fresh_weights_depend_on_the_seed_only(tmp_path):

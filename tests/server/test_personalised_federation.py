@@ -14,6 +14,7 @@ from tests.federation_fakes import (
     InProcessGrid,
     fake_site_app,
     federation_config,
+    sent_weights,
     simulation_node_configs,
 )
 
@@ -33,7 +34,7 @@ def _run(output, rounds, *overrides):
 
 def _sent(grid, node, message_type=MessageType.TRAIN):
     return [
-        message.content["arrays"][PERSONAL].numpy().copy()
+        sent_weights(message)[PERSONAL].copy()
         for message in grid.sent
         if message.metadata.message_type == message_type and message.metadata.dst_node_id == node
     ]
@@ -51,8 +52,8 @@ def test_sites_of_one_vendor_receive_the_same_copy_and_other_vendors_another(tmp
 def test_shared_parameters_are_the_same_for_every_vendor(tmp_path):
     _, grid = _run(tmp_path, 2)
     trains = [m for m in grid.sent if m.metadata.message_type == MessageType.TRAIN][-3:]
-    key = next(key for key in trains[0].content["arrays"] if "data_consistency" not in key)
-    values = [message.content["arrays"][key].numpy() for message in trains]
+    key = next(key for key in sent_weights(trains[0]) if "data_consistency" not in key)
+    values = [sent_weights(message)[key] for message in trains]
     assert all((value == values[0]).all() for value in values)
 
 
