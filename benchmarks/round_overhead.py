@@ -4,8 +4,9 @@ Runs a small consortium (3 training sites of the tiny synthetic set; model small
 steps by default) as a Flower simulation (`flwr run .`, Ray workers), as a loopback
 deployment (TLS SuperLink and one authenticated SuperNode per site as separate processes,
 started with the deploy/ scripts) three ways, before and after in one run:
-`deployment-before` sends the weights one array per tensor (`federation.pack_arrays=false`)
-and each ClientApp process does its own work; `deployment` packs them into one array per
+`deployment-before` is Flower 1.42 as it comes: weights one array per tensor
+(`federation.pack_arrays=false`), replies looked for every 3 s, the SuperExec's 1 s poll, and
+each ClientApp process doing its own work; `deployment` packs them into one array per
 dtype (federation/array_packing.py); `deployment-warm` also hands each message's work to a
 warm site worker beside every SuperNode (`cardiomm site-worker`, client/worker.py).
 Every round's wall time is broken down by cause, from the round's history.json and the
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -42,6 +44,7 @@ from typing import Any
 
 from federation.records import RoundRecord, read_history
 
+_POLL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
 MODES = ("simulation", "deployment-before", "deployment", "deployment-warm")
 CAUSES = ("process", "imports", "setup", "build", "handoff", "compute", "messaging")
 _SITE_KEYS = {
@@ -68,6 +71,12 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sites", type=int, default=3)
     parser.add_argument("--text", default="minilm", help="text encoder (default minilm)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="one more Hydra override of every run (repeatable), e.g. federation.pack_arrays=false",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--workdir", type=Path, help="keep the runs here (default: temporary)")
     return parser.parse_args()
@@ -85,6 +94,7 @@ def main() -> int:
         "federation.global_evaluation=false",
         "federation.cross_site.enabled=false",
         "tracking.enabled=false",
+        *args.override,
     ]
     figures: dict[str, Any] = {"settings": vars(args) | {"workdir": str(workdir)}}
     for mode in args.mode:
@@ -92,10 +102,12 @@ def main() -> int:
         began = time.monotonic()
         run_overrides = [*overrides, f"output_dir={output}"]
         if mode == "deployment-before":
-            run_overrides.append("federation.pack_arrays=false")
+            run_overrides += ["federation.pack_arrays=false", "federation.reply_poll_seconds=3"]
         if mode == "simulation":
             history = _simulate(run_overrides, output, args.sites, args.rounds)
         else:
+            # Flower's default SuperExec poll for "before", deploy/supernode.sh's otherwise.
+            os.environ[_POLL_ENV] = "1.0" if mode == "deployment-before" else "0.2"
             history = _deploy(run_overrides, output, args.sites, warm=mode == "deployment-warm")
         figures[mode] = {
             "wall-seconds": time.monotonic() - began,

@@ -11,8 +11,10 @@ import logging
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
+from omegaconf import OmegaConf
 
 from federation.config import compose_run_config
+from server.prompt_grid import prompt
 from server.rounds import run_federation
 from server.secure_aggregation import run_secure_federation
 from server.secure_settings import secure_aggregation_enabled
@@ -40,6 +42,7 @@ def main(grid: Grid, context: Context) -> None:
     """Run (or resume) the federation described by the composed config."""
     _show_server_logs()
     config = compose_run_config(context.run_config)
+    grid = prompt(grid, float(OmegaConf.select(config, "federation.reply_poll_seconds") or 0.25))
     if secure_aggregation_enabled(config):  # privacy=secagg: Flower's SecAgg+ path
         result = run_secure_federation(config, grid)
     else:
