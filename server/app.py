@@ -11,13 +11,13 @@ import logging
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
-from omegaconf import OmegaConf
 
 from federation.config import compose_run_config
-from server.prompt_grid import prompt
+from server.deployed_grid import deployed
 from server.rounds import run_federation
 from server.secure_aggregation import run_secure_federation
 from server.secure_settings import secure_aggregation_enabled
+from server.settings import FederationSettings
 
 app = ServerApp()
 
@@ -42,11 +42,11 @@ def main(grid: Grid, context: Context) -> None:
     """Run (or resume) the federation described by the composed config."""
     _show_server_logs()
     config = compose_run_config(context.run_config)
-    grid = prompt(grid, float(OmegaConf.select(config, "federation.reply_poll_seconds") or 0.25))
-    if secure_aggregation_enabled(config):  # privacy=secagg: Flower's SecAgg+ path
-        result = run_secure_federation(config, grid)
-    else:
-        result = run_federation(config, grid)
+    secure = secure_aggregation_enabled(config)
+    grid = deployed(grid, FederationSettings.from_config(config), secure)
+    # privacy=secagg: Flower's SecAgg+ path
+    run = run_secure_federation if secure else run_federation
+    result = run(config, grid)
     logging.getLogger(__name__).info(
         "federation done: rounds %s, final model %s", result.rounds, result.final_checkpoint
     )

@@ -45,10 +45,3 @@ class PromptGrid(WrappedGrid):
                 break
             time.sleep(self.poll_seconds)
         return replies
-
-
-def prompt(grid: Grid, poll_seconds: float) -> Grid:
-    """``grid`` wrapped in a :class:`PromptGrid` when it is Flower's deployed grid."""
-    from flwr.superlink.grid.http_grid import HttpGrid
-
-    return PromptGrid(grid, poll_seconds) if isinstance(grid, HttpGrid) else grid

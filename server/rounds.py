@@ -47,7 +47,6 @@ from server.checkpoints import (
 from server.cross_site import AfterRounds, cross_site_phase
 from server.global_evaluation import GlobalEvaluator
 from server.model import GlobalModel
-from server.packed_grid import PackedArraysGrid
 from server.replies import PhaseReplies, ReplyGate, array_bytes, open_gate
 from server.round_phases import (
     aggregate_train_replies,
@@ -104,8 +103,6 @@ class FederationResult:
 def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     """Run (or resume) the federation the config describes over ``grid``."""
     settings = FederationSettings.from_config(config)
-    if settings.pack_arrays:
-        grid = PackedArraysGrid(grid)
     strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
     personalisation = _personalisation(settings, model)

@@ -55,8 +55,11 @@ class FederationSettings:
             (``federation.cross_site.enabled``, server/cross_site.py).
         cross_site_models: more models for that matrix, ``{name: checkpoint path}``
             (``federation.cross_site.models``).
-        pack_arrays: send the weights as one array per dtype (``federation.pack_arrays``,
-            federation/array_packing.py); the secure-aggregation path never packs.
+        pack_arrays: a deployment sends the weights as one array per dtype
+            (``federation.pack_arrays``, federation/array_packing.py); the secure-aggregation
+            path and simulations never pack.
+        reply_poll_seconds: how often a deployment looks for replies
+            (``federation.reply_poll_seconds``, server/prompt_grid.py).
         global_evaluation: evaluate the global model on the server after each round
             (``federation.global_evaluation``; simulation only: the server reads the data).
         evaluation_splits: ``held-out`` and / or manifest splits (``test``) to evaluate
@@ -103,6 +106,7 @@ class FederationSettings:
     cross_site: bool
     cross_site_models: dict[str, str]
     pack_arrays: bool
+    reply_poll_seconds: float
     global_evaluation: bool
     evaluation_splits: tuple[str, ...]
     evaluation_max_items: int
@@ -178,6 +182,7 @@ class FederationSettings:
                 for name, path in (select(config, "federation.cross_site.models", {}) or {}).items()
             },
             pack_arrays=bool(select(config, "federation.pack_arrays", True)),
+            reply_poll_seconds=float(select(config, "federation.reply_poll_seconds", 0.25)),
             global_evaluation=bool(select(config, "federation.global_evaluation", False)),
             evaluation_splits=tuple(select(config, "federation.eval_splits", ["held-out", "test"])),
             evaluation_max_items=int(select(config, "federation.max_eval_items", 0)),

@@ -157,14 +157,7 @@ CONSORTIUM = (
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     output = tmp_path_factory.mktemp("chaos")
-    # Weights per array: the attacks change one array (tests/server/test_packed_grid.py
-    # covers packed replies that do not fit).
-    options = [
-        f"federation.num_rounds={len(ATTACKS)}",
-        "federation.local_steps=1",
-        "federation.pack_arrays=false",
-        CONSORTIUM,
-    ]
+    options = [f"federation.num_rounds={len(ATTACKS)}", "federation.local_steps=1", CONSORTIUM]
     honest = run_federation(
         federation_config(output / "honest", *options),
         InProcessGrid(fake_site_app(), simulation_node_configs(3)),

@@ -1,10 +1,11 @@
-"""The round loop's weights travel packed: the same federation as per-array weights, and a
+"""A deployment's weights travel packed: the same federation as per-array weights, and a
 site whose packed weights do not fit what it was sent is refused."""
 
 import numpy as np
 import torch
 from flwr.app import Array, MessageType
 
+from server.packed_grid import PackedArraysGrid
 from server.rounds import run_federation
 from tests.federation_fakes import (
     InProcessGrid,
@@ -14,15 +15,15 @@ from tests.federation_fakes import (
 )
 
 
-def _run(output, *overrides, app=None):
+def _run(output, packed=True, app=None):
     grid = InProcessGrid(app or fake_site_app(), simulation_node_configs(3))
-    config = federation_config(output, "federation.num_rounds=2", *overrides)
-    return run_federation(config, grid), grid
+    config = federation_config(output, "federation.num_rounds=2")
+    return run_federation(config, PackedArraysGrid(grid) if packed else grid), grid
 
 
 def test_a_packed_federation_ends_with_the_same_weights_as_a_per_array_one(tmp_path):
     packed, grid = _run(tmp_path / "packed")
-    plain, _ = _run(tmp_path / "plain", "federation.pack_arrays=false")
+    plain, _ = _run(tmp_path / "plain", packed=False)
     assert packed.arrays.keys() == plain.arrays.keys()
     assert all(torch.equal(packed.arrays[key], plain.arrays[key]) for key in plain.arrays)
     train = next(m for m in grid.sent if m.metadata.message_type == MessageType.TRAIN)

@@ -5,7 +5,10 @@ import time
 import pytest
 from flwr.app import ConfigRecord, Message, RecordDict
 
-from server.prompt_grid import PromptGrid, prompt
+from federation.config import compose_overrides
+from server.deployed_grid import deployed
+from server.prompt_grid import PromptGrid
+from server.settings import FederationSettings
 from tests.federation_fakes import InProcessGrid, fake_site_app, simulation_node_configs
 
 
@@ -52,7 +55,8 @@ def test_an_interval_outside_the_range_is_refused():
 
 def test_only_the_deployed_grid_is_wrapped():
     grid = InProcessGrid(fake_site_app(), simulation_node_configs(2))
-    assert prompt(grid, 0.25) is grid
+    settings = FederationSettings.from_config(compose_overrides(""))
+    assert deployed(grid, settings, secure=False) is grid
 
 
 def test_messages_go_out_unchanged():
