@@ -21,8 +21,10 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from cardiomm.data.masking import MaskSetting
+    from cardiomm.data.metadata import ScanMetadata
     from cardiomm.model.interface import Reconstructor
     from cardiomm.recon.submission import FileSummary, InputFiles
+    from cardiomm.recon.volume import VolumeReconstruction
 
 NAME = "reconstruct"
 HELP = (
@@ -30,6 +32,9 @@ HELP = (
     "submission .mat files, with PNG previews and a summary."
 )
 METHODS = ("zero-filled", "sense")
+
+
+OUTPUT_FORMATS = ("mat", "dicom", "both")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="write a PNG preview per file (default: yes)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        default="mat",
+        help="mat: the challenge's submission layout (default); dicom: one MR image series "
+        "per file under OUTPUT/dicom/ (needs the file's geometry sidecar); both",
     )
     parser.add_argument(
         "--full",
@@ -198,18 +210,26 @@ def _reconstruct_file(
             volume = reconstruct_volume(
                 series, masks, reconstructor, device, args.batch_size, remove_oversampling=remove
             )
+            metadata = series.metadata
     except (DataFileError, OSError) as error:
         reason = error.reason if isinstance(error, DataFileError) else str(error)
         return _skipped(path, reason)
     written[relative] = path
     is_mapping = is_mapping_series(series_stem(path.name))
-    write_reconstruction(
-        args.output / relative,
-        volume.reconstruction,
-        is_mapping,
-        args.full,
-        oversampling_removed=volume.oversampling_removed,
-    )
+    output, note = args.output / relative, ""
+    if args.format in ("dicom", "both"):
+        series_name = f"{reconstructor.name} reconstruction, {masks.name}"
+        output, note = _write_dicom(path, args.output, relative, volume, metadata, series_name)
+        if output is None and args.format == "dicom":
+            return _skipped(path, note)
+    if args.format in ("mat", "both"):
+        output = write_reconstruction(
+            args.output / relative,
+            volume.reconstruction,
+            is_mapping,
+            args.full,
+            oversampling_removed=volume.oversampling_removed,
+        )
     if args.preview:
         save_volume_preview(
             args.output / preview_relative_path(relative),
@@ -220,7 +240,8 @@ def _reconstruct_file(
     row = FileSummary(
         input=path,
         status="ok",
-        output=args.output / relative,
+        output=output,
+        reason=note,
         method=reconstructor.name,
         mask=masks.name,
         mask_source=masks.source,
@@ -238,6 +259,38 @@ def _reconstruct_file(
         row.psnr, row.ssim, row.nmse = scores.psnr, scores.ssim, scores.nmse
     row.seconds = time.perf_counter() - started
     return row
+
+
+def _write_dicom(
+    path: Path,
+    output_root: Path,
+    relative: Path,
+    volume: VolumeReconstruction,
+    metadata: ScanMetadata,
+    description: str,
+) -> tuple[Path | None, str]:
+    """(the DICOM series folder, "") or (None, why no series was written for ``path``)."""
+    from cardiomm.data.errors import DataFileError
+    from cardiomm.data.geometry import read_geometry
+    from cardiomm.recon.dicom import SeriesIdentity, write_dicom_series
+
+    try:
+        geometry = read_geometry(path)
+    except DataFileError as error:
+        return None, f"no DICOM: {error}"
+    if geometry is None:
+        reason = f"no DICOM: no geometry sidecar {path.with_suffix('.json').name} beside the file"
+        print(f"cardiomm reconstruct: warning: {path}: {reason}", file=sys.stderr)
+        return None, reason
+    folder = output_root / "dicom" / relative.with_suffix("")
+    identity = SeriesIdentity(
+        patient=relative.parent.name or "anonymous",
+        study_key=relative.parent.as_posix(),
+        series_key=f"{relative.as_posix()} {description}",
+        description=description,
+    )
+    write_dicom_series(folder, volume.reconstruction, metadata, geometry, identity)
+    return folder, ""
 
 
 def _skipped(path: Path, reason: str) -> FileSummary:
