@@ -1,0 +1,60 @@
+"""Fully sampled short-axis cine images and their class maps, for training and scoring the
+segmenter.
+
+A synthetic cine SAX file (``cine_sax.mat``) has a label file beside it
+(``cine_sax_labels.npz``, (frames, slices, ky, kx) on the stored k-space grid); the
+reference image of each (frame, slice) is the root-sum-of-squares of its fully sampled coil
+images, divided by its 99.5th percentile so every scanner's images share one range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cardiomm.data.readers import open_series
+from cardiomm.data.synthetic import read_labels
+from cardiomm.physics.coils import rss
+from cardiomm.physics.fourier import ifft2c
+from cardiomm.segmentation.classes import segmentation_classes
+
+CINE_SAX = "cine_sax"
+
+
+def cine_sax_files(files: Iterable[Path]) -> list[Path]:
+    """The fully sampled cine short-axis files among ``files`` that have labels."""
+    return [
+        path
+        for path in files
+        if path.stem == CINE_SAX and path.with_name(f"{path.stem}_labels.npz").is_file()
+    ]
+
+
+def normalised(image: np.ndarray) -> np.ndarray:
+    """``image`` over its 99.5th percentile (float32; unchanged scale when it is all zero)."""
+    scale = float(np.percentile(image, 99.5)) if image.size else 0.0
+    return (image / scale if scale > 0 else image).astype(np.float32)
+
+
+def reference_image(kspace: np.ndarray) -> np.ndarray:
+    """float32 (ky, kx) normalised RSS image of (coils, ky, kx) fully sampled k-space."""
+    coils = ifft2c(torch.from_numpy(np.ascontiguousarray(kspace)))
+    return normalised(rss(coils, dim=0).numpy())
+
+
+def reference_slices(files: Iterable[Path]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(float32 image (ky, kx), uint8 classes (ky, kx)) of every frame and slice of the cine
+    SAX files among ``files``."""
+    pairs = []
+    for path in cine_sax_files(files):
+        classes = segmentation_classes(read_labels(path)["labels"])
+        with open_series(path) as series:
+            frames, slices = series.shape.frames, series.shape.slices
+            for frame in range(frames):
+                for slice_index in range(slices):
+                    image = reference_image(series.read_kspace(frame, slice_index))
+                    pairs.append((image, classes[frame, slice_index]))
+    return pairs

@@ -1,0 +1,131 @@
+"""The MONAI segmenter of the clinical check: its classes, its reference slices, training
+with checkpoints, and Dice."""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cardiomm.cli import main
+from cardiomm.data.synthetic import generate_dataset, get_preset
+from cardiomm.data.synthetic.labels import Label
+from cardiomm.segmentation.classes import LV_BLOOD, LV_MYOCARDIUM, RV_BLOOD, segmentation_classes
+from cardiomm.segmentation.network import (
+    build_segmenter,
+    load_segmenter,
+    predict,
+    save_segmenter,
+)
+from cardiomm.segmentation.reference_slices import cine_sax_files, reference_slices
+from cardiomm.segmentation.training import SegmenterSettings, dice_per_class, train_segmenter
+
+
+@pytest.fixture(scope="module")
+def cine_files(tmp_path_factory):
+    """One patient's synthetic cine short-axis file with its labels."""
+    tiny = get_preset("tiny")
+    site = dataclasses.replace(tiny.sites[0], patients=1, series=("cine_sax",))
+    preset = dataclasses.replace(tiny, name="segmenter", sites=(site,))
+    root = generate_dataset(tmp_path_factory.mktemp("cine"), preset, seed=0, show_progress=False)
+    return sorted(root.rglob("*.mat"))
+
+
+def _disk_pair():
+    """A drawn short-axis slice: LV blood disk, myocardial ring, RV crescent."""
+    rows, columns = np.mgrid[:40, :48]
+    radius = np.hypot(rows - 20, columns - 26)
+    classes = np.zeros((40, 48), np.uint8)
+    classes[(radius >= 7) & (radius < 11)] = LV_MYOCARDIUM
+    classes[radius < 7] = LV_BLOOD
+    classes[(np.hypot(rows - 20, columns - 12) < 7) & (radius >= 11)] = RV_BLOOD
+    image = np.choose(classes, [0.1, 0.9, 0.4, 1.0]).astype(np.float32)
+    return image, classes
+
+
+def test_scar_counts_as_myocardium_and_other_tissues_as_background():
+    tissues = np.array(
+        [Label.RV_BLOOD, Label.LV_MYOCARDIUM, Label.SCAR, Label.LV_BLOOD, Label.LIVER]
+    )
+    assert segmentation_classes(tissues).tolist() == [
+        RV_BLOOD,
+        LV_MYOCARDIUM,
+        LV_MYOCARDIUM,
+        LV_BLOOD,
+        0,
+    ]
+
+
+def test_every_frame_and_slice_of_a_cine_sax_file_is_a_reference_pair(cine_files):
+    assert cine_sax_files(cine_files) == cine_files
+    pairs = reference_slices(cine_files)
+    assert len(pairs) > 1
+    for image, classes in pairs:
+        assert image.shape == classes.shape and image.dtype == np.float32
+        assert np.percentile(image, 99.5) == pytest.approx(1.0, rel=1e-4)
+        assert set(np.unique(classes)) <= {0, RV_BLOOD, LV_MYOCARDIUM, LV_BLOOD}
+    assert any((classes == LV_BLOOD).any() for _, classes in pairs)
+
+
+def test_training_learns_a_drawn_heart_and_its_dice_says_so(tmp_path):
+    pair = _disk_pair()
+    settings = SegmenterSettings(size="tiny", steps=120, learning_rate=3e-3, seed=0)
+    result = train_segmenter([pair], settings, tmp_path, show_progress=False)
+    network, size = load_segmenter(result.checkpoint)
+    dice = dice_per_class(network, size, [pair])
+    assert min(dice.values()) > 0.8, dice
+
+
+def test_the_same_seed_trains_the_same_weights(tmp_path):
+    settings = SegmenterSettings(size="tiny", steps=5, seed=3)
+    first = train_segmenter([_disk_pair()], settings, tmp_path / "a", show_progress=False)
+    again = train_segmenter([_disk_pair()], settings, tmp_path / "b", show_progress=False)
+    one, two = (load_segmenter(run.checkpoint)[0].state_dict() for run in (first, again))
+    assert all(torch.equal(one[key], two[key]) for key in one)
+
+
+def test_step_checkpoints_are_kept_when_asked(tmp_path):
+    settings = SegmenterSettings(size="tiny", steps=4, checkpoint_every=2)
+    train_segmenter([_disk_pair()], settings, tmp_path, show_progress=False)
+    assert sorted(path.name for path in tmp_path.glob("*.pt")) == [
+        "segmenter.pt",
+        "step-000002.pt",
+        "step-000004.pt",
+    ]
+
+
+def test_a_class_absent_from_every_reference_has_no_dice(tmp_path):
+    image, classes = _disk_pair()
+    classes = np.where(classes == RV_BLOOD, 0, classes).astype(np.uint8)
+    checkpoint = save_segmenter(tmp_path / "s.pt", build_segmenter("tiny"), "tiny", {})
+    network, size = load_segmenter(checkpoint)
+    dice = dice_per_class(network, size, [(image, classes)])
+    assert math.isnan(dice["rv_blood"])
+    assert predict(network, image, size).shape == image.shape
+
+
+def test_a_file_that_is_not_a_segmenter_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(ValueError, match="not a CardioMM-FL segmenter checkpoint"):
+        load_segmenter(path)
+
+
+def test_the_command_needs_held_out_centres_to_score_on(tmp_path, capsys):
+    code = main(["train-segmenter", "--output", str(tmp_path), "--steps", "1", "--no-progress"])
+    assert code == 2
+    assert "no held-out centres to score on" in capsys.readouterr().err
+
+
+def test_the_command_trains_on_internal_centres_and_scores_the_held_out_ones(tmp_path):
+    code = main([
+        "train-segmenter", "--output", str(tmp_path), "--size", "tiny", "--steps", "3",
+        "--no-progress", "data.hold_out_count=2",
+    ])  # fmt: skip
+    assert code == 0
+    metrics = json.loads((tmp_path / "segmenter_metrics.json").read_text())
+    assert len(metrics["held_out_centres"]) == 2
+    assert set(metrics["held_out_dice"]) == {"rv_blood", "lv_myocardium", "lv_blood"}
+    assert (tmp_path / "segmenter.pt").is_file()
