@@ -1,7 +1,6 @@
 """The MONAI segmenter of the clinical check: its classes, its reference slices, training
 with checkpoints, and Dice."""
 
-import dataclasses
 import json
 import math
 
@@ -10,7 +9,6 @@ import pytest
 import torch
 
 from cardiomm.cli import main
-from cardiomm.data.synthetic import generate_dataset, get_preset
 from cardiomm.data.synthetic.labels import Label
 from cardiomm.segmentation.classes import LV_BLOOD, LV_MYOCARDIUM, RV_BLOOD, segmentation_classes
 from cardiomm.segmentation.network import (
@@ -23,14 +21,9 @@ from cardiomm.segmentation.reference_slices import cine_sax_files, reference_sli
 from cardiomm.segmentation.training import SegmenterSettings, dice_per_class, train_segmenter
 
 
-@pytest.fixture(scope="module")
-def cine_files(tmp_path_factory):
-    """One patient's synthetic cine short-axis file with its labels."""
-    tiny = get_preset("tiny")
-    site = dataclasses.replace(tiny.sites[0], patients=1, series=("cine_sax",))
-    preset = dataclasses.replace(tiny, name="segmenter", sites=(site,))
-    root = generate_dataset(tmp_path_factory.mktemp("cine"), preset, seed=0, show_progress=False)
-    return sorted(root.rglob("*.mat"))
+@pytest.fixture
+def cine_files(cine_sax_path):
+    return [cine_sax_path]
 
 
 def _disk_pair():
