@@ -16,7 +16,13 @@ from importlib.metadata import entry_points
 from types import ModuleType
 
 # Module names under cardiomm.commands, in the order --help lists them.
-COMMAND_MODULES: tuple[str, ...] = ("info", "mask", "make_synthetic", "reconstruct")
+COMMAND_MODULES: tuple[str, ...] = (
+    "info",
+    "mask",
+    "make_synthetic",
+    "reconstruct",
+    "phenotype",
+)
 COMMAND_ENTRY_POINTS = "cardiomm.commands"
 
 
