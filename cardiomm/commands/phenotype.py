@@ -10,9 +10,14 @@ NAME = "phenotype"
 HELP = (
     "Segment the cine short-axis reconstructions of a `cardiomm reconstruct --full` run and "
     "their fully sampled references, and compare LV / RV volumes, ejection fractions, LV "
-    "mass and Dice (and the phantom's true volumes where known); writes phenotypes.csv."
+    "mass and Dice (and the phantom's true volumes where known); writes phenotypes.csv, "
+    "their agreement statistics with 95 % CIs and a Bland-Altman plot of LVEF."
 )
 CSV_NAME = "phenotypes.csv"
+AGREEMENT_CSV = "phenotype_agreement.csv"
+BLAND_ALTMAN_PNG = "bland_altman_lvef.png"
+# What is compared, with the fully sampled reference and (phantoms) the truth.
+MEASURES = ("lv_ef_percent", "lv_edv_ml", "lv_esv_ml", "lv_mass_g", "rv_ef_percent")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from cardiomm.data.errors import DataFileError
     from cardiomm.progress import make_console, progress_bar
     from cardiomm.recon.submission import FULL_VARIABLE, SUMMARY_FILE
+    from cardiomm.segmentation.agreement import bland_altman_plot
     from cardiomm.segmentation.clinical import clinical_row
     from cardiomm.segmentation.network import load_segmenter
     from cardiomm.segmentation.reference_slices import CINE_SAX
@@ -71,42 +77,97 @@ def run(args: argparse.Namespace) -> int:
         return 1
     destination = (args.output or args.reconstructions) / CSV_NAME
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(key for row in rows for key in row))
-    with open(destination, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    table = Table(title="LVEF from reconstructions (percentage points)")
-    columns = ("method", "mask", "files", "|LVEF - reference|", "|LVEF - truth|", "Dice LV blood")
-    for column in columns:
-        table.add_column(column)
-    groups: dict[tuple[str, str], list[dict]] = {}
+    _write_csv(destination, rows)
+    groups: dict[str, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["method"], row["mask"]), []).append(row)
-    for (method, mask), members in sorted(groups.items()):
+        groups.setdefault(f"{row['method']} {row['mask']}", []).append(row)
+    agreement_rows = _agreement_rows(groups)
+    folder = destination.parent
+    _write_csv(folder / AGREEMENT_CSV, agreement_rows)
+    plot = bland_altman_plot(
+        {
+            name: (
+                [row["recon_lv_ef_percent"] for row in members],
+                [row["reference_lv_ef_percent"] for row in members],
+            )
+            for name, members in sorted(groups.items())
+        },
+        folder / BLAND_ALTMAN_PNG,
+    )
+    table = Table(title="LVEF of reconstructions against the fully sampled reference (points)")
+    for column in ("method, undersampling", "files", "MAE [95 % CI]", "bias", "limits", "Dice LV"):
+        table.add_column(column)
+    for entry in agreement_rows:
+        if entry["measure"] != "lv_ef_percent" or entry["against"] != "reference":
+            continue
+        members = groups[entry["group"]]
         table.add_row(
-            method,
-            mask,
-            str(len(members)),
-            _mean_abs(members, "recon_lv_ef_percent", "reference_lv_ef_percent"),
-            _mean_abs(members, "recon_lv_ef_percent", "true_lv_ef_percent"),
+            entry["group"],
+            str(entry["n"]),
+            f"{_shown(entry['mae'])} [{_shown(entry['mae_low'])}, {_shown(entry['mae_high'])}]",
+            _shown(entry["bias"], "+.2f"),
+            f"{_shown(entry['lower_limit'], '+.2f')} .. {_shown(entry['upper_limit'], '+.2f')}",
             _mean(members, "dice_lv_blood"),
         )
     console = make_console()
     console.print(table)
-    console.print(f"{len(rows)} reconstruction(s) measured, {len(skipped)} skipped; {destination}")
+    console.print(
+        f"{len(rows)} reconstruction(s) measured, {len(skipped)} skipped; {destination}, "
+        f"{folder / AGREEMENT_CSV}, {plot}"
+    )
     return 0
 
 
-def _mean_abs(rows: list[dict], measured: str, reference: str) -> str:
+def _agreement_rows(groups: dict[str, list[dict]]) -> list[dict]:
+    """Per group, measure and reference (the fully sampled image, the phantom's truth): the
+    Bland-Altman statistics of the reconstructions' values."""
+    from cardiomm.segmentation.agreement import agreement
+
+    out = []
+    for group, members in sorted(groups.items()):
+        for measure in MEASURES:
+            for against in ("reference", "true"):
+                key = f"{against}_{measure}"
+                if not all(key in row for row in members):
+                    continue
+                stats = agreement(
+                    [row[f"recon_{measure}"] for row in members], [row[key] for row in members]
+                )
+                out.append(
+                    {
+                        "group": group,
+                        "measure": measure,
+                        "against": against,
+                        "n": stats.n,
+                        "mae": stats.mean_absolute_error,
+                        "mae_low": stats.mean_absolute_error_ci[0],
+                        "mae_high": stats.mean_absolute_error_ci[1],
+                        "bias": stats.bias,
+                        "bias_low": stats.bias_ci[0],
+                        "bias_high": stats.bias_ci[1],
+                        "lower_limit": stats.lower_limit,
+                        "upper_limit": stats.upper_limit,
+                        "correlation": stats.correlation,
+                    }
+                )
+    return out
+
+
+def _shown(value: float, spec: str = ".2f") -> str:
+    """``value`` formatted, or a dash where it is not a number (too few files)."""
     import math
 
-    values = [
-        abs(row[measured] - row[reference])
-        for row in rows
-        if reference in row and math.isfinite(row[measured]) and math.isfinite(row[reference])
-    ]
-    return f"{sum(values) / len(values):.2f}" if values else "–"
+    return format(value, spec) if math.isfinite(value) else "–"
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    import csv
+
+    fields = list(dict.fromkeys(key for row in rows for key in row)) or ["group"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _mean(rows: list[dict], key: str) -> str:

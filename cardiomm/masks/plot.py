@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cardiomm.figures import save_figure
 from cardiomm.masks.mask import UndersamplingMask
 
 _SHOWN_FRAMES = 4
@@ -32,9 +33,4 @@ def save_mask_figure(mask: UndersamplingMask, path: str | Path) -> Path:
     axes[shown].set_xlabel("frame")
     axes[shown].set_ylabel("ky")
     figure.suptitle(f"{mask.text}  true R = {mask.true_acceleration:.2f} (ACS {mask.acs_width})")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)

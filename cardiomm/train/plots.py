@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cardiomm.figures import save_figure
 from cardiomm.train.loop import TrainResult
 
 
@@ -42,9 +43,4 @@ def save_training_curves(result: TrainResult, path: str | Path, title: str = "")
         twin.plot(validation_steps, ssim, "s--", color="tab:purple")
         twin.set_ylabel("validation SSIM", color="tab:purple")
     figure.suptitle(title or f"{result.steps} steps on {result.device}")
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)

@@ -58,6 +58,10 @@ def test_the_command_writes_phenotypes_of_every_cine_sax_reconstruction(
     assert (row["method"], row["mask"]) == ("zero-filled", "Uniform4")
     for key in ("recon_lv_ef_percent", "reference_lv_ef_percent", "true_lv_ef_percent"):
         assert key in row
+    with open(tmp_path / "phenotype_agreement.csv", newline="") as handle:
+        compared = {(entry["measure"], entry["against"]) for entry in csv.DictReader(handle)}
+    assert {("lv_ef_percent", "reference"), ("lv_ef_percent", "true")} <= compared
+    assert (tmp_path / "bland_altman_lvef.png").is_file()
 
 
 def test_a_run_without_whole_volumes_is_refused_with_the_reason(
