@@ -11,7 +11,7 @@ HELP = (
     "Segment the cine short-axis reconstructions of a `cardiomm reconstruct --full` run and "
     "their fully sampled references, and compare LV / RV volumes, ejection fractions, LV "
     "mass and Dice (and the phantom's true volumes where known); writes phenotypes.csv, "
-    "their agreement statistics with 95 % CIs and a Bland-Altman plot of LVEF."
+    "their agreement statistics with 95-percent intervals and a Bland-Altman plot of LVEF."
 )
 CSV_NAME = "phenotypes.csv"
 AGREEMENT_CSV = "phenotype_agreement.csv"
