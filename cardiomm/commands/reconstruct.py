@@ -34,7 +34,15 @@ HELP = (
 METHODS = ("zero-filled", "sense")
 
 
-OUTPUT_FORMATS = ("mat", "dicom", "both")
+OUTPUT_FORMATS = ("mat", "dicom", "nifti", "both", "all")
+# What each --format writes.
+_WRITES = {
+    "mat": {"mat"},
+    "dicom": {"dicom"},
+    "nifti": {"nifti"},
+    "both": {"mat", "dicom"},
+    "all": {"mat", "dicom", "nifti"},
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=OUTPUT_FORMATS,
         default="mat",
         help="mat: the challenge's submission layout (default); dicom: one MR image series "
-        "per file under OUTPUT/dicom/ (needs the file's geometry sidecar); both",
+        "per file under OUTPUT/dicom/; nifti: one 4D .nii.gz per file under OUTPUT/nifti/ "
+        "(both need the file's geometry sidecar); both: mat and dicom; all: the three",
     )
     parser.add_argument(
         "--full",
@@ -217,12 +226,15 @@ def _reconstruct_file(
     written[relative] = path
     is_mapping = is_mapping_series(series_stem(path.name))
     output, note = args.output / relative, ""
-    if args.format in ("dicom", "both"):
+    writes = _WRITES[args.format]
+    if writes & {"dicom", "nifti"}:
         series_name = f"{reconstructor.name} reconstruction, {masks.name}"
-        output, note = _write_dicom(path, args.output, relative, volume, metadata, series_name)
-        if output is None and args.format == "dicom":
+        output, note = _write_clinical(
+            path, args.output, relative, volume, metadata, series_name, writes
+        )
+        if output is None and "mat" not in writes:
             return _skipped(path, note)
-    if args.format in ("mat", "both"):
+    if "mat" in writes:
         output = write_reconstruction(
             args.output / relative,
             volume.reconstruction,
@@ -261,36 +273,45 @@ def _reconstruct_file(
     return row
 
 
-def _write_dicom(
+def _write_clinical(
     path: Path,
     output_root: Path,
     relative: Path,
     volume: VolumeReconstruction,
     metadata: ScanMetadata,
     description: str,
+    writes: set[str],
 ) -> tuple[Path | None, str]:
-    """(the DICOM series folder, "") or (None, why no series was written for ``path``)."""
+    """(the last DICOM folder or NIfTI file written, "") or (None, why none was written for
+    ``path``): both need the scan's geometry."""
     from cardiomm.data.errors import DataFileError
     from cardiomm.data.geometry import read_geometry
     from cardiomm.recon.dicom import SeriesIdentity, write_dicom_series
+    from cardiomm.recon.nifti import write_nifti
 
     try:
         geometry = read_geometry(path)
     except DataFileError as error:
-        return None, f"no DICOM: {error}"
+        return None, f"no DICOM / NIfTI: {error}"
     if geometry is None:
-        reason = f"no DICOM: no geometry sidecar {path.with_suffix('.json').name} beside the file"
+        sidecar = path.with_suffix(".json").name
+        reason = f"no DICOM / NIfTI: no geometry sidecar {sidecar} beside the file"
         print(f"cardiomm reconstruct: warning: {path}: {reason}", file=sys.stderr)
         return None, reason
-    folder = output_root / "dicom" / relative.with_suffix("")
-    identity = SeriesIdentity(
-        patient=relative.parent.name or "anonymous",
-        study_key=relative.parent.as_posix(),
-        series_key=f"{relative.as_posix()} {description}",
-        description=description,
-    )
-    write_dicom_series(folder, volume.reconstruction, metadata, geometry, identity)
-    return folder, ""
+    written: Path | None = None
+    if "dicom" in writes:
+        written = output_root / "dicom" / relative.with_suffix("")
+        identity = SeriesIdentity(
+            patient=relative.parent.name or "anonymous",
+            study_key=relative.parent.as_posix(),
+            series_key=f"{relative.as_posix()} {description}",
+            description=description,
+        )
+        write_dicom_series(written, volume.reconstruction, metadata, geometry, identity)
+    if "nifti" in writes:
+        target = output_root / "nifti" / relative.with_suffix(".nii.gz")
+        written = write_nifti(target, volume.reconstruction, geometry)
+    return written, ""
 
 
 def _skipped(path: Path, reason: str) -> FileSummary:

@@ -1,5 +1,5 @@
-"""Reconstructions as DICOM MR series: read back with pydicom, with the reconstruction's
-values, the scan's geometry and stable UIDs."""
+"""Reconstructions as DICOM MR series and NIfTI volumes, read back with pydicom and nibabel:
+the reconstruction's values, the scan's geometry and stable UIDs."""
 
 import csv
 import json
@@ -14,6 +14,7 @@ from cardiomm.data.errors import DataFileError
 from cardiomm.data.geometry import ScanGeometry, read_geometry
 from cardiomm.data.metadata import ScanMetadata
 from cardiomm.recon.dicom import SeriesIdentity, read_dicom_series, write_dicom_series
+from cardiomm.recon.nifti import read_nifti
 from tests.builders import write_site_file
 
 GEOMETRY = ScanGeometry(
@@ -106,20 +107,26 @@ def test_a_malformed_geometry_sidecar_is_an_error_naming_the_field(tmp_path):
         read_geometry(path)
 
 
-def test_reconstruct_writes_a_dicom_series_beside_the_submission_file(tmp_path):
+def _reconstruct_with_geometry(tmp_path, output_format):
+    """Reconstruct one cine file with a geometry sidecar in ``output_format`` (and --full);
+    (the output folder, the reconstruction's relative path without suffix, its volume)."""
     path = write_site_file(tmp_path / "data", "Center001", "Siemens_30T_Vida", "P001", shape=SHAPE)
     _sidecar(path, slice_heights_mm=[0.0, 8.0, 16.0])
     output = tmp_path / "out"
     code = main([
         "reconstruct", "--method", "zero-filled", "--input", str(tmp_path / "data"),
-        "--output", str(output), "--mask", "Uniform4", "--format", "both", "--full",
+        "--output", str(output), "--mask", "Uniform4", "--format", output_format, "--full",
         "--no-preview",
     ])  # fmt: skip
     assert code == 0
     relative = path.relative_to(tmp_path / "data").with_name("cine_sax_kus_Uniform4")
-    values, instances = read_dicom_series(output / "dicom" / relative)
     with h5py.File(output / relative.with_suffix(".mat"), "r") as handle:
-        reconstruction = handle["reconstruction"][()]
+        return output, relative, handle["reconstruction"][()]
+
+
+def test_reconstruct_writes_a_dicom_series_beside_the_submission_file(tmp_path):
+    output, relative, reconstruction = _reconstruct_with_geometry(tmp_path, "both")
+    values, instances = read_dicom_series(output / "dicom" / relative)
     assert values.shape == reconstruction.shape == (2, 3, 24, 32)
     slope = float(instances[0].RescaleSlope)
     assert np.abs(values - reconstruction).max() <= slope / 2 + 1e-6
@@ -140,3 +147,12 @@ def test_a_file_without_geometry_is_skipped_for_dicom_with_the_reason(tmp_path):
     assert row["status"] == "skipped"
     assert "no geometry sidecar cine_sax.json" in row["reason"]
     assert not (output / "dicom").exists()
+
+
+def test_reconstruct_writes_a_nifti_volume_with_the_scans_voxel_sizes(tmp_path):
+    output, relative, reconstruction = _reconstruct_with_geometry(tmp_path, "all")
+    volume, affine = read_nifti(output / "nifti" / relative.with_suffix(".nii.gz"))
+    np.testing.assert_allclose(volume, reconstruction, rtol=1e-6)
+    # columns 1.5 mm, rows 1.25 mm, slices 8 mm apart starting at 0
+    assert np.diag(affine)[:3].tolist() == [1.5, 1.25, 8.0] and affine[2, 3] == 0.0
+    assert (output / "dicom" / relative).is_dir()
