@@ -44,10 +44,10 @@ from server.checkpoints import (
     rng_state,
     save_round_checkpoint,
 )
-from server.cross_site import AfterRounds, cross_site_phase
+from server.cross_site import cross_site_phase
 from server.global_evaluation import GlobalEvaluator
 from server.model import GlobalModel
-from server.replies import PhaseReplies, ReplyGate, array_bytes, open_gate
+from server.replies import PhaseReplies, ReplyGate, array_bytes
 from server.round_phases import (
     aggregate_train_replies,
     evaluate_on_sites,
@@ -57,7 +57,7 @@ from server.round_phases import (
 from server.round_records import round_timing, site_records
 from server.settings import FederationSettings
 from server.site_identities import SiteIdentities
-from server.site_roles import SiteRoles, TrainingSitesGrid, with_evaluation_sites
+from server.site_roles import Consortium, open_consortium, with_evaluation_sites
 from server.strategy_factory import (
     build_strategy,
     central_dp_report,
@@ -106,25 +106,22 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
     personalisation = _personalisation(settings, model)
-    gate = open_gate(settings.replies, settings.sites, grid)
-    roles = SiteRoles(gate, settings.timeout)
-    # Training and site evaluation see the training sites only.
-    training_sites = TrainingSitesGrid(grid, roles)
+    consortium = open_consortium(settings, grid)
 
     def play_round(server_round: int, arrays: ArrayRecord) -> tuple[RoundRecord, ArrayRecord]:
+        # Training and site evaluation see the training sites only.
         return run_round(
-            server_round, settings, strategy, arrays, training_sites, gate, personalisation
+            server_round,
+            settings,
+            strategy,
+            arrays,
+            consortium.training_sites,
+            consortium.gate,
+            personalisation,
         )
 
     return run_rounds(
-        config,
-        settings,
-        strategy,
-        model,
-        with_evaluation_sites(play_round, settings, grid, roles, personalisation),
-        personalisation=personalisation,
-        identities=gate.identities,
-        after_rounds=cross_site_phase(settings, grid, roles, personalisation),
+        config, settings, strategy, model, play_round, consortium, personalisation=personalisation
     )
 
 
@@ -134,37 +131,42 @@ def run_rounds(
     strategy: Strategy,
     model: GlobalModel,
     play_round: RoundStep,
+    consortium: Consortium,
     *,
     personalisation: VendorPersonalisation | None = None,
-    identities: SiteIdentities | None = None,
     final_extra: Mapping[str, Any] | None = None,
     log_round: Callable[[dict[str, Any]], None] | None = None,
     round_integer_buffers: bool = False,
-    after_rounds: AfterRounds | None = None,
 ) -> FederationResult:
     """Resume, play the remaining rounds, and finish: the lifecycle of every federated run.
 
     After each round the new weights go back to the network's dtypes and into ``model``, the
     server evaluates the global model (when on), and the round is checkpointed (weights,
-    strategy state, history, RNG state), tracked and logged. At the end the final model, the
-    history and the config are written.
+    strategy state, history, RNG state), tracked and logged. Each round is followed, when
+    due, by the evaluation-only sites' phase; after the last (also on a resumed run that had
+    no round left) comes the cross-site matrix. At the end the final model, the history and
+    the config are written.
 
     Args:
         config: the composed config (saved with every checkpoint).
         settings: its federation settings.
         strategy: the strategy ``play_round`` uses; its state is checkpointed and restored.
         model: the global model, loaded with the resumed weights when resuming.
-        play_round: one round (:data:`RoundStep`).
+        play_round: one round of the training sites (:data:`RoundStep`).
+        consortium: the run's sites; their bindings (``gate.identities``) are kept in the
+            checkpoints and restored on resume.
         personalisation: the vendor-personalised parameters: restored on resume, kept in the
-            checkpoints and the final model, and given to the global evaluation.
-        identities: the run's site bindings: kept in the checkpoints, restored on resume.
+            checkpoints and the final model, and given to the global evaluation and the
+            evaluation-only sites.
         final_extra: more fields for the final model checkpoint.
         log_round: writes a round's log line from its record (default: the plain round's).
         round_integer_buffers: round integer buffers that come back as floats to the nearest
             integer instead of truncating them.
-        after_rounds: a step after the last round, before the final model is written (the
-            cross-site matrix); it runs on a resumed run that had no round left, too.
     """
+    identities = consortium.gate.identities
+    grid, roles = consortium.grid, consortium.roles
+    play_round = with_evaluation_sites(play_round, settings, grid, roles, personalisation)
+    after_rounds = cross_site_phase(settings, grid, roles, personalisation)
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     log_round = log_round or _log_round

@@ -54,9 +54,8 @@ from federation.protocol import (
     SiteRecord,
 )
 from federation.records import RoundRecord
-from server.cross_site import cross_site_phase
 from server.model import GlobalModel
-from server.replies import PhaseReplies, ReplyGate, array_bytes, open_gate
+from server.replies import PhaseReplies, ReplyGate, array_bytes
 from server.round_phases import (
     aggregate_train_replies,
     evaluate_on_sites,
@@ -68,7 +67,7 @@ from server.rounds import FederationResult, run_rounds
 from server.secure_settings import ENABLED_KEY, check_secure_aggregation_config
 from server.secure_sum import secure_sum
 from server.settings import FederationSettings
-from server.site_roles import SiteRoles, TrainingSitesGrid, with_evaluation_sites
+from server.site_roles import open_consortium
 from server.strategy_factory import build_strategy
 from strategies.example_shares import cap_example_shares
 
@@ -84,13 +83,17 @@ def run_secure_federation(config: DictConfig, grid: Grid) -> FederationResult:
         raise ValueError(f"{ENABLED_KEY} is false: run server.rounds.run_federation instead")
     strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
-    gate = open_gate(settings.replies, settings.sites, grid)
-    roles = SiteRoles(gate, settings.timeout)
-    training_sites = TrainingSitesGrid(grid, roles)
+    consortium = open_consortium(settings, grid)
 
     def play_round(server_round: int, arrays: ArrayRecord) -> tuple[RoundRecord, ArrayRecord]:
         return run_secure_round(
-            server_round, settings, secure, strategy, arrays, training_sites, gate
+            server_round,
+            settings,
+            secure,
+            strategy,
+            arrays,
+            consortium.training_sites,
+            consortium.gate,
         )
 
     # The aggregate is global + mean update in float64: integer buffers are rounded back.
@@ -99,12 +102,11 @@ def run_secure_federation(config: DictConfig, grid: Grid) -> FederationResult:
         settings,
         strategy,
         model,
-        with_evaluation_sites(play_round, settings, grid, roles),
-        identities=gate.identities,
+        play_round,
+        consortium,
         final_extra={"secure_aggregation": True},
         log_round=_log_round,
         round_integer_buffers=True,
-        after_rounds=cross_site_phase(settings, grid, roles),
     )
 
 

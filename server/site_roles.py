@@ -33,7 +33,7 @@ from federation.protocol import (
 )
 from federation.records import RoundRecord
 from federation.reply_checks import ROLL_CALL, ZERO_SHOT
-from server.replies import PhaseReplies, ReplyGate, finite_max, sort_replies
+from server.replies import PhaseReplies, ReplyGate, finite_max, open_gate, sort_replies
 from server.settings import FederationSettings
 from server.wrapped_grid import WrappedGrid
 from strategies.vendor_personalisation import VendorPersonalisation
@@ -127,6 +127,30 @@ class TrainingSitesGrid(WrappedGrid):
         connected = list(self.grid.get_node_ids())
         self.roles.roll_call(self.grid, connected)
         return self.roles.nodes(ROLE_TRAIN, connected)
+
+
+@dataclasses.dataclass(frozen=True)
+class Consortium:
+    """The sites of a run as the server knows them.
+
+    Attributes:
+        grid: the run's grid, every node on it.
+        gate: what every reply passes (its checks, the sites' bound identities).
+        roles: who trains and who only evaluates (the roll call).
+        training_sites: ``grid`` as strategies see it: the training sites only.
+    """
+
+    grid: Grid
+    gate: ReplyGate
+    roles: SiteRoles
+    training_sites: TrainingSitesGrid
+
+
+def open_consortium(settings: FederationSettings, grid: Grid) -> Consortium:
+    """The consortium of a run on ``grid``, its sites bound as ``federation.sites`` says."""
+    gate = open_gate(settings.replies, settings.sites, grid)
+    roles = SiteRoles(gate, settings.timeout)
+    return Consortium(grid, gate, roles, TrainingSitesGrid(grid, roles))
 
 
 @dataclasses.dataclass
