@@ -5,10 +5,9 @@ per-parameter ArrayRecords while Flower moves one array per dtype per message.""
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable
 
-from flwr.app import Array, ArrayRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 
 from federation.array_packing import (
     LAYOUT_RECORD,
@@ -17,7 +16,9 @@ from federation.array_packing import (
     layout_of,
     layout_record,
     pack,
+    received_weights,
     unpack,
+    weights_record,
 )
 from federation.protocol import ARRAYS
 from server.wrapped_grid import WrappedGrid
@@ -33,7 +34,9 @@ class PackedArraysGrid(WrappedGrid):
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
         messages = list(messages)
-        layouts = [_pack_request(message) for message in messages]
+        # Requests of one phase usually share one global ArrayRecord: packed once.
+        packed: dict[int, tuple[ArrayRecord, ConfigRecord, Layout]] = {}
+        layouts = [_pack_request(message, packed) for message in messages]
         replies = list(self.grid.send_and_receive(messages, timeout=timeout))
         # The grid set each request's id when it pushed it.
         sent = {
@@ -48,18 +51,20 @@ class PackedArraysGrid(WrappedGrid):
         return replies
 
 
-def _pack_request(message: Message) -> Layout | None:
-    """Replace the request's ``arrays`` by their packed form and a layout record; the layout
-    (None: nothing to pack)."""
+def _pack_request(
+    message: Message, packed: dict[int, tuple[ArrayRecord, ConfigRecord, Layout]]
+) -> Layout | None:
+    """Replace the request's ``arrays`` by their packed form and a layout record (from
+    ``packed`` when its record was packed already); the layout (None: nothing to pack)."""
     if not message.has_content() or ARRAYS not in message.content.array_records:
         return None
-    content = message.content
-    arrays = {name: array.numpy() for name, array in content.array_records[ARRAYS].items()}
-    layout = layout_of(arrays)
-    packed = RecordDict({key: record for key, record in content.items() if key != ARRAYS})
-    packed[ARRAYS] = pack(arrays, layout)
-    packed[LAYOUT_RECORD] = layout_record(layout)
-    message.content = packed
+    record = message.content.array_records[ARRAYS]
+    if id(record) not in packed:
+        arrays, _ = received_weights(message.content)
+        layout = layout_of(arrays)
+        packed[id(record)] = (pack(arrays, layout), layout_record(layout), layout)
+    arrays_record, layout_config, layout = packed[id(record)]
+    message.content = _with_arrays(message.content, arrays_record, layout_config)
     return layout
 
 
@@ -76,10 +81,16 @@ def _unpack_reply(reply: Message, layout: Layout) -> None:
             error,
         )
         return
-    content = RecordDict({key: record for key, record in reply.content.items() if key != ARRAYS})
-    content[ARRAYS] = ArrayRecord(
-        array_dict=OrderedDict(
-            (name, Array.from_numpy_ndarray(array)) for name, array in arrays.items()
-        )
-    )
-    reply.content = content
+    reply.content = _with_arrays(reply.content, weights_record(arrays, None))
+
+
+def _with_arrays(
+    content: RecordDict, arrays: ArrayRecord, layout: ConfigRecord | None = None
+) -> RecordDict:
+    """``content`` with ``arrays`` as its ``arrays`` record (and ``layout`` as its layout
+    record when given)."""
+    replaced = RecordDict({key: record for key, record in content.items() if key != ARRAYS})
+    replaced[ARRAYS] = arrays
+    if layout is not None:
+        replaced[LAYOUT_RECORD] = layout
+    return replaced
