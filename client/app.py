@@ -44,7 +44,15 @@ import client.startup
 from client.central_dp import central_dp_clipping_mod
 from client.privacy_state import store_history, stored_history
 from client.secure_aggregation import secure_aggregation_mod
-from client.site_task import EVALUATE, QUERY, TRAIN, SiteTask, TaskOutcome, scalar_values
+from client.site_task import (
+    EVALUATE,
+    QUERY,
+    TRAIN,
+    SiteTask,
+    TaskOutcome,
+    node_description,
+    scalar_values,
+)
 from federation.array_packing import received_weights, weights_record
 from federation.protocol import (
     ARRAYS,
@@ -100,15 +108,13 @@ def _answer(kind: str, msg: Message, context: Context) -> Message:
             history=stored_history(context.state) if kind == TRAIN else None,
         )
     except Exception as error:  # a malformed message or state is the site's error reply
-        reason = f"site {_node_description(context)}: {type(error).__name__}: {error}"
+        reason = f"site {node_description(context.node_config)}: {type(error).__name__}: {error}"
         logger.error(reason)
         return Message(Error(code=SITE_FAILURE, reason=reason), reply_to=msg)
-    outcome, served = _run(task)
+    outcome, served, imported = _run(task)
     if kind != QUERY:
         # The stack imported for the task itself is part of this process's imports.
-        timings["import-seconds"] = timings.get("import-seconds", 0.0) + served.pop("imports")
-    else:
-        served.pop("imports")
+        timings["import-seconds"] = timings.get("import-seconds", 0.0) + imported
     if outcome.error_code:
         return Message(Error(code=outcome.error_code, reason=outcome.reason), reply_to=msg)
     if outcome.history is not None:
@@ -121,10 +127,10 @@ def _answer(kind: str, msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
-def _run(task: SiteTask) -> tuple[TaskOutcome, dict[str, float]]:
-    """(the task's outcome, how it was served: ``site-worker``, ``handoff-seconds`` and the
-    seconds this process spent importing for it, ``imports``): by the site worker when the
-    node config names one and it answers, otherwise here."""
+def _run(task: SiteTask) -> tuple[TaskOutcome, dict[str, float], float]:
+    """(the task's outcome, how it was served: ``site-worker`` and ``handoff-seconds``, the
+    seconds this process spent importing for it): by the site worker when the node config
+    names one and it answers, otherwise here."""
     folder = task.node_config.get(NODE_SITE_WORKER)
     if folder:
         from client.worker import WorkerUnavailableError, submit
@@ -134,23 +140,18 @@ def _run(task: SiteTask) -> tuple[TaskOutcome, dict[str, float]]:
             header, arrays = submit(str(folder), task.header(), task.arrays)
             outcome = TaskOutcome.from_header(header, arrays)
             work = float(header.get("seconds", 0.0))
-        except (WorkerUnavailableError, ValueError) as error:
+        except (WorkerUnavailableError, ValueError, TypeError) as error:
             logger.warning("the site worker cannot take the task, doing it here: %s", error)
         else:
             round_trip = time.perf_counter() - began
             handoff = max(0.0, round_trip - work)
-            return outcome, {"site-worker": 1.0, "handoff-seconds": handoff, "imports": 0.0}
+            return outcome, {"site-worker": 1.0, "handoff-seconds": handoff}, 0.0
     # Imported only here: torch and the model stack are what a warm worker saves this process.
     began, cold = time.perf_counter(), "client.tasks" not in sys.modules
     from client.tasks import run_task
 
     imports = time.perf_counter() - began if cold else 0.0
-    return run_task(task), {"site-worker": 0.0, "handoff-seconds": 0.0, "imports": imports}
-
-
-def _node_description(context: Context) -> str:
-    described = ", ".join(f"{key}={value}" for key, value in dict(context.node_config).items())
-    return described or "unknown"
+    return run_task(task), {"site-worker": 0.0, "handoff-seconds": 0.0}, imports
 
 
 client.startup.CLOCK.imported()  # the module's imports are done: what follows is the site's

@@ -139,3 +139,9 @@ def _scalar_mapping(value: Any, name: str) -> dict[str, Any]:
     ):
         raise ValueError(f"task {name} is not a mapping of names to scalars")
     return value
+
+
+def node_description(node_config: Any) -> str:
+    """A node config in one line, ``key=value, ...`` (how a site unknown by name is named)."""
+    described = ", ".join(f"{key}={value}" for key, value in dict(node_config).items())
+    return described or "unknown"

@@ -36,7 +36,16 @@ from client.local import (
 from client.privacy_state import ACCOUNTANT_WHERE
 from client.site import SiteData, SiteDataError, resolve_site
 from client.site_config import compose_site_config
-from client.site_task import EVALUATE, QUERY, TASK_KINDS, TRAIN, SiteTask, TaskOutcome
+from client.site_task import (
+    EVALUATE,
+    QUERY,
+    TASK_KINDS,
+    TRAIN,
+    SiteTask,
+    TaskOutcome,
+    node_description,
+)
+from client.worker import TaskHandler
 from federation.protocol import (
     CROSS_SITE_DECLINED,
     CROSS_SITE_MODEL,
@@ -200,7 +209,7 @@ def failure(site: SiteData | None, node_config: dict[str, Any], error: Exception
     return TaskOutcome(error_code=SITE_FAILURE, reason=reason)
 
 
-def worker_handler(build: NetworkBuilder) -> Any:
+def worker_handler(build: NetworkBuilder) -> TaskHandler:
     """A site worker's task handler (client/worker.py): header and arrays in, the
     outcome's header and arrays out, the networks from ``build`` (a warm cache)."""
 
@@ -216,7 +225,3 @@ def worker_handler(build: NetworkBuilder) -> Any:
         return {**outcome.header(), "seconds": time.perf_counter() - began}, outcome.arrays
 
     return handle
-
-
-def node_description(node_config: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in dict(node_config).items()) or "unknown"
