@@ -286,6 +286,7 @@ def _write_clinical(
     ``path``): both need the scan's geometry."""
     from cardiomm.data.errors import DataFileError
     from cardiomm.data.geometry import read_geometry
+    from cardiomm.data.synthetic.writer import sidecar_paths
     from cardiomm.recon.dicom import SeriesIdentity, write_dicom_series
     from cardiomm.recon.nifti import write_nifti
 
@@ -294,7 +295,7 @@ def _write_clinical(
     except DataFileError as error:
         return None, f"no DICOM / NIfTI: {error}"
     if geometry is None:
-        sidecar = path.with_suffix(".json").name
+        sidecar = sidecar_paths(path)[0].name
         reason = f"no DICOM / NIfTI: no geometry sidecar {sidecar} beside the file"
         print(f"cardiomm reconstruct: warning: {path}: {reason}", file=sys.stderr)
         return None, reason

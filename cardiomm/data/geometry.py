@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cardiomm.data.errors import DataFileError
+from cardiomm.data.synthetic.writer import sidecar_paths
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,7 @@ def read_geometry(kspace_path: str | Path) -> ScanGeometry | None:
         DataFileError: a sidecar that is not JSON or whose geometry fields are not positive,
             finite numbers; the message names the sidecar and the field.
     """
-    sidecar = Path(kspace_path).with_suffix(".json")
+    sidecar = sidecar_paths(kspace_path)[0]
     if not sidecar.is_file():
         return None
     try:

@@ -87,6 +87,7 @@ def write_dicom_series(
     low, high = np.percentile(magnitude, [1.0, 99.5]) if magnitude.size else (0.0, 1.0)
     study_uid = generate_uid(entropy_srcs=["study", identity.study_key])
     series_uid = generate_uid(entropy_srcs=["series", identity.series_key])
+    frame_of_reference_uid = generate_uid(entropy_srcs=["frame", identity.series_key])
     frames, slices = volume.shape[:2]
     written = []
     for frame in range(frames):
@@ -94,7 +95,7 @@ def write_dicom_series(
             instance = _instance(magnitude[frame, slice_index], slope, metadata, geometry, identity)
             instance.StudyInstanceUID = study_uid
             instance.SeriesInstanceUID = series_uid
-            instance.FrameOfReferenceUID = generate_uid(entropy_srcs=["frame", identity.series_key])
+            instance.FrameOfReferenceUID = frame_of_reference_uid
             instance.SOPInstanceUID = generate_uid(
                 entropy_srcs=["instance", identity.series_key, str(frame), str(slice_index)]
             )

@@ -11,12 +11,12 @@ is the end-diastolic myocardial volume x 1.05 g/ml.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from cardiomm.data.synthetic import read_sidecar
 from cardiomm.segmentation.classes import LV_BLOOD, LV_MYOCARDIUM, RV_BLOOD
 
 MYOCARDIAL_DENSITY_G_PER_ML = 1.05
@@ -83,8 +83,7 @@ def ventricular_phenotypes(
 
 def true_lv_phenotypes(kspace_path: str | Path) -> dict[str, float]:
     """The synthetic phantom's true LV EDV, ESV (ml) and EF (%) from the file's sidecar."""
-    sidecar = Path(kspace_path).with_suffix(".json")
-    cardiac = json.loads(sidecar.read_text())["cardiac"]
+    cardiac = read_sidecar(kspace_path)["cardiac"]
     return {
         "lv_edv_ml": float(cardiac["lv_edv_ml"]),
         "lv_esv_ml": float(cardiac["lv_esv_ml"]),

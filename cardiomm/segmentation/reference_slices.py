@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cardiomm.data.readers import open_series
-from cardiomm.data.synthetic import read_labels
+from cardiomm.data.synthetic import read_labels, sidecar_paths
 from cardiomm.physics.coils import rss
 from cardiomm.physics.fourier import ifft2c
 from cardiomm.segmentation.classes import segmentation_classes
@@ -26,11 +26,7 @@ CINE_SAX = "cine_sax"
 
 def cine_sax_files(files: Iterable[Path]) -> list[Path]:
     """The fully sampled cine short-axis files among ``files`` that have labels."""
-    return [
-        path
-        for path in files
-        if path.stem == CINE_SAX and path.with_name(f"{path.stem}_labels.npz").is_file()
-    ]
+    return [path for path in files if path.stem == CINE_SAX and sidecar_paths(path)[1].is_file()]
 
 
 def normalised(image: np.ndarray) -> np.ndarray:
