@@ -93,12 +93,13 @@ def clinical_row(
     # Only a phantom has a truth to compare with.
     with contextlib.suppress(OSError, KeyError, ValueError):
         row.update({f"true_{key}": value for key, value in true_lv_phenotypes(source).items()})
-    row.update(_dice(recon_classes, reference_classes))
+    row.update(stack_dice(recon_classes, reference_classes))
     return row
 
 
-def _dice(predicted: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """Dice per foreground class over the whole stack (NaN where neither has the class)."""
+def stack_dice(predicted: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """``dice_<class>`` per foreground class over two uint8 class stacks of one shape
+    (frames, slices, ky, kx), pooled over the stack (NaN where neither has the class)."""
     scores = {}
     for label in range(1, NUM_CLASSES):
         a, b = predicted == label, reference == label

@@ -41,9 +41,12 @@ def reference_image(kspace: np.ndarray) -> np.ndarray:
     return normalised(rss(coils, dim=0).numpy())
 
 
-def reference_slices(files: Iterable[Path]) -> list[tuple[np.ndarray, np.ndarray]]:
+def reference_slices(
+    files: Iterable[Path], remove_oversampling: bool = False
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(float32 image (ky, kx), uint8 classes (ky, kx)) of every frame and slice of the cine
-    SAX files among ``files``."""
+    SAX files among ``files``; with ``remove_oversampling`` both are cropped to the central
+    half of the readout, the field of view a model trained without the oversampling sees."""
     pairs = []
     for path in cine_sax_files(files):
         classes = segmentation_classes(read_labels(path)["labels"])
@@ -52,5 +55,16 @@ def reference_slices(files: Iterable[Path]) -> list[tuple[np.ndarray, np.ndarray
             for frame in range(frames):
                 for slice_index in range(slices):
                     image = reference_image(series.read_kspace(frame, slice_index))
-                    pairs.append((image, classes[frame, slice_index]))
+                    labels = classes[frame, slice_index]
+                    if remove_oversampling:
+                        image, labels = central_readout_half(image), central_readout_half(labels)
+                        image = normalised(image)
+                    pairs.append((image, labels))
     return pairs
+
+
+def central_readout_half(image: np.ndarray) -> np.ndarray:
+    """The central half of the last (readout) axis of ``image`` (..., kx)."""
+    columns = image.shape[-1] // 2
+    start = (image.shape[-1] - columns) // 2
+    return np.ascontiguousarray(image[..., start : start + columns])

@@ -33,8 +33,8 @@ class SegmenterSettings:
     """
 
     size: str = "default"
-    steps: int = 1500
-    learning_rate: float = 1e-3
+    steps: int = 4500
+    learning_rate: float = 3e-4
     seed: int = 0
     checkpoint_every: int = 0
 
@@ -94,3 +94,8 @@ def dice_per_class(network: torch.nn.Module, size: str, pairs: list[Pair]) -> di
         column = scores[:, index]
         dice[name] = float(np.nanmean(column)) if np.isfinite(column).any() else math.nan
     return dice
+
+
+def json_numbers(values: dict[str, float]) -> dict[str, float | None]:
+    """``values`` with NaN as None (JSON has no NaN; a class no reference has has no Dice)."""
+    return {key: value if math.isfinite(value) else None for key, value in values.items()}

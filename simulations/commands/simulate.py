@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress display (plain output only)"
     )
+    parser.add_argument(
+        "--no-clinical",
+        action="store_true",
+        help="skip the clinical check (segmenter, LV / RV volumes and LVEF of every method); "
+        "the same as study.clinical.enabled=false",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     # The study's own warnings (a failed experiment, a missing MLflow run) on stderr.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = load_study_config(args.overrides)
+    overrides = list(args.overrides)
+    if args.no_clinical:
+        overrides.append("study.clinical.enabled=false")
+    config = load_study_config(overrides)
     console = make_console()
     console.print(f"study {config.study.name}: output in {config.output_dir}")
     result = run_study(config, show_progress=not args.no_progress, console=console)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 NAME = "train-segmenter"
@@ -19,8 +18,8 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, required=True, help="folder for the checkpoints")
     parser.add_argument("--size", default="default", help="tiny | default (network width)")
-    parser.add_argument("--steps", type=int, default=1500, help="optimiser steps (one image each)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--steps", type=int, default=4500, help="optimiser steps (one image each)")
+    parser.add_argument("--learning-rate", type=float, default=3e-4)
     parser.add_argument(
         "--checkpoint-every", type=int, default=0, help="also keep step-NNNNNN.pt (0: final only)"
     )
@@ -46,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from cardiomm.segmentation.training import (
         SegmenterSettings,
         dice_per_class,
+        json_numbers,
         train_segmenter,
     )
 
@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
         "final_loss": result.final_loss,
         "seconds": result.seconds,
         # null where no reference image has the class (JSON has no NaN)
-        "validation_dice": _json_numbers(validation_dice),
-        "held_out_dice": _json_numbers(dice),
+        "validation_dice": json_numbers(validation_dice),
+        "held_out_dice": json_numbers(dice),
     }
     (args.output / "segmenter_metrics.json").write_text(json.dumps(summary, indent=2))
     console = make_console()
@@ -113,7 +113,3 @@ def run(args: argparse.Namespace) -> int:
         f"checkpoint {result.checkpoint}"
     )
     return 0
-
-
-def _json_numbers(values: dict[str, float]) -> dict[str, float | None]:
-    return {key: value if math.isfinite(value) else None for key, value in values.items()}

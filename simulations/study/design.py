@@ -23,6 +23,7 @@ class StudyDesign:
         selection_groups: name -> candidate experiments, chosen between on internal
             validation (a tuning study).
         held_out_evaluation: whether the held-out centres were scored.
+        clinical_experiment: the experiment the clinical LVEF goal judges.
     """
 
     title: str
@@ -32,3 +33,4 @@ class StudyDesign:
     comparisons: tuple[Comparison, ...] = ()
     selection_groups: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
     held_out_evaluation: bool = True
+    clinical_experiment: str = "fedavg"

@@ -16,6 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from simulations.study import figures
+from simulations.study.clinical import ClinicalCheck
+from simulations.study.clinical_report import (
+    ClinicalTables,
+    clinical_figures,
+    clinical_section,
+    clinical_tables,
+    write_clinical_files,
+)
 from simulations.study.cross_site import (
     CROSS_SITE_COLUMNS,
     CROSS_SITE_FILE,
@@ -76,6 +84,7 @@ def write_report(
     outcomes: Sequence[ExperimentOutcome],
     design: StudyDesign,
     curves: Sequence[Mapping[str, Any]] = (),
+    clinical: Mapping[str, ClinicalCheck] | None = None,
 ) -> dict[str, Path]:
     """Write the CSV files, the figures and ``report.md`` into ``study_dir``.
 
@@ -86,10 +95,13 @@ def write_report(
         outcomes: the finished runs (every experiment and seed).
         design: what the design section says.
         curves: :data:`CURVE_COLUMNS` rows (learning curves).
+        clinical: fold -> its clinical check (simulations/study/clinical.py); None: the
+            check was not run.
 
     Returns:
         what was written: ``file_scores``, ``results``, ``comparisons``, ``curves``,
-        ``report`` and one entry per figure (its file stem).
+        ``report``, the clinical CSV files when the check ran, and one entry per figure
+        (its file stem).
     """
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +124,9 @@ def write_report(
         written["cross_site"] = write_csv(
             cross_site, CROSS_SITE_COLUMNS, study_dir / CROSS_SITE_FILE
         )
+    tables = clinical_tables(clinical or {}, design.comparisons, design.clinical_experiment)
+    if clinical is not None:
+        written.update(write_clinical_files(tables, study_dir))
     sections = [f"# {design.title}", ""]
     if design.machine_note:
         sections += [f"Timings measured on: {design.machine_note}.", ""]
@@ -124,14 +139,37 @@ def write_report(
         figure_paths = fold_figures(
             study_dir, fold, fold_results, fold_comparisons, fold_curves, fold_outcomes, suffix
         )
+        figure_paths += _clinical_figures(
+            tables, fold, fold_results, fold_outcomes, study_dir, suffix
+        )
         written.update({path.stem: path for path in figure_paths})
         sections += fold_section(
             fold, design, fold_results, fold_comparisons, fold_outcomes, figure_paths, study_dir
         )
+        if design.held_out_evaluation:
+            check = None if clinical is None else clinical.get(fold)
+            order = experiment_order(fold_results, fold_outcomes)
+            sections += clinical_section(check, tables, fold, order, design.clinical_experiment)
     report = study_dir / REPORT_FILE
     report.write_text("\n".join(sections))
     written["report"] = report
     return written
+
+
+def _clinical_figures(
+    tables: ClinicalTables,
+    fold: str,
+    results: Sequence[Mapping[str, Any]],
+    outcomes: Sequence[ExperimentOutcome],
+    study_dir: Path,
+    suffix: str,
+) -> list[Path]:
+    try:
+        order = experiment_order(results, outcomes)
+        return clinical_figures(tables, fold, order, study_dir, suffix)
+    except Exception as error:  # a figure must never cost the report its tables
+        logger.warning("Bland-Altman figures of fold %s not drawn: %s", fold, error)
+        return []
 
 
 def fold_section(

@@ -21,7 +21,7 @@ import numpy as np
 
 from federation.records import read_history
 from simulations.study.outcome import NO_SEED
-from simulations.study.statistics import bootstrap_mean, paired_difference
+from simulations.study.statistics import Difference, bootstrap_mean, paired_difference
 
 METRICS = ("psnr", "ssim", "nmse")
 ALL_CENTRES = "all"
@@ -82,7 +82,7 @@ def score_grid(
             cells[(str(row["seed"]), str(row["file"]))].append(row)
     if not cells:
         return None
-    seeds = sorted({seed for seed, _ in cells}, key=_seed_order)
+    seeds = sorted({seed for seed, _ in cells}, key=seed_order)
     files = [
         file
         for file in sorted({file for _, file in cells})
@@ -197,17 +197,24 @@ def comparison_rows(
                         "view": view,
                         "mask": mask,
                         "metric": metric,
-                        "difference": difference.mean,
-                        "ci_low": difference.ci_low,
-                        "ci_high": difference.ci_high,
-                        "p_value": difference.p_value,
-                        "seeds_a": difference.seeds_a,
-                        "seeds_b": difference.seeds_b,
-                        "paired_seeds": difference.paired_seeds,
-                        "files": difference.files,
+                        **difference_columns(difference),
                     }
                 )
     return results
+
+
+def difference_columns(difference: Difference) -> dict[str, Any]:
+    """A paired difference as the comparison CSV files hold it."""
+    return {
+        "difference": difference.mean,
+        "ci_low": difference.ci_low,
+        "ci_high": difference.ci_high,
+        "p_value": difference.p_value,
+        "seeds_a": difference.seeds_a,
+        "seeds_b": difference.seeds_b,
+        "paired_seeds": difference.paired_seeds,
+        "files": difference.files,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -287,7 +294,7 @@ def select_on_validation(scores: Mapping[str, float]) -> tuple[str, float]:
     return best, finite[best]
 
 
-def _seed_order(seed: str) -> tuple[int, Any]:
+def seed_order(seed: str) -> tuple[int, Any]:
     return (0, int(seed)) if seed.lstrip("-").isdigit() else (1, seed)
 
 

@@ -210,8 +210,11 @@ def _run_planned(
     if show_progress and settings.held_out_evaluation:
         console.print(f"evaluating {len(outcomes)} run(s) on the test and held-out centres")
     rows, curves = _evaluate(config, settings, folds, manifests, outcomes, study_dir, show_progress)
+    clinical = _clinical(config, settings, folds, manifests, outcomes, study_dir, show_progress)
     wall = time.monotonic() - started
-    report = _report(config, settings, study_dir, rows, curves, outcomes, wall, failed, manifests)
+    report = _report(
+        config, settings, study_dir, rows, curves, outcomes, wall, failed, manifests, clinical
+    )
     wall = time.monotonic() - started
     if tracker is not None:
         track_results(tracker, outcomes, rows, report, wall, failed)
@@ -319,6 +322,33 @@ def _evaluate(
     return rows, curves
 
 
+def _clinical(
+    config: DictConfig,
+    settings: StudySettings,
+    folds: list[Fold],
+    manifests: dict[Fold, Path],
+    outcomes: list[ExperimentOutcome],
+    study_dir: Path,
+    show_progress: bool,
+) -> dict[str, Any] | None:
+    """Each fold's clinical check (simulations/study/clinical.py); None when the study does
+    not run it (``study.clinical.enabled=false``) or scores no held-out centre."""
+    from cardiomm.cohort.manifest import read_manifest
+    from simulations.study.clinical import ClinicalSettings, clinical_check
+
+    if not settings.held_out_evaluation or not ClinicalSettings.from_config(config).enabled:
+        return None
+    checks = {}
+    for fold in folds:
+        own = [outcome for outcome in outcomes if outcome.fold == fold.name]
+        fold_config = _fold_config(config, fold, manifests[fold])
+        output = study_dir / fold.slug / "clinical"
+        checks[fold.name] = clinical_check(
+            own, fold_config, read_manifest(manifests[fold]), output, fold.name, show_progress
+        )
+    return checks
+
+
 def _fold_config(config: DictConfig, fold: Fold, manifest: Path) -> DictConfig:
     fold_config = config.copy()
     with open_dict(fold_config):
@@ -338,8 +368,10 @@ def _report(
     wall: float,
     failed: dict[str, str],
     manifests: dict[Fold, Path],
+    clinical: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     from cardiomm.cohort.manifest import read_manifest
+    from simulations.study.clinical import ClinicalSettings
     from simulations.study.design import StudyDesign
     from simulations.study.report import write_report
     from simulations.study.results import Comparison
@@ -368,8 +400,9 @@ def _report(
         comparisons=tuple(Comparison(a, b) for a, b in settings.comparisons),
         selection_groups=settings.selection_groups,
         held_out_evaluation=settings.held_out_evaluation,
+        clinical_experiment=ClinicalSettings.from_config(config).experiment,
     )
-    return write_report(study_dir, rows, outcomes, design, curves)
+    return write_report(study_dir, rows, outcomes, design, curves, clinical)
 
 
 def _design_lines(config: DictConfig, settings: StudySettings, fold: Fold) -> list[str]:

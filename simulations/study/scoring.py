@@ -116,7 +116,7 @@ def evaluate_outcomes(
         # Zero-filled and SENSE read no text: unknown-metadata rows would repeat these.
         full = [item for item in data if item.metadata == "full"]
         for method in build_methods([], list(REFERENCES), None):
-            labels = _labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
+            labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
             rows += score_method(
                 method, full, labels, device, max_items, examples, show_progress, root
             )
@@ -130,7 +130,7 @@ def evaluate_outcomes(
                 fold,
             )
             (method,) = build_methods([str(checkpoint)], [], clip_path)
-            labels = _labels(fold, outcome.experiment, outcome.kind, str(outcome.seed), model)
+            labels = run_labels(fold, outcome.experiment, outcome.kind, str(outcome.seed), model)
             # One seed's examples are enough for the figures.
             keep = examples if outcome.seed == min(o.seed for o in outcomes) else None
             rows += score_method(method, data, labels, device, max_items, keep, show_progress, root)
@@ -339,7 +339,8 @@ def _fold_name(outcomes: Sequence[ExperimentOutcome], manifest: dict, fold: str 
     return fold or "held-out=" + "+".join(manifest.get("held_out", []))
 
 
-def _labels(fold: str, experiment: str, kind: str, seed: str, model: str) -> dict[str, str]:
+def run_labels(fold: str, experiment: str, kind: str, seed: str, model: str) -> dict[str, str]:
+    """The labels of a method's rows: whose run and model it is."""
     return {"fold": fold, "experiment": experiment, "kind": kind, "seed": seed, "model": model}
 
 

@@ -17,6 +17,7 @@ Every function is deterministic for its ``seed``: the same grid gives the same i
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -144,6 +145,42 @@ def paired_difference(
         files=grid_a.shape[1],
         paired_seeds=paired_seeds,
     )
+
+
+def bootstrap_statistic(
+    grids: Sequence[np.ndarray],
+    statistic: Callable[..., np.ndarray],
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    seed: int = 0,
+) -> Estimate:
+    """Any statistic of paired (seeds, files) grids with its two-stage bootstrap interval.
+
+    Each draw resamples the seeds and the files as :func:`bootstrap_mean` does, the same
+    rows and columns for every grid (their cells are pairs: a measurement and its
+    reference). ``statistic`` takes one (draws, cells) array per grid, each draw's sub-grid
+    flattened, and returns the (draws,) values; the estimate is its value on the grids
+    themselves (one draw of every cell). Draws where it is not finite (e.g. a correlation
+    of constant values) are left out of the interval; NaN when none is finite.
+
+    Args:
+        grids: float (seeds, files) grids of one shape, finite.
+        statistic: vectorised over draws, e.g. ``lambda a, b: np.abs(a - b).mean(axis=1)``.
+        resamples, level, seed: as in :func:`bootstrap_mean`.
+    """
+    checked = [_grid(grid, f"grids[{index}]") for index, grid in enumerate(grids)]
+    if not checked or any(grid.shape != checked[0].shape for grid in checked):
+        raise ValueError("bootstrap_statistic needs one or more grids of one shape")
+    shape = checked[0].shape
+    rng = np.random.default_rng(seed)
+    rows, columns = _draw(rng, shape, resamples)
+    cells = rows[:, :, None] * shape[1] + columns[:, None, :]  # (draws, seeds, files)
+    flat = cells.reshape(resamples, -1)
+    estimate = float(statistic(*(grid.reshape(1, -1) for grid in checked))[0])
+    draws = np.asarray(statistic(*(grid.reshape(-1)[flat] for grid in checked)), dtype=float)
+    finite = draws[np.isfinite(draws)]
+    low, high = _interval(finite, level) if finite.size else (float("nan"), float("nan"))
+    return Estimate(estimate, low, high, shape[0], shape[1])
 
 
 def _grid(scores: np.ndarray, name: str) -> np.ndarray:

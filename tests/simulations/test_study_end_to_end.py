@@ -184,6 +184,15 @@ def test_report_and_figures_are_written(study):
     assert result.report["report"] == output / "report.md"
 
 
+def test_the_clinical_section_names_why_these_files_cannot_be_measured(study):
+    _, output, _ = study
+    report = (output / "report.md").read_text()
+    # Hand-made k-space files: no segmentation labels and no geometry sidecar.
+    assert "### Clinical measurements" in report
+    assert "Nothing measured: no held-out cine short-axis file" in report
+    assert (output / "clinical.csv").is_file()
+
+
 def test_mlflow_has_a_parent_run_and_a_child_per_experiment(study):
     _, output, _ = study
     state = json.loads((output / "study.json").read_text())

@@ -301,3 +301,18 @@ def test_simulate_is_a_cardiomm_command(capsys):
         main(["simulate", "--help"])
     assert exit_info.value.code == 0
     assert "held-out-centre study" in capsys.readouterr().out
+
+
+def test_simulate_no_clinical_turns_the_clinical_check_off(monkeypatch, tmp_path):
+    from simulations.study import runner
+
+    seen = {}
+
+    def fake_run_study(config, show_progress, console):
+        seen["enabled"] = config.study.clinical.enabled
+        raise SystemExit(0)
+
+    monkeypatch.setattr(runner, "run_study", fake_run_study)
+    with pytest.raises(SystemExit):
+        main(["simulate", "--no-clinical", "--no-progress", f"output_dir={tmp_path}"])
+    assert seen == {"enabled": False}

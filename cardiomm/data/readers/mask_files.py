@@ -149,8 +149,7 @@ def find_mask_file(
     if (token is None or wanted is None) and len(found) > 1:
         listing = ", ".join(str(path) for path in found)
         raise ValueError(
-            f"{data_path}: {len(found)} mask files fit; name a pattern and acceleration: "
-            f"{listing}"
+            f"{data_path}: {len(found)} mask files fit; name a pattern and acceleration: {listing}"
         )
     return found[0]
 
@@ -172,8 +171,9 @@ def read_mask_file(path: str | Path, acceleration: int | None = None) -> MaskFil
         dataset = handle[variable]
         if dataset.ndim not in (2, 3):
             raise DataFileError(
-                path, f"{variable!r} has rank {dataset.ndim} {dataset.shape}; expected "
-                "(ky, kx) or (frames, ky, kx)"
+                path,
+                f"{variable!r} has rank {dataset.ndim} {dataset.shape}; expected "
+                "(ky, kx) or (frames, ky, kx)",
             )
         if dataset.dtype.kind not in "biuf":
             raise DataFileError(path, f"{variable!r} has dtype {dataset.dtype}, expected 0/1")
@@ -211,9 +211,7 @@ def _find_mask_variable(path: Path, handle: h5py.File, acceleration: int | None)
     if not found:
         listing = ", ".join(keys) or "none"
         raise DataFileError(path, f"no mask variable (mask, maskNN); keys found: {listing}")
-    raise DataFileError(
-        path, f"several mask variables ({', '.join(found)}); name the acceleration"
-    )
+    raise DataFileError(path, f"several mask variables ({', '.join(found)}); name the acceleration")
 
 
 def _pattern_token(pattern: MaskPattern | str) -> str:
