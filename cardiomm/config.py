@@ -99,3 +99,18 @@ def config_section(config: Any, key: str) -> dict[str, Any]:
         return {}
     block = OmegaConf.select(config, key, default=None)
     return dict(OmegaConf.to_container(block, resolve=True)) if block else {}
+
+
+def read_yaml_file(path: str | Path) -> Any:
+    """The plain content of a YAML file (dicts, lists, scalars), interpolations unresolved.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not valid YAML (the message names the file).
+    """
+    try:
+        return OmegaConf.to_container(OmegaConf.load(Path(path)), resolve=False)
+    except OSError:
+        raise
+    except Exception as error:  # YAML syntax errors come in several types
+        raise ValueError(f"{path}: not valid YAML ({error})") from error

@@ -106,6 +106,7 @@ def _answer(kind: str, msg: Message, context: Context) -> Message:
             request=scalar_values(msg.content.config_records.get(CONFIG, {})),
             arrays=arrays,
             history=stored_history(context.state) if kind == TRAIN else None,
+            run_id=str(context.run_id),
         )
     except Exception as error:  # a malformed message or state is the site's error reply
         reason = f"site {node_description(context.node_config)}: {type(error).__name__}: {error}"

@@ -2,7 +2,8 @@
 
 With ``privacy.dp_sgd.enabled`` the local training is sample-level DP-SGD
 (:mod:`cardiomm.privacy.dp_sgd`), charged to the site's accountant that the ClientApp keeps in
-``context.state`` across rounds.
+``context.state`` across rounds and, for a site with a privacy policy, in its ledger across
+runs (:mod:`cardiomm.privacy.site_budget`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from federation.protocol import (
 
 if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD rounds load it
     from cardiomm.privacy.accountant import SiteAccountant
+    from cardiomm.privacy.site_budget import SiteBudget
 
 NAN = float("nan")
 # How a round gets its network: (config, coil_batching=...) -> (network, text encoder).
@@ -61,6 +63,7 @@ def train_site(
     config: Any,
     accountant: SiteAccountant | None = None,
     build: NetworkBuilder = network_from_config,
+    budget: SiteBudget | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], list[dict[str, str]]]:
     """Train the global model on the site's train split and validate it.
 
@@ -72,15 +75,20 @@ def train_site(
         accountant: the site's DP-SGD accountant over the run so far (required with
             DP-SGD); charged in place for the steps taken this round.
         build: where the network comes from (a warm worker's cache, or built afresh).
+        budget: the site's privacy policy and ledger (cardiomm/privacy/site_budget.py):
+            its per-run cap replaces the site file's when smaller, and no step passes its
+            total cap over every run.
 
     Returns:
         (the site's new state dict on the CPU, the metrics of the protocol, skipped files).
 
     Raises:
         PrivacyBudgetSpentError: with DP-SGD, when not one more step fits in the epsilon
-            budget; nothing is trained.
+            budget (the run's or, with a policy, the total); nothing is trained.
     """
     privacy = PrivacySettings.from_config(config).dp_sgd
+    if privacy.enabled and budget is not None:
+        privacy = budget.settings_in_force(privacy)
     if privacy.enabled and accountant is None:
         raise ValueError("DP-SGD training needs the site's accountant (from context.state)")
     # One seed per (run, round, site): resumed and uninterrupted runs draw the same.
@@ -95,6 +103,8 @@ def train_site(
 
         rate = dp_sgd.sample_rate(train_config.batch_size, len(train_data))
         dp_sgd.check_budget(accountant, privacy, rate)  # before anything is built
+        if budget is not None:
+            train_config = _within_total(train_config, budget, accountant, privacy, rate)
     began = time.perf_counter()
     network, encoder = build(config, coil_batching=False if privacy.enabled else None)
     network.load_state_dict(global_state, strict=True)
@@ -130,7 +140,7 @@ def train_site(
         "build-seconds": build_seconds,
     }
     if privacy.enabled:
-        metrics.update(_privacy_metrics(privacy, accountant, rate, site, result.loss))
+        metrics.update(_privacy_metrics(privacy, accountant, rate, site, result.loss, budget))
     state = {key: value.detach().cpu() for key, value in network.state_dict().items()}
     return state, metrics, skipped
 
@@ -238,12 +248,39 @@ def _train_config(config: Any, instructions: RoundInstructions, seed: int) -> Tr
     return TrainConfig.from_mapping(train_settings)
 
 
+def _within_total(
+    train_config: TrainConfig,
+    budget: SiteBudget,
+    accountant: SiteAccountant,
+    privacy: DPSGDSettings,
+    rate: float,
+) -> TrainConfig:
+    """``train_config`` with no more steps than the site's total budget affords; none left
+    is PrivacyBudgetSpentError (nothing is built or trained)."""
+    from cardiomm.privacy.accountant import PrivacyBudgetSpentError
+
+    wanted = train_config.max_steps
+    allowed = budget.affordable_steps(accountant, privacy.noise_multiplier, rate, wanted)
+    if allowed == 0:
+        raise PrivacyBudgetSpentError(
+            budget.total_epsilon(accountant),
+            float(budget.policy.max_epsilon_total or 0.0),
+            budget.policy.delta,
+            accountant.steps,
+            scope=f"the site's total over every run, {budget.policy.ledger}",
+        )
+    if allowed < wanted:
+        logger.warning("DP-SGD: the site's total budget allows %d of %d steps", allowed, wanted)
+    return dataclasses.replace(train_config, max_steps=allowed)
+
+
 def _privacy_metrics(
     privacy: DPSGDSettings,
     accountant: SiteAccountant,
     rate: float,
     site: SiteData,
     loss: float,
+    budget: SiteBudget | None = None,
 ) -> dict[str, float]:
     """The DP-SGD numbers of the reply; the training losses are withheld.
 
@@ -258,6 +295,9 @@ def _privacy_metrics(
     exhausted = (
         privacy.epsilon_budget is not None
         and dp_sgd.affordable_steps(accountant, privacy, rate, 1) == 0
+    ) or (
+        budget is not None
+        and budget.affordable_steps(accountant, privacy.noise_multiplier, rate, 1) == 0
     )
     logger.info(
         "site %s: DP-SGD epsilon %.4g (delta %.3g) after %d steps, training loss %.4f%s",
@@ -275,6 +315,21 @@ def _privacy_metrics(
         "dp-delta": privacy.delta,
         "dp-steps": float(accountant.steps),
         "dp-budget-exhausted": float(exhausted),
+        # With a policy: the site's epsilon over every run of its ledger and its caps.
+        **(_ledger_metrics(budget, accountant) if budget is not None else {}),
+    }
+
+
+def _ledger_metrics(budget: SiteBudget, accountant: SiteAccountant) -> dict[str, float]:
+    policy = budget.policy
+    return {
+        "dp-epsilon-total": budget.total_epsilon(accountant),
+        "dp-epsilon-total-cap": NAN
+        if policy.max_epsilon_total is None
+        else policy.max_epsilon_total,
+        "dp-epsilon-run-cap": NAN
+        if policy.max_epsilon_per_run is None
+        else policy.max_epsilon_per_run,
     }
 
 

@@ -12,7 +12,8 @@ The site file is a nested mapping of site-owned keys only, e.g.::
 
     data: {root: /data/cmr, manifest: null}
     train: {device: "cuda:0", num_threads: 4}
-    privacy: {dp_sgd: {epsilon_budget: 8.0, noise_multiplier: 1.1}}
+    privacy: {dp_sgd: {epsilon_budget: 8.0, noise_multiplier: 1.1},
+              policy: /etc/cardiomm/privacy_policy.yaml}
     sharing: {cross_site_evaluation: false}
 """
 
@@ -67,6 +68,7 @@ SITE_OWNED = (
     "text.path",
     "text.cache_dir",
     "privacy.dp_sgd",
+    "privacy.policy",
     "sharing",
 )
 

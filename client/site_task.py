@@ -30,6 +30,7 @@ class SiteTask:
             state dict's order (empty for a roll call).
         history: the site's DP-SGD accountant lists from ``context.state`` (None when the
             site has none yet).
+        run_id: Flower's run id (the key of the run in the site's privacy ledger).
     """
 
     kind: str
@@ -38,6 +39,7 @@ class SiteTask:
     request: dict[str, Any] = dataclasses.field(default_factory=dict)
     arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     history: dict[str, list] | None = None
+    run_id: str = ""
 
     def header(self) -> dict[str, Any]:
         """Everything but the arrays, as JSON values."""
@@ -47,6 +49,7 @@ class SiteTask:
             "node_config": self.node_config,
             "request": self.request,
             "history": self.history,
+            "run_id": self.run_id,
         }
 
     @classmethod
@@ -63,7 +66,10 @@ class SiteTask:
             isinstance(history, dict) and all(isinstance(v, list) for v in history.values())
         ):
             raise ValueError("task history is not a mapping of lists")
-        return cls(kind=kind, arrays=arrays, history=history, **fields)
+        run_id = header.get("run_id", "")
+        if not isinstance(run_id, str) or len(run_id) > 64:
+            raise ValueError("task run_id is not a short string")
+        return cls(kind=kind, arrays=arrays, history=history, run_id=run_id, **fields)
 
 
 @dataclasses.dataclass

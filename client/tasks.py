@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from cardiomm.data.errors import DataFileError
 from cardiomm.model.factory import network_from_config
@@ -52,6 +53,7 @@ from federation.protocol import (
     LEARNING_RATE,
     LOCAL_STEPS,
     PRIVACY_BUDGET_SPENT,
+    PRIVACY_POLICY_REFUSED,
     PROXIMAL_MU,
     ROLE_EVALUATE,
     SEED,
@@ -110,25 +112,47 @@ def _train(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -
         seed=int(received.get(SEED, config.seed)),
     )
     global_state = _state_dict(task.arrays)
-    if not PrivacySettings.from_config(config).dp_sgd.enabled:
+    privacy = PrivacySettings.from_config(config)
+    policy_path = OmegaConf.select(config, "privacy.policy", default=None)
+    if policy_path:
+        from cardiomm.privacy.policy import PolicyViolationError, check_run, read_policy
+
+        policy = read_policy(str(policy_path))
+        try:
+            check_run(policy, privacy)
+        except PolicyViolationError as refused:
+            reason = f"site {site.site_id} refuses the run: {refused}"
+            logger.warning(reason)
+            return TaskOutcome(error_code=PRIVACY_POLICY_REFUSED, reason=reason)
+    if not privacy.dp_sgd.enabled:
         state, metrics, skipped = train_site(site, global_state, instructions, config, build=build)
         return _trained(site, state, metrics, skipped)
     # Imported here: Opacus takes a second to load, and only DP-SGD runs need it.
     from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
 
-    accountant = (
-        SiteAccountant()
-        if task.history is None
-        else SiteAccountant.from_lists(task.history, ACCOUNTANT_WHERE)
-    )
+    budget = None
+    if policy_path:
+        from cardiomm.privacy.ledger import PrivacyLedger
+        from cardiomm.privacy.site_budget import SiteBudget
+
+        budget = SiteBudget(policy, PrivacyLedger(policy.ledger), task.run_id or "unknown")
+        accountant = budget.accountant(task.history)
+    elif task.history is None:
+        accountant = SiteAccountant()
+    else:
+        accountant = SiteAccountant.from_lists(task.history, ACCOUNTANT_WHERE)
     try:
         state, metrics, skipped = train_site(
-            site, global_state, instructions, config, accountant, build=build
+            site, global_state, instructions, config, accountant, build=build, budget=budget
         )
     except PrivacyBudgetSpentError as spent:
         reason = f"site {site.site_id}: {spent}"
         logger.warning(reason)
         return TaskOutcome(error_code=PRIVACY_BUDGET_SPENT, reason=reason)
+    if budget is not None:
+        # On disk before the reply leaves: an update released is always charged (a failed
+        # write is the round's error, and the update is not sent).
+        budget.record(accountant)
     outcome = _trained(site, state, metrics, skipped)
     # Stored only once the round succeeded: a failed round releases nothing to the server.
     outcome.history = accountant.to_lists()

@@ -77,6 +77,7 @@ def breakdown_key(metric: str, group: str) -> str:
 SITE_FAILURE = 1  # the site could not do its part; the reason names it and the problem
 PRIVACY_BUDGET_SPENT = 2  # a DP-SGD site whose epsilon budget is spent trains no more
 CROSS_SITE_DECLINED = 3  # the site does not score other models (sharing.cross_site_evaluation)
+PRIVACY_POLICY_REFUSED = 4  # the run's privacy settings break the site's own privacy policy
 
 # -- secure aggregation (privacy=secagg) ----------------------------------------------------------
 SECURE_RECORD = "secure-aggregation"  # ConfigRecord marking a train-and-announce request

@@ -137,6 +137,11 @@ TRAIN_METRICS: dict[str, MetricRule] = {
     "dp-delta": MetricRule(0.0, 1.0),
     "dp-steps": _count(),
     "dp-budget-exhausted": MetricRule(0.0, 1.0, integer=True),
+    # A site with a privacy policy: its epsilon over every run of its ledger, and its caps
+    # (NaN: no cap).
+    "dp-epsilon-total": MetricRule(0.0, 1e12, infinite=True),
+    "dp-epsilon-total-cap": MetricRule(0.0, 1e12, nan=True),
+    "dp-epsilon-run-cap": MetricRule(0.0, 1e12, nan=True),
     # Central DP's adaptive clipping: whether the site's update was within the norm.
     KEY_NORM_BIT: MetricRule(0.0, 1.0, integer=True),
     CLIPPED_METRIC: _count(1e12),

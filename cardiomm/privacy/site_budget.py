@@ -1,0 +1,63 @@
+"""The budget a site holds itself to: its privacy policy and its ledger, for one run.
+
+The per-run cap (the smaller of the policy's and the site file's ``epsilon_budget``) works
+as before, through the run's own accountant. The total cap needs the other runs' steps too:
+:meth:`SiteBudget.affordable_steps` composes them (RDP) with this run's and allows only as
+many steps as keep that total within the cap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+
+from cardiomm.privacy.accountant import SiteAccountant
+from cardiomm.privacy.ledger import PrivacyLedger
+from cardiomm.privacy.policy import PrivacyPolicy, run_budget
+from cardiomm.privacy.settings import DPSGDSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class SiteBudget:
+    """A site's policy and ledger for the run ``run_id``."""
+
+    policy: PrivacyPolicy
+    ledger: PrivacyLedger
+    run_id: str
+
+    def settings_in_force(self, settings: DPSGDSettings) -> DPSGDSettings:
+        """``settings`` with the per-run cap in force (the policy's or the site file's)."""
+        return dataclasses.replace(
+            settings, epsilon_budget=run_budget(self.policy, settings.epsilon_budget)
+        )
+
+    def accountant(self, state_history: Mapping[str, Sequence[float]] | None) -> SiteAccountant:
+        """This run's accountant: the ledger's entry, or the lists the node kept in its
+        ``context.state`` when they hold more steps (a run that began before the policy)."""
+        recorded = self.ledger.run(self.run_id)
+        kept = (
+            SiteAccountant.from_lists(state_history, "the run's context.state")
+            if state_history is not None
+            else None
+        )
+        candidates = [accountant for accountant in (recorded, kept) if accountant is not None]
+        return max(candidates, key=lambda a: a.steps) if candidates else SiteAccountant()
+
+    def total_epsilon(self, accountant: SiteAccountant) -> float:
+        """Epsilon (at the policy's delta) of every other run's steps and this run's."""
+        return SiteAccountant([*self.ledger.others(self.run_id), *accountant.history]).epsilon(
+            self.policy.delta
+        )
+
+    def affordable_steps(
+        self, accountant: SiteAccountant, noise_multiplier: float, rate: float, wanted: int
+    ) -> int:
+        """How many of ``wanted`` further steps keep the total within the policy's cap."""
+        combined = SiteAccountant([*self.ledger.others(self.run_id), *accountant.history])
+        return combined.affordable_steps(
+            noise_multiplier, rate, self.policy.delta, self.policy.max_epsilon_total, wanted
+        )
+
+    def record(self, accountant: SiteAccountant) -> None:
+        """Write this run's steps to the ledger (before the site replies)."""
+        self.ledger.record(self.run_id, accountant)
