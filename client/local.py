@@ -138,6 +138,7 @@ def train_site(
         "bad-files": float(len(skipped)),
         "field-strength": site.field_strengths[0] if site.field_strengths else NAN,
         "build-seconds": build_seconds,
+        "trainable-parameters": float(result.trainable_parameters),
     }
     if privacy.enabled:
         metrics.update(_privacy_metrics(privacy, accountant, rate, site, result.loss, budget))

@@ -132,6 +132,7 @@ TRAIN_METRICS: dict[str, MetricRule] = {
     "val-ssim": _SSIM,
     "val-nmse": _NMSE,
     "bad-files": _count(),
+    "trainable-parameters": _count(1e12),
     "field-strength": _score(0.0, 20.0),
     "dp-epsilon": MetricRule(0.0, 1e12, infinite=True),
     "dp-delta": MetricRule(0.0, 1.0),

@@ -42,6 +42,8 @@ class TrainConfig:
             for a fixed thread count without it.
         validate_every: validate every this many steps (0: only at the end).
         max_validation_items: cap on validation slices per validation (0: all).
+        trainable: the parameter groups trained (cardiomm/model/trainable.py: ``all``, or
+            any of ``prompts``, ``adapters``, ``data_consistency``); the rest stay frozen.
     """
 
     max_steps: int = 100
@@ -63,8 +65,10 @@ class TrainConfig:
     deterministic: bool = False
     validate_every: int = 0
     max_validation_items: int = 0
+    trainable: tuple[str, ...] = ("all",)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "trainable", tuple(str(group) for group in self.trainable))
         if self.max_steps < 0 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError(
                 "max_steps must be >= 0, epochs and batch_size >= 1; got "

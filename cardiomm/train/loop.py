@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from cardiomm.data.dataset import SliceDataset, SliceSample
 from cardiomm.model.network import CardioMMNet
 from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.model.trainable import select_trainable
 from cardiomm.progress import progress_bar
 from cardiomm.text import TextEncoder
 from cardiomm.train.config import TrainConfig
@@ -56,6 +57,7 @@ class TrainResult:
         validation_history: (step, mean scores) of every validation.
         seconds: wall time.
         device: where it ran.
+        trainable_parameters: values trained (``config.trainable``; the rest frozen).
     """
 
     steps: int
@@ -68,6 +70,7 @@ class TrainResult:
     validation_history: list[tuple[int, dict[str, float]]]
     seconds: float
     device: str
+    trainable_parameters: int = 0
 
     def metrics(self) -> dict[str, float]:
         """Flat numbers for reports and Flower replies."""
@@ -128,10 +131,16 @@ def train_model(
         torch.set_num_threads(config.num_threads)
     generator = seed_everything(config.seed)
     network.to(device).train()
+    trained = {name for name, p in network.named_parameters() if p.requires_grad}
+    trainable_parameters = select_trainable(network, config.trainable)
     reconstructor = NetworkReconstructor(network, text_encoder)
-    updates, scheduler, loader, total_steps = _optimisation(
-        network, train_data, config, generator, privacy if private else None, accountant
-    )
+    try:
+        updates, scheduler, loader, total_steps = _optimisation(
+            network, train_data, config, generator, privacy if private else None, accountant
+        )
+    except BaseException:
+        _restore_trainable(network, trained)
+        raise
     losses: list[float] = []
     validation_history: list[tuple[int, dict[str, float]]] = []
     examples = 0
@@ -142,6 +151,8 @@ def train_model(
         # Deterministic kernels (when asked) for this run only; the updater's hooks off after.
         cleanup.enter_context(deterministic_kernels(config.deterministic))
         cleanup.callback(updates.close)
+        # The network is the caller's: it gets its trainable flags back.
+        cleanup.callback(_restore_trainable, network, trained)
         for step in progress_bar(range(1, total_steps + 1), "training", enabled=show_progress):
             sample = next(batches)
             try:
@@ -184,6 +195,7 @@ def train_model(
         validation_history=validation_history,
         seconds=time.perf_counter() - started,
         device=str(device),
+        trainable_parameters=trainable_parameters,
     )
 
 
@@ -300,6 +312,11 @@ def describe_batch(sample: SliceSample) -> str:
 
 def _validation_due(config: TrainConfig, step: int) -> bool:
     return bool(config.validate_every) and step % config.validate_every == 0
+
+
+def _restore_trainable(network: torch.nn.Module, trained: set[str]) -> None:
+    for name, parameter in network.named_parameters():
+        parameter.requires_grad_(name in trained)
 
 
 def build_optimiser(network: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:

@@ -12,6 +12,7 @@ PROTOCOL_METRICS = {
     "val-ssim",
     "val-nmse",
     "bad-files",
+    "trainable-parameters",
     "field-strength",
     "build-seconds",
 }

@@ -153,3 +153,24 @@ def test_the_non_dp_path_is_one_clipped_adamw_step_as_before(config, train_data,
     for key, value in network.state_dict().items():
         torch.testing.assert_close(value, expected.state_dict()[key], rtol=1e-6, atol=1e-9)
     assert not any(hasattr(p, "grad_sample") for p in network.parameters())
+
+
+def test_dp_sgd_fine_tunes_a_frozen_backbone(config, train_data):
+    network, encoder = _network(config)
+    before = _state(network)
+    accountant = SiteAccountant()
+    result = train_model(
+        network,
+        encoder,
+        train_data,
+        _train_config(trainable=("data_consistency",)),
+        show_progress=False,
+        privacy=_settings(),
+        accountant=accountant,
+    )
+    changed = {
+        key for key, value in network.state_dict().items() if not torch.equal(value, before[key])
+    }
+    assert changed and all("data_consistency" in key for key in changed)
+    assert result.trainable_parameters == len(network.cascades)
+    assert accountant.steps == 3

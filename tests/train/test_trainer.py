@@ -181,3 +181,19 @@ def test_deterministic_kernels_train_the_same_bits_on_the_cpu_and_are_switched_o
     for a, b in zip(plain_network.parameters(), strict_network.parameters(), strict=True):
         assert torch.equal(a, b)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_a_frozen_backbone_trains_only_the_chosen_groups_and_gets_its_flags_back(files, encoder):
+    torch.manual_seed(0)
+    network = build_network(ModelConfig(), encoder)
+    before = copy.deepcopy(network.state_dict())
+    sampler = MaskSampler(patterns=["Uniform"], accelerations=[4], acs_width=6)
+    dataset = SliceDataset(files, TrainingMasks(sampler, 0), show_progress=False)
+    config = TrainConfig(max_steps=3, learning_rate=1e-2, trainable=("data_consistency",))
+    result = train_model(network, encoder, dataset, config, show_progress=False)
+    changed = {
+        key for key, value in network.state_dict().items() if not torch.equal(value, before[key])
+    }
+    assert changed and all("data_consistency" in key for key in changed)
+    assert result.trainable_parameters == len(network.cascades)
+    assert all(parameter.requires_grad for parameter in network.parameters())
