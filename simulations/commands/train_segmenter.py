@@ -18,8 +18,8 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, required=True, help="folder for the checkpoints")
     parser.add_argument("--size", default="default", help="tiny | default (network width)")
-    parser.add_argument("--steps", type=int, default=4500, help="optimiser steps (one image each)")
-    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--steps", type=int, default=9000, help="optimiser steps (one image each)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument(
         "--checkpoint-every", type=int, default=0, help="also keep step-NNNNNN.pt (0: final only)"
     )

@@ -122,3 +122,20 @@ def test_the_command_trains_on_internal_centres_and_scores_the_held_out_ones(tmp
     assert len(metrics["held_out_centres"]) == 2
     assert set(metrics["held_out_dice"]) == {"rv_blood", "lv_myocardium", "lv_blood"}
     assert (tmp_path / "segmenter.pt").is_file()
+
+
+def test_augmentation_moves_image_and_classes_together_and_keeps_the_classes():
+    from cardiomm.segmentation.training import augmentation
+
+    image, classes = _disk_pair()
+    change = augmentation(seed=5)
+    moved = [
+        change(torch.from_numpy(np.stack([image, classes.astype(np.float32)]))) for _ in range(8)
+    ]
+    for both in moved:
+        labels = both[1].numpy()
+        assert set(np.unique(labels)) <= {0, RV_BLOOD, LV_MYOCARDIUM, LV_BLOOD}
+        # The bright blood pool is where the LV blood label went.
+        blood = labels == LV_BLOOD
+        assert both[0].numpy()[blood].mean() > 2 * both[0].numpy()[~blood].mean()
+    assert any(not np.array_equal(both[1].numpy(), classes) for both in moved)
