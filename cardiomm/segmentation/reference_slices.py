@@ -9,12 +9,15 @@ images, divided by its 99.5th percentile so every scanner's images share one ran
 
 from __future__ import annotations
 
+import logging
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cardiomm.data.errors import DataFileError
 from cardiomm.data.readers import open_series
 from cardiomm.data.synthetic import read_labels, sidecar_paths
 from cardiomm.physics.coils import rss
@@ -22,6 +25,7 @@ from cardiomm.physics.fourier import ifft2c
 from cardiomm.segmentation.classes import segmentation_classes
 
 CINE_SAX = "cine_sax"
+logger = logging.getLogger(__name__)
 
 
 def cine_sax_files(files: Iterable[Path]) -> list[Path]:
@@ -42,24 +46,46 @@ def reference_image(kspace: np.ndarray) -> np.ndarray:
 
 
 def reference_slices(
-    files: Iterable[Path], remove_oversampling: bool = False
+    files: Iterable[Path],
+    remove_oversampling: bool = False,
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """(float32 image (ky, kx), uint8 classes (ky, kx)) of every frame and slice of the cine
     SAX files among ``files``; with ``remove_oversampling`` both are cropped to the central
-    half of the readout, the field of view a model trained without the oversampling sees."""
+    half of the readout, the field of view a model trained without the oversampling sees.
+
+    A file whose k-space or labels cannot be read, or do not match, is left out with a
+    warning and, when ``skipped`` is given, appended to it with the reason.
+    """
     pairs = []
     for path in cine_sax_files(files):
-        classes = segmentation_classes(read_labels(path)["labels"])
-        with open_series(path) as series:
-            frames, slices = series.shape.frames, series.shape.slices
-            for frame in range(frames):
-                for slice_index in range(slices):
-                    image = reference_image(series.read_kspace(frame, slice_index))
-                    labels = classes[frame, slice_index]
-                    if remove_oversampling:
-                        image, labels = central_readout_half(image), central_readout_half(labels)
-                        image = normalised(image)
-                    pairs.append((image, labels))
+        try:
+            pairs += _file_pairs(path, remove_oversampling)
+        except (DataFileError, OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            reason = str(error.reason) if isinstance(error, DataFileError) else str(error)
+            logger.warning("skipping %s for the segmenter: %s", path, reason)
+            if skipped is not None:
+                skipped.append((path, reason))
+    return pairs
+
+
+def _file_pairs(path: Path, remove_oversampling: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    classes = segmentation_classes(read_labels(path)["labels"])
+    pairs = []
+    with open_series(path) as series:
+        frames, slices = series.shape.frames, series.shape.slices
+        if classes.shape != (frames, slices, series.shape.ky, series.shape.kx):
+            raise DataFileError(
+                path, f"labels {classes.shape} do not match the k-space {tuple(series.shape)}"
+            )
+        for frame in range(frames):
+            for slice_index in range(slices):
+                image = reference_image(series.read_kspace(frame, slice_index))
+                labels = classes[frame, slice_index]
+                if remove_oversampling:
+                    image, labels = central_readout_half(image), central_readout_half(labels)
+                    image = normalised(image)
+                pairs.append((image, labels))
     return pairs
 
 

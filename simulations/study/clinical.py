@@ -187,7 +187,8 @@ def clinical_check(
         [path for site in internal_sites(manifest) for path in site_files(manifest, site, split)]
         for split in ("train", "val")
     )
-    train_pairs = reference_slices(training, remove_oversampling)
+    unusable: list[tuple[Path, str]] = []
+    train_pairs = reference_slices(training, remove_oversampling, unusable)
     if not train_pairs:
         return ClinicalCheck(
             [], {}, skipped, "no labelled cine short-axis file among the internal training files"
@@ -199,8 +200,9 @@ def clinical_check(
         dice_per_class(network, size, reference_slices(validation, remove_oversampling))
     )
     segmenter["held_out_dice"] = json_numbers(
-        dice_per_class(network, size, reference_slices(candidates, remove_oversampling))
+        dice_per_class(network, size, reference_slices(candidates, remove_oversampling, unusable))
     )
+    segmenter["skipped_files"] = [f"{path}: {reason}" for path, reason in unusable]
     (folder / SEGMENTER_METRICS).write_text(json.dumps(segmenter, indent=2))
 
     base = evaluation_dataset(candidates, config, "all", show_progress)

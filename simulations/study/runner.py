@@ -334,7 +334,7 @@ def _clinical(
     """Each fold's clinical check (simulations/study/clinical.py); None when the study does
     not run it (``study.clinical.enabled=false``) or scores no held-out centre."""
     from cardiomm.cohort.manifest import read_manifest
-    from simulations.study.clinical import ClinicalSettings, clinical_check
+    from simulations.study.clinical import ClinicalCheck, ClinicalSettings, clinical_check
 
     if not settings.held_out_evaluation or not ClinicalSettings.from_config(config).enabled:
         return None
@@ -343,9 +343,13 @@ def _clinical(
         own = [outcome for outcome in outcomes if outcome.fold == fold.name]
         fold_config = _fold_config(config, fold, manifests[fold])
         output = study_dir / fold.slug / "clinical"
-        checks[fold.name] = clinical_check(
-            own, fold_config, read_manifest(manifests[fold]), output, fold.name, show_progress
-        )
+        try:
+            checks[fold.name] = clinical_check(
+                own, fold_config, read_manifest(manifests[fold]), output, fold.name, show_progress
+            )
+        except Exception as error:  # the check must never cost the study its report
+            logger.error("the clinical check of fold %s failed", fold.name, exc_info=True)
+            checks[fold.name] = ClinicalCheck([], {}, [], f"the check failed ({error})")
     return checks
 
 

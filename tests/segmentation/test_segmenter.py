@@ -139,3 +139,18 @@ def test_augmentation_moves_image_and_classes_together_and_keeps_the_classes():
         blood = labels == LV_BLOOD
         assert both[0].numpy()[blood].mean() > 2 * both[0].numpy()[~blood].mean()
     assert any(not np.array_equal(both[1].numpy(), classes) for both in moved)
+
+
+def test_a_file_whose_labels_cannot_be_read_is_skipped_with_the_reason(cine_sax_path, tmp_path):
+    import shutil
+
+    from cardiomm.data.synthetic import sidecar_paths
+
+    copy = tmp_path / "P001" / "cine_sax.mat"
+    copy.parent.mkdir()
+    shutil.copy(cine_sax_path, copy)
+    sidecar_paths(copy)[1].write_bytes(b"not an npz archive")
+    skipped = []
+    pairs = reference_slices([copy, cine_sax_path], skipped=skipped)
+    assert len(pairs) == len(reference_slices([cine_sax_path]))  # the good file's alone
+    assert [path for path, _ in skipped] == [copy]

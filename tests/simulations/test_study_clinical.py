@@ -119,3 +119,24 @@ def test_held_out_centres_without_labelled_cine_stacks_are_named_as_the_reason(t
     manifest = load_partition(config.data, int(config.seed), show_progress=False)
     check = clinical_check([], config, manifest, tmp_path / "clinical", "held-out=Center003")
     assert check.rows == [] and "no held-out cine short-axis file" in check.note
+
+
+def test_a_failing_check_becomes_a_note_and_never_stops_the_study(
+    config, manifest, monkeypatch, tmp_path
+):
+    from cardiomm.cohort.manifest import write_manifest
+    from simulations.study import clinical, runner
+    from simulations.study.plan import Fold
+    from simulations.study.settings import StudySettings
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(clinical, "clinical_check", broken)
+    fold = Fold(HELD_OUT, ("Center001", "Center002"))
+    path = write_manifest(manifest, tmp_path / "manifest.json")
+    checks = runner._clinical(
+        config, StudySettings.from_config(config), [fold], {fold: path}, [], tmp_path, False
+    )
+    (check,) = checks.values()
+    assert check.rows == [] and check.note == "the check failed (disk full)"
