@@ -23,8 +23,9 @@ cover it: shuffled batches can leak more than the reported epsilon says. The ord
 drawn from OS entropy, never from the run's seed: a server that knows the seed would know
 which slices formed each batch, and the subsampling would then amplify nothing.
 
-The unit of privacy is one training slice (one frame of one slice position). A patient
-contributes many slices, so a patient-level guarantee is weaker (group privacy).
+The unit of privacy here is one training slice (one frame of one slice position). A patient
+contributes many slices, so a patient-level guarantee is weaker (group privacy); with
+``privacy.dp_sgd.unit=patient`` the trainer uses cardiomm/privacy/patient_dp.py instead.
 """
 
 from __future__ import annotations
@@ -76,6 +77,15 @@ def check_budget(accountant: SiteAccountant, settings: DPSGDSettings, rate: floa
         )
 
 
+def check_noise(settings: DPSGDSettings) -> None:
+    """Refuse a negative noise multiplier or a clipping norm that is not positive."""
+    if settings.noise_multiplier < 0 or settings.max_grad_norm <= 0:
+        raise ValueError(
+            "DP-SGD needs noise_multiplier >= 0 and max_grad_norm > 0, got "
+            f"{settings.noise_multiplier} and {settings.max_grad_norm}"
+        )
+
+
 def secret_generator(device: torch.device | str = "cpu") -> torch.Generator:
     """A generator seeded from OS entropy (for DP noise and batch order).
 
@@ -119,11 +129,7 @@ class PrivateUpdates:
                 "with coil batching Opacus would take each coil for a separate example and clip "
                 "the wrong gradients"
             )
-        if settings.noise_multiplier < 0 or settings.max_grad_norm <= 0:
-            raise ValueError(
-                "DP-SGD needs noise_multiplier >= 0 and max_grad_norm > 0, got "
-                f"{settings.noise_multiplier} and {settings.max_grad_norm}"
-            )
+        check_noise(settings)
         self.settings = settings
         self.accountant = accountant
         self.rate = rate

@@ -9,6 +9,7 @@ The policy is a YAML file the site operator owns (named by the site file's
     min_noise_multiplier: 0.8
     allowed_mechanisms: [dp_sgd, secure_aggregation]   # central_dp not accepted here
     required_mechanisms: [dp_sgd]     # no training without DP-SGD
+    unit: patient                     # DP-SGD must protect whole patients (or: slice)
     ledger: privacy_ledger.json       # the spent budget, relative to this file
 
 :func:`check_run` refuses a run whose privacy settings the policy does not allow, before
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cardiomm.config import read_yaml_file
-from cardiomm.privacy.settings import PrivacySettings
+from cardiomm.privacy.settings import PRIVACY_UNITS, PrivacySettings
 
 MECHANISMS = ("dp_sgd", "central_dp", "secure_aggregation")
 _KEYS = (
@@ -35,6 +36,7 @@ _KEYS = (
     "min_noise_multiplier",
     "allowed_mechanisms",
     "required_mechanisms",
+    "unit",
     "ledger",
 )
 
@@ -59,6 +61,7 @@ class PrivacyPolicy:
         min_noise_multiplier: the smallest DP-SGD noise multiplier accepted.
         allowed_mechanisms: mechanisms a run may use (:data:`MECHANISMS`).
         required_mechanisms: mechanisms a run must use for the site to train.
+        unit: the unit DP-SGD must protect (``patient`` or ``slice``; None: either).
         ledger: the ledger file.
     """
 
@@ -69,6 +72,7 @@ class PrivacyPolicy:
     min_noise_multiplier: float
     allowed_mechanisms: tuple[str, ...]
     required_mechanisms: tuple[str, ...]
+    unit: str | None
     ledger: Path
 
 
@@ -97,8 +101,14 @@ def read_policy(path: str | Path) -> PrivacyPolicy:
         raise PrivacyPolicyError(
             f"privacy policy {path}: required_mechanisms must also be allowed_mechanisms"
         )
+    unit = values.get("unit")
+    if unit is not None and unit not in PRIVACY_UNITS:
+        raise PrivacyPolicyError(
+            f"privacy policy {path}: unit must be one of {', '.join(PRIVACY_UNITS)}, got {unit!r}"
+        )
     return PrivacyPolicy(
         path=path,
+        unit=unit,
         max_epsilon_per_run=_epsilon(
             values.get("max_epsilon_per_run"), path, "max_epsilon_per_run"
         ),
@@ -143,6 +153,11 @@ def check_run(policy: PrivacyPolicy, privacy: PrivacySettings) -> None:
         raise PolicyViolationError(
             f"DP-SGD noise multiplier {privacy.dp_sgd.noise_multiplier:g} is below the "
             f"minimum {policy.min_noise_multiplier:g} of the site's privacy policy ({policy.path})"
+        )
+    if policy.unit is not None and privacy.dp_sgd.unit != policy.unit:
+        raise PolicyViolationError(
+            f"DP-SGD protects one {privacy.dp_sgd.unit}; the site's privacy policy "
+            f"({policy.path}) requires the {policy.unit} as the unit"
         )
     if privacy.dp_sgd.delta > policy.delta:
         raise PolicyViolationError(

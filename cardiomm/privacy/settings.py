@@ -11,15 +11,23 @@ from typing import Any
 from cardiomm.config import config_section
 
 CLIPPING_MODES = ("fixed", "adaptive")
+PRIVACY_UNITS = ("slice", "patient")
 CLIPPING_SIDES = ("server", "client")
 
 
 @dataclasses.dataclass(frozen=True)
 class DPSGDSettings:
-    """Sample-level DP-SGD at each site (Opacus).
+    """DP-SGD at each site: per slice (Opacus) or per patient (cardiomm/privacy/patient_dp.py).
 
     Attributes:
         enabled: train every site with DP-SGD.
+        unit: what the guarantee protects: ``slice`` (one image; Opacus' per-sample
+            clipping over batches of ``train.batch_size``) or ``patient`` (all of one
+            patient's images; Poisson-sampled patients, one clipped gradient each).
+        patients_per_step: ``patient`` unit: the expected patients per step (the sampling
+            rate is this over the site's patients).
+        slices_per_patient: ``patient`` unit: images of a sampled patient whose mean loss
+            gives its gradient.
         noise_multiplier: std of the Gaussian noise over the clipping norm.
         max_grad_norm: per-sample gradient clipping norm.
         delta: the delta of the (epsilon, delta) guarantee each site reports.
@@ -32,10 +40,22 @@ class DPSGDSettings:
     max_grad_norm: float = 1.0
     delta: float = 1e-5
     epsilon_budget: float | None = None
+    unit: str = "slice"
+    patients_per_step: float = 4.0
+    slices_per_patient: int = 1
 
     def validate(self) -> None:
         if not self.enabled:
             return
+        if self.unit not in PRIVACY_UNITS:
+            raise ValueError(
+                f"privacy.dp_sgd.unit must be one of {', '.join(PRIVACY_UNITS)}, got {self.unit!r}"
+            )
+        if self.patients_per_step <= 0 or self.slices_per_patient < 1:
+            raise ValueError(
+                "privacy.dp_sgd needs patients_per_step > 0 and slices_per_patient >= 1, got "
+                f"{self.patients_per_step} and {self.slices_per_patient}"
+            )
         if self.noise_multiplier <= 0:
             raise ValueError(
                 f"privacy.dp_sgd.noise_multiplier must be > 0, got {self.noise_multiplier}"

@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -30,7 +30,7 @@ from cardiomm.train.runtime import (
     seed_everything,
     select_device,
 )
-from cardiomm.train.updates import PlainUpdates, Updates
+from cardiomm.train.updates import PlainUpdates
 
 if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD runs load it
     from cardiomm.privacy.accountant import SiteAccountant
@@ -146,7 +146,8 @@ def train_model(
     examples = 0
     skips = _SkipGuard()
     started = time.perf_counter()
-    batches = _batches(loader, train_data)
+    patient_level = private and privacy.unit == "patient"
+    batches = _batches(loader, train_data) if not patient_level else None
     with contextlib.ExitStack() as cleanup:
         # Deterministic kernels (when asked) for this run only; the updater's hooks off after.
         cleanup.enter_context(deterministic_kernels(config.deterministic))
@@ -154,6 +155,25 @@ def train_model(
         # The network is the caller's: it gets its trainable flags back.
         cleanup.callback(_restore_trainable, network, trained)
         for step in progress_bar(range(1, total_steps + 1), "training", enabled=show_progress):
+            if patient_level:
+                # Its own batches: Poisson-sampled patients (cardiomm/privacy/patient_dp.py).
+                applied, value = _patient_step(
+                    updates,
+                    network,
+                    reconstructor,
+                    train_data,
+                    config,
+                    device,
+                    step,
+                    reference_weights,
+                )
+                if applied:
+                    scheduler.step()
+                    skips.applied()
+                else:
+                    skips.skipped(step, "the step's sampled patients")
+                losses.append(value)
+                continue
             sample = next(batches)
             try:
                 loss = _step(network, reconstructor, sample, config, device, reference_weights)
@@ -182,6 +202,8 @@ def train_model(
         validation_history.append(
             (total_steps, _validate(reconstructor, validation_data, config, device))
         )
+    if patient_level:
+        examples = updates.images
     finite = [value for value in losses if math.isfinite(value)] or [math.nan]
     tail = finite[-max(1, len(finite) // 10) :]
     return TrainResult(
@@ -206,7 +228,7 @@ def _optimisation(
     generator: torch.Generator,
     privacy: DPSGDSettings | None,
     accountant: SiteAccountant | None,
-) -> tuple[Updates, torch.optim.lr_scheduler.LambdaLR, DataLoader, int]:
+) -> tuple[Any, torch.optim.lr_scheduler.LambdaLR, DataLoader | None, int]:
     """(updater, learning-rate schedule, batches, steps to take): plain updates over a seeded
     shuffling loader, or DP-SGD ones (``privacy`` given) over Poisson-sampled batches whose
     step count the privacy budget may cut short."""
@@ -233,6 +255,34 @@ def _loader(train_data: Dataset, config: TrainConfig, generator: torch.Generator
     )
 
 
+def _patient_step(
+    updates: Any,
+    network: CardioMMNet,
+    reconstructor: NetworkReconstructor,
+    train_data: Dataset[SliceSample],
+    config: TrainConfig,
+    device: torch.device,
+    step: int,
+    reference_weights: Mapping[str, torch.Tensor] | None,
+) -> tuple[bool, float]:
+    """One patient-level DP-SGD step: (applied, mean loss of the sampled slices or NaN)."""
+    if hasattr(train_data, "set_epoch"):
+        train_data.set_epoch(step)  # new training masks every step
+    without_proximal = dataclasses.replace(config, proximal_mu=0.0)  # added after the noise
+    losses: list[float] = []
+
+    def loss_of(sample: SliceSample) -> torch.Tensor:
+        loss = _step(network, reconstructor, sample, without_proximal, device, None)
+        losses.append(float(loss.detach()))
+        return loss
+
+    try:
+        applied = updates.step(loss_of, reference_weights, config.proximal_mu)
+    except Exception as error:
+        raise TrainingStepError(step, "the step's sampled patients", error) from error
+    return applied, (sum(losses) / len(losses) if losses else math.nan)
+
+
 def _private_updates(
     network: CardioMMNet,
     optimiser: torch.optim.Optimizer,
@@ -240,17 +290,29 @@ def _private_updates(
     config: TrainConfig,
     privacy: DPSGDSettings,
     accountant: SiteAccountant,
-) -> tuple[Updates, DataLoader, int]:
-    """DP-SGD's updater, loader and steps: a secret batch order (subsampling amplifies
-    privacy only if nobody can replay the order: not the seed), and no more steps than the
-    epsilon budget affords. Per-slice clipping replaces the global clip (which would only
-    shrink the noisy gradient)."""
+) -> tuple[Any, DataLoader | None, int]:
+    """DP-SGD's updater, loader and steps: per slice (Opacus, a secret batch order) or per
+    patient (Poisson-sampled patients, no loader: cardiomm/privacy/patient_dp.py), and no
+    more steps than the epsilon budget affords. Subsampling amplifies privacy only if nobody
+    can replay the draws, so they never come from the run's seed. Per-example clipping
+    replaces the global clip (which would only shrink the noisy gradient)."""
     from cardiomm.privacy import dp_sgd
 
-    rate = dp_sgd.sample_rate(config.batch_size, len(train_data))
-    dp_sgd.check_budget(accountant, privacy, rate)
-    loader = _loader(train_data, config, dp_sgd.secret_generator())
-    wanted = config.max_steps or config.epochs * len(loader)
+    if privacy.unit == "patient":
+        from cardiomm.privacy.patient_dp import PatientUpdates
+
+        updates: Any = PatientUpdates(network, optimiser, train_data, privacy, accountant)
+        rate, loader = updates.rate, None
+        dp_sgd.check_budget(accountant, privacy, rate)
+        wanted = config.max_steps or config.epochs * len(updates.patients)
+    else:
+        rate = dp_sgd.sample_rate(config.batch_size, len(train_data))
+        dp_sgd.check_budget(accountant, privacy, rate)
+        loader = _loader(train_data, config, dp_sgd.secret_generator())
+        wanted = config.max_steps or config.epochs * len(loader)
+        updates = dp_sgd.PrivateUpdates(
+            network, optimiser, privacy, config.batch_size, accountant, rate
+        )
     allowed = dp_sgd.affordable_steps(accountant, privacy, rate, wanted)
     if allowed < wanted:
         logger.warning(
@@ -259,9 +321,6 @@ def _private_updates(
             allowed,
             wanted,
         )
-    updates = dp_sgd.PrivateUpdates(
-        network, optimiser, privacy, config.batch_size, accountant, rate
-    )
     return updates, loader, allowed
 
 

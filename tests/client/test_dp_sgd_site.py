@@ -183,3 +183,17 @@ def test_a_site_worker_charges_the_same_epsilon_and_keeps_the_history_in_context
         _metrics(reply)["dp-epsilon"] for reply in here[:2]
     ]
     assert context.state[ACCOUNTANT_RECORD]["steps"] == [2 * LOCAL_STEPS]
+
+
+def test_a_patient_level_site_is_charged_at_its_patient_rate(data_overrides):
+    from cardiomm.privacy.patient_dp import patient_groups
+
+    overrides = f"{data_overrides} privacy=dp_sgd privacy.dp_sgd.unit=patient"
+    _, (reply,) = _rounds(f"{overrides} privacy.dp_sgd.patients_per_step=1.0", 1)
+    config = compose_overrides(overrides)
+    site = resolve_site({"partition-id": 0}, config)
+    patients = len(patient_groups(training_dataset(site.train_files, config, 0)))
+    reference = RDPAccountant()
+    for _ in range(LOCAL_STEPS):
+        reference.step(noise_multiplier=NOISE, sample_rate=1.0 / patients)
+    assert _metrics(reply)["dp-epsilon"] == reference.get_epsilon(delta=DELTA)

@@ -14,17 +14,8 @@ from cardiomm.privacy.settings import DPSGDSettings
 from cardiomm.train import TrainConfig, train_model
 from cardiomm.train.loss import reconstruction_loss
 from client.site import resolve_site
-from federation.config import compose_overrides
-from tests.builders import write_consortium
 
 DELTA = 1e-5
-
-
-@pytest.fixture(scope="module")
-def config(tmp_path_factory):
-    root = tmp_path_factory.mktemp("consortium")
-    write_consortium(root)
-    return compose_overrides(f"data.root={root} data.synthetic_preset=null text=none")
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ delta: 1.0e-5
 min_noise_multiplier: 0.8
 allowed_mechanisms: [dp_sgd, secure_aggregation]
 required_mechanisms: [dp_sgd]
+unit: patient
 ledger: ledger/privacy.json
 """
 
@@ -33,9 +34,9 @@ def _policy(tmp_path, text=POLICY):
     return read_policy(path)
 
 
-def _run(dp=True, noise=1.0, delta=1e-5, central=False, secure=False):
+def _run(dp=True, noise=1.0, delta=1e-5, central=False, secure=False, unit="patient"):
     return PrivacySettings(
-        dp_sgd=DPSGDSettings(enabled=dp, noise_multiplier=noise, delta=delta),
+        dp_sgd=DPSGDSettings(enabled=dp, noise_multiplier=noise, delta=delta, unit=unit),
         central_dp=CentralDPSettings(enabled=central),
         secure_aggregation=SecureAggregationSettings(enabled=secure),
     )
@@ -70,6 +71,11 @@ def test_a_run_with_less_noise_than_the_policy_allows_is_refused(tmp_path):
 def test_a_run_with_a_larger_delta_than_the_policy_accepts_is_refused(tmp_path):
     with pytest.raises(PolicyViolationError, match=r"delta 0\.001 is above"):
         check_run(_policy(tmp_path), _run(delta=1e-3))
+
+
+def test_a_run_protecting_slices_where_the_policy_requires_patients_is_refused(tmp_path):
+    with pytest.raises(PolicyViolationError, match="requires the patient as the unit"):
+        check_run(_policy(tmp_path), _run(unit="slice"))
 
 
 def test_the_per_run_cap_is_the_smaller_of_the_policy_and_the_site_file(tmp_path):
