@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from omegaconf import OmegaConf
 
 from cardiomm.config import config_section
 from cardiomm.data.builders import evaluation_dataset, training_dataset
@@ -101,7 +102,11 @@ def train_site(
     if privacy.enabled:
         from cardiomm.privacy import dp_sgd
 
-        rate = dp_sgd.sample_rate(train_config.batch_size, len(train_data))
+        rate = dp_sgd.site_sample_rate(privacy, train_config.batch_size, train_data)
+        planned = int(OmegaConf.select(config, "federation.num_rounds", default=1))
+        privacy = dp_sgd.calibrated(privacy, rate, planned * instructions.local_steps)
+        if budget is not None:
+            budget.check_noise(privacy)
         dp_sgd.check_budget(accountant, privacy, rate)  # before anything is built
         if budget is not None:
             train_config = _within_total(train_config, budget, accountant, privacy, rate)

@@ -141,6 +141,8 @@ def _train(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -
         accountant = SiteAccountant()
     else:
         accountant = SiteAccountant.from_lists(task.history, ACCOUNTANT_WHERE)
+    from cardiomm.privacy.policy import PolicyViolationError
+
     try:
         state, metrics, skipped = train_site(
             site, global_state, instructions, config, accountant, build=build, budget=budget
@@ -149,6 +151,10 @@ def _train(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -
         reason = f"site {site.site_id}: {spent}"
         logger.warning(reason)
         return TaskOutcome(error_code=PRIVACY_BUDGET_SPENT, reason=reason)
+    except PolicyViolationError as refused:  # the noise calibrated from a target epsilon
+        reason = f"site {site.site_id} refuses the run: {refused}"
+        logger.warning(reason)
+        return TaskOutcome(error_code=PRIVACY_POLICY_REFUSED, reason=reason)
     if budget is not None:
         # On disk before the reply leaves: an update released is always charged (a failed
         # write is the round's error, and the update is not sent).

@@ -30,12 +30,15 @@ contributes many slices, so a patient-level guarantee is weaker (group privacy);
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import warnings
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from opacus import GradSampleModule
+from opacus.accountants.utils import get_noise_multiplier
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
@@ -55,6 +58,36 @@ def sample_rate(batch_size: int, dataset_size: int) -> float:
             f"and {dataset_size}"
         )
     return min(1.0, batch_size / dataset_size)
+
+
+def site_sample_rate(settings: DPSGDSettings, batch_size: int, train_data: Any) -> float:
+    """The accountant's rate for the unit in force: batch size over slices (``slice``), or
+    patients per step over the site's patients (``patient``)."""
+    if settings.unit == "patient":
+        from cardiomm.privacy.patient_dp import patient_groups, patient_sample_rate
+
+        return patient_sample_rate(settings, len(patient_groups(train_data)))
+    return sample_rate(batch_size, len(train_data))
+
+
+def calibrated(settings: DPSGDSettings, rate: float, planned_steps: int) -> DPSGDSettings:
+    """``settings`` with the noise multiplier that makes ``planned_steps`` steps at sampling
+    rate ``rate`` spend ``target_epsilon`` (Opacus' search over its RDP accountant), and that
+    epsilon as the budget unless a smaller one is set; unchanged without a target."""
+    if settings.target_epsilon is None:
+        return settings
+    with warnings.catch_warnings():
+        # Few steps at a high rate: Opacus suggests more RDP orders; the bound still holds.
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        noise = get_noise_multiplier(
+            target_epsilon=settings.target_epsilon,
+            target_delta=settings.delta,
+            sample_rate=rate,
+            steps=max(1, planned_steps),
+            accountant="rdp",
+        )
+    budgets = [b for b in (settings.epsilon_budget, settings.target_epsilon) if b is not None]
+    return dataclasses.replace(settings, noise_multiplier=float(noise), epsilon_budget=min(budgets))
 
 
 def affordable_steps(

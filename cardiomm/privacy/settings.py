@@ -28,6 +28,9 @@ class DPSGDSettings:
             rate is this over the site's patients).
         slices_per_patient: ``patient`` unit: images of a sampled patient whose mean loss
             gives its gradient.
+        target_epsilon: when set, the site calibrates ``noise_multiplier`` so that the
+            run's planned steps (rounds x local steps at its sampling rate) spend exactly
+            this epsilon, and never spends more (it becomes the budget when none is set).
         noise_multiplier: std of the Gaussian noise over the clipping norm.
         max_grad_norm: per-sample gradient clipping norm.
         delta: the delta of the (epsilon, delta) guarantee each site reports.
@@ -43,6 +46,7 @@ class DPSGDSettings:
     unit: str = "slice"
     patients_per_step: float = 4.0
     slices_per_patient: int = 1
+    target_epsilon: float | None = None
 
     def validate(self) -> None:
         if not self.enabled:
@@ -50,6 +54,10 @@ class DPSGDSettings:
         if self.unit not in PRIVACY_UNITS:
             raise ValueError(
                 f"privacy.dp_sgd.unit must be one of {', '.join(PRIVACY_UNITS)}, got {self.unit!r}"
+            )
+        if self.target_epsilon is not None and self.target_epsilon <= 0:
+            raise ValueError(
+                f"privacy.dp_sgd.target_epsilon must be > 0 or null, got {self.target_epsilon}"
             )
         if self.patients_per_step <= 0 or self.slices_per_patient < 1:
             raise ValueError(

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from cardiomm.privacy.accountant import SiteAccountant
 from cardiomm.privacy.ledger import PrivacyLedger
-from cardiomm.privacy.policy import PrivacyPolicy, run_budget
+from cardiomm.privacy.policy import PolicyViolationError, PrivacyPolicy, run_budget
 from cardiomm.privacy.settings import DPSGDSettings
 
 
@@ -30,6 +30,16 @@ class SiteBudget:
         return dataclasses.replace(
             settings, epsilon_budget=run_budget(self.policy, settings.epsilon_budget)
         )
+
+    def check_noise(self, settings: DPSGDSettings) -> None:
+        """Refuse (PolicyViolationError) noise below the policy's minimum, also when it was
+        calibrated from a target epsilon."""
+        if settings.noise_multiplier < self.policy.min_noise_multiplier:
+            raise PolicyViolationError(
+                f"DP-SGD noise multiplier {settings.noise_multiplier:.4g} is below the minimum "
+                f"{self.policy.min_noise_multiplier:g} of the site's privacy policy "
+                f"({self.policy.path})"
+            )
 
     def accountant(self, state_history: Mapping[str, Sequence[float]] | None) -> SiteAccountant:
         """This run's accountant: the ledger's entry, or the lists the node kept in its

@@ -197,3 +197,14 @@ def test_a_patient_level_site_is_charged_at_its_patient_rate(data_overrides):
     for _ in range(LOCAL_STEPS):
         reference.step(noise_multiplier=NOISE, sample_rate=1.0 / patients)
     assert _metrics(reply)["dp-epsilon"] == reference.get_epsilon(delta=DELTA)
+
+
+def test_a_target_epsilon_sets_the_noise_so_the_planned_rounds_spend_it(data_overrides):
+    overrides = (
+        f"{data_overrides} privacy=dp_sgd privacy.dp_sgd.unit=patient "
+        "privacy.dp_sgd.target_epsilon=4.0 federation.num_rounds=2"
+    )
+    _, replies = _rounds(overrides, 2)
+    last = _metrics(replies[1])
+    assert last["dp-steps"] == 2 * LOCAL_STEPS  # the planned steps, none cut
+    assert 3.9 <= last["dp-epsilon"] <= 4.0

@@ -109,3 +109,10 @@ def test_a_site_worker_charges_the_same_ledger_under_the_runs_id(data_overrides,
     _, (reply,) = _rounds(_overrides(data_overrides, _policy(tmp_path)), 1, node_config)
     assert _metrics(reply)["site-worker"] == 1.0
     assert PrivacyLedger(tmp_path / "ledger.json").run("7").steps == 3
+
+
+def test_noise_calibrated_below_the_policys_minimum_is_refused(data_overrides, tmp_path):
+    overrides = _overrides(data_overrides, _policy(tmp_path), "privacy.dp_sgd.target_epsilon=500.0")
+    _, (reply,) = _rounds(overrides, 1)
+    assert reply.has_error() and reply.error.code == PRIVACY_POLICY_REFUSED
+    assert "below the minimum 0.8" in reply.error.reason

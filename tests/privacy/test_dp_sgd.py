@@ -147,3 +147,22 @@ def test_the_sample_rate_is_the_batch_share_of_the_site_slices():
     assert sample_rate(4, 2) == 1.0
     with pytest.raises(ValueError, match="at least 1 slice"):
         sample_rate(1, 0)
+
+
+def test_a_target_epsilon_calibrates_the_noise_for_the_planned_steps():
+    from opacus.accountants import RDPAccountant
+
+    from cardiomm.privacy.dp_sgd import calibrated
+
+    settings = calibrated(DPSGDSettings(enabled=True, target_epsilon=2.0), 0.1, 50)
+    accountant = RDPAccountant()
+    accountant.history = [(settings.noise_multiplier, 0.1, 50)]
+    assert 1.95 <= accountant.get_epsilon(delta=1e-5) <= 2.0
+    assert settings.epsilon_budget == 2.0
+
+
+def test_without_a_target_the_settings_are_left_as_they_are():
+    from cardiomm.privacy.dp_sgd import calibrated
+
+    settings = DPSGDSettings(enabled=True, noise_multiplier=1.3)
+    assert calibrated(settings, 0.1, 50) is settings
