@@ -228,6 +228,13 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
     epsilon = _epsilon(history)
     if epsilon is not None:
         details["dp_epsilon"] = epsilon
+        details["dp_unit"] = str(OmegaConf.select(config, "privacy.dp_sgd.unit", default="slice"))
+        target = OmegaConf.select(config, "privacy.dp_sgd.target_epsilon", default=None)
+        if target is not None:
+            details["dp_target_epsilon"] = float(target)
+    central = history[-1].aggregation.get("central-dp-epsilon") if history else None
+    if isinstance(central, int | float) and math.isfinite(central):
+        details["central_dp_epsilon"] = float(central)
     return _outcome(
         planned,
         context,

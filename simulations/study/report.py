@@ -39,6 +39,7 @@ from simulations.study.outcome import (
     RESULT_COLUMNS,
     ExperimentOutcome,
 )
+from simulations.study.privacy import privacy_section, privacy_utility_figure
 from simulations.study.results import (
     HELD_OUT,
     RANKING_VIEW,
@@ -196,6 +197,7 @@ def fold_section(
     if design.held_out_evaluation:
         lines += zero_shot_section(zero_shot_rows(outcomes))
         lines += cross_site_section(cross_site_rows(outcomes))
+        lines += privacy_section(results, comparisons, outcomes)
     lines += cost_section(outcomes)
     if figure_paths:
         lines += ["### Figures", ""]
@@ -257,6 +259,12 @@ def fold_figures(
         ),
         ("timing", lambda: figures.timing_figure(histories, study_dir / f"timing{suffix}.png")),
         ("cross-site matrices", lambda: copy_figures(outcomes, study_dir)),
+        (
+            "privacy-utility",
+            lambda: privacy_utility_figure(
+                results, outcomes, study_dir / f"privacy_utility{suffix}.png"
+            ),
+        ),
     ]
     paths: list[Path] = []
     for name, job in jobs:
