@@ -130,6 +130,11 @@ def result_rows(rows: Sequence[Mapping[str, Any]], fold: str) -> list[dict[str, 
                 "images": grid.images,
             }
             for metric in METRICS:
+                if not np.isfinite(grid.values[metric]).all():
+                    # A model that reconstructs non-finite images (e.g. weights destroyed by
+                    # noise) has no mean to give: NaN, said in the report, never a crash.
+                    line[metric] = line[f"{metric}_ci_low"] = line[f"{metric}_ci_high"] = math.nan
+                    continue
                 estimate = bootstrap_mean(
                     grid.values[metric], resamples=RESAMPLES, seed=BOOTSTRAP_SEED
                 )
@@ -179,6 +184,11 @@ def comparison_rows(
             # The same seeds on both sides (same initial weights and data order): paired.
             paired = grid_a.seeds == grid_b.seeds and grid_a.seeds != (NO_SEED,)
             for metric in metrics:
+                if not (
+                    np.isfinite(grid_a.values[metric][:, columns_a]).all()
+                    and np.isfinite(grid_b.values[metric][:, columns_b]).all()
+                ):
+                    continue  # non-finite scores: no difference to estimate (NaN in results)
                 difference = paired_difference(
                     grid_a.values[metric][:, columns_a],
                     grid_b.values[metric][:, columns_b],
@@ -201,6 +211,13 @@ def comparison_rows(
                     }
                 )
     return results
+
+
+def non_finite_experiments(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Experiments with a non-finite mean PSNR anywhere (some of their images were)."""
+    return list(
+        dict.fromkeys(row["experiment"] for row in results if not math.isfinite(float(row["psnr"])))
+    )
 
 
 def difference_columns(difference: Difference) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from simulations.study.results import (
     MISSED,
     RANKING_VIEW,
     finite_mean,
+    non_finite_experiments,
     select_on_validation,
     verdict_rows,
 )
@@ -150,11 +151,22 @@ def score_sections(
 ) -> list[str]:
     """Held-out and internal-test tables, comparisons, per-centre and metadata-cost tables."""
     masks = unique(row["mask"] for row in results)
+    broken = non_finite_experiments(results)
+    warning = (
+        [
+            "Non-finite reconstructions (NaN or infinite pixels) on some files, so no mean, "
+            f"interval or comparison: {', '.join(broken)}.",
+            "",
+        ]
+        if broken
+        else []
+    )
     lines = [
         "### Held-out centres (ranking view)",
         "",
         "Mean over seeds and files [95 % CI]; seeds = training seeds of the experiment.",
         "",
+        *warning,
         *score_table(results, order, masks, HELD_OUT, RANKING_VIEW),
         "### Paired comparisons on the held-out centres",
         "",

@@ -128,3 +128,21 @@ def test_a_tuning_study_chooses_on_validation_whatever_the_held_out_centres_say(
     design = StudyDesign(title="t", selection_groups={"eta": ["eta-small", "eta-large"]})
     text = write_report(tmp_path, rows, outcomes, design)["report"].read_text()
     assert "chosen on internal validation: **eta-small** (32.00 dB" in text
+
+
+def test_a_model_with_non_finite_scores_gets_nan_means_and_no_comparison_not_a_crash():
+    import math
+
+    from simulations.study.results import Comparison, comparison_rows, result_rows
+
+    rows = [
+        _row("fedavg", "0", "global", "a.mat", 28.0),
+        _row("fedavg", "0", "global", "b.mat", 30.0),
+        _row("central-dp", "0", "global", "a.mat", float("nan")),
+        _row("central-dp", "0", "global", "b.mat", 12.0),
+    ]
+    results = {(row["experiment"], row["centre"]): row for row in result_rows(rows, FOLD)}
+    assert math.isnan(results[("central-dp", "all")]["psnr"])
+    assert results[("fedavg", "all")]["psnr"] == 29.0
+    comparisons = comparison_rows(rows, FOLD, [Comparison("central-dp", "fedavg")])
+    assert [row["metric"] for row in comparisons] == ["ssim"]  # PSNR: nothing to compare
