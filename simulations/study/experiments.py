@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from client.site_config import write_site_file
 from federation.records import RoundRecord, read_history
+from simulations.study.backbone import backbone_override
 from simulations.study.composition import compose, experiment_overrides, hydra_value
 from simulations.study.flower_run import FlowerRun, run_flower_simulation
 from simulations.study.outcome import ExperimentOutcome
@@ -48,6 +49,8 @@ class ExperimentContext:
         tracking: the ``tracking.*`` overrides of a federated run (the study's store and
             parent run, or ``tracking.enabled=false``).
         client_gpus: GPU share per simulated site, resolved.
+        backbone: the public backbone's checkpoint (simulations/study/backbone.py) that
+            experiments marked ``public_backbone`` start from.
     """
 
     study: DictConfig
@@ -56,6 +59,7 @@ class ExperimentContext:
     run_dir: Path
     tracking: tuple[str, ...]
     client_gpus: float
+    backbone: Path | None = None
 
 
 def root_config(kind: str) -> str:
@@ -78,6 +82,12 @@ def definition(planned: PlannedExperiment, study: DictConfig, settings: StudySet
         "total_steps": planned.budget.total_steps,
         "rounds": planned.budget.rounds,
         "local_steps": planned.budget.local_steps,
+        # The backbone's preset and steps: another backbone is another experiment.
+        **(
+            {"public_backbone": list(settings.public_backbone or ())}
+            if spec.public_backbone
+            else {}
+        ),
     }
 
 
@@ -189,6 +199,10 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
         *context.tracking,
         f"++tracking.run_name={hydra_value(planned.label)}",
     ]
+    if planned.spec.public_backbone:
+        if context.backbone is None:
+            raise ValueError(f"{planned.spec.name} starts from the public backbone, none trained")
+        fixed.append(backbone_override(context.backbone))
     overrides = experiment_overrides(
         context.study,
         "federation",

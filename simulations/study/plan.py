@@ -77,6 +77,9 @@ class ExperimentSpec:
             for local and centralised, ``configs/federation.yaml`` for federated).
         description: one line for the report and MLflow.
         seeds: how many of the study's training seeds it runs (the first ones); None: all.
+        public_backbone: a federation that starts from the study's public backbone
+            (``study.public_backbone``, simulations/study/backbone.py) instead of fresh
+            weights, e.g. for private fine-tuning.
     """
 
     name: str
@@ -84,6 +87,7 @@ class ExperimentSpec:
     overrides: tuple[str, ...] = ()
     description: str = ""
     seeds: int | None = None
+    public_backbone: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,12 +152,19 @@ def parse_catalogue(catalogue: Mapping[str, Any]) -> dict[str, ExperimentSpec]:
             raise ValueError(
                 f"study.catalogue.{name}.seeds must be a whole number >= 1, got {seeds!r}"
             )
+        backbone = entry.get("public_backbone", False)
+        if not isinstance(backbone, bool) or (backbone and kind != "federated"):
+            raise ValueError(
+                f"study.catalogue.{name}.public_backbone must be true or false, and true only "
+                "for a federated experiment"
+            )
         specs[str(name)] = ExperimentSpec(
             name=str(name),
             kind=kind,
             overrides=tuple(str(item) for item in overrides),
             description=str(entry.get("description", "") or ""),
             seeds=seeds,
+            public_backbone=backbone,
         )
     return specs
 

@@ -161,6 +161,7 @@ def _run_planned(
     planned, wanted = prepared.planned, prepared.definitions
     tracking = federated_tracking(config, tracker)
     gpus = _client_gpus(settings, folds)
+    backbone = _public_backbone(config, settings, study_dir, show_progress, console)
 
     outcomes: list[ExperimentOutcome] = []
     ran, skipped, failed = [], [], {}
@@ -185,6 +186,7 @@ def _run_planned(
                 run_dir=run_dir,
                 tracking=tracking,
                 client_gpus=gpus,
+                backbone=backbone,
             )
             try:
                 outcome = run_experiment(item, context)
@@ -222,6 +224,21 @@ def _run_planned(
     if settings.publish_dir is not None:
         publish_report(report, study_dir, Path(settings.publish_dir))
     return StudyResult(study_dir, outcomes, ran, skipped, failed, rows, report, wall)
+
+
+def _public_backbone(
+    config: DictConfig,
+    settings: StudySettings,
+    study_dir: Path,
+    show_progress: bool,
+    console: Any,
+) -> Path | None:
+    from simulations.study.backbone import public_backbone
+
+    if settings.public_backbone is not None and show_progress:
+        preset, steps = settings.public_backbone
+        console.print(f"public backbone: {steps} steps on the synthetic {preset} set (once)")
+    return public_backbone(config, settings, study_dir)
 
 
 # -- folds and manifests ---------------------------------------------------------------------

@@ -42,6 +42,8 @@ class StudySettings:
         client_gpus: GPU share per simulated site; None: automatic.
         experiment_timeout: seconds before a federated experiment is stopped.
         federated_overrides: overrides of configs/federation.yaml for every federation.
+        public_backbone: (synthetic preset, steps) of the public backbone that experiments
+            marked ``public_backbone`` start from; None: no backbone.
     """
 
     name: str
@@ -65,6 +67,7 @@ class StudySettings:
     comparisons: tuple[tuple[str, str], ...] = ()
     selection_groups: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     publish_dir: str | None = None
+    public_backbone: tuple[str, int] | None = None
 
     @classmethod
     def from_config(cls, config: DictConfig) -> StudySettings:
@@ -101,6 +104,7 @@ class StudySettings:
             cross_site_experiments=tuple(
                 str(name) for name in study.get("cross_site_experiments", [])
             ),
+            public_backbone=_backbone(study.get("public_backbone")),
         )
         settings.validate()
         return settings
@@ -120,6 +124,28 @@ class StudySettings:
             raise ValueError(f"study.client_gpus must be auto or >= 0, got {self.client_gpus}")
         if self.experiment_timeout <= 0:
             raise ValueError("study.experiment_timeout must be > 0 seconds")
+        wanting = [spec.name for spec in self.experiments if spec.public_backbone]
+        if wanting and self.public_backbone is None:
+            raise ValueError(
+                f"{', '.join(wanting)} start from the public backbone, but study.public_backbone "
+                "is null: name its synthetic preset and steps"
+            )
+
+
+def _backbone(value: Any) -> tuple[str, int] | None:
+    """``study.public_backbone`` ({preset, steps}) as (preset, steps), or None."""
+    if value is None:
+        return None
+    try:
+        preset, steps = str(value["preset"]), int(value["steps"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"study.public_backbone must be null or {{preset: <synthetic preset>, steps: N}}, "
+            f"got {value!r}"
+        ) from None
+    if steps < 1:
+        raise ValueError(f"study.public_backbone.steps must be >= 1, got {steps}")
+    return preset, steps
 
 
 def _pairs(values: Any) -> tuple[tuple[str, str], ...]:
