@@ -2,9 +2,10 @@
 private fine-tuning starts from.
 
 ``study.public_backbone: {preset: small, steps: 600}`` trains the study's model centrally
-on every centre of that synthetic preset (its own data set, generated on first use: no
-internal or held-out site of the study is in it), with the study's model, text encoder,
-masks and learning rate, once per study (``<study>/public-backbone/``, reused on resume).
+on that synthetic preset (its own data set, generated on first use: no internal or
+held-out site of the study is in it), leaving out its centres named like the study's
+held-out ones (the same scanner types), with the study's model, text encoder, masks and
+learning rate, once per study (``<study>/public-backbone/``, reused on resume).
 Federations whose catalogue entry says ``public_backbone: true`` start from its weights
 (``federation.initial_checkpoint``) and may train only a small part of them
 (``train.trainable``).
@@ -54,14 +55,21 @@ def public_backbone(config: DictConfig, settings: StudySettings, study_dir: Path
 
 def backbone_overrides(config: DictConfig, preset: str, steps: int, folder: Path) -> list[str]:
     """Overrides of configs/config.yaml for the backbone: the study's model and training
-    settings on every centre of the synthetic ``preset``."""
+    settings on the centres of the synthetic ``preset`` except those named like the study's
+    held-out centres: the synthetic presets number the same scanner types alike (Center005
+    is a GE 1.5T, Center006 a Siemens 0.55T in each), so the backbone sees neither the
+    held-out vendor nor the held-out field strength."""
     root = Path(str(config.data.root)).expanduser().parent / f"synthetic-{preset}"
+    from cardiomm.data.synthetic import get_preset
+
+    public = {site.centre for site in get_preset(preset).sites}
+    held_out = [str(centre) for centre in config.data.get("hold_out", []) if centre in public]
     fixed = [
         "data=synthetic",
         f"data.synthetic_preset={preset}",
         f"data.root={hydra_value(str(root))}",
         "data.manifest=null",
-        "data.hold_out=[]",
+        f"data.hold_out={hydra_value(held_out)}",
         "data.hold_out_count=0",
         "data.sites=[]",
         f"train.max_steps={steps}",

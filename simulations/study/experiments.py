@@ -84,7 +84,7 @@ def definition(planned: PlannedExperiment, study: DictConfig, settings: StudySet
         "local_steps": planned.budget.local_steps,
         # The backbone's preset and steps: another backbone is another experiment.
         **(
-            {"public_backbone": list(settings.public_backbone or ())}
+            {"public_backbone": [*(settings.public_backbone or ()), "held-out names excluded"]}
             if spec.public_backbone
             else {}
         ),

@@ -34,6 +34,8 @@ def test_the_backbone_trains_on_its_own_synthetic_set_without_the_studys_manifes
     config = _config(tmp_path, "study.public_backbone={preset:tiny,steps:2}")
     overrides = backbone_overrides(config, "tiny", 2, tmp_path / BACKBONE_FOLDER)
     assert "data.synthetic_preset=tiny" in overrides and "data.manifest=null" in overrides
+    # The study holds out Center005 and Center006, which the tiny set does not have.
+    assert "data.hold_out=[]" in overrides
     assert any(item.startswith("data.root=") and "synthetic-tiny" in item for item in overrides)
 
 
@@ -52,3 +54,11 @@ def test_a_study_without_backbone_experiments_trains_none(tmp_path):
         ["model=tiny", "text=none", "study.public_backbone={preset:tiny,steps:2}"]
     )
     assert public_backbone(config, StudySettings.from_config(config), tmp_path) is None
+
+
+def test_the_backbone_leaves_out_the_centres_named_like_the_held_out_ones(tmp_path):
+    config = _config(
+        tmp_path, "study.public_backbone={preset:tiny,steps:2}", "data.hold_out=[Center003]"
+    )
+    overrides = backbone_overrides(config, "tiny", 2, tmp_path / BACKBONE_FOLDER)
+    assert "data.hold_out=[Center003]" in overrides
