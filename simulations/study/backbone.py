@@ -38,7 +38,7 @@ def public_backbone(config: DictConfig, settings: StudySettings, study_dir: Path
 
     preset, steps = settings.public_backbone
     folder = study_dir / BACKBONE_FOLDER
-    overrides = backbone_overrides(config, preset, steps, folder)
+    overrides = backbone_overrides(config, preset, steps, folder, settings.site_threads)
     definition = {"preset": preset, "steps": steps, "overrides": overrides}
     recorded = folder / DEFINITION_FILE
     if (
@@ -53,7 +53,9 @@ def public_backbone(config: DictConfig, settings: StudySettings, study_dir: Path
     return folder / FINAL
 
 
-def backbone_overrides(config: DictConfig, preset: str, steps: int, folder: Path) -> list[str]:
+def backbone_overrides(
+    config: DictConfig, preset: str, steps: int, folder: Path, threads: int = 1
+) -> list[str]:
     """Overrides of configs/config.yaml for the backbone: the study's model and training
     settings on the centres of the synthetic ``preset`` except those named like the study's
     held-out centres: the synthetic presets number the same scanner types alike (Center005
@@ -75,7 +77,7 @@ def backbone_overrides(config: DictConfig, preset: str, steps: int, folder: Path
         f"train.max_steps={steps}",
         f"seed={int(config.seed)}",
         "checkpoint_every=0",
-        f"train.num_threads={max(1, int(config.study.client_cpus))}",
+        f"train.num_threads={threads}",
         f"output_dir={hydra_value(str(folder))}",
         "method=public-backbone",
     ]

@@ -280,13 +280,16 @@ def _reference_scans(
         try:
             geometry = read_geometry(indexed.path)
             assert geometry is not None  # files without one were left out before
-            first = dataset[items[(0, 0)]].target
-            stack = np.zeros((frames, slices, *first.shape), dtype=np.float32)
+            stack: np.ndarray | None = None
             for (frame, slice_index), item in items.items():
                 sample = dataset[item]
                 if sample.file != str(indexed.path):  # unreadable: the dataset moved on
                     raise DataFileError(indexed.path, "an image could not be read")
+                if stack is None:  # every image of a file has one matrix
+                    stack = np.zeros((frames, slices, *sample.target.shape), dtype=np.float32)
                 stack[frame, slice_index] = sample.target.numpy()
+            if stack is None or len(items) != frames * slices:
+                raise DataFileError(indexed.path, "not every frame and slice is indexed")
         except (DataFileError, KeyError) as error:
             skipped.append((str(indexed.path), str(error)))
             continue

@@ -22,7 +22,7 @@ import numpy as np
 
 from cardiomm.segmentation.clinical import PHENOTYPE_FIELDS
 from simulations.study.clinical import DICE_FIELDS, TRUE_FIELDS
-from simulations.study.outcome import NO_SEED
+from simulations.study.outcome import DIFFERENCE_COLUMNS, NO_SEED
 from simulations.study.results import (
     BOOTSTRAP_SEED,
     MET,
@@ -67,14 +67,7 @@ CLINICAL_COMPARISON_COLUMNS = (
     "b",
     "mask",
     "quantity",
-    "difference",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "seeds_a",
-    "seeds_b",
-    "paired_seeds",
-    "files",
+    *DIFFERENCE_COLUMNS,
 )
 
 

@@ -159,7 +159,7 @@ def _train(
         f"checkpoint_every={every}",
         # The cores of one simulated site: the same compute per model as in a federation, and
         # no OpenMP threads stalling on cores that other processes hold.
-        f"train.num_threads={_threads(context.settings)}",
+        f"train.num_threads={context.settings.site_threads}",
         f"output_dir={hydra_value(str(output_dir))}",
         f"method={hydra_value(method)}",
     ]
@@ -195,7 +195,7 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
         f"federation.resume={'true' if (run_dir / LATEST).is_file() else 'false'}",
         f"output_dir={hydra_value(str(run_dir))}",
         f"method={hydra_value(planned.spec.name)}",
-        f"train.num_threads={_threads(settings)}",
+        f"train.num_threads={settings.site_threads}",
         *context.tracking,
         f"++tracking.run_name={hydra_value(planned.label)}",
     ]
@@ -304,11 +304,6 @@ def _cross_site_overrides(planned: PlannedExperiment, context: ExperimentContext
         models = {f"local-{site}": str(path) for site, path in sorted(outcome.checkpoints.items())}
     entries = ",".join(f"{name}:{hydra_value(path)}" for name, path in models.items())
     return ["federation.cross_site.enabled=true", f"++federation.cross_site.models={{{entries}}}"]
-
-
-def _threads(settings: StudySettings) -> int:
-    """Torch threads of a model's training: the cores reserved for one simulated site."""
-    return max(1, int(settings.client_cpus))
 
 
 def _check_federation(config: DictConfig) -> None:

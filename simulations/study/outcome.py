@@ -64,6 +64,17 @@ RESULT_COLUMNS = (
 )
 
 # One row of comparisons.csv: a paired difference (A - B) on the same files.
+# A paired difference A - B (simulations/study/results.py difference_columns).
+DIFFERENCE_COLUMNS = (
+    "difference",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "seeds_a",
+    "seeds_b",
+    "paired_seeds",
+    "files",
+)
 COMPARISON_COLUMNS = (
     "fold",
     "comparison",  # e.g. "fedavg - sense"
@@ -74,14 +85,7 @@ COMPARISON_COLUMNS = (
     "view",
     "mask",
     "metric",
-    "difference",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "seeds_a",
-    "seeds_b",
-    "paired_seeds",
-    "files",
+    *DIFFERENCE_COLUMNS,
 )
 
 # What the reference methods (zero-filled, SENSE) have in the seed column.

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from federation.records import read_history
-from simulations.study.outcome import NO_SEED
+from simulations.study.outcome import DIFFERENCE_COLUMNS, NO_SEED
 from simulations.study.statistics import Difference, bootstrap_mean, paired_difference
 
 METRICS = ("psnr", "ssim", "nmse")
@@ -221,17 +221,18 @@ def non_finite_experiments(results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def difference_columns(difference: Difference) -> dict[str, Any]:
-    """A paired difference as the comparison CSV files hold it."""
-    return {
-        "difference": difference.mean,
-        "ci_low": difference.ci_low,
-        "ci_high": difference.ci_high,
-        "p_value": difference.p_value,
-        "seeds_a": difference.seeds_a,
-        "seeds_b": difference.seeds_b,
-        "paired_seeds": difference.paired_seeds,
-        "files": difference.files,
-    }
+    """A paired difference as the comparison CSV files hold it (:data:`DIFFERENCE_COLUMNS`)."""
+    values = (
+        difference.mean,
+        difference.ci_low,
+        difference.ci_high,
+        difference.p_value,
+        difference.seeds_a,
+        difference.seeds_b,
+        difference.paired_seeds,
+        difference.files,
+    )
+    return dict(zip(DIFFERENCE_COLUMNS, values, strict=True))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -108,7 +108,7 @@ def run_study(config: DictConfig, show_progress: bool = True, console: Any = Non
     threads = torch.get_num_threads()
     # In-process training and evaluation use the cores of one simulated site: more OpenMP
     # threads than free cores stall for seconds per convolution beside other processes.
-    torch.set_num_threads(max(1, int(settings.client_cpus)))
+    torch.set_num_threads(settings.site_threads)
     try:
         return _run(config, settings, started, show_progress, console)
     finally:

@@ -109,6 +109,11 @@ class StudySettings:
         settings.validate()
         return settings
 
+    @property
+    def site_threads(self) -> int:
+        """torch CPU threads of one simulated site (and of in-process training)."""
+        return max(1, int(self.client_cpus))
+
     def validate(self) -> None:
         if self.rounds < 1:
             raise ValueError(f"study.rounds must be >= 1, got {self.rounds}")
