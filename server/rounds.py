@@ -297,7 +297,7 @@ def run_round(
             strategy, server_round, accepted_replies
         )
         if new_arrays is not None and personalisation is not None:
-            new_arrays = personalisation.update(accepted, new_arrays)
+            new_arrays = personalisation.update(accepted, new_arrays, server_round)
     train_seconds = time.perf_counter() - began
     if new_arrays is None:
         logger.warning("round %d: keeping the previous global model: %s", server_round, train_note)
@@ -405,7 +405,9 @@ def _personalisation(
 ) -> VendorPersonalisation | None:
     if not settings.personalised:
         return None
-    personalisation = VendorPersonalisation(settings.personalised, settings.vendor_weighting)
+    personalisation = VendorPersonalisation(
+        settings.personalised, settings.vendor_weighting, settings.personalise_from_round
+    )
     keys = personalisation.keys(model.state_dict())  # refuses a pattern that matches nothing
     logger.info("%d parameter tensors are kept per vendor", len(keys))
     return personalisation

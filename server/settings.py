@@ -43,6 +43,8 @@ class FederationSettings:
         reducer: ``mean``, ``median`` or ``trimmed_mean`` over the weighted sites.
         trim_fraction: share of the weight the trimmed mean cuts from each tail.
         personalised: parameter name patterns kept per vendor (empty: all shared).
+        personalise_from_round: the first round that keeps them per vendor (shared
+            before: FedAvg, then per-vendor fine-tuning).
         server_learning_rate, beta_1, beta_2, tau: FedAdam's / FedYogi's server optimiser.
         validation: checks on every update before aggregation (``federation.validation``).
         replies: the bounds on every reply's fields (``federation.replies``).
@@ -94,6 +96,7 @@ class FederationSettings:
     reducer: str
     trim_fraction: float
     personalised: tuple[str, ...]
+    personalise_from_round: int
     server_learning_rate: float
     beta_1: float
     beta_2: float
@@ -147,6 +150,7 @@ class FederationSettings:
             reducer=str(select(config, "strategy.reducer", "mean")),
             trim_fraction=float(select(config, "strategy.trim_fraction", 0.2)),
             personalised=tuple(str(p) for p in select(config, "strategy.personalised", [])),
+            personalise_from_round=int(select(config, "strategy.personalise_from_round", 1)),
             server_learning_rate=float(select(config, "strategy.server_learning_rate", 0.1)),
             beta_1=float(select(config, "strategy.beta_1", 0.9)),
             beta_2=float(select(config, "strategy.beta_2", 0.99)),
@@ -232,6 +236,11 @@ class FederationSettings:
             )
         if self.proximal_mu < 0:
             raise ValueError(f"strategy.proximal_mu must be >= 0, got {self.proximal_mu}")
+        if self.personalised and not 1 <= self.personalise_from_round <= self.num_rounds:
+            raise ValueError(
+                "strategy.personalise_from_round must be a round of the run (1 to "
+                f"{self.num_rounds}), got {self.personalise_from_round}"
+            )
         self.validation.validate()
         self.replies.validate()
         if self.privacy.central_dp.enabled and self.personalised:

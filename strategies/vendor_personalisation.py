@@ -6,6 +6,10 @@ server keeps one copy per vendor and sends each site the shared weights plus its
 copy. A vendor the server has not heard from gets the fallback: the across-vendor average of
 the vendor copies (weighted like the shared parameters), which is also what the global model
 holds for those parameters.
+
+Personalising from a later round (``personalise_from_round``) makes FedAvg followed by
+per-vendor fine-tuning: every parameter the patterns name is shared until that round, and
+from it on each vendor's sites continue from the shared model on a copy of their own.
 """
 
 from __future__ import annotations
@@ -50,13 +54,22 @@ class VendorPersonalisation:
         patterns: parameter name patterns to personalise.
         vendor_weighting: how the fallback weighs the vendors (``equal``, ``sqrt``,
             ``examples``).
+        from_round: the first round whose replies make vendor copies; before it the
+            parameters are shared like all others.
     """
 
-    def __init__(self, patterns: Sequence[str], vendor_weighting: str = "equal") -> None:
+    def __init__(
+        self, patterns: Sequence[str], vendor_weighting: str = "equal", from_round: int = 1
+    ) -> None:
         if not patterns:
             raise ValueError("vendor personalisation needs at least one parameter pattern")
+        if isinstance(from_round, bool) or not isinstance(from_round, int) or from_round < 1:
+            raise ValueError(
+                f"strategy.personalise_from_round must be a round >= 1, got {from_round!r}"
+            )
         self.patterns = list(patterns)
         self.vendor_weighting = vendor_weighting
+        self.from_round = from_round
         self.parts: dict[str, dict[str, np.ndarray]] = {}
         self.vendor_examples: dict[str, float] = {}
         self.node_vendors: dict[int, str] = {}
@@ -93,13 +106,18 @@ class VendorPersonalisation:
         for reply in replies:
             self.node_vendors[int(reply.metadata.src_node_id)] = vendor_of(reply.content)
 
-    def update(self, replies: Sequence[Message], aggregated: ArrayRecord) -> ArrayRecord:
+    def update(
+        self, replies: Sequence[Message], aggregated: ArrayRecord, server_round: int
+    ) -> ArrayRecord:
         """New vendor copies from the accepted replies; returns ``aggregated`` with the
         fallback in the personalised parameters.
 
         Each vendor's copy is the example-weighted mean of its sites' replies; a vendor
-        without replies (or examples) this round keeps its copy.
+        without replies (or examples) this round keeps its copy. Before ``from_round``
+        nothing is personalised and ``aggregated`` comes back as it was.
         """
+        if server_round < self.from_round:
+            return aggregated
         keys = self.keys(aggregated.keys())
         by_vendor: dict[str, list[Message]] = {}
         for reply in replies:
@@ -146,6 +164,7 @@ class VendorPersonalisation:
         """Everything a resumed run needs, as torch tensors and plain values."""
         return {
             "patterns": list(self.patterns),
+            "from_round": self.from_round,
             "parts": self.vendor_state_dicts(),
             "vendor_examples": dict(self.vendor_examples),
             "node_vendors": {str(node): vendor for node, vendor in self.node_vendors.items()},
@@ -156,6 +175,12 @@ class VendorPersonalisation:
             raise ValueError(
                 f"the checkpoint personalised {state.get('patterns')}, this run "
                 f"{self.patterns}; resume with the same strategy.personalised"
+            )
+        if int(state.get("from_round", 1)) != self.from_round:
+            raise ValueError(
+                f"the checkpoint personalised from round {state.get('from_round', 1)}, this "
+                f"run from {self.from_round}; resume with the same "
+                "strategy.personalise_from_round"
             )
         self.parts = {
             vendor: {key: value.numpy().copy() for key, value in part.items()}

@@ -18,9 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset",
         default="tiny",
-        choices=("tiny", "small", "study", "paper"),
+        choices=("tiny", "small", "study", "paper", "vendor-skew"),
         help="tiny: CI, seconds; small: CPU training, a few hundred MB; study: the held-out-"
-        "centre study's 6 centres; paper: 13 centres (default tiny)",
+        "centre study's 6 centres; paper: 13 centres; vendor-skew: one majority vendor, one "
+        "small minority-vendor site (default tiny)",
     )
     parser.add_argument(
         "--output", type=Path, required=True, help="directory to write (empty or new)"

@@ -24,6 +24,8 @@ class StudyDesign:
             validation (a tuning study).
         held_out_evaluation: whether the held-out centres were scored.
         clinical_experiment: the experiment the clinical LVEF goal judges.
+        vendor_training_images: per fold, each vendor's training images at the internal
+            sites; given, the report scores the held-out centres per vendor (empty: not).
     """
 
     title: str
@@ -34,3 +36,6 @@ class StudyDesign:
     selection_groups: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
     held_out_evaluation: bool = True
     clinical_experiment: str = "fedavg"
+    vendor_training_images: Mapping[str, Mapping[str, int]] = dataclasses.field(
+        default_factory=dict
+    )

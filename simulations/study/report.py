@@ -63,6 +63,15 @@ from simulations.study.sections import (
     verdict_section,
 )
 from simulations.study.tables import experiment_order, is_centre, load_history, unique
+from simulations.study.vendor_skew import (
+    VENDOR_COMPARISON_COLUMNS,
+    VENDOR_COMPARISONS_FILE,
+    VENDOR_RESULT_COLUMNS,
+    VENDOR_RESULTS_FILE,
+    vendor_figure,
+    vendor_rows,
+    vendor_section,
+)
 from simulations.study.zero_shot import (
     ZERO_SHOT_COLUMNS,
     ZERO_SHOT_FILE,
@@ -125,6 +134,22 @@ def write_report(
         written["cross_site"] = write_csv(
             cross_site, CROSS_SITE_COLUMNS, study_dir / CROSS_SITE_FILE
         )
+    by_vendor = {
+        fold: vendor_rows(file_rows, fold, design.comparisons, images)
+        for fold, images in design.vendor_training_images.items()
+        if fold in folds
+    }
+    if by_vendor:
+        written["vendor_results"] = write_csv(
+            [row for results_, _ in by_vendor.values() for row in results_],
+            VENDOR_RESULT_COLUMNS,
+            study_dir / VENDOR_RESULTS_FILE,
+        )
+        written["vendor_comparisons"] = write_csv(
+            [row for _, differences in by_vendor.values() for row in differences],
+            VENDOR_COMPARISON_COLUMNS,
+            study_dir / VENDOR_COMPARISONS_FILE,
+        )
     tables = clinical_tables(clinical or {}, design.comparisons, design.clinical_experiment)
     if clinical is not None:
         written.update(write_clinical_files(tables, study_dir))
@@ -138,14 +163,29 @@ def write_report(
         fold_curves = [row for row in curves if row["fold"] == fold]
         suffix = f"_{path_slug(fold)}" if len(folds) > 1 else ""
         figure_paths = fold_figures(
-            study_dir, fold, fold_results, fold_comparisons, fold_curves, fold_outcomes, suffix
+            study_dir,
+            fold,
+            fold_results,
+            fold_comparisons,
+            fold_curves,
+            fold_outcomes,
+            suffix,
+            by_vendor.get(fold, ([], []))[0],
         )
         figure_paths += _clinical_figures(
             tables, fold, fold_results, fold_outcomes, study_dir, suffix
         )
+
         written.update({path.stem: path for path in figure_paths})
         sections += fold_section(
-            fold, design, fold_results, fold_comparisons, fold_outcomes, figure_paths, study_dir
+            fold,
+            design,
+            fold_results,
+            fold_comparisons,
+            fold_outcomes,
+            figure_paths,
+            study_dir,
+            by_vendor.get(fold, ([], [])),
         )
         if design.held_out_evaluation:
             check = None if clinical is None else clinical.get(fold)
@@ -181,8 +221,10 @@ def fold_section(
     outcomes: Sequence[ExperimentOutcome],
     figure_paths: Sequence[Path],
     study_dir: Path,
+    by_vendor: tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]] = ((), ()),
 ) -> list[str]:
-    """The markdown lines of one fold."""
+    """The markdown lines of one fold (``by_vendor``: its vendor_results.csv and
+    vendor_comparisons.csv rows, for the per-vendor section)."""
     order = experiment_order(results, outcomes)
     held_out = unique(r["centre"] for r in results if r["split"] == HELD_OUT and is_centre(r))
     internal = unique(r["centre"] for r in results if r["split"] == INTERNAL_TEST and is_centre(r))
@@ -198,6 +240,7 @@ def fold_section(
         lines += zero_shot_section(zero_shot_rows(outcomes))
         lines += cross_site_section(cross_site_rows(outcomes))
         lines += privacy_section(results, comparisons, outcomes)
+        lines += vendor_section(*by_vendor)
     lines += cost_section(outcomes)
     if figure_paths:
         lines += ["### Figures", ""]
@@ -216,6 +259,7 @@ def fold_figures(
     curves: Sequence[Mapping[str, Any]],
     outcomes: Sequence[ExperimentOutcome],
     suffix: str,
+    vendor_results: Sequence[Mapping[str, Any]] = (),
 ) -> list[Path]:
     """Every figure of a fold that its data allow (a failing figure is logged and skipped)."""
     order = experiment_order(results, outcomes)
@@ -264,6 +308,10 @@ def fold_figures(
             lambda: privacy_utility_figure(
                 results, outcomes, study_dir / f"privacy_utility{suffix}.png"
             ),
+        ),
+        (
+            "per-vendor PSNR",
+            lambda: vendor_figure(vendor_results, study_dir / f"vendor_psnr{suffix}.png"),
         ),
     ]
     paths: list[Path] = []

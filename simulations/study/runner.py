@@ -397,6 +397,7 @@ def _report(
     from simulations.study.report import write_report
     from simulations.study.results import Comparison
     from simulations.study.scoring import acceleration_rows
+    from simulations.study.vendor_skew import vendor_training_images
 
     training = sum(outcome.wall_seconds for outcome in outcomes)
     # write_report prints it as "Timings measured on: <note>."
@@ -422,6 +423,12 @@ def _report(
         selection_groups=settings.selection_groups,
         held_out_evaluation=settings.held_out_evaluation,
         clinical_experiment=ClinicalSettings.from_config(config).experiment,
+        vendor_training_images={
+            fold.name: vendor_training_images(read_manifest(manifest))
+            for fold, manifest in manifests.items()
+        }
+        if settings.per_vendor
+        else {},
     )
     return write_report(study_dir, rows, outcomes, design, curves, clinical)
 

@@ -44,6 +44,8 @@ class StudySettings:
         federated_overrides: overrides of configs/federation.yaml for every federation.
         public_backbone: (synthetic preset, steps) of the public backbone that experiments
             marked ``public_backbone`` start from; None: no backbone.
+        per_vendor: the report scores the held-out centres per vendor too, with paired
+            comparisons and the vendor-skew verdict (simulations/study/vendor_skew.py).
     """
 
     name: str
@@ -68,6 +70,7 @@ class StudySettings:
     selection_groups: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     publish_dir: str | None = None
     public_backbone: tuple[str, int] | None = None
+    per_vendor: bool = False
 
     @classmethod
     def from_config(cls, config: DictConfig) -> StudySettings:
@@ -105,6 +108,7 @@ class StudySettings:
                 str(name) for name in study.get("cross_site_experiments", [])
             ),
             public_backbone=_backbone(study.get("public_backbone")),
+            per_vendor=bool(study.get("per_vendor", False)),
         )
         settings.validate()
         return settings

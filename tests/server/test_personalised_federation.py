@@ -85,3 +85,18 @@ def test_a_resumed_personalised_run_equals_an_uninterrupted_one(tmp_path):
 def test_a_pattern_matching_no_parameter_stops_the_run_before_any_round(tmp_path):
     with pytest.raises(ValueError, match="matches no parameter"):
         _run(tmp_path, 1, "strategy.personalised=[*.batchnorm.*]")
+
+
+def test_fine_tuning_rounds_start_every_vendor_from_the_shared_model(tmp_path):
+    _, grid = _run(tmp_path, 3, "strategy.personalise_from_round=3")
+    siemens, _, ge = (_sent(grid, FIRST_NODE_ID + index) for index in range(3))
+    # Rounds 1 and 2 share everything (FedAvg); round 3's replies make the vendor copies,
+    # so the evaluation after round 3 is the first to send vendors different copies.
+    assert all((s == g).all() for s, g in zip(siemens, ge, strict=True))
+    evaluated = [_sent(grid, FIRST_NODE_ID + i, MessageType.EVALUATE)[-1] for i in (0, 2)]
+    assert not (evaluated[0] == evaluated[1]).all()
+
+
+def test_a_first_personalised_round_after_the_last_round_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"personalise_from_round must be a round of the run"):
+        _run(tmp_path, 2, "strategy.personalise_from_round=3")

@@ -316,3 +316,21 @@ def test_simulate_no_clinical_turns_the_clinical_check_off(monkeypatch, tmp_path
     with pytest.raises(SystemExit):
         main(["simulate", "--no-clinical", "--no-progress", f"output_dir={tmp_path}"])
     assert seen == {"enabled": False}
+
+
+def test_the_vendor_skew_preset_scores_per_vendor_and_composes_each_federation():
+    study = load_study_config(["experiment=vendor-skew"])
+    settings = StudySettings.from_config(study)
+    assert settings.per_vendor and settings.seeds == (0, 1, 2)
+    assert study.data.synthetic_preset == "vendor-skew"
+    for spec in settings.experiments:
+        fixed = [f"federation.num_rounds={settings.rounds}"]
+        overrides = experiment_overrides(study, "federation", spec.overrides, fixed)
+        config = load_config(overrides, "federation")
+        FederationSettings.from_config(config)  # validated: a bad entry raises here
+    fine_tuning = next(s for s in settings.experiments if s.name == "fedavg-vendor-ft")
+    config = load_config(
+        experiment_overrides(study, "federation", fine_tuning.overrides), "federation"
+    )
+    assert list(config.strategy.personalised) == ["*"]
+    assert config.strategy.vendor_weighting == "examples"

@@ -14,7 +14,11 @@ def _state(value: float) -> dict[str, np.ndarray]:
     return {key: np.full(2, value, np.float32) for key in KEYS}
 
 
-def _update(personalisation: VendorPersonalisation, sites: list[tuple[str, float, float]]):
+def _update(
+    personalisation: VendorPersonalisation,
+    sites: list[tuple[str, float, float]],
+    server_round: int = 1,
+):
     """sites: (vendor, examples, value); returns the new global arrays."""
     replies = [
         train_reply(f"site{node}", vendor, examples, _state(value), node_id=node)
@@ -22,7 +26,7 @@ def _update(personalisation: VendorPersonalisation, sites: list[tuple[str, float
     ]
     personalisation.learn_vendors(replies)
     # The shared part's aggregate does not matter here; give it a marker value.
-    return personalisation.update(replies, arrays(_state(-1.0)))
+    return personalisation.update(replies, arrays(_state(-1.0)), server_round)
 
 
 def test_patterns_select_the_adapters_and_data_consistency_weights():
@@ -103,3 +107,28 @@ def test_messages_sharing_one_content_each_get_their_own_vendors_copy():
     received = [message.content["arrays"]["body.adapters.0.gamma"].numpy() for message in messages]
     assert received[0] == pytest.approx(1.0)
     assert received[1] == pytest.approx(5.0)
+
+
+def test_rounds_before_the_first_personalised_round_share_everything():
+    personalisation = VendorPersonalisation(PATTERNS, "equal", from_round=3)
+    new = _update(personalisation, [("Siemens", 10, 1.0), ("GE", 10, 5.0)], server_round=2)
+    assert personalisation.parts == {}
+    assert new["body.adapters.0.gamma"].numpy() == pytest.approx(-1.0)
+
+
+def test_the_first_personalised_round_starts_the_vendor_copies():
+    personalisation = VendorPersonalisation(PATTERNS, "equal", from_round=3)
+    _update(personalisation, [("Siemens", 10, 1.0), ("GE", 10, 5.0)], server_round=3)
+    assert personalisation.parts["GE"]["body.adapters.0.gamma"] == pytest.approx(5.0)
+
+
+def test_a_resume_with_another_first_personalised_round_is_refused():
+    personalisation = VendorPersonalisation(PATTERNS, "equal", from_round=3)
+    with pytest.raises(ValueError, match="personalise_from_round"):
+        VendorPersonalisation(PATTERNS, "equal", from_round=1).restore(personalisation.state())
+
+
+@pytest.mark.parametrize("from_round", [0, -1, True, 1.5])
+def test_a_first_personalised_round_below_one_is_refused(from_round):
+    with pytest.raises(ValueError, match="personalise_from_round"):
+        VendorPersonalisation(PATTERNS, "equal", from_round=from_round)

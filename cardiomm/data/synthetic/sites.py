@@ -606,11 +606,99 @@ PAPER = DatasetPreset(
     ),
 )
 
-PRESETS: dict[str, DatasetPreset] = {preset.name: preset for preset in (TINY, SMALL, STUDY, PAPER)}
+VENDOR_SKEW = DatasetPreset(
+    name="vendor-skew",
+    description=(
+        "A vendor-skewed consortium: Siemens 3T holds three sites and 92 % of the training "
+        "images, GE 1.5T one small site; held out a Siemens 3T centre (the majority vendor) "
+        "and a GE 1.5T centre (the minority vendor)"
+    ),
+    protocol=STUDY.protocol,
+    sites=(
+        _site(
+            1,
+            _SIEMENS_VIDA,
+            patients=6,
+            series=("cine_sax", "cine_lax_4ch"),
+            raw_coils=30,
+            snr=30.0,
+            gain=1.0,
+            matrix=(54, 60),
+            fov_mm=(300, 380),
+            sax_slices=5,
+        ),
+        _site(
+            2,
+            _SIEMENS_PRISMA,
+            patients=6,
+            series=("cine_sax", "cine_lax_4ch"),
+            raw_coils=30,
+            snr=32.0,
+            gain=0.5,
+            matrix=(51, 56),
+            fov_mm=(290, 370),
+            sax_slices=5,
+        ),
+        _site(
+            3,
+            _SIEMENS_VIDA,
+            patients=5,
+            series=("cine_sax", "cine_lax_4ch"),
+            raw_coils=30,
+            snr=28.0,
+            gain=3.0,
+            matrix=(49, 56),
+            fov_mm=(300, 380),
+            sax_slices=5,
+        ),
+        _site(
+            4,
+            _GE_ARTIST,
+            patients=3,
+            series=("cine_sax", "cine_lax_4ch"),
+            raw_coils=30,
+            snr=20.0,
+            gain=1.0,
+            matrix=(53, 60),
+            fov_mm=(310, 380),
+            sax_slices=5,
+        ),
+        _site(
+            5,
+            _SIEMENS_PRISMA,
+            patients=3,
+            series=("cine_sax", "cine_lax_4ch"),
+            raw_coils=30,
+            snr=30.0,
+            gain=1.5,
+            matrix=(52, 60),
+            fov_mm=(300, 380),
+            sax_slices=5,
+            held_out=True,
+        ),
+        _site(
+            6,
+            _GE_ARTIST,
+            patients=3,
+            series=("cine_sax", "cine_lax_4ch"),
+            raw_coils=30,
+            snr=18.0,
+            gain=2.0,
+            matrix=(51, 60),
+            fov_mm=(300, 370),
+            sax_slices=5,
+            held_out=True,
+        ),
+    ),
+)
+
+PRESETS: dict[str, DatasetPreset] = {
+    preset.name: preset for preset in (TINY, SMALL, STUDY, PAPER, VENDOR_SKEW)
+}
 
 
 def get_preset(name: str) -> DatasetPreset:
-    """A preset by name (``tiny``, ``small``, ``study``, ``paper``)."""
+    """A preset by name (``tiny``, ``small``, ``study``, ``paper``, ``vendor-skew``)."""
     try:
         return PRESETS[name]
     except KeyError:
