@@ -53,6 +53,7 @@ from client.site_task import (
     node_description,
     scalar_values,
 )
+from client.transport import receive
 from federation.array_packing import received_weights, weights_record
 from federation.protocol import (
     ARRAYS,
@@ -99,6 +100,9 @@ def _answer(kind: str, msg: Message, context: Context) -> Message:
     try:
         if kind != QUERY:
             arrays, layout = received_weights(msg.content)  # packed by the server, or not
+            # Half precision or a frozen part kept here (federation/transport.py).
+            received = receive(msg.content, arrays, context.state)
+            arrays = received.weights
         task = SiteTask(
             kind=kind,
             run_config=scalar_values(context.run_config),
@@ -124,7 +128,7 @@ def _answer(kind: str, msg: Message, context: Context) -> Message:
     if kind != QUERY:
         content[METRICS] = MetricRecord({**outcome.metrics, **timings, **served})
     if kind == TRAIN:
-        content[ARRAYS] = weights_record(outcome.arrays, layout)
+        content[ARRAYS] = weights_record(received.reply(outcome.arrays), layout)
     return Message(content=content, reply_to=msg)
 
 

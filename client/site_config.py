@@ -11,7 +11,7 @@ An override the site does not take is logged once with the value the site uses i
 The site file is a nested mapping of site-owned keys only, e.g.::
 
     data: {root: /data/cmr, manifest: null}
-    train: {device: "cuda:0", num_threads: 4}
+    train: {device: cuda, devices: 2, num_threads: 4}
     privacy: {dp_sgd: {epsilon_budget: 8.0, noise_multiplier: 1.1},
               policy: /etc/cardiomm/privacy_policy.yaml}
     sharing: {cross_site_evaluation: false}
@@ -65,6 +65,8 @@ SITE_OWNED = (
     "train.device",
     "train.num_threads",
     "train.num_workers",
+    "train.devices",
+    "train.distributed_backend",
     "text.path",
     "text.cache_dir",
     "privacy.dp_sgd",

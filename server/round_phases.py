@@ -23,6 +23,7 @@ from federation.protocol import LEARNING_RATE, LOCAL_STEPS, PROXIMAL_MU, SEED, S
 from server.replies import PhaseReplies, ReplyGate, sort_replies
 from server.round_records import metric_numbers
 from server.settings import FederationSettings
+from server.transport import ServerTransport
 from strategies.vendor_personalisation import VendorPersonalisation
 
 
@@ -108,10 +109,12 @@ def evaluate_on_sites(
     grid: Grid,
     gate: ReplyGate,
     personalisation: VendorPersonalisation | None = None,
+    transport: ServerTransport | None = None,
 ) -> SiteEvaluation:
     """Evaluate ``arrays`` on the sites the strategy samples and aggregate their metrics.
 
-    With ``personalisation``, each site gets its vendor's copy of the personalised parameters.
+    With ``personalisation``, each site gets its vendor's copy of the personalised parameters;
+    with ``transport``, the arrays travel encoded.
     """
     began = time.perf_counter()
     with seeded_sampling(settings.seed, server_round, "evaluate"):
@@ -122,6 +125,8 @@ def evaluate_on_sites(
         )
     if personalisation is not None:
         personalisation.personalise(messages)
+    if transport is not None:
+        transport.encode(messages)
     replies = exchange("evaluate", messages, grid, settings.timeout, gate)
     metrics, note = _aggregate_evaluate(strategy, server_round, replies)
     return SiteEvaluation(replies, metrics, note, time.perf_counter() - began)

@@ -66,6 +66,7 @@ from server.strategy_factory import (
     strategy_state,
 )
 from server.tracking import Tracker, open_tracker
+from server.transport import ServerTransport, frozen_names
 from server.update_screening import screen_updates
 from strategies.vendor_personalisation import VendorPersonalisation
 
@@ -106,6 +107,7 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
     personalisation = _personalisation(settings, model)
+    transport = _transport(settings, config, model)
     consortium = open_consortium(settings, grid)
 
     def play_round(server_round: int, arrays: ArrayRecord) -> tuple[RoundRecord, ArrayRecord]:
@@ -118,6 +120,7 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
             consortium.training_sites,
             consortium.gate,
             personalisation,
+            transport,
         )
 
     return run_rounds(
@@ -266,8 +269,12 @@ def run_round(
     grid: Grid,
     gate: ReplyGate,
     personalisation: VendorPersonalisation | None = None,
+    transport: ServerTransport | None = None,
 ) -> tuple[RoundRecord, ArrayRecord]:
     """One round of training and site evaluation; returns its record and the new weights.
+
+    With ``transport`` the requests travel encoded (half precision, the frozen part once)
+    and the replies come back as full float32 weights (server/transport.py).
 
     Each site gets the global arrays (with its vendor's copy of the personalised parameters
     when ``personalisation`` is given); replies pass the ``gate`` (fields, identity), their
@@ -279,8 +286,13 @@ def run_round(
     messages = train_requests(server_round, settings, strategy, arrays, grid, settings.proximal_mu)
     if personalisation is not None:
         personalisation.personalise(messages)
+    # What each site was sent, as the server holds it (float32 masters, every array).
     sent = {int(message.metadata.dst_node_id): message.content["arrays"] for message in messages}
+    wire = transport.encode(messages) if transport is not None else None
     train = exchange("train", messages, grid, settings.timeout, gate)
+    undecoded: list[dict[str, Any]] = []
+    if transport is not None:
+        train, undecoded = transport.decode(train)
     if personalisation is not None:
         personalisation.learn_vendors(train.valid)
     screened = screen_updates(server_round, settings, train.valid, sent)
@@ -298,17 +310,21 @@ def run_round(
         )
         if new_arrays is not None and personalisation is not None:
             new_arrays = personalisation.update(accepted, new_arrays, server_round)
+        if new_arrays is not None and transport is not None:
+            new_arrays = transport.keep_frozen(new_arrays, arrays)
     train_seconds = time.perf_counter() - began
     if new_arrays is None:
         logger.warning("round %d: keeping the previous global model: %s", server_round, train_note)
         new_arrays = arrays
 
     evaluation = evaluate_on_sites(
-        server_round, settings, strategy, new_arrays, grid, gate, personalisation
+        server_round, settings, strategy, new_arrays, grid, gate, personalisation, transport
     )
     evaluate = evaluation.replies
 
-    sent_bytes = array_bytes(arrays)
+    # The arrays' bytes on the wire: the largest any site was sent, and all of them.
+    sent_bytes = max(wire.values(), default=0) if wire is not None else array_bytes(arrays)
+    sent_total = sum(wire.values()) if wire is not None else None
     record = RoundRecord(
         round=server_round,
         train=train_metrics,
@@ -322,11 +338,13 @@ def run_round(
         },
         sites=site_records(train, evaluate, sent_bytes),
         errors=train.errors + evaluate.errors,
-        rejected=train.refused + screened.rejected + evaluate.refused,
+        rejected=train.refused + undecoded + screened.rejected + evaluate.refused,
         timing=round_timing(train, evaluate, train_seconds, evaluation.seconds),
         traffic={
             "bytes-per-site": sent_bytes,
-            "bytes-sent": sent_bytes * (len(train.valid) + len(train.refused) + len(train.errors)),
+            "bytes-sent": sent_total
+            if sent_total is not None
+            else sent_bytes * (len(train.valid) + len(train.refused) + len(train.errors)),
             "bytes-received": sum(site["bytes-received"] for site in train.sites.values()),
         },
     )
@@ -411,6 +429,18 @@ def _personalisation(
     keys = personalisation.keys(model.state_dict())  # refuses a pattern that matches nothing
     logger.info("%d parameter tensors are kept per vendor", len(keys))
     return personalisation
+
+
+def _transport(
+    settings: FederationSettings, config: DictConfig, model: GlobalModel
+) -> ServerTransport | None:
+    if not settings.transport.active:
+        return None
+    trainable = [str(group) for group in config.train.get("trainable", ["all"])]
+    frozen = frozen_names(model.state_dict(), trainable)
+    if settings.transport.trainable_only:
+        logger.info("transport: %d arrays sent once per site, the rest every round", len(frozen))
+    return ServerTransport(settings.transport, frozen)
 
 
 def _server_state(

@@ -38,6 +38,14 @@ def check_secure_aggregation_config(config: DictConfig) -> None:
             f"strategy.reducer={reducer} cannot work with {secure}: a {reducer} needs every "
             f"site's value per coordinate, and {sum_only}; use strategy.reducer=mean"
         )
+    transport = settings.transport
+    if transport.active:
+        raise ValueError(
+            f"federation.transport (precision={transport.precision}, trainable_only="
+            f"{str(transport.trainable_only).lower()}) cannot work with {secure}: SecAgg+ "
+            "quantises and masks the float32 weights itself and sums whole models; use "
+            "federation.transport.precision=float32 and trainable_only=false"
+        )
     personalised = list(settings.personalised)
     if personalised:
         raise ValueError(

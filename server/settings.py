@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from cardiomm.privacy import PrivacySettings
 from federation.config import select
 from federation.reply_checks import ReplyLimits
+from federation.transport import TransportSettings
 from strategies import REDUCERS, VENDOR_WEIGHTINGS
 from strategies.update_validation import ValidationSettings
 
@@ -51,6 +52,8 @@ class FederationSettings:
         sites: the consortium's sites and their vendors (``federation.sites``; empty: any
             site may join, bound to its node and vendor at its first reply).
         privacy: DP-SGD, central DP and secure aggregation (``privacy``).
+        transport: what the weights travel as (``federation.transport``,
+            federation/transport.py).
         zero_shot_every: the evaluation-only sites score the global model every this many
             rounds and after the last (``federation.zero_shot_every``; 0: only after the last).
         cross_site: after the last round, score every model at every site that allows it
@@ -105,6 +108,7 @@ class FederationSettings:
     replies: ReplyLimits
     sites: dict[str, str]
     privacy: PrivacySettings
+    transport: TransportSettings
     zero_shot_every: int
     cross_site: bool
     cross_site_models: dict[str, str]
@@ -179,6 +183,10 @@ class FederationSettings:
                 for site, vendor in (select(config, "federation.sites", {}) or {}).items()
             },
             privacy=PrivacySettings.from_config(config),
+            transport=TransportSettings(
+                precision=str(select(config, "federation.transport.precision", "float32")),
+                trainable_only=bool(select(config, "federation.transport.trainable_only", False)),
+            ),
             zero_shot_every=int(select(config, "federation.zero_shot_every", 1)),
             cross_site=bool(select(config, "federation.cross_site.enabled", False)),
             cross_site_models={

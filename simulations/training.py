@@ -111,7 +111,8 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
             train_config,
             validation_data,
             show_progress=show_progress,
-            on_step=on_step,
+            # Step checkpoints only when asked: data-parallel training calls no callbacks.
+            on_step=on_step if every else None,
         )
     except (TrainingStepError, FloatingPointError) as error:
         # A failed step never reached the weights (and non-finite updates are skipped):

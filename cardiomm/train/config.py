@@ -44,6 +44,9 @@ class TrainConfig:
         max_validation_items: cap on validation slices per validation (0: all).
         trainable: the parameter groups trained (cardiomm/model/trainable.py: ``all``, or
             any of ``prompts``, ``adapters``, ``data_consistency``); the rest stay frozen.
+        devices: processes of data-parallel training (cardiomm/train/data_parallel.py): one
+            GPU each on CUDA, CPU processes otherwise; 1: one device, no torch.distributed.
+        distributed_backend: ``auto`` (NCCL on CUDA, gloo on the CPU), ``nccl`` or ``gloo``.
     """
 
     max_steps: int = 100
@@ -66,6 +69,8 @@ class TrainConfig:
     validate_every: int = 0
     max_validation_items: int = 0
     trainable: tuple[str, ...] = ("all",)
+    devices: int = 1
+    distributed_backend: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trainable", tuple(str(group) for group in self.trainable))
@@ -78,6 +83,8 @@ class TrainConfig:
             raise ValueError("warmup_steps and lr_decay_steps must be >= 0")
         if self.num_threads < 0:
             raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
+        if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 1:
+            raise ValueError(f"devices must be a whole number >= 1, got {self.devices!r}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 

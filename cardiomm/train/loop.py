@@ -22,6 +22,11 @@ from cardiomm.model.trainable import select_trainable
 from cardiomm.progress import progress_bar
 from cardiomm.text import TextEncoder
 from cardiomm.train.config import TrainConfig
+from cardiomm.train.data_parallel import (
+    DataParallelRank,
+    check_data_parallel,
+    train_data_parallel,
+)
 from cardiomm.train.evaluate import evaluate_reconstructor
 from cardiomm.train.loss import proximal_term, reconstruction_loss
 from cardiomm.train.runtime import (
@@ -97,8 +102,13 @@ def train_model(
     on_step: Callable[[int, float], None] | None = None,
     privacy: DPSGDSettings | None = None,
     accountant: SiteAccountant | None = None,
+    data_parallel: DataParallelRank | None = None,
 ) -> TrainResult:
     """Train ``network`` in place on ``train_data``.
+
+    With ``config.devices`` > 1 the training runs data-parallel in that many processes
+    (:mod:`cardiomm.train.data_parallel`), with the same global batches and updates as on one
+    device up to floating-point summation order.
 
     Args:
         network: the model (moved to the chosen device and left there).
@@ -118,6 +128,7 @@ def train_model(
             with ``coil_batching=False``.
         accountant: the site's accountant with its earlier steps (required with
             ``privacy``); charged in place for every step taken.
+        data_parallel: set by the data-parallel launcher in each of its processes.
     """
     if config.proximal_mu and reference_weights is None:
         raise ValueError("proximal_mu > 0 needs the reference (global) weights")
@@ -126,7 +137,23 @@ def train_model(
     private = privacy is not None and privacy.enabled
     if private and accountant is None:
         raise ValueError("DP-SGD training needs the site's accountant (its earlier steps)")
-    device = select_device(config.device)
+    if config.devices > 1 and data_parallel is None:
+        check_data_parallel(config, private)
+        if on_step is not None:
+            raise ValueError(
+                f"train.devices={config.devices}: per-step callbacks (checkpoint_every) run "
+                "on one device only"
+            )
+        return train_data_parallel(
+            network,
+            text_encoder,
+            train_data,
+            config,
+            validation_data,
+            reference_weights,
+            show_progress,
+        )
+    device = data_parallel.device if data_parallel else select_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     generator = seed_everything(config.seed)
@@ -136,7 +163,13 @@ def train_model(
     reconstructor = NetworkReconstructor(network, text_encoder)
     try:
         updates, scheduler, loader, total_steps = _optimisation(
-            network, train_data, config, generator, privacy if private else None, accountant
+            network,
+            train_data,
+            config,
+            generator,
+            privacy if private else None,
+            accountant,
+            data_parallel,
         )
     except BaseException:
         _restore_trainable(network, trained)
@@ -177,8 +210,11 @@ def train_model(
             sample = next(batches)
             try:
                 loss = _step(network, reconstructor, sample, config, device, reference_weights)
-                value = float(loss.detach())
+                if data_parallel is not None:
+                    loss = loss * data_parallel.next_share()
                 applied = updates.apply(loss, reference_weights, config.proximal_mu)
+                # Data-parallel: the global batch's loss (this rank's is only its share).
+                value = updates.last_loss if data_parallel else float(loss.detach())
             except Exception as error:
                 raise TrainingStepError(step, describe_batch(sample), error) from error
             if applied:
@@ -188,7 +224,7 @@ def train_model(
             else:
                 skips.skipped(step, describe_batch(sample))
             losses.append(value)
-            examples += sample.target.shape[0]
+            examples += data_parallel.global_count if data_parallel else sample.target.shape[0]
             if on_step is not None:
                 on_step(step, value)
             if validation_data is not None and _validation_due(config, step):
@@ -228,6 +264,7 @@ def _optimisation(
     generator: torch.Generator,
     privacy: DPSGDSettings | None,
     accountant: SiteAccountant | None,
+    data_parallel: DataParallelRank | None = None,
 ) -> tuple[Any, torch.optim.lr_scheduler.LambdaLR, DataLoader | None, int]:
     """(updater, learning-rate schedule, batches, steps to take): plain updates over a seeded
     shuffling loader, or DP-SGD ones (``privacy`` given) over Poisson-sampled batches whose
@@ -239,12 +276,29 @@ def _optimisation(
             network, optimiser, train_data, config, privacy, accountant
         )
         return updates, scheduler, loader, total_steps
-    loader = _loader(train_data, config, generator)
+    loader = _loader(train_data, config, generator, data_parallel)
     total_steps = config.max_steps or config.epochs * len(loader)
-    return PlainUpdates(network, optimiser, config.gradient_clip), scheduler, loader, total_steps
+    synchronise = data_parallel.synchronise if data_parallel else None
+    updates = PlainUpdates(network, optimiser, config.gradient_clip, synchronise)
+    return updates, scheduler, loader, total_steps
 
 
-def _loader(train_data: Dataset, config: TrainConfig, generator: torch.Generator) -> DataLoader:
+def _loader(
+    train_data: Dataset,
+    config: TrainConfig,
+    generator: torch.Generator,
+    data_parallel: DataParallelRank | None = None,
+) -> DataLoader:
+    if data_parallel is not None:
+        # The one-device loader's global batches, this rank's share of each; the loader
+        # takes its base seed from the generator before the sampler draws, as that one does.
+        return DataLoader(
+            train_data,
+            batch_sampler=data_parallel.batch_sampler(train_data, config.batch_size, generator),
+            generator=generator,
+            num_workers=config.num_workers,
+            persistent_workers=False,
+        )
     return DataLoader(
         train_data,
         batch_size=config.batch_size,

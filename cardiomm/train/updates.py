@@ -9,7 +9,7 @@ check, the optimiser step. :class:`PlainUpdates` is ordinary training with gradi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import torch
@@ -43,14 +43,25 @@ class PlainUpdates:
         network: the model.
         optimiser: the optimiser over its trainable parameters.
         gradient_clip: the largest gradient norm (0: no clipping).
+        synchronise: data-parallel training's gradient all-reduce, called after the
+            backward pass with (network, loss); returns the global batch's loss.
+
+    Attributes:
+        last_loss: the loss of the last step (the global batch's with ``synchronise``).
     """
 
     def __init__(
-        self, network: nn.Module, optimiser: torch.optim.Optimizer, gradient_clip: float
+        self,
+        network: nn.Module,
+        optimiser: torch.optim.Optimizer,
+        gradient_clip: float,
+        synchronise: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.network = network
         self.optimiser = optimiser
         self.gradient_clip = gradient_clip
+        self.synchronise = synchronise
+        self.last_loss = math.nan
 
     def apply(
         self,
@@ -60,8 +71,11 @@ class PlainUpdates:
     ) -> bool:
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        if self.synchronise is not None:
+            loss = self.synchronise(self.network, loss)
+        self.last_loss = float(loss.detach())
         # One bad slice or an overflow must not poison the weights: skip the update.
-        if not math.isfinite(float(loss.detach())) or not gradients_are_finite(self.network):
+        if not math.isfinite(self.last_loss) or not gradients_are_finite(self.network):
             return False
         if self.gradient_clip:
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.gradient_clip)

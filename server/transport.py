@@ -1,0 +1,135 @@
+"""The server's side of the lighter transport (federation/transport.py): encode each round's
+train and evaluate requests, decode the train replies back to full float32 weights against
+the master each site was sent, and remember which node holds the frozen part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
+
+from cardiomm.model.trainable import TRAINABLE_GROUPS
+from federation.protocol import ARRAYS
+from federation.transport import (
+    FROZEN_RECORD,
+    TRANSPORT_RECORD,
+    TransportError,
+    TransportSettings,
+    apply_reply,
+    digest,
+    encode_arrays,
+    request_config,
+)
+from server.replies import PhaseReplies, array_bytes
+
+
+def frozen_names(names: Iterable[str], trainable: Sequence[str]) -> list[str]:
+    """The state-dict names no group of ``train.trainable`` trains (buffers included)."""
+    unknown = sorted(set(trainable) - set(TRAINABLE_GROUPS))
+    if unknown:
+        raise ValueError(f"train.trainable names unknown group(s) {', '.join(unknown)}")
+    return [name for name in names if not any(TRAINABLE_GROUPS[group](name) for group in trainable)]
+
+
+class ServerTransport:
+    """Encodes requests and decodes replies for one run.
+
+    Args:
+        settings: ``federation.transport``.
+        frozen: the names sent only once per node (empty unless ``trainable_only``).
+    """
+
+    def __init__(self, settings: TransportSettings, frozen: Iterable[str] = ()) -> None:
+        self.settings = settings
+        self.frozen = set(frozen) if settings.trainable_only else set()
+        self._holders: dict[int, str] = {}  # node -> digest of the frozen part it was sent
+        self._sent: dict[int, tuple[dict[str, np.ndarray], list[str]]] = {}
+
+    def encode(self, messages: Iterable[Message]) -> dict[int, int]:
+        """Replace each request's float32 ``arrays`` by their encoding (in place); returns the
+        array bytes each node is sent."""
+        sizes: dict[int, int] = {}
+        for message in messages:
+            if not message.has_content() or ARRAYS not in message.content.array_records:
+                continue
+            node = int(message.metadata.dst_node_id)
+            master = {name: array.numpy() for name, array in message.content[ARRAYS].items()}
+            sent = [name for name in master if name not in self.frozen]
+            frozen = encode_arrays(
+                {name: master[name] for name in master if name in self.frozen},
+                self.settings.precision,
+            )
+            fingerprint = digest(frozen) if frozen else ""
+            content = RecordDict(
+                {key: record for key, record in message.content.items() if key != ARRAYS}
+            )
+            content[ARRAYS] = _record(
+                encode_arrays({name: master[name] for name in sent}, self.settings.precision)
+            )
+            content[TRANSPORT_RECORD] = ConfigRecord(request_config(self.settings, fingerprint))
+            if frozen and self._holders.get(node) != fingerprint:
+                content[FROZEN_RECORD] = _record(frozen)
+                self._holders[node] = fingerprint
+            message.content = content
+            self._sent[node] = (master, sent)
+            sizes[node] = sum(array_bytes(record) for record in content.array_records.values())
+        return sizes
+
+    def decode(self, replies: PhaseReplies) -> tuple[PhaseReplies, list[dict[str, Any]]]:
+        """The replies with full float32 weights (the master plus the update), and a
+        rejection for each reply that does not decode; a node that failed is sent the frozen
+        part again next time (it may have lost its copy)."""
+        for error in replies.errors:
+            self._holders.pop(int(error.get("node-id", -1)), None)
+        valid, rejected = [], []
+        for reply in replies.valid:
+            node = int(reply.metadata.src_node_id)
+            master, sent = self._sent[node]
+            try:
+                arrays = reply.content.array_records.get(ARRAYS)
+                if arrays is None:
+                    raise TransportError("the reply has no arrays")
+                weights = apply_reply(
+                    {name: array.numpy() for name, array in arrays.items()},
+                    master,
+                    sent,
+                    self.settings.precision,
+                )
+            except TransportError as error:
+                self._holders.pop(node, None)
+                site = next(
+                    (s for s, entry in replies.sites.items() if entry["node-id"] == node), ""
+                )
+                reason = f"transport: {error}"
+                rejected.append({"phase": "train", "site": site, "node-id": node, "reason": reason})
+                continue
+            content = RecordDict(
+                {key: record for key, record in reply.content.items() if key != ARRAYS}
+            )
+            content[ARRAYS] = _record(weights)
+            reply.content = content
+            valid.append(reply)
+        return dataclasses.replace(replies, valid=valid), rejected
+
+    def keep_frozen(self, aggregated: ArrayRecord, before: ArrayRecord) -> ArrayRecord:
+        """``aggregated`` with the frozen arrays exactly as ``before`` (averaging equal
+        arrays may move them by a rounding step, which would change their digest and send
+        them to every site again)."""
+        if not self.frozen:
+            return aggregated
+        return ArrayRecord(
+            {
+                name: before[name] if name in self.frozen else array
+                for name, array in aggregated.items()
+            }
+        )
+
+
+def _record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
+    return ArrayRecord(
+        {name: Array(np.asarray(value, order="C")) for name, value in arrays.items()}
+    )
