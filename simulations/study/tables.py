@@ -191,6 +191,7 @@ COST_COLUMNS = (
     "client evaluation (s)",
     "overhead (s)",
     "MB per client per round",
+    "bytes per trained parameter (down / up)",
     "details",
 )
 COST_DIGITS = {
@@ -252,7 +253,27 @@ def round_summary(history: Sequence[RoundRecord] | None) -> dict[str, Any] | Non
         "client evaluation (s)": mean("timing", "client-eval-seconds-max"),
         "overhead (s)": mean("timing", "overhead-seconds"),
         "MB per client per round": mean("traffic", "bytes-per-site", 1e6),
+        "bytes per trained parameter (down / up)": bytes_per_trained_parameter(history[-1]),
     }
+
+
+def bytes_per_trained_parameter(record: RoundRecord) -> str:
+    """``down / up`` of one round: the bytes sent to the site that was sent the most, and
+    the most any site sent back, each per parameter a site trains (its
+    ``trainable-parameters``); the last round shows the steady state, after a frozen part
+    has travelled once."""
+    trained = [
+        float(site.train["trainable-parameters"])
+        for site in record.sites.values()
+        if isinstance((site.train or {}).get("trainable-parameters"), int | float)
+    ]
+    received = [
+        site.bytes_received for site in record.sites.values() if site.bytes_received is not None
+    ]
+    sent = record.traffic.get("bytes-per-site")
+    if not trained or max(trained) <= 0 or not received or sent is None:
+        return MISSING
+    return f"{sent / max(trained):.2f} / {max(received) / max(trained):.2f}"
 
 
 def load_history(path: str | Path | None) -> list[RoundRecord] | None:

@@ -334,3 +334,15 @@ def test_the_vendor_skew_preset_scores_per_vendor_and_composes_each_federation()
     )
     assert list(config.strategy.personalised) == ["*"]
     assert config.strategy.vendor_weighting == "examples"
+
+
+def test_the_transport_preset_composes_each_federation_with_its_transport():
+    study = load_study_config(["experiment=transport"])
+    settings = StudySettings.from_config(study)
+    precisions = {}
+    for spec in settings.experiments:
+        overrides = experiment_overrides(study, "federation", spec.overrides)
+        federation = FederationSettings.from_config(load_config(overrides, "federation"))
+        precisions[spec.name] = federation.transport.precision
+    assert precisions["fedavg"] == "float32" and precisions["fedavg-fp16"] == "float16"
+    assert precisions["fedavg-ft-bf16-trained-only"] == "bfloat16"
