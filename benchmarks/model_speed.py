@@ -72,6 +72,18 @@ DEFAULT_COUNTS = {
     ("cuda", "paper"): (3, 10),
 }
 RESULT_MARKER = "MODEL_SPEED_RESULT "
+# Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from the vendors' data sheets, by a
+# fragment of torch.cuda.get_device_name (checked in order: more specific names first).
+BF16_PEAK_TFLOPS = {
+    "H200": 989.0,
+    "H100 PCIe": 756.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10": 125.0,
+    "RTX 4090": 165.0,
+}
 MIB = 2**20
 
 
@@ -246,12 +258,18 @@ def run_case(case: Case) -> dict[str, Any]:
                 return forward().mean()
 
     times, last_value = _time_steps(step, case.warmup, case.repeats, device)
+    flops = _step_flops(step)
     result: dict[str, Any] = {
         "times_s": times,
         "median_s": statistics.median(times),
         "min_s": min(times),
         "max_s": max(times),
         "per_slice_s": statistics.median(times) / case.batch,
+        "images_per_s": case.batch / statistics.median(times),
+        # Convolutions and matrix products as torch counts them (FFTs and elementwise work
+        # not counted): a floor on the work, so achieved TFLOP/s is a floor too.
+        "flops": flops,
+        "tflops_per_s": flops / statistics.median(times) / 1e12,
         "last_value": last_value,
         "parameters": parameters,
         "torch_threads": torch.get_num_threads(),
@@ -267,6 +285,24 @@ def run_case(case: Case) -> dict[str, Any]:
             result["peak_rss_bytes"] = peak_kib * 1024
             result["baseline_rss_bytes"] = baseline_kib * 1024
     return result
+
+
+def _step_flops(step: Callable[[], Any]) -> int:
+    """Floating-point operations of one call of ``step`` (untimed; it changes the weights
+    once more, after the timed calls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+def bf16_peak_tflops(device_name: str) -> float | None:
+    """Dense bf16 tensor-core peak (TFLOP/s, no sparsity) of a known GPU, by its name."""
+    for fragment, peak in BF16_PEAK_TFLOPS.items():
+        if fragment.lower() in device_name.lower():
+            return peak
+    return None
 
 
 def _trainer_optimiser(network: Any) -> Any:
@@ -660,6 +696,7 @@ def print_report(
                 _memory(infer_result) if first else "",
             )
     console.print(table)
+    console.print(compute_table(cases, results))
     ky, kx = arguments.matrix
     console.print(
         f"[dim]slice {ky} x {kx}, {arguments.coils} coils, batch {arguments.batch}; "
@@ -671,6 +708,34 @@ def print_report(
     for case, result in zip(cases, results, strict=True):
         if "error" in result:
             console.print(f"[red]{case.label()}: {result['error']}[/red]")
+
+
+def compute_table(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> Any:
+    """Work per step, achieved TFLOP/s, its share of the GPU's bf16 peak and images/s."""
+    from rich.table import Table
+
+    table = Table(title="Achieved compute (median step)")
+    for column in ("size", "device", "precision", "ckpt", "mode"):
+        table.add_column(column)
+    for column in ("GFLOP / step", "TFLOP/s", "share of bf16 peak", "images / s"):
+        table.add_column(column, justify="right")
+    for case, result in zip(cases, results, strict=True):
+        if "error" in result:
+            continue
+        peak = bf16_peak_tflops(result.get("device_name", "")) if case.device == "cuda" else None
+        share = f"{100 * result['tflops_per_s'] / peak:.1f} %" if peak else "n/a"
+        table.add_row(
+            case.size,
+            case.device,
+            case.precision,
+            ("on" if case.checkpointing else "off") if case.mode == "train" else "",
+            case.mode,
+            f"{result['flops'] / 1e9:.1f}",
+            f"{result['tflops_per_s']:.3f}",
+            share,
+            f"{result['images_per_s']:.2f}",
+        )
+    return table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -700,6 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         + (f", GPU {machine['gpu']}" if "gpu" in machine else "")
         + (f"; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else "")
     )
+    if "cuda" not in devices:
+        console.print("no GPU: the CPU figures only (torch sees no CUDA device)")
     references = {size: reference_parameters(size) for size in arguments.sizes}
     with baseline_tree(arguments.baseline) as baseline:
         results, baseline_results = [], []

@@ -57,27 +57,52 @@ class ServerTransport:
             if not message.has_content() or ARRAYS not in message.content.array_records:
                 continue
             node = int(message.metadata.dst_node_id)
-            master = {name: array.numpy() for name, array in message.content[ARRAYS].items()}
-            sent = [name for name in master if name not in self.frozen]
-            frozen = encode_arrays(
-                {name: master[name] for name in master if name in self.frozen},
-                self.settings.precision,
+            message.content = self.encode_content(message.content, node)
+            sizes[node] = sum(
+                array_bytes(record) for record in message.content.array_records.values()
             )
-            fingerprint = digest(frozen) if frozen else ""
-            content = RecordDict(
-                {key: record for key, record in message.content.items() if key != ARRAYS}
-            )
-            content[ARRAYS] = _record(
-                encode_arrays({name: master[name] for name in sent}, self.settings.precision)
-            )
-            content[TRANSPORT_RECORD] = ConfigRecord(request_config(self.settings, fingerprint))
-            if frozen and self._holders.get(node) != fingerprint:
-                content[FROZEN_RECORD] = _record(frozen)
-                self._holders[node] = fingerprint
-            message.content = content
-            self._sent[node] = (master, sent)
-            sizes[node] = sum(array_bytes(record) for record in content.array_records.values())
         return sizes
+
+    def encode_content(self, content: RecordDict, node: int) -> RecordDict:
+        """A request's content for ``node`` with its ``arrays`` encoded, the transport
+        record, and the frozen part when the node does not hold it yet."""
+        master = {name: array.numpy() for name, array in content[ARRAYS].items()}
+        sent = [name for name in master if name not in self.frozen]
+        frozen = encode_arrays(
+            {name: master[name] for name in master if name in self.frozen},
+            self.settings.precision,
+        )
+        fingerprint = digest(frozen) if frozen else ""
+        encoded = RecordDict({key: record for key, record in content.items() if key != ARRAYS})
+        encoded[ARRAYS] = _record(
+            encode_arrays({name: master[name] for name in sent}, self.settings.precision)
+        )
+        encoded[TRANSPORT_RECORD] = ConfigRecord(request_config(self.settings, fingerprint))
+        if frozen and self._holders.get(node) != fingerprint:
+            encoded[FROZEN_RECORD] = _record(frozen)
+            self._holders[node] = fingerprint
+        self._sent[node] = (master, sent)
+        return encoded
+
+    def decode_reply(self, content: RecordDict, node: int) -> RecordDict:
+        """A train reply's content from ``node`` with full float32 weights.
+
+        Raises:
+            TransportError: the reply does not decode against what ``node`` was sent.
+        """
+        master, sent = self._sent[node]
+        arrays = content.array_records.get(ARRAYS)
+        if arrays is None:
+            raise TransportError("the reply has no arrays")
+        weights = apply_reply(
+            {name: array.numpy() for name, array in arrays.items()},
+            master,
+            sent,
+            self.settings.precision,
+        )
+        decoded = RecordDict({key: record for key, record in content.items() if key != ARRAYS})
+        decoded[ARRAYS] = _record(weights)
+        return decoded
 
     def decode(self, replies: PhaseReplies) -> tuple[PhaseReplies, list[dict[str, Any]]]:
         """The replies with full float32 weights (the master plus the update), and a
@@ -88,17 +113,8 @@ class ServerTransport:
         valid, rejected = [], []
         for reply in replies.valid:
             node = int(reply.metadata.src_node_id)
-            master, sent = self._sent[node]
             try:
-                arrays = reply.content.array_records.get(ARRAYS)
-                if arrays is None:
-                    raise TransportError("the reply has no arrays")
-                weights = apply_reply(
-                    {name: array.numpy() for name, array in arrays.items()},
-                    master,
-                    sent,
-                    self.settings.precision,
-                )
+                reply.content = self.decode_reply(reply.content, node)
             except TransportError as error:
                 self._holders.pop(node, None)
                 site = next(
@@ -107,11 +123,6 @@ class ServerTransport:
                 reason = f"transport: {error}"
                 rejected.append({"phase": "train", "site": site, "node-id": node, "reason": reason})
                 continue
-            content = RecordDict(
-                {key: record for key, record in reply.content.items() if key != ARRAYS}
-            )
-            content[ARRAYS] = _record(weights)
-            reply.content = content
             valid.append(reply)
         return dataclasses.replace(replies, valid=valid), rejected
 
