@@ -90,6 +90,8 @@ class ServerTransport:
         Raises:
             TransportError: the reply does not decode against what ``node`` was sent.
         """
+        if node not in self._sent:
+            raise TransportError(f"node {node} was sent no weights to answer")
         master, sent = self._sent[node]
         arrays = content.array_records.get(ARRAYS)
         if arrays is None:
