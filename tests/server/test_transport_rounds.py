@@ -99,3 +99,19 @@ def test_secure_aggregation_refuses_the_lighter_transport(tmp_path):
     )
     with pytest.raises(ValueError, match=r"federation\.transport .* cannot work with"):
         check_secure_aggregation_config(config)
+
+
+def test_vendor_personalised_copies_travel_in_half_precision_too(tmp_path, data):
+    result, _ = _run(
+        tmp_path,
+        data,
+        2,
+        "strategy=vendor_personalised",
+        "strategy.personalised=[*.data_consistency.*]",
+        "federation.transport.precision=float16",
+    )
+    records = history_to_json(result.history)
+    assert all(not r["errors"] and not r["rejected"] for r in records)
+    float32_bytes = sum(value.numel() * value.element_size() for value in result.arrays.values())
+    assert records[1]["traffic"]["bytes-per-site"] == float32_bytes // 2
+    assert records[1]["sites"]["Center003"]["bytes-received"] == float32_bytes // 2
