@@ -32,6 +32,8 @@ def _site_file(tmp_path, text):
         ("data.root", "site"),
         ("data", "site"),
         ("train.device", "site"),
+        ("train.devices", "site"),
+        ("train.distributed_backend", "site"),
         ("text.path", "site"),
         ("privacy.dp_sgd.epsilon_budget", "site"),
         ("shell", "nobody"),

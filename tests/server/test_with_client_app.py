@@ -20,7 +20,7 @@ def data(tmp_path_factory):
     return [f"data.root={root}", "data.synthetic_preset=null", "data.val_fraction=0.2"]
 
 
-def _run(output, data, rounds, *overrides):
+def _run(output, data, rounds, *overrides, site=()):
     config = federation_config(
         output,
         *data,
@@ -29,7 +29,7 @@ def _run(output, data, rounds, *overrides):
         *overrides,
     )
     # The sites compose the same config from the run config's overrides, as under Flower.
-    site_overrides = " ".join(["model=tiny", "text=none", *data])
+    site_overrides = " ".join(["model=tiny", "text=none", *data, *site])
     grid = InProcessGrid(client_app, simulation_node_configs(3), {"overrides": site_overrides})
     return run_federation(config, grid)
 
@@ -108,3 +108,24 @@ def test_an_unreadable_site_and_a_site_that_dies_leave_the_run_to_the_others(tmp
         error for error in history_to_json(result.history)[2]["errors"] if error["node-id"] == dying
     ).items()
     assert result.final_checkpoint.is_file()
+
+
+def test_sites_whose_own_file_asks_for_two_devices_train_data_parallel(tmp_path, data, monkeypatch):
+    # train.devices is the site's: it comes from the operator's site file (tests'
+    # operator_site_file takes the site-owned overrides), the batch from the coordinator.
+    import cardiomm.train.loop as loop
+
+    launched = []
+
+    def spy(network, encoder, train_data, config, *args, **kwargs):
+        launched.append(config.devices)
+        return launch(network, encoder, train_data, config, *args, **kwargs)
+
+    launch = loop.train_data_parallel
+    monkeypatch.setattr(loop, "train_data_parallel", spy)
+    site = ["train.devices=2", "train.distributed_backend=gloo", "train.batch_size=2"]
+    result = _run(tmp_path, data, 1, site=[*site, "train.num_threads=1"])
+    record = history_to_json(result.history)[0]
+    assert record["errors"] == [] and record["rejected"] == []
+    assert launched == [2, 2, 2]  # every site, over its two processes
+    assert all(site["train"]["slices-seen"] == 2 for site in record["sites"].values())
