@@ -60,6 +60,10 @@ class DataParallelRank:
         batches = BatchSampler(RandomSampler(dataset, generator=generator), batch_size, False)
         return _RankShare(batches, self)
 
+    def record_share(self, mine: int, batch: int) -> None:
+        """Note that the next batch gives this rank ``mine`` of its ``batch`` slices."""
+        self._shares.append((mine / batch if mine else 0.0, batch))
+
     def next_share(self) -> float:
         """The next batch's weight on this rank: its slices over the global batch's (0 for
         a stand-in slice); sets :attr:`global_count`."""
@@ -108,7 +112,7 @@ class _RankShare:
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.batches:
             mine = batch[self.rank.rank :: self.rank.world_size]
-            self.rank._shares.append((len(mine) / len(batch) if mine else 0.0, len(batch)))
+            self.rank.record_share(len(mine), len(batch))
             yield mine or batch[:1]
 
 
@@ -132,6 +136,11 @@ def check_data_parallel(config: TrainConfig, private: bool) -> str:
     cuda = config.device != "cpu" and torch.cuda.is_available()
     if backend == "auto":
         backend = "nccl" if cuda else "gloo"
+    if backend == "gloo" and not cuda and devices > (os.cpu_count() or 1):
+        raise ValueError(
+            f"train.devices={devices} CPU processes on a machine with {os.cpu_count()} cores; "
+            "each process needs a core of its own"
+        )
     if backend == "nccl":
         if not cuda:
             raise ValueError("train.distributed_backend=nccl needs CUDA devices; use gloo on CPU")

@@ -109,3 +109,10 @@ def test_dp_sgd_training_on_several_devices_is_refused_before_any_process_starts
             privacy=DPSGDSettings(enabled=True),
             accountant=object(),
         )
+
+
+def test_more_cpu_processes_than_cores_are_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    with pytest.raises(ValueError, match="each process needs a core"):
+        check_data_parallel(TrainConfig(devices=3, batch_size=3), private=False)
