@@ -54,7 +54,9 @@ class DataParallelRank:
     _shares: collections.deque = dataclasses.field(default_factory=collections.deque)
     global_count: int = 0
 
-    def batch_sampler(self, dataset: Dataset, batch_size: int, generator: torch.Generator):
+    def batch_sampler(
+        self, dataset: Dataset, batch_size: int, generator: torch.Generator
+    ) -> _RankShare:
         """This rank's share of the global batches a one-device DataLoader with
         ``shuffle=True`` and ``generator`` would draw (the same sampler, so the same order)."""
         batches = BatchSampler(RandomSampler(dataset, generator=generator), batch_size, False)
@@ -72,8 +74,12 @@ class DataParallelRank:
 
     def synchronise(self, network: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
         """Sum the ranks' (share-weighted) gradients and losses in one all-reduce; returns
-        the global batch's mean loss. A parameter keeps ``grad=None`` only where no rank
-        produced a gradient for it (the optimiser then leaves it, as on one device)."""
+        the global batch's mean loss, a () tensor. A parameter keeps ``grad=None`` only where
+        no rank produced a gradient for it (the optimiser then leaves it, as on one device).
+
+        The bucket is float32 (1 + P + sum of the P trainable parameters' sizes): the loss,
+        a has-gradient flag per parameter, then the flattened gradients.
+        """
         parameters = [p for p in network.parameters() if p.requires_grad]
         present = [p.grad is not None for p in parameters]
         pieces = [loss.detach().reshape(1).float()]
