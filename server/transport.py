@@ -10,10 +10,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 
-from cardiomm.model.trainable import TRAINABLE_GROUPS
-from federation.protocol import ARRAYS
+from cardiomm.model.trainable import trainable_names
+from federation.array_packing import weights_record
+from federation.protocol import ARRAYS, with_records
 from federation.transport import (
     FROZEN_RECORD,
     TRANSPORT_RECORD,
@@ -29,10 +30,28 @@ from server.replies import PhaseReplies, array_bytes
 
 def frozen_names(names: Iterable[str], trainable: Sequence[str]) -> list[str]:
     """The state-dict names no group of ``train.trainable`` trains (buffers included)."""
-    unknown = sorted(set(trainable) - set(TRAINABLE_GROUPS))
-    if unknown:
-        raise ValueError(f"train.trainable names unknown group(s) {', '.join(unknown)}")
-    return [name for name in names if not any(TRAINABLE_GROUPS[group](name) for group in trainable)]
+    names = list(names)
+    trained = set(trainable_names(names, trainable))
+    return [name for name in names if name not in trained]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Encoded:
+    """One ArrayRecord as its requests carry it.
+
+    Attributes:
+        master: the float32 weights by name (what replies are added to).
+        sent: the names the request's ``arrays`` hold (the rest is frozen).
+        arrays: those, encoded.
+        frozen: the frozen arrays, encoded (None without any).
+        digest: their fingerprint ("" without any).
+    """
+
+    master: dict[str, np.ndarray]
+    sent: list[str]
+    arrays: ArrayRecord
+    frozen: ArrayRecord | None
+    digest: str
 
 
 class ServerTransport:
@@ -51,38 +70,52 @@ class ServerTransport:
 
     def encode(self, messages: Iterable[Message]) -> dict[int, int]:
         """Replace each request's float32 ``arrays`` by their encoding (in place); returns the
-        array bytes each node is sent."""
+        array bytes each node is sent. Requests sharing one ArrayRecord (Flower's strategies
+        give every site the same) are encoded once."""
         sizes: dict[int, int] = {}
+        encoded: dict[int, _Encoded] = {}
         for message in messages:
             if not message.has_content() or ARRAYS not in message.content.array_records:
                 continue
             node = int(message.metadata.dst_node_id)
-            message.content = self.encode_content(message.content, node)
-            sizes[node] = sum(
-                array_bytes(record) for record in message.content.array_records.values()
-            )
+            record = message.content[ARRAYS]
+            if id(record) not in encoded:
+                encoded[id(record)] = self._encoded(record)
+            message.content = self._request(message.content, node, encoded[id(record)])
+            sizes[node] = sum(array_bytes(part) for part in message.content.array_records.values())
         return sizes
 
     def encode_content(self, content: RecordDict, node: int) -> RecordDict:
         """A request's content for ``node`` with its ``arrays`` encoded, the transport
         record, and the frozen part when the node does not hold it yet."""
-        master = {name: array.numpy() for name, array in content[ARRAYS].items()}
+        return self._request(content, node, self._encoded(content[ARRAYS]))
+
+    def _encoded(self, record: ArrayRecord) -> _Encoded:
+        master = {name: array.numpy() for name, array in record.items()}
         sent = [name for name in master if name not in self.frozen]
         frozen = encode_arrays(
             {name: master[name] for name in master if name in self.frozen},
             self.settings.precision,
         )
-        fingerprint = digest(frozen) if frozen else ""
-        encoded = RecordDict({key: record for key, record in content.items() if key != ARRAYS})
-        encoded[ARRAYS] = _record(
-            encode_arrays({name: master[name] for name in sent}, self.settings.precision)
+        arrays = encode_arrays({name: master[name] for name in sent}, self.settings.precision)
+        return _Encoded(
+            master=master,
+            sent=sent,
+            arrays=weights_record(arrays, None),
+            frozen=weights_record(frozen, None) if frozen else None,
+            digest=digest(frozen) if frozen else "",
         )
-        encoded[TRANSPORT_RECORD] = ConfigRecord(request_config(self.settings, fingerprint))
-        if frozen and self._holders.get(node) != fingerprint:
-            encoded[FROZEN_RECORD] = _record(frozen)
-            self._holders[node] = fingerprint
-        self._sent[node] = (master, sent)
-        return encoded
+
+    def _request(self, content: RecordDict, node: int, encoded: _Encoded) -> RecordDict:
+        records: dict[str, Any] = {
+            ARRAYS: encoded.arrays,
+            TRANSPORT_RECORD: ConfigRecord(request_config(self.settings, encoded.digest)),
+        }
+        if encoded.frozen is not None and self._holders.get(node) != encoded.digest:
+            records[FROZEN_RECORD] = encoded.frozen
+            self._holders[node] = encoded.digest
+        self._sent[node] = (encoded.master, encoded.sent)
+        return with_records(content, records)
 
     def decode_reply(self, content: RecordDict, node: int) -> RecordDict:
         """A train reply's content from ``node`` with full float32 weights.
@@ -102,9 +135,7 @@ class ServerTransport:
             sent,
             self.settings.precision,
         )
-        decoded = RecordDict({key: record for key, record in content.items() if key != ARRAYS})
-        decoded[ARRAYS] = _record(weights)
-        return decoded
+        return with_records(content, {ARRAYS: weights_record(weights, None)})
 
     def decode(self, replies: PhaseReplies) -> tuple[PhaseReplies, list[dict[str, Any]]]:
         """The replies with full float32 weights (the master plus the update), and a
@@ -140,9 +171,3 @@ class ServerTransport:
                 for name, array in aggregated.items()
             }
         )
-
-
-def _record(arrays: dict[str, np.ndarray]) -> ArrayRecord:
-    return ArrayRecord(
-        {name: Array(np.asarray(value, order="C")) for name, value in arrays.items()}
-    )

@@ -24,6 +24,22 @@ TRAINABLE_GROUPS: dict[str, Callable[[str], bool]] = {
 }
 
 
+def trainable_names(names: Iterable[str], groups: Iterable[str]) -> list[str]:
+    """The state-dict ``names`` that belong to ``groups`` (:data:`TRAINABLE_GROUPS`).
+
+    Raises:
+        ValueError: an unknown group, or no group at all.
+    """
+    groups = tuple(groups)
+    unknown = sorted(set(groups) - set(TRAINABLE_GROUPS))
+    if unknown or not groups:
+        raise ValueError(
+            f"unknown trainable group(s) {', '.join(unknown) or '(none given)'}; choose from "
+            f"{', '.join(TRAINABLE_GROUPS)}"
+        )
+    return [name for name in names if any(TRAINABLE_GROUPS[group](name) for group in groups)]
+
+
 def select_trainable(network: nn.Module, groups: Iterable[str]) -> int:
     """Train only the parameters of ``groups`` (:data:`TRAINABLE_GROUPS`), freeze the rest.
 
@@ -34,17 +50,11 @@ def select_trainable(network: nn.Module, groups: Iterable[str]) -> int:
         ValueError: an unknown group, or groups that hold no parameter of ``network``.
     """
     groups = tuple(groups)
-    unknown = sorted(set(groups) - set(TRAINABLE_GROUPS))
-    if unknown or not groups:
-        raise ValueError(
-            f"unknown trainable group(s) {', '.join(unknown) or '(none given)'}; choose from "
-            f"{', '.join(TRAINABLE_GROUPS)}"
-        )
+    wanted = set(trainable_names((name for name, _ in network.named_parameters()), groups))
     count = 0
     for name, parameter in network.named_parameters():
-        wanted = any(TRAINABLE_GROUPS[group](name) for group in groups)
-        parameter.requires_grad_(wanted)
-        count += parameter.numel() if wanted else 0
+        parameter.requires_grad_(name in wanted)
+        count += parameter.numel() if name in wanted else 0
     if count == 0:
         raise ValueError(f"the network has no parameter in the trainable groups {list(groups)}")
     return count
