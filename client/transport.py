@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
+from flwr.app import ConfigRecord, RecordDict
 
 from federation.transport import (
     FROZEN_DIGEST_KEY,
@@ -65,8 +65,7 @@ def receive(
     wanted = str(config.get(FROZEN_DIGEST_KEY, "") or "")
     frozen: dict[str, np.ndarray] = {}
     if FROZEN_RECORD in content.array_records:
-        record = content.array_records[FROZEN_RECORD]
-        state[FROZEN_STATE] = ArrayRecord({k: Array(v.numpy()) for k, v in record.items()})
+        state[FROZEN_STATE] = content.array_records[FROZEN_RECORD]
         state[FROZEN_DIGEST_STATE] = ConfigRecord({FROZEN_DIGEST_KEY: wanted})
     if wanted:
         held = state.config_records.get(FROZEN_DIGEST_STATE, {}).get(FROZEN_DIGEST_KEY)

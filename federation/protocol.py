@@ -139,6 +139,16 @@ def vendor_of(content: RecordDict) -> str:
     return str(fields[VENDOR]) if VENDOR in fields else UNKNOWN_VENDOR
 
 
+def with_records(content: RecordDict, records: Mapping[str, Any]) -> RecordDict:
+    """A new RecordDict: ``content`` with ``records`` put in (replacing those of the same
+    names). Flower's strategies give every message the same RecordDict, so a message that
+    needs its own records gets its own dict."""
+    replaced = RecordDict({key: record for key, record in content.items() if key not in records})
+    for key, record in records.items():
+        replaced[key] = record
+    return replaced
+
+
 def node_name(node_id: int) -> str:
     """How a node without a site record is named: ``node-<id>``."""
     return f"node-{node_id}"

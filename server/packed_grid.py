@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message
 
 from federation.array_packing import (
     LAYOUT_RECORD,
@@ -20,7 +20,7 @@ from federation.array_packing import (
     unpack,
     weights_record,
 )
-from federation.protocol import ARRAYS
+from federation.protocol import ARRAYS, with_records
 from server.wrapped_grid import WrappedGrid
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,9 @@ def _pack_request(
         layout = layout_of(arrays)
         packed[id(record)] = (pack(arrays, layout), layout_record(layout), layout)
     arrays_record, layout_config, layout = packed[id(record)]
-    message.content = _with_arrays(message.content, arrays_record, layout_config)
+    message.content = with_records(
+        message.content, {ARRAYS: arrays_record, LAYOUT_RECORD: layout_config}
+    )
     return layout
 
 
@@ -81,16 +83,4 @@ def _unpack_reply(reply: Message, layout: Layout) -> None:
             error,
         )
         return
-    reply.content = _with_arrays(reply.content, weights_record(arrays, None))
-
-
-def _with_arrays(
-    content: RecordDict, arrays: ArrayRecord, layout: ConfigRecord | None = None
-) -> RecordDict:
-    """``content`` with ``arrays`` as its ``arrays`` record (and ``layout`` as its layout
-    record when given)."""
-    replaced = RecordDict({key: record for key, record in content.items() if key != ARRAYS})
-    replaced[ARRAYS] = arrays
-    if layout is not None:
-        replaced[LAYOUT_RECORD] = layout
-    return replaced
+    reply.content = with_records(reply.content, {ARRAYS: weights_record(arrays, None)})

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from flwr.app import Array, ArrayRecord, Message, RecordDict
+from flwr.app import Array, ArrayRecord, Message
 
-from federation.protocol import NUM_EXAMPLES, vendor_of
+from federation.protocol import NUM_EXAMPLES, vendor_of, with_records
 from strategies.reducers import reduce_arrays
 from strategies.vendor_weights import vendor_balanced_weights
 
@@ -95,11 +95,8 @@ class VendorPersonalisation:
         for message in messages:
             vendor = self.node_vendors.get(int(message.metadata.dst_node_id))
             if vendor is not None and vendor in self.parts:
-                # Flower's strategies give every message the same RecordDict: this message
-                # gets its own, holding its vendor's arrays.
-                content = RecordDict(dict(message.content.items()))
-                content[ARRAYS_KEY] = self.arrays_for(vendor, message.content[ARRAYS_KEY])
-                message.content = content
+                arrays = self.arrays_for(vendor, message.content[ARRAYS_KEY])
+                message.content = with_records(message.content, {ARRAYS_KEY: arrays})
 
     def learn_vendors(self, replies: Iterable[Message]) -> None:
         """Remember each replying node's vendor (from its ``site`` record)."""

@@ -166,8 +166,11 @@ def train_data_parallel(
     validation_data: Dataset | None = None,
     reference_weights: Mapping[str, torch.Tensor] | None = None,
     show_progress: bool = True,
+    *,
+    private: bool = False,
 ) -> TrainResult:
-    """Train ``network`` in place over ``config.devices`` processes (module docstring).
+    """Train ``network`` in place over ``config.devices`` processes (module docstring);
+    ``private`` (DP-SGD asked for) is refused.
 
     Returns:
         rank 0's result, with the global batch's losses and slices; ``network`` holds the
@@ -177,7 +180,7 @@ def train_data_parallel(
         ValueError: a setting no data-parallel run can use (:func:`check_data_parallel`).
         RuntimeError: a rank failed; the message names it and carries its error.
     """
-    backend = check_data_parallel(config, private=False)
+    backend = check_data_parallel(config, private)
     with tempfile.TemporaryDirectory(prefix="cardiomm-ddp-") as folder:
         arguments = (
             config.devices,

@@ -22,11 +22,7 @@ from cardiomm.model.trainable import select_trainable
 from cardiomm.progress import progress_bar
 from cardiomm.text import TextEncoder
 from cardiomm.train.config import TrainConfig
-from cardiomm.train.data_parallel import (
-    DataParallelRank,
-    check_data_parallel,
-    train_data_parallel,
-)
+from cardiomm.train.data_parallel import DataParallelRank, train_data_parallel
 from cardiomm.train.evaluate import evaluate_reconstructor
 from cardiomm.train.loss import proximal_term, reconstruction_loss
 from cardiomm.train.runtime import (
@@ -138,7 +134,6 @@ def train_model(
     if private and accountant is None:
         raise ValueError("DP-SGD training needs the site's accountant (its earlier steps)")
     if config.devices > 1 and data_parallel is None:
-        check_data_parallel(config, private)
         if on_step is not None:
             raise ValueError(
                 f"train.devices={config.devices}: per-step callbacks (checkpoint_every) run "
@@ -152,6 +147,7 @@ def train_model(
             validation_data,
             reference_weights,
             show_progress,
+            private=private,
         )
     device = data_parallel.device if data_parallel else select_device(config.device)
     if config.num_threads:
