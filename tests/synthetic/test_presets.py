@@ -40,7 +40,18 @@ def test_external_centres_bring_scanners_the_internal_ones_lack() -> None:
     assert external - internal
 
 
-@pytest.mark.parametrize(("name", "limit_mb"), [("tiny", 20), ("small", 400), ("paper", 5000)])
+@pytest.mark.parametrize(
+    ("name", "limit_mb"),
+    [
+        ("tiny", 20),
+        ("small", 400),
+        ("study", 14_000),
+        ("study-standard", 24_000),
+        ("public", 6_000),
+        ("vendor-skew", 12_000),
+        ("paper", 20_000),
+    ],
+)
 def test_preset_sizes_stay_within_their_budget(name: str, limit_mb: int) -> None:
     total = sum(task.kspace_bytes for task in plan_dataset(name))
     assert total < limit_mb * 1e6
@@ -60,3 +71,39 @@ def test_tiny_preset_has_every_modality_folder() -> None:
 def test_unknown_preset_is_named_in_the_error() -> None:
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         get_preset("huge")
+
+
+@pytest.mark.parametrize(("name", "finest_mm"), [("study", 2.5), ("study-standard", 2.0)])
+def test_study_presets_are_at_clinical_resolution(name: str, finest_mm: float) -> None:
+    preset = get_preset(name)
+    for site in preset.sites:
+        assert max(site.pixel_spacing_mm) <= finest_mm + 1e-9, site.centre
+        assert 280 <= site.fov_mm[0] <= 340 and 340 <= site.fov_mm[1] <= 400
+    assert preset.protocol.coils == 10
+    assert preset.protocol.cine_frames >= 12
+
+
+def test_paper_preset_is_at_clinical_resolution() -> None:
+    assert all(max(site.pixel_spacing_mm) <= 2.0 + 1e-9 for site in get_preset("paper").sites)
+
+
+@pytest.mark.parametrize("name", ["study", "study-standard"])
+def test_study_presets_have_eight_patients_per_internal_and_four_per_held_out_centre(
+    name: str,
+) -> None:
+    for site in get_preset(name).sites:
+        assert site.patients >= (4 if site.held_out else 8), site.centre
+
+
+def test_study_presets_hold_the_same_patients_at_two_resolutions() -> None:
+    quick, standard = get_preset("study"), get_preset("study-standard")
+    assert [(s.centre, s.patients) for s in quick.sites] == [
+        (s.centre, s.patients) for s in standard.sites
+    ]
+
+
+def test_public_preset_shares_no_centre_and_no_held_out_scanner_with_the_study() -> None:
+    study, public = get_preset("study"), get_preset("public")
+    assert not {s.number for s in public.sites} & {s.number for s in study.sites}
+    held_out = {(s.vendor, s.field_strength) for s in study.sites if s.held_out}
+    assert not {(s.vendor, s.field_strength) for s in public.sites} & held_out

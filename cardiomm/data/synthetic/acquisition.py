@@ -8,6 +8,10 @@
   compression real pipelines compute from the data themselves.
 - Noise: complex Gaussian, correlated between raw coils, white in k-space, at the level that
   gives the series its SNR (mean soft-tissue RSS signal / per-coil noise standard deviation).
+- Heartbeats: a segmented cine stitches each frame from several heartbeats; what moved
+  between them (:mod:`.breath_hold`) multiplies each beat's lines of the signal.
+- Raw filter: the vendor's export chain apodises the stored k-space, noise included
+  (:mod:`.vendors`).
 - Scale: a vendor's receive chain and reconstruction put k-space in its own units.
 """
 
@@ -101,6 +105,8 @@ def acquire(
     num_virtual: int,
     intensity_scale: float,
     rng: np.random.Generator,
+    modulation: np.ndarray | None = None,
+    raw_filter: np.ndarray | None = None,
 ) -> tuple[np.ndarray, AcquisitionReport]:
     """Multi-coil k-space of a series.
 
@@ -113,6 +119,10 @@ def acquire(
         num_virtual: coils after compression.
         intensity_scale: vendor units.
         rng: draws the noise.
+        modulation: complex (slices, ny, nx) factor of each slice's signal k-space (the
+            heartbeats of a segmented acquisition); None: none.
+        raw_filter: real (ny, nx) apodisation of the stored k-space, noise included; None:
+            none.
 
     Returns:
         complex64 (frames, slices, coils, ny, nx) centred k-space, and a report.
@@ -141,5 +151,11 @@ def acquire(
         white = (white[0] + 1j * white[1]) * np.float32(np.sqrt(0.5))
         noise = np.einsum("ij,jn->in", cholesky, white).reshape(num_virtual, frames, ny, nx)
         noise = noise.swapaxes(0, 1)
-        kspace[:, index] = (fft2c(coil_images) + noise) * np.float32(intensity_scale)
+        signal = fft2c(coil_images)
+        if modulation is not None:
+            signal = signal * modulation[index]
+        stored = signal + noise
+        if raw_filter is not None:
+            stored = stored * raw_filter
+        kspace[:, index] = stored * np.float32(intensity_scale)
     return kspace, AcquisitionReport(noise_std, intensity_scale, kept)

@@ -50,13 +50,25 @@ class CoilArray:
         return int(self.centres.shape[0])
 
 
-def body_array(num_coils: int, body: Body, rng: np.random.Generator) -> CoilArray:
+def body_array(
+    num_coils: int,
+    body: Body,
+    rng: np.random.Generator,
+    columns: int = _COLUMNS,
+    neighbour_correlation: float = _NEIGHBOUR_CORRELATION,
+) -> CoilArray:
     """A cardiac array of ``num_coils`` loops placed around this torso (placement jittered).
 
-    Elements keep their size whatever the channel count (about 10 cm loops, four across the
-    chest and four under the back); more channels add rows along the body axis, as larger
-    arrays do.
+    Elements keep their size whatever the channel count (``columns`` across the chest and
+    under the back; four columns make about 10 cm loops); more channels add rows along the
+    body axis, as larger arrays do. Vendors build their arrays differently
+    (:mod:`.vendors`): fewer, larger columns see deeper with less variation between
+    elements, and ``neighbour_correlation`` sets how much neighbouring loops share noise.
     """
+    if columns < 1:
+        raise ValueError(f"a receive array needs at least one column, got {columns}")
+    if not 0.0 <= neighbour_correlation < 1.0:
+        raise ValueError(f"neighbour_correlation must lie in [0, 1), got {neighbour_correlation}")
     if num_coils < 2:
         raise ValueError(f"a receive array needs at least 2 coils, got {num_coils}")
     anterior = (num_coils + 1) // 2
@@ -65,15 +77,14 @@ def body_array(num_coils: int, body: Body, rng: np.random.Generator) -> CoilArra
     half_depth = body.depth / 2 + _STANDOFF_MM
     shift = rng.uniform(-15, 15), rng.uniform(-20, 20)
     centres, normals, radii = [], [], []
-    columns = min(anterior, _COLUMNS)
-    rows = math.ceil(anterior / columns)
+    anterior_columns = min(anterior, columns)
+    rows = math.ceil(anterior / anterior_columns)
     arc = np.deg2rad(_ANTERIOR_ARC_DEG) * 0.5 * (half_width + half_depth)
-    radius = 0.55 * arc / columns
-    angles = np.deg2rad(
-        270 + np.linspace(-0.5, 0.5, columns) * _ANTERIOR_ARC_DEG * (columns - 1) / columns
-    )
+    radius = 0.55 * arc / anterior_columns
+    spread = _ANTERIOR_ARC_DEG * (anterior_columns - 1) / anterior_columns
+    angles = np.deg2rad(270 + np.linspace(-0.5, 0.5, anterior_columns) * spread)
     for index in range(anterior):
-        row, column = divmod(index, columns)
+        row, column = divmod(index, anterior_columns)
         angle = angles[column]
         point = np.array([half_width * np.cos(angle) + shift[0], half_depth * np.sin(angle)])
         normal = np.array([np.cos(angle) / half_width, np.sin(angle) / half_depth])
@@ -81,12 +92,12 @@ def body_array(num_coils: int, body: Body, rng: np.random.Generator) -> CoilArra
         normals.append([*(normal / np.linalg.norm(normal)), 0.0])
         radii.append(radius)
     if posterior:
-        columns = min(posterior, _COLUMNS)
-        rows = math.ceil(posterior / columns)
-        back_radius = 0.55 * 0.7 * body.width / columns
-        xs = np.linspace(-0.35, 0.35, columns) * body.width * (columns - 1) / columns
+        back_columns = min(posterior, columns)
+        rows = math.ceil(posterior / back_columns)
+        back_radius = 0.55 * 0.7 * body.width / back_columns
+        xs = np.linspace(-0.35, 0.35, back_columns) * body.width * (back_columns - 1) / back_columns
         for index in range(posterior):
-            row, column = divmod(index, columns)
+            row, column = divmod(index, back_columns)
             centres.append([xs[column], half_depth, _row_z(row, rows, back_radius)])
             normals.append([0.0, 1.0, 0.0])
             radii.append(back_radius)
@@ -98,7 +109,7 @@ def body_array(num_coils: int, body: Body, rng: np.random.Generator) -> CoilArra
         normals=normals_array,
         radii=radii_array,
         cable_phases=rng.uniform(-np.pi, np.pi, num_coils),
-        noise_covariance=_noise_covariance(centres_array, radii_array, rng),
+        noise_covariance=_noise_covariance(centres_array, radii_array, rng, neighbour_correlation),
     )
 
 
@@ -120,11 +131,14 @@ def _rotate_normals(normals: np.ndarray, body: Body) -> np.ndarray:
 
 
 def _noise_covariance(
-    centres: np.ndarray, radii: np.ndarray, rng: np.random.Generator
+    centres: np.ndarray,
+    radii: np.ndarray,
+    rng: np.random.Generator,
+    neighbour_correlation: float = _NEIGHBOUR_CORRELATION,
 ) -> np.ndarray:
     distance = np.linalg.norm(centres[:, None, :] - centres[None, :, :], axis=-1)
     scale = radii[:, None] + radii[None, :]
-    correlation = _NEIGHBOUR_CORRELATION * np.exp(-distance / scale)
+    correlation = neighbour_correlation * np.exp(-distance / scale)
     np.fill_diagonal(correlation, 1.0)
     gains = rng.uniform(0.85, 1.15, len(radii))
     covariance = correlation * gains[:, None] * gains[None, :]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cardiomm.data.synthetic.labels import BLOOD_LABELS
+from cardiomm.data.synthetic.labels import BLOOD_LABELS, Label
 
 if TYPE_CHECKING:
     from cardiomm.data.synthetic.sequences import Sequence
@@ -19,8 +19,17 @@ if TYPE_CHECKING:
 # Adiabatic inversion pulses invert a little less than fully.
 INVERSION_EFFICIENCY = 0.96
 # Through-plane flow brings unsaturated blood into a cine slice every beat: bright-blood bSSFP
-# blood is brighter than its steady state.
+# blood is brighter than its steady state. Without a flow profile every frame gets this gain.
 CINE_INFLOW_GAIN = 1.3
+# With one (cine_inflow_gain), the gain follows how fast blood moves in each frame: the
+# ventricles fill and empty (both directions count), the atria and great vessels carry
+# their peak flow in systole; a smooth pattern moving through the frames adds the uneven
+# inflow of a real blood pool.
+_INFLOW_BASE = 1.1
+_VENTRICULAR_INFLOW = 0.35
+_SYSTOLIC_INFLOW = 0.5
+_INFLOW_PATTERN = 0.12
+_VENTRICLES = (Label.LV_BLOOD, Label.RV_BLOOD)
 
 
 def bssfp(
@@ -82,6 +91,38 @@ def tse_transmit_factor(b1: np.ndarray) -> np.ndarray:
     return np.abs(np.sin(0.5 * np.pi * b1)) ** 3
 
 
+def cine_inflow_gain(
+    labels: np.ndarray, phases: np.ndarray, pattern: np.ndarray | None = None
+) -> np.ndarray:
+    """Blood signal gain of each cine frame from the flow at that point of the cycle.
+
+    Args:
+        labels: uint8 (frames, ny, nx) tissue labels.
+        phases: (frames,) contraction phase of each frame (0 end-diastole, 1 end-systole),
+            frames spread over one RR interval.
+        pattern: optional (frames, ny, nx) smooth pattern of about unit amplitude (uneven
+            inflow within the blood pools).
+
+    Returns:
+        float32 (frames, ny, nx): 1 outside blood, 1.1-1.6 in blood.
+    """
+    phases = np.asarray(phases, dtype=float)
+    # Central difference around the cycle: how fast the contraction phase changes.
+    rate = 0.5 * (np.roll(phases, -1) - np.roll(phases, 1)) if len(phases) > 2 else phases * 0
+    largest = float(np.abs(rate).max())
+    scale = 1.0 / largest if largest > 0 else 0.0
+    ventricular = _INFLOW_BASE + _VENTRICULAR_INFLOW * np.abs(rate) * scale
+    systolic = _INFLOW_BASE + _SYSTOLIC_INFLOW * np.clip(rate, 0.0, None) * scale
+    blood = np.isin(labels, BLOOD_LABELS)
+    ventricles = np.isin(labels, _VENTRICLES)
+    gain = np.where(
+        ventricles, ventricular[:, None, None], np.where(blood, systolic[:, None, None], 1.0)
+    )
+    if pattern is not None:
+        gain = np.where(blood, gain * (1.0 + _INFLOW_PATTERN * pattern), gain)
+    return gain.astype(np.float32)
+
+
 def render_signal(
     labels: np.ndarray,
     sequence: Sequence,
@@ -89,6 +130,7 @@ def render_signal(
     b1: np.ndarray,
     off_resonance_hz: np.ndarray,
     texture: np.ndarray,
+    blood_gain: np.ndarray | None = None,
 ) -> np.ndarray:
     """Complex image of every frame of a series.
 
@@ -99,6 +141,8 @@ def render_signal(
         b1: relative transmit field (ny, nx).
         off_resonance_hz: B0 off-resonance (ny, nx).
         texture: multiplicative proton-density texture (ny, nx).
+        blood_gain: cine only: (frames, ny, nx) inflow gain (:func:`cine_inflow_gain`);
+            None: :data:`CINE_INFLOW_GAIN` in every frame.
 
     Returns:
         complex128 (frames, ny, nx).
@@ -114,7 +158,11 @@ def render_signal(
     if kind == "cine":
         # Fat precesses 3.4 ppm off water, so it sits elsewhere on the bSSFP profile.
         frequency = off_resonance_hz + tissues.chemical_shift_hz[labels]
-        inflow = np.where(np.isin(labels, BLOOD_LABELS), CINE_INFLOW_GAIN, 1.0)
+        inflow = (
+            np.where(np.isin(labels, BLOOD_LABELS), CINE_INFLOW_GAIN, 1.0)
+            if blood_gain is None
+            else blood_gain
+        )
         return bssfp(density * inflow, t1, t2, flip, sequence.tr_ms, frequency)
     readout = density * np.sin(flip)
     if kind == "t1map":

@@ -1,9 +1,11 @@
 """Make a whole synthetic consortium: plan the files, simulate them, write them, summarise.
 
-Every file draws from its own random stream, seeded by (seed, centre, patient, series), so a
-file is the same whatever order or process it is made in, the same seed gives identical
-arrays and another seed another data set. A patient's series share one subject (and exam
-field maps and coil placement).
+Every file draws from its own random stream, seeded by (seed, centre number, patient,
+series), so a file is the same whatever order or process it is made in, the same seed gives
+identical arrays and another seed another data set. A patient's series share one subject
+(and exam field maps and coil placement); the same centre number and patient in two presets
+are the same subject (the quick and standard study sets hold the same patients at two
+resolutions), and presets with other centre numbers hold other patients.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import collections
 import dataclasses
 import json
 import math
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -32,7 +35,8 @@ from cardiomm.data.synthetic.writer import (
 )
 from cardiomm.progress import progress_bar
 
-GENERATOR_VERSION = "1.0"
+# 2.0: clinical-resolution study presets, vendor chains, segmented-cine motion and flow.
+GENERATOR_VERSION = "2.0"
 MANIFEST_FORMAT = "cardiomm-fl synthetic dataset"
 # Present while a generation runs: a root holding it is an unfinished synthetic data set.
 INCOMPLETE_MARKER = ".synthetic_incomplete"
@@ -44,7 +48,7 @@ class FileTask:
     """One file to make.
 
     Attributes:
-        site_index: position of the site in the preset (seeds its streams).
+        site_index: position of the site in the preset.
         site: the centre and scanner.
         patient_index: 0-based patient number within the site.
         spec: the series.
@@ -98,6 +102,9 @@ def plan_dataset(preset: DatasetPreset | str) -> list[FileTask]:
     return tasks
 
 
+# Sets larger than this are made by several processes on first use (smaller ones are done
+# before the processes would have started).
+PARALLEL_FROM_BYTES = 500_000_000
 # HDF5 headers, MATLAB's bookkeeping and the JSON sidecars on top of the k-space itself.
 _FILE_OVERHEAD = 1.05
 
@@ -153,16 +160,17 @@ def centre_summaries(preset: DatasetPreset | str) -> list[dict[str, object]]:
     return summaries
 
 
-def subject_for(seed: int, site_index: int, patient_index: int) -> Subject:
-    """The patient of (seed, site, patient): the same in every series of that patient."""
-    return sample_subject(np.random.default_rng([seed, site_index, patient_index]))
+def subject_for(seed: int, centre_number: int, patient_index: int) -> Subject:
+    """The patient of (seed, centre number, patient): the same in every series of that
+    patient."""
+    return sample_subject(np.random.default_rng([seed, centre_number, patient_index]))
 
 
 def make_file(root: Path, task: FileTask, preset: DatasetPreset, seed: int) -> int:
     """Simulate and write one file (and its sidecars); returns the bytes written."""
-    subject = subject_for(seed, task.site_index, task.patient_index)
+    subject = subject_for(seed, task.site.number, task.patient_index)
     rng = np.random.default_rng(
-        [seed, task.site_index, task.patient_index, _SERIES_CODES[task.spec.stem]]
+        [seed, task.site.number, task.patient_index, _SERIES_CODES[task.spec.stem]]
     )
     series = simulate_series(task.site, preset.protocol, subject, task.spec, rng)
     series.sidecar.update(
@@ -233,11 +241,14 @@ def ensure_synthetic_dataset(
     preset: DatasetPreset | str = "tiny",
     seed: int = 0,
     show_progress: bool = True,
+    workers: int | None = None,
 ) -> Path:
     """The synthetic data set at ``root``, made on first use.
 
     An existing complete data set of the same preset, seed and generator version is reused;
-    an unfinished one (interrupted generation) is made again.
+    an unfinished one (interrupted generation) is made again, with ``workers`` processes
+    (default: one per core, at most 4, for sets over :data:`PARALLEL_FROM_BYTES`; the files
+    are the same whatever the count).
 
     Raises:
         FileExistsError: ``root`` holds something else (another preset or seed, other data).
@@ -260,7 +271,12 @@ def ensure_synthetic_dataset(
             f"{root} holds synthetic data set (format, version, preset, seed) = {found}, "
             f"not {wanted}; use another directory or generate_dataset(..., overwrite=True)"
         )
-    return generate_dataset(root, preset, seed, overwrite=unfinished, show_progress=show_progress)
+    if workers is None:
+        large = planned_bytes(preset) > PARALLEL_FROM_BYTES
+        workers = max(1, min(4, os.cpu_count() or 1)) if large else 1
+    return generate_dataset(
+        root, preset, seed, overwrite=unfinished, workers=workers, show_progress=show_progress
+    )
 
 
 def _prepare_root(root: Path, overwrite: bool) -> None:

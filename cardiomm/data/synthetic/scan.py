@@ -8,8 +8,9 @@ import numpy as np
 
 from cardiomm.data.synthetic.acquisition import AcquisitionReport, acquire, truncate_resolution
 from cardiomm.data.synthetic.anatomy import SliceGeometry, render_slice, slice_geometry
+from cardiomm.data.synthetic.breath_hold import BreathHold, sample_breath_hold, still_breath_hold
 from cardiomm.data.synthetic.coils import body_array, sensitivity_maps
-from cardiomm.data.synthetic.contrast import render_signal
+from cardiomm.data.synthetic.contrast import cine_inflow_gain, render_signal
 from cardiomm.data.synthetic.heart import heart_pose, lax_cavity_area_mm2
 from cardiomm.data.synthetic.labels import SOFT_TISSUE_LABELS, Label, label_names
 from cardiomm.data.synthetic.motion import (
@@ -23,7 +24,12 @@ from cardiomm.data.synthetic.sequences import Sequence, cine_end_systole_frame, 
 from cardiomm.data.synthetic.series import SeriesSpec
 from cardiomm.data.synthetic.shapes import ImageGrid
 from cardiomm.data.synthetic.sites import Protocol, SiteProfile
-from cardiomm.data.synthetic.smooth_maps import FieldMaps, sample_field_maps
+from cardiomm.data.synthetic.smooth_maps import (
+    FieldMaps,
+    SmoothField,
+    random_field,
+    sample_field_maps,
+)
 from cardiomm.data.synthetic.subjects import Subject
 from cardiomm.data.synthetic.tissues import TissueTable, tissue_table
 
@@ -32,6 +38,10 @@ RENDER_OVERSAMPLING = 2
 READOUT_OVERSAMPLING = 2
 # Torso width at which a site's SNR is quoted.
 _REFERENCE_WIDTH_MM = 320.0
+# The uneven inflow pattern of a cine's blood pools: features this size, moving this far
+# (in the pattern's own coordinates) over one RR interval.
+_INFLOW_PATTERN_MM = 35.0
+_INFLOW_TRAVEL_MM = 60.0
 LABEL_GRID = (
     "the full stored k-space grid: row i, column j of a label map is pixel (i, j) of "
     "ifft2c(kspace) (readout oversampling included, no crop), pixel spacing pixel_spacing_mm"
@@ -112,15 +122,33 @@ def simulate_series(
     tissues = subject_tissues(site.field_strength, subject)
     if spec.kind == "lge":
         tissues = tissues.post_contrast(subject.plasma_gadolinium_mm)
-    sequence = sequence_for(spec.kind, tissues, subject, num_frames, rng)
+    chain = site.chain
+    sequence = sequence_for(
+        spec.kind, tissues, subject, num_frames, rng, cine_flip_factor=chain.cine_flip_factor
+    )
     phases = frame_phases(subject, sequence, num_frames)
     geometry = slice_geometry(subject, lv, spec.view, spec.kind, num_slices)
     fields = exam_field_maps(subject, site.field_strength)
+    inflow = random_field(rng, _INFLOW_PATTERN_MM) if sequence.kind == "cine" else None
     images, labels = _render_images(
-        subject, lv, geometry, grid, fine_grid, phases, sequence, tissues, fields
+        subject, lv, geometry, grid, fine_grid, phases, sequence, tissues, fields, inflow
     )
-    coils = body_array(site.raw_coils, subject.body, np.random.default_rng([subject.seed, 2]))
+    coils = body_array(
+        site.raw_coils,
+        subject.body,
+        np.random.default_rng([subject.seed, 2]),
+        columns=chain.coil_columns,
+        neighbour_correlation=chain.coil_correlation,
+    )
     sensitivities = sensitivity_maps(coils, grid, geometry.z_mm)
+    # A cine is segmented over the heartbeats of one breath-hold per slice.
+    holds = [
+        sample_breath_hold(rng) if sequence.kind == "cine" else still_breath_hold()
+        for _ in range(num_slices)
+    ]
+    modulation = np.stack(
+        [hold.modulation(grid.ny, grid.nx, grid.dy_mm, grid.dx_mm) for hold in holds]
+    )
     # Larger bodies load the coils with more noise and sit farther from them; scan-to-scan
     # SNR and receiver gain vary a little even on one scanner.
     snr = site.snr * spec.snr_factor * (_REFERENCE_WIDTH_MM / subject.body.width)
@@ -135,6 +163,8 @@ def simulate_series(
         protocol.coils,
         scale,
         rng,
+        modulation=modulation,
+        raw_filter=chain.raw_filter(grid.ny, grid.nx),
     )
     maps = _parameter_maps(spec, tissues, labels)
     if not spec.has_frame_axis:
@@ -154,6 +184,7 @@ def simulate_series(
         report,
         coils.num_coils,
         kspace.shape,
+        holds,
     )
     return SimulatedSeries(kspace, labels, maps, sidecar)
 
@@ -168,8 +199,11 @@ def _render_images(
     sequence: Sequence,
     tissues: TissueTable,
     fields: FieldMaps,
+    inflow: SmoothField | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Object images (frames, slices, ny, nx) complex and labels (same, uint8) on ``grid``."""
+    """Object images (frames, slices, ny, nx) complex and labels (same, uint8) on ``grid``.
+
+    ``inflow``: the cine's uneven blood-pool inflow pattern (None: uniform inflow gain)."""
     num_slices = len(geometry.levels)
     images = np.empty((len(phases), num_slices, grid.ny, grid.nx), dtype=np.complex64)
     labels = np.empty((len(phases), num_slices, grid.ny, grid.nx), dtype=np.uint8)
@@ -184,6 +218,11 @@ def _render_images(
     for index in range(num_slices):
         fine_labels = render_slice(subject, lv, geometry, index, fine_grid, phases)
         z = float(geometry.z_mm[index])
+        blood_gain = None
+        if inflow is not None:
+            travel = _INFLOW_TRAVEL_MM * np.arange(len(phases)) / max(len(phases), 1)
+            pattern = np.stack([inflow(y, x, z + shift) for shift in travel])
+            blood_gain = cine_inflow_gain(fine_labels, phases, pattern)
         signal = render_signal(
             fine_labels,
             sequence,
@@ -191,6 +230,7 @@ def _render_images(
             fields.b1_map(y, x, z),
             fields.off_resonance_map(y, x, z, hot_spot),
             fields.texture_map(y, x, z),
+            blood_gain,
         )
         signal = (signal * np.exp(1j * fields.phase_map(y, x, z))).astype(np.complex64)
         images[:, index] = truncate_resolution(signal, (grid.ny, grid.nx))
@@ -223,6 +263,7 @@ def _sidecar(
     report: AcquisitionReport,
     raw_coils: int,
     kspace_shape: tuple[int, ...],
+    holds: list[BreathHold],
 ) -> dict[str, object]:
     if geometry.view == "sax":
         areas = np.stack([lv.cavity_areas_mm2(geometry.heights_mm, p) for p in phases])
@@ -278,6 +319,8 @@ def _sidecar(
         "snr": snr,
         "noise_std": report.noise_std,
         "intensity_scale": report.intensity_scale,
+        "vendor_chain": site.chain.describe(),
+        "breath_holds": [hold.describe() for hold in holds],
         "b1_amplitude": fields.b1_amplitude,
         "off_resonance_peak_hz": fields.off_resonance_hz,
         "sequence": sequence.to_dict(),

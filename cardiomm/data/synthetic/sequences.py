@@ -94,12 +94,14 @@ def sequence_for(
     subject: Subject,
     num_frames: int,
     rng: np.random.Generator,
+    cine_flip_factor: float = 1.0,
 ) -> Sequence:
     """Parameters of a ``kind`` series for this subject.
 
     ``tissues`` are the subject's tissues as the series sees them (post-contrast for LGE):
     LGE nulls their myocardial T1, missing the null by a few percent as a TI scout does, and
-    STIR nulls their fat.
+    STIR nulls their fat. ``cine_flip_factor`` is the vendor's cine flip angle relative to the
+    field strength's default (:mod:`.vendors`).
     """
     field_strength = tissues.field_strength
     rr = subject.rr_ms
@@ -109,7 +111,7 @@ def sequence_for(
             kind,
             tr_ms=tr,
             te_ms=tr / 2,
-            flip_deg=interpolate_in_field(_CINE_FLIP_DEG, field_strength),
+            flip_deg=interpolate_in_field(_CINE_FLIP_DEG, field_strength) * cine_flip_factor,
             trigger_times_ms=tuple(float(t) for t in frame_times_ms(num_frames, rr)),
         )
     if kind == "t1map":

@@ -1,20 +1,21 @@
 """Site (centre + scanner) profiles and the dataset presets built from them.
 
-A consortium is heterogeneous the way CMRxRecon 2025 is: vendors with their own intensity
-units and coil arrays, field strengths from 0.55 T to 5 T with their SNR and artefacts,
-different matrices and fields of view, and very unequal numbers of patients, one vendor
-holding most of the data. Presets are plain dataclasses so a run's configuration is one
-name plus a seed; :func:`get_preset` returns one by name.
+A consortium is heterogeneous the way CMRxRecon 2025 is: vendors with their own units, raw
+filters, coil arrays and protocol defaults (:mod:`.vendors`), field strengths from 0.55 T to
+5 T with their SNR and artefacts, different matrices and fields of view, and very unequal
+numbers of patients, one vendor holding most of the data. The study presets are at clinical
+resolution (:func:`clinical_matrix`); ``tiny`` and ``small`` keep small matrices for tests.
+Presets are plain dataclasses so a run's configuration is one name plus a seed;
+:func:`get_preset` returns one by name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from cardiomm.data.synthetic.series import SERIES, SeriesSpec
-
-# Receive-chain units of each vendor's k-space: orders of magnitude apart, as in real data.
-VENDOR_INTENSITY_SCALE = {"Siemens": 1e-4, "UIH": 1e-2, "GE": 1e2, "Philips": 1.0}
+from cardiomm.data.synthetic.vendors import VENDOR_CHAINS, VendorChain, vendor_chain
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +75,7 @@ class SiteProfile:
         unknown = [stem for stem in self.series if stem not in SERIES]
         if unknown:
             raise ValueError(f"{self.centre}: unknown series {unknown}")
-        if self.vendor not in VENDOR_INTENSITY_SCALE:
+        if self.vendor not in VENDOR_CHAINS:
             raise ValueError(f"{self.centre}: unknown vendor {self.vendor!r}")
 
     @property
@@ -94,8 +95,24 @@ class SiteProfile:
         }
 
     @property
+    def number(self) -> int:
+        """The centre's number (``Center005`` -> 5): seeds its patients."""
+        digits = "".join(character for character in self.centre if character.isdigit())
+        return int(digits) if digits else 0
+
+    @property
+    def chain(self) -> VendorChain:
+        """The vendor's acquisition and export chain."""
+        return vendor_chain(self.vendor)
+
+    @property
     def intensity_scale(self) -> float:
-        return VENDOR_INTENSITY_SCALE[self.vendor] * self.intensity_gain
+        return self.chain.intensity_scale * self.intensity_gain
+
+    @property
+    def pixel_spacing_mm(self) -> tuple[float, float]:
+        """Cine in-plane pixel spacing (phase encode, readout) in mm."""
+        return self.fov_mm[0] / self.matrix[0], self.fov_mm[1] / self.matrix[1]
 
     def series_matrix(self, spec: SeriesSpec) -> tuple[int, int]:
         """(phase-encode lines, readout samples without oversampling) of a series."""
@@ -131,6 +148,16 @@ class SiteProfile:
         return (frames, *shape) if spec.has_frame_axis else shape
 
 
+def clinical_matrix(fov_mm: tuple[float, float], resolution_mm: float) -> tuple[int, int]:
+    """(phase-encode lines, readout samples) that resolve ``fov_mm`` at ``resolution_mm`` or
+    finer; the readout is even (it is stored 2x oversampled)."""
+    if resolution_mm <= 0:
+        raise ValueError(f"resolution_mm must be > 0, got {resolution_mm}")
+    lines = math.ceil(fov_mm[0] / resolution_mm - 1e-9)
+    samples = 2 * math.ceil(fov_mm[1] / resolution_mm / 2 - 1e-9)
+    return lines, samples
+
+
 def field_folder_token(field_strength: float) -> str:
     """Folder token of a field strength: 3.0 -> ``30``, 1.5 -> ``15``, 0.55 -> ``055``."""
     text = f"{field_strength:.2f}".rstrip("0")
@@ -163,11 +190,17 @@ def _site(
     raw_coils: int,
     snr: float,
     gain: float,
-    matrix: tuple[int, int],
     fov_mm: tuple[float, float],
     sax_slices: int,
+    matrix: tuple[int, int] | None = None,
+    resolution_mm: float | None = None,
     held_out: bool = False,
 ) -> SiteProfile:
+    # A study site gives its resolution, a test preset's site its (small) matrix.
+    if (matrix is None) == (resolution_mm is None):
+        raise ValueError("give a site either its matrix or its resolution")
+    if matrix is None:
+        matrix = clinical_matrix(fov_mm, float(resolution_mm))
     vendor, field, model = scanner
     return SiteProfile(
         centre=f"Center{number:03d}",
@@ -344,105 +377,141 @@ SMALL = DatasetPreset(
     ),
 )
 
-STUDY = DatasetPreset(
-    name="study",
-    description=(
-        "The held-out-centre study: 6 centres (an unseen vendor and an unseen field strength "
-        "held out), 3-5 patients per centre so that every internal site has train, "
-        "validation and test patients, 10 coils, cine-sized matrices of the small set"
-    ),
-    protocol=Protocol(
-        coils=10, cine_frames=12, t1_frames=9, t2_frames=3, mapping_slices=3, weighted_slices=3
-    ),
-    sites=(
+
+def _study_sites(resolution_mm: float, sax_slices: int) -> tuple[SiteProfile, ...]:
+    """The held-out-centre study's consortium at a cine resolution: four internal centres of
+    8 patients (UIH 3T and 5T, Siemens 1.5T and 3T), held out a GE 1.5T centre (a vendor no
+    internal site has) and a Siemens 0.55T one (a field strength none has), 4 patients each."""
+    common = {"resolution_mm": resolution_mm, "sax_slices": sax_slices}
+    return (
         _site(
             1,
             _UIH_780,
-            patients=5,
+            patients=8,
             series=("cine_sax", "cine_lax_4ch"),
             raw_coils=24,
             snr=32.0,
             gain=1.0,
-            matrix=(54, 60),
             fov_mm=(300, 380),
-            sax_slices=5,
+            **common,
         ),
         _site(
             2,
             _SIEMENS_AVANTO,
-            patients=4,
+            patients=8,
             series=("cine_sax", "cine_lax_4ch"),
             raw_coils=18,
             snr=22.0,
             gain=1.5,
-            matrix=(51, 56),
             fov_mm=(290, 360),
-            sax_slices=5,
+            **common,
         ),
         _site(
             3,
             _UIH_5T,
-            patients=3,
+            patients=8,
             series=("cine_sax", "cine_lax_3ch"),
             raw_coils=34,
             snr=40.0,
             gain=0.5,
-            matrix=(55, 60),
-            fov_mm=(300, 380),
-            sax_slices=5,
+            fov_mm=(310, 370),
+            **common,
         ),
         _site(
             4,
             _SIEMENS_VIDA,
-            patients=3,
+            patients=8,
             series=("cine_sax", "cine_lax_4ch"),
             raw_coils=30,
             snr=30.0,
             gain=3.0,
-            matrix=(49, 56),
-            fov_mm=(300, 380),
-            sax_slices=5,
+            fov_mm=(290, 380),
+            **common,
         ),
         _site(
             5,
             _GE_ARTIST,
-            patients=3,
+            patients=4,
             series=("cine_sax", "cine_lax_2ch"),
             raw_coils=30,
             snr=20.0,
             gain=1.0,
-            matrix=(53, 60),
             fov_mm=(310, 380),
-            sax_slices=5,
             held_out=True,
+            **common,
         ),
         _site(
             6,
             _SIEMENS_FREEMAX,
-            patients=3,
+            patients=4,
             series=("cine_sax", "cine_lax_4ch"),
             raw_coils=12,
             snr=9.0,
             gain=0.7,
-            matrix=(48, 56),
             fov_mm=(300, 380),
-            sax_slices=5,
             held_out=True,
+            **common,
         ),
+    )
+
+
+# Cine protocol of the study presets: 10 coils after compression, 12 frames.
+_STUDY_PROTOCOL = Protocol(
+    coils=10, cine_frames=12, t1_frames=9, t2_frames=3, mapping_slices=3, weighted_slices=3
+)
+
+STUDY = DatasetPreset(
+    name="study",
+    description=(
+        "The quick held-out-centre study: 6 centres (an unseen vendor and an unseen field "
+        "strength held out), 8 patients per internal centre and 4 per held-out one, cine at "
+        "2.5 mm with real fields of view, 8 short-axis slices, 12 frames, 10 coils"
+    ),
+    protocol=_STUDY_PROTOCOL,
+    sites=_study_sites(resolution_mm=2.5, sax_slices=8),
+)
+
+STUDY_STANDARD = DatasetPreset(
+    name="study-standard",
+    description=(
+        "The standard held-out-centre study: the quick study's consortium with cine at "
+        "2.0 mm and 9 short-axis slices"
+    ),
+    protocol=_STUDY_PROTOCOL,
+    sites=_study_sites(resolution_mm=2.0, sax_slices=9),
+)
+
+# Public backbone data: the study's internal scanner types only (no GE, no 0.55 T), other
+# patients (other centre numbers seed other subjects), at the quick study's resolution.
+PUBLIC = DatasetPreset(
+    name="public",
+    description=(
+        "A public data set for pre-training a backbone: UIH 3T / 5T and Siemens 1.5T / 3T "
+        "centres at 2.5 mm, none of the study's centres or held-out scanner types"
+    ),
+    protocol=_STUDY_PROTOCOL,
+    sites=tuple(
+        dataclasses.replace(site, centre=f"Center{index + 11:03d}", patients=4)
+        for index, site in enumerate(_study_sites(resolution_mm=2.5, sax_slices=8)[:4])
     ),
 )
+
+_PAPER_RESOLUTION_MM = 2.0
+
+
+def _paper_site(number: int, scanner: tuple[str, float, str], **values: object) -> SiteProfile:
+    return _site(number, scanner, resolution_mm=_PAPER_RESOLUTION_MM, **values)  # type: ignore[arg-type]
+
 
 PAPER = DatasetPreset(
     name="paper",
     description=(
         "The CardioMM setting: 13 centres (8 internal, 5 external held out), 4 vendors, "
-        "0.55 / 1.5 / 3 / 5 T, UIH the majority vendor"
+        "0.55 / 1.5 / 3 / 5 T, UIH the majority vendor; cine at 2.0 mm"
     ),
-    protocol=Protocol(
-        coils=10, cine_frames=12, t1_frames=9, t2_frames=3, mapping_slices=3, weighted_slices=3
-    ),
+    protocol=_STUDY_PROTOCOL,
     sites=(
-        _site(
+        _paper_site(
             1,
             _UIH_780,
             patients=7,
@@ -450,11 +519,10 @@ PAPER = DatasetPreset(
             raw_coils=24,
             snr=32.0,
             gain=1.0,
-            matrix=(78, 88),
             fov_mm=(300, 380),
             sax_slices=9,
         ),
-        _site(
+        _paper_site(
             2,
             _UIH_880,
             patients=3,
@@ -462,11 +530,10 @@ PAPER = DatasetPreset(
             raw_coils=32,
             snr=36.0,
             gain=2.5,
-            matrix=(75, 88),
             fov_mm=(290, 360),
             sax_slices=10,
         ),
-        _site(
+        _paper_site(
             3,
             _UIH_670,
             patients=3,
@@ -474,11 +541,10 @@ PAPER = DatasetPreset(
             raw_coils=24,
             snr=24.0,
             gain=0.8,
-            matrix=(69, 80),
             fov_mm=(300, 380),
             sax_slices=9,
         ),
-        _site(
+        _paper_site(
             4,
             _SIEMENS_VIDA,
             patients=3,
@@ -486,11 +552,10 @@ PAPER = DatasetPreset(
             raw_coils=30,
             snr=30.0,
             gain=1.0,
-            matrix=(74, 88),
             fov_mm=(290, 360),
             sax_slices=10,
         ),
-        _site(
+        _paper_site(
             5,
             _SIEMENS_AVANTO,
             patients=2,
@@ -498,11 +563,10 @@ PAPER = DatasetPreset(
             raw_coils=18,
             snr=21.0,
             gain=2.0,
-            matrix=(68, 80),
             fov_mm=(300, 380),
             sax_slices=8,
         ),
-        _site(
+        _paper_site(
             6,
             _UIH_790,
             patients=2,
@@ -510,11 +574,10 @@ PAPER = DatasetPreset(
             raw_coils=24,
             snr=33.0,
             gain=1.5,
-            matrix=(76, 88),
             fov_mm=(300, 370),
             sax_slices=9,
         ),
-        _site(
+        _paper_site(
             7,
             _SIEMENS_PRISMA,
             patients=2,
@@ -522,11 +585,10 @@ PAPER = DatasetPreset(
             raw_coils=30,
             snr=31.0,
             gain=0.5,
-            matrix=(72, 88),
             fov_mm=(290, 370),
             sax_slices=10,
         ),
-        _site(
+        _paper_site(
             8,
             _UIH_5T,
             patients=1,
@@ -534,11 +596,10 @@ PAPER = DatasetPreset(
             raw_coils=34,
             snr=40.0,
             gain=0.3,
-            matrix=(80, 88),
             fov_mm=(300, 380),
             sax_slices=9,
         ),
-        _site(
+        _paper_site(
             9,
             _GE_ARTIST,
             patients=2,
@@ -546,12 +607,11 @@ PAPER = DatasetPreset(
             raw_coils=30,
             snr=20.0,
             gain=1.0,
-            matrix=(70, 80),
             fov_mm=(310, 380),
             sax_slices=8,
             held_out=True,
         ),
-        _site(
+        _paper_site(
             10,
             _PHILIPS_INGENIA,
             patients=1,
@@ -559,12 +619,11 @@ PAPER = DatasetPreset(
             raw_coils=28,
             snr=29.0,
             gain=1.0,
-            matrix=(73, 88),
             fov_mm=(300, 380),
             sax_slices=10,
             held_out=True,
         ),
-        _site(
+        _paper_site(
             11,
             _SIEMENS_FREEMAX,
             patients=1,
@@ -572,12 +631,11 @@ PAPER = DatasetPreset(
             raw_coils=12,
             snr=9.0,
             gain=0.7,
-            matrix=(60, 72),
             fov_mm=(300, 380),
             sax_slices=8,
             held_out=True,
         ),
-        _site(
+        _paper_site(
             12,
             _SIEMENS_SOLA,
             patients=1,
@@ -585,12 +643,11 @@ PAPER = DatasetPreset(
             raw_coils=20,
             snr=23.0,
             gain=1.2,
-            matrix=(66, 80),
             fov_mm=(290, 370),
             sax_slices=9,
             held_out=True,
         ),
-        _site(
+        _paper_site(
             13,
             _UIH_880,
             patients=1,
@@ -598,7 +655,6 @@ PAPER = DatasetPreset(
             raw_coils=32,
             snr=35.0,
             gain=4.0,
-            matrix=(75, 88),
             fov_mm=(290, 360),
             sax_slices=9,
             held_out=True,
@@ -609,48 +665,50 @@ PAPER = DatasetPreset(
 VENDOR_SKEW = DatasetPreset(
     name="vendor-skew",
     description=(
-        "A vendor-skewed consortium: Siemens 3T holds three sites and 92 % of the training "
-        "images, GE 1.5T one small site; held out a Siemens 3T centre (the majority vendor) "
-        "and a GE 1.5T centre (the minority vendor)"
+        "A vendor-skewed consortium at 2.5 mm: Siemens 3T holds three sites of 8 patients and "
+        "about 90 % of the training images, GE 1.5T one small site of 3; held out a Siemens "
+        "3T centre (the majority vendor) and a GE 1.5T centre (the minority vendor), 4 "
+        "patients each"
     ),
-    protocol=STUDY.protocol,
+    protocol=_STUDY_PROTOCOL,
     sites=(
         _site(
             1,
             _SIEMENS_VIDA,
-            patients=6,
+            patients=8,
             series=("cine_sax", "cine_lax_4ch"),
             raw_coils=30,
             snr=30.0,
             gain=1.0,
-            matrix=(54, 60),
             fov_mm=(300, 380),
-            sax_slices=5,
+            resolution_mm=2.5,
+            sax_slices=8,
         ),
         _site(
             2,
             _SIEMENS_PRISMA,
-            patients=6,
+            patients=8,
             series=("cine_sax", "cine_lax_4ch"),
             raw_coils=30,
             snr=32.0,
             gain=0.5,
-            matrix=(51, 56),
             fov_mm=(290, 370),
-            sax_slices=5,
+            resolution_mm=2.5,
+            sax_slices=8,
         ),
         _site(
             3,
             _SIEMENS_VIDA,
-            patients=5,
+            patients=8,
             series=("cine_sax", "cine_lax_4ch"),
             raw_coils=30,
             snr=28.0,
             gain=3.0,
-            matrix=(49, 56),
-            fov_mm=(300, 380),
-            sax_slices=5,
+            fov_mm=(290, 380),
+            resolution_mm=2.5,
+            sax_slices=8,
         ),
+        # The minority vendor's one small site: fewer patients than a study site on purpose.
         _site(
             4,
             _GE_ARTIST,
@@ -659,46 +717,48 @@ VENDOR_SKEW = DatasetPreset(
             raw_coils=30,
             snr=20.0,
             gain=1.0,
-            matrix=(53, 60),
             fov_mm=(310, 380),
-            sax_slices=5,
+            resolution_mm=2.5,
+            sax_slices=8,
         ),
         _site(
             5,
             _SIEMENS_PRISMA,
-            patients=3,
+            patients=4,
             series=("cine_sax", "cine_lax_4ch"),
             raw_coils=30,
             snr=30.0,
             gain=1.5,
-            matrix=(52, 60),
             fov_mm=(300, 380),
-            sax_slices=5,
+            resolution_mm=2.5,
+            sax_slices=8,
             held_out=True,
         ),
         _site(
             6,
             _GE_ARTIST,
-            patients=3,
+            patients=4,
             series=("cine_sax", "cine_lax_4ch"),
             raw_coils=30,
             snr=18.0,
             gain=2.0,
-            matrix=(51, 60),
             fov_mm=(300, 370),
-            sax_slices=5,
+            resolution_mm=2.5,
+            sax_slices=8,
             held_out=True,
         ),
     ),
 )
 
 PRESETS: dict[str, DatasetPreset] = {
-    preset.name: preset for preset in (TINY, SMALL, STUDY, PAPER, VENDOR_SKEW)
+    preset.name: preset
+    for preset in (TINY, SMALL, STUDY, STUDY_STANDARD, PUBLIC, PAPER, VENDOR_SKEW)
 }
 
 
 def get_preset(name: str) -> DatasetPreset:
-    """A preset by name (``tiny``, ``small``, ``study``, ``paper``, ``vendor-skew``)."""
+    """A preset by name (``tiny``, ``small``, ``study``, ``study-standard``, ``public``,
+    ``paper``, ``vendor-skew``)."""
     try:
         return PRESETS[name]
     except KeyError:
