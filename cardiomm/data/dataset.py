@@ -69,6 +69,28 @@ class SliceSample(NamedTuple):
     cardiac_view: str
 
 
+class CineSample(NamedTuple):
+    """Every frame of the slice of one indexed image, each with the mask the dataset gives
+    that frame: what a method that reconstructs a slice's frames together needs (k-t
+    compressed sensing, calibration from the time-averaged k-space).
+
+    Attributes:
+        masked_kspace: complex64 (frames, coils, ky, kx), zeros where not sampled.
+        masks: float32 (frames, ky, kx), 1 where sampled.
+        targets: float32 (frames, ky, kx), RSS of the fully sampled coil images.
+        mask_name: e.g. ``ktRadial24``.
+        file: path of the source file.
+        slice_index: the slice.
+    """
+
+    masked_kspace: np.ndarray
+    masks: np.ndarray
+    targets: np.ndarray
+    mask_name: str
+    file: str
+    slice_index: int
+
+
 class SliceDataset(Dataset[SliceSample]):
     """2D images of fully sampled k-space files, undersampled on the fly.
 
@@ -197,6 +219,45 @@ class SliceDataset(Dataset[SliceSample]):
             modality=metadata.modality or UNKNOWN,
             mask_name=mask.name,
             cardiac_view=metadata.view or UNKNOWN,
+        )
+
+    def load_cine(self, item: int) -> CineSample:
+        """All frames of the slice of image ``item`` (also frames the selection left out).
+
+        Raises:
+            DataFileError: a frame of the file cannot be read (the file is marked unreadable
+                and reported, as for a single image).
+        """
+        image = self.index.images[item]
+        indexed = self.index.files[image.file_number]
+        try:
+            with open_series(indexed.path) as series:
+                frames = series.shape.frames
+                kspace = np.stack(
+                    [series.read_kspace(frame, image.slice_index) for frame in range(frames)]
+                )
+        except DataFileError as error:
+            self._mark_unreadable(item, error)
+            raise
+        values = torch.from_numpy(kspace)
+        if self.remove_oversampling:
+            values = remove_readout_oversampling(values).to(torch.complex64)
+        matrix = (values.shape[-2], values.shape[-1])
+        masks = [
+            self.masking.mask_for(
+                ImageKey(item, indexed.path, frame, image.slice_index, matrix), self.epoch
+            )
+            for frame in range(frames)
+        ]
+        mask_values = np.stack([mask.frame(0) for mask in masks]).astype(np.float32)
+        full = values.numpy()
+        return CineSample(
+            masked_kspace=(full * mask_values[:, None]).astype(np.complex64),
+            masks=mask_values,
+            targets=rss(ifft2c(values)).to(torch.float32).numpy(),
+            mask_name=masks[0].name,
+            file=str(indexed.path),
+            slice_index=image.slice_index,
         )
 
     def _mark_unreadable(self, item: int, error: DataFileError) -> None:

@@ -3,8 +3,10 @@ SENSE and zero-filled are trained, evaluated and compared through one interface.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 
@@ -22,6 +24,27 @@ class ReconstructionInput(NamedTuple):
     mask: torch.Tensor
     metadata_text: list[str]
     undersampling_text: list[str]
+
+
+@runtime_checkable
+class CineReconstructor(Protocol):
+    """Anything that reconstructs a slice's frames together (k-t methods), or calibrates from
+    all of them: the evaluation hands it every frame of a slice with each frame's mask."""
+
+    name: str
+
+    def reconstruct_cine(
+        self, masked_kspace: np.ndarray, masks: np.ndarray, frames: Sequence[int]
+    ) -> CineResult:
+        """Magnitude images of ``frames`` from complex (frames, coils, ky, kx) k-space and
+        float (frames, ky, kx) masks."""
+        ...
+
+
+class CineResult(Protocol):
+    """What a :class:`CineReconstructor` returns."""
+
+    images: np.ndarray  # float32 (frames asked for, ky, kx)
 
 
 @runtime_checkable

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from cardiomm.data.dataset import SliceDataset
+from cardiomm.data.dataset import UNKNOWN, SliceDataset
+from cardiomm.data.errors import DataFileError
 from cardiomm.metrics import evaluate_image, ranking_crop
-from cardiomm.model.interface import ReconstructionInput, Reconstructor
+from cardiomm.model.interface import CineReconstructor, ReconstructionInput, Reconstructor
 from cardiomm.progress import progress_bar
 
 METRICS = ("psnr", "ssim", "nmse")
@@ -92,7 +93,7 @@ class EvaluationResult:
 
 @torch.no_grad()
 def evaluate_reconstructor(
-    reconstructor: Reconstructor,
+    reconstructor: Reconstructor | CineReconstructor,
     dataset: SliceDataset,
     device: torch.device | str = "cpu",
     max_items: int = 0,
@@ -102,7 +103,9 @@ def evaluate_reconstructor(
     """Reconstruct every item of ``dataset`` (or the first ``max_items``) and score it.
 
     Args:
-        reconstructor: any :class:`Reconstructor` (CardioMM, DCUNet-style, SENSE, zero-filled).
+        reconstructor: any :class:`Reconstructor` (CardioMM, DCUNet-style, zero-filled), or
+            a :class:`CineReconstructor` (the classical methods), which gets every frame of
+            each scored slice with each frame's mask and returns the scored frames.
         dataset: an eval-mode slice dataset (its masks are fixed and seeded).
         device: where to reconstruct.
         max_items: 0 for all items.
@@ -113,8 +116,10 @@ def evaluate_reconstructor(
     unknown = sorted(set(views) - set(VIEWS))
     if unknown or not views:
         raise ValueError(f"views must be among {VIEWS}, got {list(views)}")
-    device = torch.device(device)
     count = len(dataset) if not max_items else min(max_items, len(dataset))
+    if isinstance(reconstructor, CineReconstructor):
+        return _evaluate_cine(reconstructor, dataset, count, show_progress, views)
+    device = torch.device(device)
     subset = torch.utils.data.Subset(dataset, range(count))
     # One slice per batch: files of a site differ in matrix size.
     loader = DataLoader(subset, batch_size=1, shuffle=False)
@@ -127,30 +132,98 @@ def evaluate_reconstructor(
             undersampling_text=list(sample.undersampling_text),
         )
         reconstruction = reconstructor.reconstruct(inputs)[0].float().cpu().numpy()
-        target = sample.target[0].numpy()
-        for view in views:
-            if view == RANKING_VIEW:
-                scores = evaluate_image(
-                    ranking_crop(target, dataset.remove_oversampling),
-                    ranking_crop(reconstruction, dataset.remove_oversampling),
-                )
-            else:
-                scores = evaluate_image(target, reconstruction)
-            records.append(
-                {
-                    "method": reconstructor.name,
-                    "view": view,
-                    "file": sample.file[0],
-                    "frame": int(sample.frame[0]),
-                    "slice": int(sample.slice_index[0]),
-                    "centre": sample.centre[0],
-                    "vendor": sample.vendor[0],
-                    "modality": sample.modality[0],
-                    "cardiac_view": sample.cardiac_view[0],
-                    "mask": sample.mask_name[0],
-                    "psnr": scores.psnr,
-                    "ssim": scores.ssim,
-                    "nmse": scores.nmse,
-                }
+        provenance = {
+            "file": sample.file[0],
+            "frame": int(sample.frame[0]),
+            "slice": int(sample.slice_index[0]),
+            "centre": sample.centre[0],
+            "vendor": sample.vendor[0],
+            "modality": sample.modality[0],
+            "cardiac_view": sample.cardiac_view[0],
+            "mask": sample.mask_name[0],
+        }
+        records += _image_records(
+            reconstructor.name,
+            provenance,
+            sample.target[0].numpy(),
+            reconstruction,
+            views,
+            dataset.remove_oversampling,
+        )
+    return EvaluationResult(records)
+
+
+def _evaluate_cine(
+    reconstructor: CineReconstructor,
+    dataset: SliceDataset,
+    count: int,
+    show_progress: bool,
+    views: Sequence[str],
+) -> EvaluationResult:
+    """Score a cine method: one reconstruction per scored slice, for its scored frames."""
+    slices: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for item in range(count):
+        image = dataset.index.images[item]
+        slices[(image.file_number, image.slice_index)].append(item)
+    records = []
+    for items in progress_bar(
+        list(slices.values()), f"evaluating {reconstructor.name}", enabled=show_progress
+    ):
+        try:
+            cine = dataset.load_cine(items[0])
+        except DataFileError:
+            continue  # skipped and reported by the dataset, as an unreadable image is
+        frames = [dataset.index.images[item].frame for item in items]
+        result = reconstructor.reconstruct_cine(cine.masked_kspace, cine.masks, frames)
+        metadata = dataset.index.files[dataset.index.images[items[0]].file_number].metadata
+        for position, frame in enumerate(frames):
+            provenance = {
+                "file": cine.file,
+                "frame": frame,
+                "slice": cine.slice_index,
+                "centre": metadata.centre or UNKNOWN,
+                "vendor": metadata.vendor or UNKNOWN,
+                "modality": metadata.modality or UNKNOWN,
+                "cardiac_view": metadata.view or UNKNOWN,
+                "mask": cine.mask_name,
+            }
+            records += _image_records(
+                reconstructor.name,
+                provenance,
+                cine.targets[frame],
+                np.asarray(result.images[position], dtype=np.float32),
+                views,
+                dataset.remove_oversampling,
             )
     return EvaluationResult(records)
+
+
+def _image_records(
+    method: str,
+    provenance: dict,
+    target: np.ndarray,
+    reconstruction: np.ndarray,
+    views: Sequence[str],
+    oversampling_removed: bool,
+) -> list[dict]:
+    """One record per view of one image."""
+    records = []
+    for view in views:
+        if view == RANKING_VIEW:
+            scores = evaluate_image(
+                ranking_crop(target, oversampling_removed),
+                ranking_crop(reconstruction, oversampling_removed),
+            )
+        else:
+            scores = evaluate_image(target, reconstruction)
+        records.append(
+            {
+                "method": method,
+                "view": view,
+                **provenance,
+                "psnr": scores.psnr,
+                "ssim": scores.ssim,
+                "nmse": scores.nmse,
+            }
+        )
+    return records
