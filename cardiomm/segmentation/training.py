@@ -13,7 +13,12 @@ import torch
 from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric
 from monai.networks.utils import one_hot
-from monai.transforms import RandAdjustContrast, RandAffine, RandGaussianNoise
+from monai.transforms import (
+    RandAdjustContrast,
+    RandAffine,
+    RandGaussianNoise,
+    RandScaleIntensity,
+)
 
 from cardiomm.progress import progress_bar
 from cardiomm.segmentation.classes import CLASS_NAMES, NUM_CLASSES
@@ -28,20 +33,35 @@ class SegmenterSettings:
 
     Attributes:
         size: ``tiny`` or ``default`` (network/SIZES).
-        steps: optimiser steps, one image each.
-        learning_rate: Adam's.
-        seed: weights and the order of images.
+        steps: optimiser steps.
+        learning_rate: Adam's (cosine decay to a hundredth over the steps).
+        seed: weights, the order of images and their crops.
         checkpoint_every: also keep ``step-NNNNNN.pt`` every this many steps (0: final only).
-        augment: random rotation, scaling, shift, contrast (gamma) and noise per image
-            (:func:`augmentation`), besides the left-right flip every run has.
+        augment: random rotation, scaling, shift, contrast (gamma), intensity and noise per
+            image (:func:`augmentation`), besides the flips every run has.
+        batch_size: images per step.
+        crop: side of the square crop each training image is cut to (0: whole images, which
+            then must share one matrix); the crop holds the heart, at a random offset, so
+            every step sees hearts while the network, fully convolutional, still segments
+            whole images.
     """
 
     size: str = "default"
-    steps: int = 9000
-    learning_rate: float = 1e-3
+    steps: int = 3000
+    learning_rate: float = 2e-3
     seed: int = 0
     checkpoint_every: int = 0
     augment: bool = True
+    batch_size: int = 8
+    crop: int = 96
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}"
+            )
+        if self.crop < 0:
+            raise ValueError(f"crop must be >= 0, got {self.crop}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,29 +75,41 @@ class SegmenterRun:
 def train_segmenter(
     pairs: list[Pair], settings: SegmenterSettings, output: Path, show_progress: bool = True
 ) -> SegmenterRun:
-    """Train on ``pairs`` (random image each step, random flips); checkpoints in ``output``."""
+    """Train on ``pairs`` (a random batch of heart crops each step, random flips and
+    augmentation); checkpoints in ``output``."""
     if not pairs:
         raise ValueError("no reference slices to train the segmenter on")
     torch.manual_seed(settings.seed)
     generator = np.random.default_rng(settings.seed)
     network = build_segmenter(settings.size).train()
     optimiser = torch.optim.Adam(network.parameters(), lr=settings.learning_rate)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, settings.steps, eta_min=settings.learning_rate / 100
+    )
     loss_function = DiceCELoss(to_onehot_y=True, softmax=True)
     pad = padding(settings.size)
     augment = augmentation(settings.seed) if settings.augment else None
+    hearts = [heart_centre(classes) for _, classes in pairs]
     began, loss_value = time.perf_counter(), math.nan
     for step in progress_bar(range(1, settings.steps + 1), "training the segmenter", show_progress):
-        image, classes = pairs[int(generator.integers(len(pairs)))]
-        if generator.random() < 0.5:  # the heart's side varies between scanners
-            image, classes = image[:, ::-1], classes[:, ::-1]
-        both = pad(torch.from_numpy(np.stack([image, classes.astype(np.float32)])))
-        if augment is not None:
-            both = augment(both)
-        logits = network(both[None, :1])
-        loss = loss_function(logits, both[None, 1:].round().long())
+        batch = []
+        for _ in range(settings.batch_size):
+            index = int(generator.integers(len(pairs)))
+            image, classes = heart_crop(*pairs[index], hearts[index], settings.crop, generator)
+            if generator.random() < 0.5:  # the heart's side varies between scanners
+                image, classes = image[:, ::-1], classes[:, ::-1]
+            if generator.random() < 0.5:
+                image, classes = image[::-1], classes[::-1]
+            both = np.stack([image, classes.astype(np.float32)])
+            both = pad(torch.from_numpy(np.ascontiguousarray(both)))
+            batch.append(augment(both) if augment is not None else both)
+        stacked = torch.stack(batch)
+        logits = network(stacked[:, :1])
+        loss = loss_function(logits, stacked[:, 1:].round().long())
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        schedule.step()
         loss_value = float(loss.detach())
         if settings.checkpoint_every and step % settings.checkpoint_every == 0:
             save_segmenter(output / f"step-{step:06d}.pt", network, settings.size, {"step": step})
@@ -87,12 +119,57 @@ def train_segmenter(
     return SegmenterRun(checkpoint, loss_value, seconds, len(pairs))
 
 
+def heart_centre(classes: np.ndarray) -> tuple[int, int] | None:
+    """(row, column) of the centre of the labelled heart (ky, kx), or None when there is none."""
+    rows, columns = np.nonzero(classes)
+    if rows.size == 0:
+        return None
+    return int(rows.mean()), int(columns.mean())
+
+
+# Largest standard deviation of the added noise, in units of the normalised image.
+NOISE_STD = 0.05
+# A crop's centre lies this share of the crop away from the heart's centre at most.
+_CROP_JITTER = 0.25
+
+
+def heart_crop(
+    image: np.ndarray,
+    classes: np.ndarray,
+    heart: tuple[int, int] | None,
+    size: int,
+    generator: np.random.Generator,
+) -> Pair:
+    """A ``size`` x ``size`` crop of a (ky, kx) image and its (ky, kx) classes
+    (zero-padded where the image is smaller) around the heart at a random offset, or
+    anywhere when there is no heart; ``size`` 0 keeps the image."""
+    if size <= 0:
+        return image, classes
+    rows, columns = classes.shape
+    if heart is None:
+        heart = (int(generator.integers(rows)), int(generator.integers(columns)))
+    jitter = int(_CROP_JITTER * size)
+    centre = [c + int(generator.integers(-jitter, jitter + 1)) for c in heart]
+    out_image = np.zeros((size, size), dtype=np.float32)
+    out_classes = np.zeros((size, size), dtype=np.uint8)
+    top, left = centre[0] - size // 2, centre[1] - size // 2
+    source_rows = slice(max(top, 0), min(top + size, rows))
+    source_columns = slice(max(left, 0), min(left + size, columns))
+    target_rows = slice(source_rows.start - top, source_rows.stop - top)
+    target_columns = slice(source_columns.start - left, source_columns.stop - left)
+    out_image[target_rows, target_columns] = image[source_rows, source_columns]
+    out_classes[target_rows, target_columns] = classes[source_rows, source_columns]
+    return out_image, out_classes
+
+
 def augmentation(seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """Random changes of a (2, ky, kx) stack of image and classes, seeded: the same geometric
     change (rotation up to 20 degrees, scaling up to 15 %, a shift of up to 4 pixels) for
-    both, nearest-neighbour for the classes; a contrast (gamma 0.7-1.5) and Gaussian noise
-    (std up to 0.05) for the image alone. Scanners, fields of view and patients differ in
-    all of these; the segmenter must not learn one centre's."""
+    both, nearest-neighbour for the classes; a contrast (gamma 0.7-1.5), an intensity scale
+    (0.5-1.5: coil arrays light the heart differently) and Gaussian noise (std up to
+    :data:`NOISE_STD`) for the image
+    alone. Scanners, fields of view and patients differ in all of these; the
+    segmenter must not learn one centre's."""
     geometry = RandAffine(
         prob=0.8,
         rotate_range=math.radians(20),
@@ -101,13 +178,14 @@ def augmentation(seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
         padding_mode="zeros",
     ).set_random_state(seed)
     contrast = RandAdjustContrast(prob=0.5, gamma=(0.7, 1.5)).set_random_state(seed + 1)
-    noise = RandGaussianNoise(prob=0.5, std=0.05).set_random_state(seed + 2)
+    intensity = RandScaleIntensity(factors=0.5, prob=0.5).set_random_state(seed + 3)
+    noise = RandGaussianNoise(prob=0.5, std=NOISE_STD).set_random_state(seed + 2)
 
     def change(both: torch.Tensor) -> torch.Tensor:
         geometry.randomize(None)
         image = geometry(both[:1], mode="bilinear", randomize=False)
         classes = geometry(both[1:], mode="nearest", randomize=False)
-        image = noise(contrast(torch.clamp(torch.as_tensor(image), min=0)))
+        image = noise(intensity(contrast(torch.clamp(torch.as_tensor(image), min=0))))
         stacked = np.concatenate([np.asarray(image), np.asarray(classes)]).astype(np.float32)
         return torch.from_numpy(stacked)
 

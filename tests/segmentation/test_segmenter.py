@@ -18,7 +18,13 @@ from cardiomm.segmentation.network import (
     save_segmenter,
 )
 from cardiomm.segmentation.reference_slices import cine_sax_files, reference_slices
-from cardiomm.segmentation.training import SegmenterSettings, dice_per_class, train_segmenter
+from cardiomm.segmentation.training import (
+    SegmenterSettings,
+    dice_per_class,
+    heart_centre,
+    heart_crop,
+    train_segmenter,
+)
 
 
 @pytest.fixture
@@ -64,7 +70,7 @@ def test_every_frame_and_slice_of_a_cine_sax_file_is_a_reference_pair(cine_files
 
 def test_training_learns_a_drawn_heart_and_its_dice_says_so(tmp_path):
     pair = _disk_pair()
-    settings = SegmenterSettings(size="tiny", steps=120, learning_rate=3e-3, seed=0)
+    settings = SegmenterSettings(size="tiny", steps=120, learning_rate=1e-2, crop=0, seed=0)
     result = train_segmenter([pair], settings, tmp_path, show_progress=False)
     network, size = load_segmenter(result.checkpoint)
     dice = dice_per_class(network, size, [pair])
@@ -154,3 +160,31 @@ def test_a_file_whose_labels_cannot_be_read_is_skipped_with_the_reason(cine_sax_
     pairs = reference_slices([copy, cine_sax_path], skipped=skipped)
     assert len(pairs) == len(reference_slices([cine_sax_path]))  # the good file's alone
     assert [path for path, _ in skipped] == [copy]
+
+
+def test_a_training_crop_holds_the_whole_heart_of_a_smaller_image():
+    image, classes = _disk_pair()
+    generator = np.random.default_rng(0)
+    for _ in range(20):
+        cropped_image, cropped_classes = heart_crop(
+            image, classes, heart_centre(classes), 64, generator
+        )
+        assert cropped_image.shape == cropped_classes.shape == (64, 64)
+        assert (cropped_classes == LV_BLOOD).sum() == (classes == LV_BLOOD).sum()
+        assert (cropped_classes > 0).sum() == (classes > 0).sum()
+        assert np.array_equal(cropped_image[cropped_classes > 0], image[classes > 0])
+
+
+def test_an_image_without_a_heart_is_cropped_anywhere():
+    classes = np.zeros((40, 48), np.uint8)
+    assert heart_centre(classes) is None
+    cropped, _ = heart_crop(
+        np.ones((40, 48), np.float32), classes, None, 16, np.random.default_rng(1)
+    )
+    assert cropped.shape == (16, 16)
+
+
+@pytest.mark.parametrize("field", [{"steps": 0}, {"batch_size": 0}, {"crop": -1}])
+def test_segmenter_settings_refuse_impossible_values(field):
+    with pytest.raises(ValueError):
+        SegmenterSettings(**field)
