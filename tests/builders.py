@@ -65,3 +65,13 @@ def write_consortium(root: Path) -> dict[str, list[Path]]:
             for index, patient in enumerate(patients)
         ]
     return files
+
+
+# Overrides that make the classical references' tuning a smoke test: one validation slice,
+# two lambdas per method, two solver iterations (the machinery, not its figures).
+TINY_CLASSICAL = [
+    "++classical.tuning_slices=1",
+    "++classical.workers=1",
+    "++classical.max_iter={cg-sense: 2, l1-wavelet: 2, kt-sparse: 2}",
+    "++classical.lambdas={cg-sense: [0.01, 0.1], l1-wavelet: [0.01, 0.1], kt-sparse: [0.01, 0.1]}",
+]

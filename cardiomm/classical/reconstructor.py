@@ -33,7 +33,7 @@ class CineReconstruction:
 
     Attributes:
         images: float32 (frames wanted, ky, kx).
-        calibration_seconds: ESPIRiT's time for this slice (0 when its maps were reused).
+        calibration_seconds: ESPIRiT's time for this slice (measured when its maps were made).
         solve_seconds: the method's time.
         frames_solved: frames the solve reconstructed (all of a slice for k-t methods).
         cached: the result came from the store (the seconds are those measured then).
@@ -44,6 +44,16 @@ class CineReconstruction:
     solve_seconds: float
     frames_solved: int
     cached: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceCost:
+    """What one slice's reconstruction cost: seconds (calibration and solve), frames solved,
+    and whether the result came from the store (its seconds those measured then)."""
+
+    seconds: float
+    frames_solved: int
+    cached: bool
 
 
 class ClassicalReconstructor:
@@ -68,6 +78,17 @@ class ClassicalReconstructor:
         self.cache = cache
         self.name = name or method.name
         self._maps: OrderedDict[str, tuple[np.ndarray, float]] = OrderedDict()
+        # Every slice this reconstructor returned, for the report's seconds per image.
+        self.costs: list[SliceCost] = []
+
+    def seconds_per_image(self) -> float:
+        """Calibration and solve seconds per frame reconstructed, over every slice so far
+        (NaN before the first); a stored result counts the seconds measured when it was
+        made, so the figure does not depend on what the store held."""
+        frames = sum(cost.frames_solved for cost in self.costs)
+        if not frames:
+            return float("nan")
+        return sum(cost.seconds for cost in self.costs) / frames
 
     def describe(self) -> dict[str, object]:
         """What defines this reconstructor's output (its cache key and the report's grid)."""
@@ -109,12 +130,14 @@ class ClassicalReconstructor:
         if self.cache is not None:
             stored = self.cache.load(key)
             if stored is not None and stored.get("images", np.empty(0)).shape[:1] == (len(frames),):
-                return CineReconstruction(
-                    stored["images"].astype(np.float32),
-                    float(stored["calibration_seconds"]),
-                    float(stored["solve_seconds"]),
-                    int(stored["frames_solved"]),
-                    cached=True,
+                return self._counted(
+                    CineReconstruction(
+                        stored["images"].astype(np.float32),
+                        float(stored["calibration_seconds"]),
+                        float(stored["solve_seconds"]),
+                        int(stored["frames_solved"]),
+                        cached=True,
+                    )
                 )
         maps, calibration_seconds = self._calibrate(digest, masked_kspace, masks)
         scale = normalisation_scale(masked_kspace, masks)
@@ -134,12 +157,18 @@ class ClassicalReconstructor:
                     "frames_solved": np.int64(solved),
                 },
             )
+        return self._counted(result)
+
+    def _counted(self, result: CineReconstruction) -> CineReconstruction:
+        seconds = result.calibration_seconds + result.solve_seconds
+        self.costs.append(SliceCost(seconds, result.frames_solved, result.cached))
         return result
 
     def _calibrate(
         self, digest: str, masked_kspace: np.ndarray, masks: np.ndarray
     ) -> tuple[np.ndarray, float]:
-        """ESPIRiT maps of the slice and the seconds they took now (0 when reused)."""
+        """ESPIRiT maps of the slice and the seconds they took when they were made (a slice's
+        cost includes its calibration whether or not the maps were reused)."""
         import sigpy
 
         key = result_key(
@@ -147,16 +176,16 @@ class ClassicalReconstructor:
         )
         if key in self._maps:
             self._maps.move_to_end(key)
-            return self._maps[key][0], 0.0
+            return self._maps[key]
         stored = self.cache.load(key) if self.cache is not None else None
         if stored is not None and "maps" in stored:
-            maps, seconds = stored["maps"], 0.0
+            maps, seconds = stored["maps"], float(stored.get("seconds", np.float64(0.0)))
         else:
             began = time.perf_counter()
             maps = espirit_maps(masked_kspace, masks, self.espirit)
             seconds = time.perf_counter() - began
             if self.cache is not None:
-                self.cache.store(key, {"maps": maps})
+                self.cache.store(key, {"maps": maps, "seconds": np.float64(seconds)})
         self._maps[key] = (maps, seconds)
         while len(self._maps) > _MAPS_KEPT:
             self._maps.popitem(last=False)

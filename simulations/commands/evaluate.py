@@ -6,14 +6,16 @@ import argparse
 
 NAME = "evaluate"
 HELP = (
-    "Score trained checkpoints and zero-filled / SENSE per centre, vendor, modality and mask; "
+    "Score trained checkpoints and the classical baselines (zero-filled; sigpy CG-SENSE, "
+    "L1-wavelet and k-t sparse CS, tuned on validation files) per centre, vendor, modality "
+    "and mask; "
     "Hydra overrides of configs/evaluate.yaml, e.g. checkpoints=[run/checkpoints/final.pt]."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "overrides", nargs="*", help="Hydra overrides, e.g. split=held-out baselines=[sense]"
+        "overrides", nargs="*", help="Hydra overrides, e.g. split=held-out baselines=[kt-sparse]"
     )
 
 

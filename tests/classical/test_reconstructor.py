@@ -108,3 +108,14 @@ def test_data_without_a_calibration_region_is_refused(phantom) -> None:
     masks[:, ::4, :] = 1
     with pytest.raises(CalibrationError):
         ClassicalReconstructor(L1Wavelet()).reconstruct_cine(kspace, masks, [0])
+
+
+def test_seconds_per_image_counts_calibration_and_solve_per_frame_solved(phantom) -> None:
+    kspace, masks = _inputs(phantom)
+    reconstructor = ClassicalReconstructor(L1Wavelet(max_iter=5))
+    assert np.isnan(reconstructor.seconds_per_image())
+    first = reconstructor.reconstruct_cine(kspace, masks, [0, 1])
+    second = reconstructor.reconstruct_cine(kspace, masks, [3])
+    assert second.calibration_seconds == pytest.approx(first.calibration_seconds)
+    total = sum(r.calibration_seconds + r.solve_seconds for r in (first, second))
+    assert reconstructor.seconds_per_image() == pytest.approx(total / 3)

@@ -9,7 +9,7 @@ from cardiomm.cli import main
 from cardiomm.config import load_config
 from simulations.checkpoint_evaluation import build_methods, run_evaluation
 from simulations.training import TrainingFailedError, run_training
-from tests.builders import write_consortium
+from tests.builders import TINY_CLASSICAL, write_consortium
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +154,47 @@ def test_train_and_evaluate_commands_run_from_the_command_line(root, tmp_path, c
     )
     assert code == 0
     assert "ktRadial24" in capsys.readouterr().out
+
+
+def _classical(tmp_path):
+    # A two-point grid and few iterations: the tuning machinery, not its figures.
+    return [
+        f"classical.cache_dir={tmp_path / 'store'}",
+        *TINY_CLASSICAL,
+        "max_items=2",
+        "masks.evaluation=[{pattern: ktRadial, acceleration: 8}]",
+    ]
+
+
+def _classical_evaluation(root, tmp_path, *overrides):
+    config = load_config(
+        [*_data(root), *_classical(tmp_path), *overrides, f"output_dir={tmp_path / 'eval'}"],
+        config_name="evaluate",
+    )
+    return run_evaluation(config, show_progress=False)
+
+
+def test_classical_baselines_are_tuned_on_validation_files_and_timed(root, tmp_path):
+    result = _classical_evaluation(root, tmp_path, "baselines=[kt-sparse,best-classical]")
+    assert {row["method"] for row in result.summary(["method"])} == {"kt-sparse", "best-classical"}
+    tuning = json.loads((tmp_path / "eval" / "classical_tuning.json").read_text())
+    (choice,) = tuning["choices"].values()
+    assert choice["best_method"] in ("cg-sense", "l1-wavelet", "kt-sparse")
+    scored = {record["file"] for record in result.records}
+    assert tuning["signature"]["files"] and not scored & set(tuning["signature"]["files"])
+    assert "(best)" in (tmp_path / "eval" / "classical_tuning.md").read_text()
+    with open(tmp_path / "eval" / "classical_seconds.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["method"] for row in rows} == {"kt-sparse", "best-classical"}
+    assert all(float(row["seconds per image"]) > 0 for row in rows)
+
+
+def test_the_retired_hand_written_sense_is_refused_with_its_replacement():
+    with pytest.raises(ValueError, match="'sense' is retired: use cg-sense"):
+        build_methods([], ["sense"], None)
+
+
+def test_untuned_classical_baselines_run_with_their_defaults(root, tmp_path):
+    result = _classical_evaluation(root, tmp_path, "classical.tune=false", "baselines=[cg-sense]")
+    assert {row["method"] for row in result.summary(["method"])} == {"cg-sense"}
+    assert not (tmp_path / "eval" / "classical_tuning.json").exists()
