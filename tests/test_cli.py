@@ -47,6 +47,6 @@ def test_make_synthetic_says_the_size_and_refuses_a_too_small_disk(tmp_path, cap
     code = main(["make-synthetic", "--preset", "paper", "--output", str(tmp_path / "paper")])
     captured = capsys.readouterr()
     assert code == 2
-    assert "about 4,451 MB" in captured.out
-    assert "needs about 4.45 GB" in captured.err and "only 0.00 GB is free" in captured.err
+    assert "about 19,470 MB" in captured.out
+    assert "needs about 19.47 GB" in captured.err and "only 0.00 GB is free" in captured.err
     assert not (tmp_path / "paper").exists()

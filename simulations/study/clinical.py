@@ -8,14 +8,15 @@ Each held-out cine short-axis file with labels and a geometry sidecar is then:
 
 - segmented fully sampled (every frame and slice): the reference phenotypes, and the frames
   of end diastole and end systole (largest and smallest LV blood volume);
-- reconstructed by every method (zero-filled, SENSE, every model of every run) at every
-  evaluation setting, with the same fixed, seeded masks the study scores PSNR with, at those
-  two frames, every slice; segmented by the same network; its phenotypes read at the same
-  two frames, and its segmentation compared with the reference's by Dice.
+- reconstructed by every method (zero-filled, the best classical method, every model of every
+  run) at every evaluation setting, with the same fixed, seeded masks the study scores PSNR
+  with, at those two frames, every slice; segmented by the same network; its phenotypes read
+  at the same two frames, and its segmentation compared with the reference's by Dice.
 
-Only the two frames are reconstructed because the phenotypes are read at them and every
-image is reconstructed on its own (its own mask, no neighbouring frames), so the other
-frames cannot change a number. One row per (run, model, setting, file):
+Only the two frames are kept because the phenotypes are read at them: the learned models
+reconstruct each image on its own, and a classical cine method (k-t sparse CS, or any method
+with ESPIRiT maps from the time-averaged k-space) gets every frame of the slice and returns
+those two. One row per (run, model, setting, file):
 :data:`CLINICAL_COLUMNS`; simulations/study/clinical_results.py turns them into means
 with intervals, paired comparisons and the verdict.
 """
@@ -39,7 +40,7 @@ from cardiomm.data.builders import evaluation_dataset, evaluation_masks_of, eval
 from cardiomm.data.dataset import SliceDataset
 from cardiomm.data.errors import DataFileError
 from cardiomm.data.geometry import ScanGeometry, read_geometry
-from cardiomm.model.interface import ReconstructionInput, Reconstructor
+from cardiomm.model.interface import CineReconstructor, ReconstructionInput, Reconstructor
 from cardiomm.progress import progress_bar
 from cardiomm.segmentation.classes import CLASS_NAMES
 from cardiomm.segmentation.clinical import PHENOTYPE_FIELDS, segment_stack, stack_dice
@@ -48,14 +49,21 @@ from cardiomm.segmentation.phenotypes import Phenotypes, true_lv_phenotypes, ven
 from cardiomm.segmentation.reference_slices import cine_sax_files, reference_slices
 from cardiomm.segmentation.training import (
     SegmenterSettings,
+    dice_intervals,
     dice_per_class,
+    dice_scores,
     json_numbers,
     train_segmenter,
 )
 from cardiomm.train.runtime import select_device
 from simulations.checkpoint_evaluation import _to_device, build_methods
 from simulations.study.outcome import NO_SEED, ExperimentOutcome
-from simulations.study.scoring import REFERENCE_MODEL, REFERENCES, run_labels
+from simulations.study.scoring import (
+    CLASSICAL_FOLDER,
+    REFERENCE_MODEL,
+    reference_methods,
+    run_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +163,7 @@ def clinical_check(
     output_dir: Path,
     fold: str,
     show_progress: bool = False,
+    classical_folder: Path | None = None,
 ) -> ClinicalCheck:
     """The clinical check of one fold (module docstring): references, then every model.
 
@@ -166,6 +175,8 @@ def clinical_check(
             the same settings and images).
         fold: the fold's name (the rows' ``fold``).
         show_progress: progress bars.
+        classical_folder: the fold's classical tuning record and result store, shared with
+            its evaluation (default: ``output_dir/classical``).
     """
     settings = ClinicalSettings.from_config(config)
     remove_oversampling = bool(config.data.remove_oversampling)
@@ -199,9 +210,15 @@ def clinical_check(
     segmenter["validation_dice"] = json_numbers(
         dice_per_class(network, size, reference_slices(validation, remove_oversampling))
     )
-    segmenter["held_out_dice"] = json_numbers(
-        dice_per_class(network, size, reference_slices(candidates, remove_oversampling, unusable))
+    held_out_scores = dice_scores(
+        network, size, reference_slices(candidates, remove_oversampling, unusable)
     )
+    intervals = dice_intervals(held_out_scores, seed=int(config.seed))
+    segmenter["held_out_dice"] = json_numbers({k: v[0] for k, v in intervals.items()})
+    segmenter["held_out_dice_ci"] = {
+        name: [None if math.isnan(value) else value for value in values[1:]]
+        for name, values in intervals.items()
+    }
     segmenter["skipped_files"] = [f"{path}: {reason}" for path, reason in unusable]
     (folder / SEGMENTER_METRICS).write_text(json.dumps(segmenter, indent=2))
 
@@ -214,9 +231,13 @@ def clinical_check(
         for setting in evaluation_settings(config.masks)
     }
     rows: list[dict[str, Any]] = []
-    for method in build_methods([], list(REFERENCES), None):
-        labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
-        rows += _method_rows(method, labels, datasets, scans, network, size, device, show_progress)
+    folder = classical_folder or output_dir / CLASSICAL_FOLDER
+    for mask, methods in reference_methods(config, manifest, folder, show_progress).items():
+        for method in methods:
+            labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
+            rows += _method_rows(
+                method, labels, {mask: datasets[mask]}, scans, network, size, device, show_progress
+            )
     clip_path = OmegaConf.select(config, "study.clip_path", default=None)
     for outcome in outcomes:
         for model, checkpoint in outcome.checkpoints.items():
@@ -333,13 +354,16 @@ def _method_rows(
     for mask, scan in progress_bar(jobs, f"clinical check of {method.name}", show_progress):
         frames = (scan.reference.ed_frame, scan.reference.es_frame)
         slices = scan.reference_classes.shape[1]
-        samples = [
-            datasets[mask][scan.items[(frame, slice_index)]]
-            for frame in frames
-            for slice_index in range(slices)
-        ]
-        images = _reconstruct(method, samples, device)
-        volume = images.reshape(2, slices, *images.shape[1:])
+        if isinstance(method, CineReconstructor):
+            volume = _reconstruct_cine(method, datasets[mask], scan, frames, slices)
+        else:
+            samples = [
+                datasets[mask][scan.items[(frame, slice_index)]]
+                for frame in frames
+                for slice_index in range(slices)
+            ]
+            images = _reconstruct(method, samples, device)
+            volume = images.reshape(2, slices, *images.shape[1:])
         classes = segment_stack(network, size, volume)
         geometry = scan.geometry
         measured = ventricular_phenotypes(
@@ -362,6 +386,23 @@ def _method_rows(
         row.update(stack_dice(classes, scan.reference_classes[list(frames)]))
         rows.append(row)
     return rows
+
+
+def _reconstruct_cine(
+    method: CineReconstructor,
+    dataset: SliceDataset,
+    scan: _Scan,
+    frames: tuple[int, int],
+    slices: int,
+) -> np.ndarray:
+    """float32 (2, slices, ky, kx): a cine method's end-diastolic and end-systolic frames of
+    every slice, each slice reconstructed from all its frames."""
+    per_slice = []
+    for slice_index in range(slices):
+        cine = dataset.load_cine(scan.items[(frames[0], slice_index)])
+        result = method.reconstruct_cine(cine.masked_kspace, cine.masks, list(frames))
+        per_slice.append(np.asarray(result.images, dtype=np.float32))
+    return np.stack(per_slice, axis=1)
 
 
 def _reconstruct(method: Reconstructor, samples: list[Any], device: torch.device) -> np.ndarray:

@@ -88,7 +88,7 @@ COMPARISON_COLUMNS = (
     *DIFFERENCE_COLUMNS,
 )
 
-# What the reference methods (zero-filled, SENSE) have in the seed column.
+# What the reference methods (zero-filled, best-classical) have in the seed column.
 NO_SEED = "-"
 
 

@@ -21,8 +21,8 @@ T = K x R x L optimiser steps in all:
   federation's total, so it takes as many gradient steps as all sites of the federation
   together.
 
-The classical references (zero-filled, SENSE) train nothing: the evaluation scores them in
-every fold, so the catalogue holds no entry for them. A federated site restarts its
+The references (zero-filled, the best classical method) train nothing: the evaluation
+scores them in every fold, so the catalogue holds no entry for them. A federated site restarts its
 learning-rate schedule every round (``train.lr_decay_steps`` counts local steps), which is
 why the presets keep the learning rate constant. DP-SGD sites that spend their epsilon budget
 stop early; the steps they really took are recorded beside the planned ones.
@@ -37,8 +37,8 @@ from typing import Any
 from simulations.study.outcome import KINDS
 
 FOLD_MODES = ("held-out", "leave-one-out")
-# Catalogue kinds the runner trains (outcome.KINDS adds "reference": zero-filled and SENSE,
-# which the evaluation scores in every fold without a catalogue entry).
+# Catalogue kinds the runner trains (outcome.KINDS adds "reference": zero-filled and the best
+# classical method, which the evaluation scores in every fold without a catalogue entry).
 LOCAL, CENTRALISED, FEDERATED = "local", "centralised", "federated"
 RUNNABLE_KINDS = (LOCAL, CENTRALISED, FEDERATED)
 
@@ -137,7 +137,7 @@ def parse_catalogue(catalogue: Mapping[str, Any]) -> dict[str, ExperimentSpec]:
         if kind not in RUNNABLE_KINDS:
             hint = ""
             if kind in KINDS:
-                hint = " (zero-filled and SENSE are scored in every fold without an entry)"
+                hint = " (zero-filled and best-classical are scored in every fold without an entry)"
             raise ValueError(
                 f"study.catalogue.{name}.kind must be one of {', '.join(RUNNABLE_KINDS)}, "
                 f"got {kind!r}{hint}"

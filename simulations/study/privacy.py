@@ -157,7 +157,8 @@ def privacy_utility_figure(
     path: str | Path,
 ) -> Path | None:
     """Held-out PSNR (ranking view, 95 % interval) of every private experiment against the
-    epsilon it spent, one panel per setting, with SENSE and non-private FedAvg as lines."""
+    epsilon it spent, one panel per setting, with the best classical method and non-private
+    FedAvg as lines."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,7 +181,7 @@ def privacy_utility_figure(
                 max(entry["epsilon"], 1e-3), row["psnr"], yerr=error, fmt="o", capsize=3,
                 color=f"C{number}", label=name,
             )  # fmt: skip
-        for reference, style in (("sense", ":"), (BASELINE, "--")):
+        for reference, style in (("best-classical", ":"), (BASELINE, "--")):
             row = _held_out(results, reference, mask)
             if row is not None:
                 axis.axhline(row["psnr"], color="black", linestyle=style, label=reference)

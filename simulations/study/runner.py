@@ -352,6 +352,7 @@ def _clinical(
     not run it (``study.clinical.enabled=false``) or scores no held-out centre."""
     from cardiomm.cohort.manifest import read_manifest
     from simulations.study.clinical import ClinicalCheck, ClinicalSettings, clinical_check
+    from simulations.study.scoring import CLASSICAL_FOLDER
 
     if not settings.held_out_evaluation or not ClinicalSettings.from_config(config).enabled:
         return None
@@ -362,7 +363,13 @@ def _clinical(
         output = study_dir / fold.slug / "clinical"
         try:
             checks[fold.name] = clinical_check(
-                own, fold_config, read_manifest(manifests[fold]), output, fold.name, show_progress
+                own,
+                fold_config,
+                read_manifest(manifests[fold]),
+                output,
+                fold.name,
+                show_progress,
+                classical_folder=study_dir / fold.slug / "evaluation" / CLASSICAL_FOLDER,
             )
         except Exception as error:  # the check must never cost the study its report
             logger.error("the clinical check of fold %s failed", fold.name, exc_info=True)

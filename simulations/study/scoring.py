@@ -2,10 +2,11 @@
 
 Every model of every experiment (every training seed) is scored on the internal test split
 and on each held-out centre at every configured evaluation mask, and on the held-out centres
-once more with their metadata text reduced to unknowns; zero-filled and SENSE are scored once
-per fold. Scores follow ``cardiomm evaluate``: the ranking selection of images, official
-metrics, in two views (the challenge's centre crop, ``ranking``, and the whole image,
-``full``), images averaged per file: one row per model and file (:data:`FILE_COLUMNS`),
+once more with their metadata text reduced to unknowns; zero-filled and the best classical
+method (tuned per mask on the fold's internal validation files) are scored once per fold.
+Scores follow ``cardiomm evaluate``: the ranking selection of images, official metrics, in
+two views (the challenge's centre crop, ``ranking``, and the whole image, ``full``), images
+averaged per file: one row per model and file (:data:`FILE_COLUMNS`),
 from which simulations/study/results.py computes means with intervals. The first image of
 each held-out centre at the example mask is kept per method (``examples/``) for the report's
 figures.
@@ -27,22 +28,34 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from cardiomm.classical.suite import BEST_CLASSICAL
 from cardiomm.cohort.manifest import HELD_OUT, held_out_sites, internal_sites, split_sites_and_files
 from cardiomm.data.builders import evaluation_dataset, evaluation_masks_of, evaluation_settings
 from cardiomm.data.dataset import SliceDataset
 from cardiomm.data.masking import MaskSetting
-from cardiomm.model.interface import ReconstructionInput, Reconstructor
+from cardiomm.model.interface import (
+    CineReconstructor,
+    CineResult,
+    ReconstructionInput,
+    Reconstructor,
+)
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.evaluate import VIEWS
 from cardiomm.train.runtime import select_device
 from simulations.checkpoint_evaluation import _to_device, build_methods
+from simulations.classical_baselines import classical_settings, tune_classical
 from simulations.study.outcome import FILE_COLUMNS, NO_SEED, ExperimentOutcome
 
 logger = logging.getLogger(__name__)
 
 INTERNAL_TEST = "internal-test"
 SPLITS = (INTERNAL_TEST, HELD_OUT)
-REFERENCES = ("zero-filled", "sense")
+# The references every comparison can name: zero-filled, and the classical method (sigpy:
+# CG-SENSE, L1-wavelet or k-t sparse CS, ESPIRiT maps) that tuning on the fold's internal
+# validation files found best at each mask.
+REFERENCES = ("zero-filled", BEST_CLASSICAL)
+# Where each fold's classical tuning record and result store live in the study's folder.
+CLASSICAL_FOLDER = "classical"
 REFERENCE_MODEL = "-"
 GLOBAL_MODEL = "global"
 # Scores are averaged per file within each (experiment, seed, model, split, metadata).
@@ -95,7 +108,7 @@ def evaluate_outcomes(
         manifest: the fold's partition manifest (internal and held-out sites, files).
         output_dir: receives ``bad_files.jsonl`` and ``examples/<fold>/<centre>/*.npz``.
         show_progress: progress bars.
-        include_references: also score zero-filled and SENSE (a runner that evaluates one
+        include_references: also score the references (a runner that evaluates one
             experiment at a time asks for them once).
         fold: the fold's name when ``outcomes`` is empty (default: from the manifest).
 
@@ -113,13 +126,18 @@ def evaluate_outcomes(
     root = Path(manifest["root"])
     rows: list[dict] = []
     if include_references:
-        # Zero-filled and SENSE read no text: unknown-metadata rows would repeat these.
+        # The references read no text: unknown-metadata rows would repeat these.
         full = [item for item in data if item.metadata == "full"]
-        for method in build_methods([], list(REFERENCES), None):
-            labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
-            rows += score_method(
-                method, full, labels, device, max_items, examples, show_progress, root
-            )
+        references = reference_methods(
+            config, manifest, output_dir / CLASSICAL_FOLDER, show_progress
+        )
+        for mask, methods in references.items():
+            at_mask = [item for item in full if item.mask == mask]
+            for method in methods:
+                labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
+                rows += score_method(
+                    method, at_mask, labels, device, max_items, examples, show_progress, root
+                )
     for outcome in outcomes:
         for model, checkpoint in outcome.checkpoints.items():
             logger.info(
@@ -136,6 +154,34 @@ def evaluate_outcomes(
             rows += score_method(method, data, labels, device, max_items, keep, show_progress, root)
             del method  # one model in memory at a time
     return rows
+
+
+def reference_methods(
+    config: Any, manifest: dict, folder: Path, show_progress: bool = False
+) -> dict[str, list[Reconstructor | CineReconstructor]]:
+    """Mask name -> the fold's references at that mask (:data:`REFERENCES`), the classical
+    one tuned on the fold's internal validation files; the tuning record and the result
+    store in ``folder`` (the store elsewhere when ``classical.cache_dir`` names one). The
+    evaluation, the curves and the clinical check of a fold share one folder, so the fold
+    is tuned once.
+
+    Raises:
+        ValueError: the fold has no internal validation files to tune on.
+    """
+    settings = classical_settings(config)
+    folder = Path(folder)
+    if settings.cache is None:
+        from cardiomm.classical.cache import ResultCache
+
+        settings = dataclasses.replace(settings, cache=ResultCache(folder / "store"))
+    masks = evaluation_settings(config.masks)
+    choices = tune_classical(config, manifest, settings, masks, folder, show_progress)
+    return {
+        setting.name: build_methods(
+            [], list(REFERENCES), None, choices[setting.name], settings.grid, settings.cache
+        )
+        for setting in masks
+    }
 
 
 def evaluation_data(
@@ -194,7 +240,11 @@ def score_method(
     _to_device(method, device)
     rows = []
     for item in data:
-        recorder = _FirstImage(method)
+        recorder: Reconstructor | CineReconstructor = (
+            _FirstCineImage(method)
+            if isinstance(method, CineReconstructor)
+            else _FirstImage(method)
+        )
         result = evaluate_reconstructor(
             recorder, item.dataset, device, max_items, show_progress, views
         )
@@ -311,6 +361,23 @@ class _FirstImage:
         return images
 
 
+class _FirstCineImage:
+    """A cine method's :class:`_FirstImage`: the first scored frame of its first slice."""
+
+    def __init__(self, method: CineReconstructor) -> None:
+        self.method = method
+        self.name = method.name
+        self.image: np.ndarray | None = None
+
+    def reconstruct_cine(
+        self, masked_kspace: np.ndarray, masks: np.ndarray, frames: Sequence[int]
+    ) -> CineResult:
+        result = self.method.reconstruct_cine(masked_kspace, masks, frames)
+        if self.image is None:
+            self.image = np.asarray(result.images[0], dtype=np.float32)
+        return result
+
+
 def _split_centres(manifest: dict) -> Iterator[tuple[str, str, list[Path]]]:
     """(split, centre, files) for each internal site's test files and each held-out centre."""
     for split, sites, manifest_split in (
@@ -369,7 +436,7 @@ def curve_rows(
 
     Each run of ``experiments`` is scored at every checkpoint it kept (a federation's
     rounds, a centralised run's ``step-*.pt``) and at its end, against the optimiser steps of
-    all sites together; the untrained network (zero-filled, step 0) and SENSE are scored on
+    all sites together; the untrained network (zero-filled, step 0) and the references are scored on
     the same images. Only the first ``items`` images of each held-out centre and mask count
     (full metadata, ranking view): the curves show a trend, the final evaluation the result.
 
@@ -386,8 +453,13 @@ def curve_rows(
         if item.split == HELD_OUT and item.metadata == "full"
     ]
     rows = []
-    for method in build_methods([], list(REFERENCES), None):
-        rows += _curve_points(method, data, items, device, fold, method.name, NO_SEED, 0)
+    references = reference_methods(
+        config, manifest, Path(output_dir) / CLASSICAL_FOLDER, show_progress
+    )
+    for mask, methods in references.items():
+        at_mask = [item for item in data if item.mask == mask]
+        for method in methods:
+            rows += _curve_points(method, at_mask, items, device, fold, method.name, NO_SEED, 0)
     for outcome in outcomes:
         if outcome.experiment not in experiments or "global" not in outcome.checkpoints:
             continue

@@ -118,7 +118,7 @@ def design_section(
         ),
         f"- Training seeds: {', '.join(map(str, seeds))}; per experiment: "
         + "; ".join(f"{name} {len(found)}" for name, found in by_experiment.items())
-        + ". Zero-filled and SENSE train nothing.",
+        + ". Zero-filled and the classical methods train nothing.",
         "- Intervals: 95 % two-stage percentile bootstrap (2000 draws) over training seeds and "
         "held-out files, each file's images averaged first; paired differences resample the "
         "same files for both methods, and the same seeds where both were trained with them; "

@@ -1,7 +1,7 @@
 """Confidence intervals and paired comparisons over training seeds and held-out files.
 
 A method's score on the held-out centres is a grid ``scores[seed, file]``: one row per
-training seed (one row for a method that trains nothing, such as SENSE), one column per
+training seed (one row for a method that trains nothing, such as a classical method), one column per
 scored file (each file's images averaged first, as the CMRxRecon evaluation does). Both the
 seeds and the files are samples: another seed trains another model, another patient gives
 another file. The two-stage bootstrap resamples both (seeds with replacement, and files with

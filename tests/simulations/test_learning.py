@@ -8,9 +8,11 @@ from simulations.checkpoint_evaluation import run_evaluation
 from simulations.training import run_training
 
 HELD_OUT = "[Center003,Center004]"
-# Measured: +2.5 to +3.3 dB at 400 steps (MiniLM); the thresholds leave room for noise.
-MIN_GAIN_PER_MASK_DB = 1.5
-MIN_MEAN_GAIN_DB = 2.0
+# Measured on generator 2.0's tiny set (vendor raw filters, segmented breath-hold cine):
+# +1.66 / +1.34 / +1.63 dB at Uniform 8 / ktGaussian 16 / ktRadial 24 after 400 steps
+# (MiniLM; +2.5 to +3.3 on generator 1's); the thresholds leave room for other thread counts.
+MIN_GAIN_PER_MASK_DB = 1.0
+MIN_MEAN_GAIN_DB = 1.2
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from simulations.study.clinical_results import (
     clinical_comparison_rows,
     clinical_result_rows,
     clinical_verdict_rows,
+    measurement_chain_rows,
     paired_grid,
 )
 from simulations.study.results import MET, MET_ON_MEAN, MISSED, Comparison
@@ -114,16 +115,18 @@ def test_the_fully_sampled_images_are_set_against_the_phantoms_truth():
 
 
 def test_comparisons_pair_the_absolute_lvef_errors_of_the_same_scans():
-    rows = _method("fedavg", [1.0, -1.0, 0.5]) + _method("sense", [3.0, 4.0, -2.0], seed="-")
-    (row,) = clinical_comparison_rows(rows, FOLD, [Comparison("fedavg", "sense")])
+    rows = _method("fedavg", [1.0, -1.0, 0.5]) + _method(
+        "best-classical", [3.0, 4.0, -2.0], seed="-"
+    )
+    (row,) = clinical_comparison_rows(rows, FOLD, [Comparison("fedavg", "best-classical")])
     assert row["difference"] == pytest.approx((2.5 - 9.0) / 3)
     assert row["files"] == 3 and not row["paired_seeds"]
 
 
 def _verdicts(fedavg_errors, sense_errors):
-    rows = _method("fedavg", fedavg_errors) + _method("sense", sense_errors, seed="-")
+    rows = _method("fedavg", fedavg_errors) + _method("best-classical", sense_errors, seed="-")
     results = clinical_result_rows(rows, FOLD)
-    comparisons = clinical_comparison_rows(rows, FOLD, [Comparison("fedavg", "sense")])
+    comparisons = clinical_comparison_rows(rows, FOLD, [Comparison("fedavg", "best-classical")])
     return clinical_verdict_rows(results, comparisons, "fedavg")
 
 
@@ -162,11 +165,46 @@ def test_the_section_says_why_nothing_was_measured():
 
 
 def test_the_section_has_the_verdict_and_the_lvef_table():
-    rows = _method("fedavg", [0.2, -0.3, 0.1]) + _method("sense", [3.0, -4.0, 2.0], seed="-")
+    rows = _method("fedavg", [0.2, -0.3, 0.1]) + _method(
+        "best-classical", [3.0, -4.0, 2.0], seed="-"
+    )
     segmenter = {"settings": {"size": "tiny", "steps": 3}, "images": 10, "seconds": 1.0}
     check = ClinicalCheck(rows, segmenter, [])
     tables = clinical_tables({FOLD: check}, [], "fedavg")
-    text = "\n".join(clinical_section(check, tables, FOLD, ["sense", "fedavg"], "fedavg"))
+    text = "\n".join(clinical_section(check, tables, FOLD, ["best-classical", "fedavg"], "fedavg"))
     assert "#### Verdict: LVEF at ktRadial24" in text
-    assert "fedavg: mean absolute LVEF error below SENSE's" in text
+    assert "fedavg: mean absolute LVEF error below the best classical method's" in text
     assert "| fedavg | 0.20 [" in text
+
+
+SEGMENTER = {
+    "held_out_dice": {"lv_blood": 0.95, "lv_myocardium": 0.82, "rv_blood": 0.80},
+    "held_out_dice_ci": {
+        "lv_blood": [0.93, 0.97],
+        "lv_myocardium": [0.78, 0.86],
+        "rv_blood": [0.76, 0.84],
+    },
+}
+
+
+def test_the_measurement_chain_judges_dice_and_lvef_on_the_truth():
+    results = clinical_result_rows(_method("fedavg", [1.0, 1.0]), FOLD)
+    verdicts = {row["goal"]: row["verdict"] for row in measurement_chain_rows(results, SEGMENTER)}
+    assert verdicts == {
+        "Dice lv blood": MET,
+        "Dice lv myocardium": MET_ON_MEAN,
+        "Dice rv blood": MISSED,
+        # the fully sampled LVEF is 60 against the truth's 58 on every scan: 2 points
+        "LVEF MAE against the truth (points)": MET,
+    }
+
+
+def test_the_section_states_the_measurement_chain_before_the_lvef_verdict():
+    rows = _method("fedavg", [0.2, -0.3, 0.1])
+    check = ClinicalCheck(rows, {"settings": {}, **SEGMENTER}, [])
+    tables = clinical_tables({FOLD: check}, [], "fedavg")
+    text = "\n".join(clinical_section(check, tables, FOLD, ["fedavg"], "fedavg"))
+    chain = text.index("#### The measurement chain on the fully sampled held-out references")
+    assert chain < text.index("#### Verdict: LVEF at ktRadial24")
+    assert "| Dice rv blood | 0.80 [0.76, 0.84] | >= 0.85 | missed |" in text
+    assert "Not met: Dice lv myocardium; Dice rv blood." in text

@@ -86,6 +86,6 @@ def test_the_section_lists_epsilon_spent_and_the_cost_against_fedavg():
 
 
 def test_the_privacy_utility_figure_is_drawn(tmp_path):
-    results = [_result("fedavg", 20.0), _result("sense", 16.0), _result("dp-eps1", 15.0)]
+    results = [_result("fedavg", 20.0), _result("best-classical", 16.0), _result("dp-eps1", 15.0)]
     path = privacy_utility_figure(results, OUTCOMES, tmp_path / "privacy.png")
     assert path.read_bytes().startswith(b"\x89PNG")

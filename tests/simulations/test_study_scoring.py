@@ -22,7 +22,7 @@ from simulations.study.scoring import (
     evaluation_data,
     load_examples,
 )
-from tests.builders import write_consortium
+from tests.builders import TINY_CLASSICAL, write_consortium
 
 FOLD = "held-out=Center003"
 MASKS = {"Uniform8", "ktGaussian16", "ktRadial24"}
@@ -38,10 +38,12 @@ def config(tmp_path_factory):
             f"data.root={root}",
             "data.synthetic_preset=null",
             "data.hold_out=[Center003]",
-            # Both internal centres keep a test patient (Center002 has two patients).
-            "data.val_fraction=0.0",
+            # Both internal centres keep a test patient (Center002 has two patients), and
+            # Center001 a validation patient the classical references are tuned on.
+            "data.val_fraction=0.2",
             "data.test_fraction=0.5",
             f"+study.max_eval_items={MAX_ITEMS}",
+            *TINY_CLASSICAL,
         ]
     )
 
@@ -150,7 +152,7 @@ def test_internal_test_rows_are_the_internal_centres_and_held_out_rows_the_held_
 
 
 def test_references_are_scored_once_per_fold_with_full_metadata(evaluated):
-    for name in ("zero-filled", "sense"):
+    for name in ("zero-filled", "best-classical"):
         rows = _rows(evaluated, experiment=name)
         assert {(r["kind"], r["seed"], r["model"], r["metadata"], r["fold"]) for r in rows} == {
             ("reference", "-", "-", "full", FOLD)
@@ -194,7 +196,7 @@ def test_example_images_are_kept_for_every_method_of_the_held_out_centre(evaluat
     examples = list(load_examples(evaluated[0] / "examples"))
     assert {(e.experiment, e.model) for e in examples} == {
         ("zero-filled", "-"),
-        ("sense", "-"),
+        ("best-classical", "-"),
         ("centralised", "global"),
         ("local-only", "Center001"),
         ("local-only", "Center002"),
@@ -234,7 +236,7 @@ def test_learning_curves_score_each_kept_checkpoint_and_the_references(
     rows = curve_rows([run], config, manifest, ["centralised"], 1, tmp_path)
     assert {(r["experiment"], r["seed"], r["steps"]) for r in rows} == {
         ("zero-filled", "-", 0),
-        ("sense", "-", 0),
+        ("best-classical", "-", 0),
         ("centralised", "0", 40),
         ("centralised", "0", 80),
     }
