@@ -47,7 +47,7 @@ class SegmenterSettings:
     """
 
     size: str = "default"
-    steps: int = 3000
+    steps: int = 6000
     learning_rate: float = 2e-3
     seed: int = 0
     checkpoint_every: int = 0
@@ -192,21 +192,47 @@ def augmentation(seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
     return change
 
 
-def dice_per_class(network: torch.nn.Module, size: str, pairs: list[Pair]) -> dict[str, float]:
-    """Mean Dice of each foreground class over the images where the reference has it
-    (MONAI's DiceMetric; NaN when no image has it)."""
+def dice_scores(network: torch.nn.Module, size: str, pairs: list[Pair]) -> np.ndarray:
+    """float (images, foreground classes) Dice of each image (MONAI's DiceMetric), NaN where
+    the reference lacks the class."""
     metric = DiceMetric(include_background=False, reduction="none", ignore_empty=True)
     rows = []
     for image, classes in pairs:
         predicted = torch.from_numpy(predict(network, image, size)).long()[None, None]
         reference = torch.from_numpy(classes).long()[None, None]
         rows.append(metric(one_hot(predicted, NUM_CLASSES), one_hot(reference, NUM_CLASSES))[0])
-    scores = torch.stack(rows).numpy() if rows else np.full((0, NUM_CLASSES - 1), np.nan)
+    return torch.stack(rows).numpy() if rows else np.full((0, NUM_CLASSES - 1), np.nan)
+
+
+def dice_per_class(network: torch.nn.Module, size: str, pairs: list[Pair]) -> dict[str, float]:
+    """Mean Dice of each foreground class over the images where the reference has it
+    (MONAI's DiceMetric; NaN when no image has it)."""
+    scores = dice_scores(network, size, pairs)
     dice = {}
     for index, name in enumerate(CLASS_NAMES[1:]):
         column = scores[:, index]
         dice[name] = float(np.nanmean(column)) if np.isfinite(column).any() else math.nan
     return dice
+
+
+def dice_intervals(
+    scores: np.ndarray, seed: int = 0, resamples: int = 2000
+) -> dict[str, tuple[float, float, float]]:
+    """Class -> (mean, 2.5th, 97.5th percentile) of the mean Dice over a percentile bootstrap
+    of the images (rows of :func:`dice_scores`), seeded; NaNs where no image has the class."""
+    generator = np.random.default_rng(seed)
+    intervals = {}
+    for index, name in enumerate(CLASS_NAMES[1:]):
+        column = scores[:, index]
+        column = column[np.isfinite(column)]
+        if column.size == 0:
+            intervals[name] = (math.nan, math.nan, math.nan)
+            continue
+        draws = generator.integers(0, column.size, size=(resamples, column.size))
+        means = column[draws].mean(axis=1)
+        low, high = np.percentile(means, [2.5, 97.5])
+        intervals[name] = (float(column.mean()), float(low), float(high))
+    return intervals
 
 
 def json_numbers(values: dict[str, float]) -> dict[str, float | None]:

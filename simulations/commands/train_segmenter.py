@@ -18,8 +18,9 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, required=True, help="folder for the checkpoints")
     parser.add_argument("--size", default="default", help="tiny | default (network width)")
-    parser.add_argument("--steps", type=int, default=9000, help="optimiser steps (one image each)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    # Defaults (None): SegmenterSettings's, read when the command runs (torch loads late).
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (batches)")
+    parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument(
         "--checkpoint-every", type=int, default=0, help="also keep step-NNNNNN.pt (0: final only)"
     )
@@ -49,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         train_segmenter,
     )
 
+    if args.steps is None:
+        args.steps = SegmenterSettings.steps
+    if args.learning_rate is None:
+        args.learning_rate = SegmenterSettings.learning_rate
     if args.steps < 1:
         print(f"cardiomm {NAME}: error: --steps must be >= 1", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from cardiomm.segmentation.network import (
 from cardiomm.segmentation.reference_slices import cine_sax_files, reference_slices
 from cardiomm.segmentation.training import (
     SegmenterSettings,
+    dice_intervals,
     dice_per_class,
     heart_centre,
     heart_crop,
@@ -188,3 +189,13 @@ def test_an_image_without_a_heart_is_cropped_anywhere():
 def test_segmenter_settings_refuse_impossible_values(field):
     with pytest.raises(ValueError):
         SegmenterSettings(**field)
+
+
+def test_dice_intervals_hold_the_mean_and_skip_classes_no_image_has():
+    scores = np.array([[0.8, 0.9, np.nan], [0.6, 0.7, np.nan], [0.7, 0.8, np.nan]])
+    intervals = dice_intervals(scores, seed=0, resamples=500)
+    mean, low, high = intervals["rv_blood"]
+    assert mean == pytest.approx(0.7)
+    assert 0.6 <= low <= mean <= high <= 0.8
+    assert all(math.isnan(value) for value in intervals["lv_blood"])
+    assert dice_intervals(scores, seed=0, resamples=500) == intervals
