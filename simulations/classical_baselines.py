@@ -63,8 +63,8 @@ def classical_settings(config: Any) -> ClassicalSettings:
     if section is None:
         return ClassicalSettings()
     values = OmegaConf.to_container(section, resolve=True)
-    tuning_slices = int(values.get("tuning_slices", 12))
-    workers = int(values.get("workers", 1))
+    tuning_slices = int(values.get("tuning_slices", ClassicalSettings.tuning_slices))
+    workers = int(values.get("workers", ClassicalSettings.workers))
     if tuning_slices < 0 or workers < 1:
         raise ValueError(
             f"classical.tuning_slices must be >= 0 and classical.workers >= 1, got "
@@ -77,7 +77,7 @@ def classical_settings(config: Any) -> ClassicalSettings:
     for name, grid in (values.get("lambdas") or {}).items():
         lambdas[str(name)] = tuple(float(value) for value in grid)
     return ClassicalSettings(
-        tune=bool(values.get("tune", True)),
+        tune=bool(values.get("tune", ClassicalSettings.tune)),
         tuning_slices=tuning_slices,
         workers=workers,
         cache=cache,
@@ -126,11 +126,13 @@ def tune_classical(
     previous = _read_record(record, signature)
     choices: dict[str, SettingChoice] = {}
     all_masks = evaluation_masks_of(config)
-    base = evaluation_dataset(files, config, "ranking", show_progress)
+    base = None  # indexed only when a setting is not in the record
     for setting in masks:
         if setting.name in previous:
             choices[setting.name] = previous[setting.name]
             continue
+        if base is None:
+            base = evaluation_dataset(files, config, "ranking", show_progress)
         dataset = base.with_options(masking=all_masks.with_settings(setting))
         slices = validation_slices(dataset, settings.tuning_slices)
         logger.info("tuning the classical methods at %s on %d slices", setting.name, len(slices))
@@ -168,14 +170,7 @@ def tuning_table(choices: dict[str, SettingChoice], files: int, tuned_on: str = 
     rows = []
     for name, choice in choices.items():
         for method, value in choice.regularization.items():
-            chosen = [
-                point
-                for point in choice.points
-                if point.method == method
-                and point.espirit == choice.espirit
-                and point.regularization == value
-            ]
-            point = max(chosen, key=lambda p: p.psnr) if chosen else None
+            point = choice.chosen_point(method)
             rows.append(
                 {
                     "mask": name,

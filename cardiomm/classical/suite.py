@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from cardiomm.classical.cache import ResultCache
 from cardiomm.classical.calibration import EspiritSettings
-from cardiomm.classical.methods import METHODS, method_from_name
+from cardiomm.classical.methods import METHODS
 from cardiomm.classical.reconstructor import ClassicalReconstructor
 from cardiomm.classical.tuning import SettingChoice, TuningGrid, ValidationSlice
 from cardiomm.data.dataset import SliceDataset
@@ -95,10 +95,7 @@ def reconstructors_for(
         else:
             method_name = name
         if choice is None:
-            settings = {}
-            if method_name in grid.max_iter:
-                settings["max_iter"] = int(grid.max_iter[method_name])
-            method = method_from_name(method_name, **settings)
+            method = grid.method(method_name)
             espirit = EspiritSettings()
         else:
             method = grid.method(method_name, choice.regularization[method_name])

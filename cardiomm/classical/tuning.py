@@ -97,16 +97,22 @@ class SettingChoice:
 
     def validation_psnr(self, method: str) -> float:
         """The chosen lambda's validation PSNR of ``method``."""
-        return max(point.psnr for point in self._chosen(method))
+        point = self.chosen_point(method)
+        if point is None:
+            raise ValueError(f"no scored grid point of {method} at its chosen settings")
+        return point.psnr
 
-    def _chosen(self, method: str) -> list[GridPoint]:
-        return [
+    def chosen_point(self, method: str) -> GridPoint | None:
+        """The scored grid point of ``method`` at the chosen ESPIRiT settings and lambda (the
+        best one should the grid hold it twice), or None when the record holds none."""
+        chosen = [
             point
             for point in self.points
             if point.method == method
             and point.espirit == self.espirit
             and math.isclose(point.regularization, self.regularization[method])
         ]
+        return max(chosen, key=lambda point: point.psnr) if chosen else None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready (the study's tuning record)."""
@@ -172,8 +178,12 @@ class TuningGrid:
         if not self.espirit:
             raise ValueError("the ESPIRiT grid needs at least one setting")
 
-    def method(self, name: str, regularization: float) -> ClassicalMethod:
-        settings: dict[str, float] = {"regularization": regularization}
+    def method(self, name: str, regularization: float | None = None) -> ClassicalMethod:
+        """Method ``name`` with this grid's solver iterations and ``regularization`` (None:
+        the method's default lambda)."""
+        settings: dict[str, float] = {}
+        if regularization is not None:
+            settings["regularization"] = regularization
         if name in self.max_iter:
             settings["max_iter"] = int(self.max_iter[name])
         return method_from_name(name, **settings)

@@ -26,6 +26,7 @@ from simulations.study.clinical_results import (
     clinical_comparison_rows,
     clinical_result_rows,
     clinical_verdict_rows,
+    find_result,
     measurement_chain_rows,
 )
 from simulations.study.csv_files import write_csv
@@ -237,10 +238,10 @@ def _lvef_table(results: Sequence[Mapping[str, Any]], order: Sequence[str]) -> l
     for experiment in order:
         line = {"experiment": experiment}
         for mask in masks:
-            mae = _find(results, experiment, mask, LVEF, REFERENCE, "mae")
-            bias = _find(results, experiment, mask, LVEF, REFERENCE, "bias")
-            low = _find(results, experiment, mask, LVEF, REFERENCE, "loa_low")
-            high = _find(results, experiment, mask, LVEF, REFERENCE, "loa_high")
+            mae = find_result(results, experiment, mask, LVEF, REFERENCE, "mae")
+            bias = find_result(results, experiment, mask, LVEF, REFERENCE, "bias")
+            low = find_result(results, experiment, mask, LVEF, REFERENCE, "loa_low")
+            high = find_result(results, experiment, mask, LVEF, REFERENCE, "loa_high")
             line[f"{mask} MAE"] = _shown_interval(mae)
             line[f"{mask} bias (LoA)"] = (
                 f"{bias['value']:+.2f} ({_number(low, '+.1f')}, {_number(high, '+.1f')})"
@@ -264,13 +265,13 @@ def _goal_mask_table(results: Sequence[Mapping[str, Any]], order: Sequence[str])
         line = {"experiment": experiment}
         for quantity, label in SHOWN.items():
             line[f"{label} MAE"] = _shown_interval(
-                _find(results, experiment, GOAL_MASK, quantity, REFERENCE, "mae")
+                find_result(results, experiment, GOAL_MASK, quantity, REFERENCE, "mae")
             )
         for quantity, label in DICE_SHOWN.items():
             line[label] = _shown_interval(
-                _find(results, experiment, GOAL_MASK, quantity, REFERENCE, "mean"), 3
+                find_result(results, experiment, GOAL_MASK, quantity, REFERENCE, "mean"), 3
             )
-        correlation = _find(results, experiment, GOAL_MASK, LVEF, REFERENCE, "correlation")
+        correlation = find_result(results, experiment, GOAL_MASK, LVEF, REFERENCE, "correlation")
         line["LVEF r"] = _number(correlation, ".2f")
         table.append(line)
     if not any(
@@ -297,10 +298,10 @@ def _truth_table(results: Sequence[Mapping[str, Any]], order: Sequence[str]) -> 
         mask = ANY_MASK if experiment == FULLY_SAMPLED else GOAL_MASK
         line = {"experiment": experiment}
         for quantity, label in quantities.items():
-            found = _find(results, experiment, mask, quantity, TRUTH, "mae")
+            found = find_result(results, experiment, mask, quantity, TRUTH, "mae")
             line[f"{label} MAE"] = _shown_interval(found)
             line[f"{label} bias"] = _number(
-                _find(results, experiment, mask, quantity, TRUTH, "bias")
+                find_result(results, experiment, mask, quantity, TRUTH, "bias")
             )
         table.append(line)
     if all(value == "–" for line in table for key, value in line.items() if key != "experiment"):
@@ -348,26 +349,6 @@ def _skipped(check: ClinicalCheck) -> list[str]:
         + ".",
         "",
     ]
-
-
-def _find(
-    results: Sequence[Mapping[str, Any]],
-    experiment: str,
-    mask: str,
-    quantity: str,
-    against: str,
-    statistic: str,
-) -> Mapping[str, Any] | None:
-    for row in results:
-        if (
-            row["experiment"] == experiment
-            and row["mask"] == mask
-            and row["quantity"] == quantity
-            and row["against"] == against
-            and row["statistic"] == statistic
-        ):
-            return row
-    return None
 
 
 def _interval(value: float, low: float, high: float, digits: int = 2) -> str:

@@ -352,22 +352,35 @@ def measurement_chain_rows(
         rows.append(
             _chain_row(f"Dice {name.replace('_', ' ')}", value, low, high, f">= {target:g}", status)
         )
+    row = find_result(results, FULLY_SAMPLED, ANY_MASK, LVEF, TRUTH, "mae")
+    if row is not None:
+        value, low, high = (float(row[key]) for key in ("value", "ci_low", "ci_high"))
+        bound = CHAIN_LVEF_MAE_POINTS
+        status = MET if high <= bound else MET_ON_MEAN if value <= bound else MISSED
+        label = "LVEF MAE against the truth (points)"
+        rows.append(_chain_row(label, value, low, high, f"<= {bound:g}", status))
+    return rows
+
+
+def find_result(
+    results: Sequence[Mapping[str, Any]],
+    experiment: str,
+    mask: str,
+    quantity: str,
+    against: str,
+    statistic: str,
+) -> Mapping[str, Any] | None:
+    """The first result row with these labels, or None."""
     for row in results:
         if (
-            row["experiment"] == FULLY_SAMPLED
-            and row["quantity"] == LVEF
-            and row["against"] == TRUTH
-            and row["statistic"] == "mae"
+            row["experiment"] == experiment
+            and row["mask"] == mask
+            and row["quantity"] == quantity
+            and row["against"] == against
+            and row["statistic"] == statistic
         ):
-            value, low, high = (float(row[key]) for key in ("value", "ci_low", "ci_high"))
-            bound = CHAIN_LVEF_MAE_POINTS
-            status = MET if high <= bound else MET_ON_MEAN if value <= bound else MISSED
-            rows.append(
-                _chain_row(
-                    "LVEF MAE against the truth (points)", value, low, high, f"<= {bound:g}", status
-                )
-            )
-    return rows
+            return row
+    return None
 
 
 def _chain_row(
