@@ -19,6 +19,8 @@ CHECKPOINT_FORMAT = "cardiomm-fl model checkpoint"
 # (identity at initialisation). Version 1 weights belong to the averaging cascade and would
 # load into the same parameter shapes but reconstruct something else, so they are refused.
 CHECKPOINT_VERSION = 2
+# What network_from_checkpoint reads.
+_REQUIRED_KEYS = ("model_config", "use_metadata", "text_dim", "state_dict")
 OLD_LAYOUT_HINT = (
     "it was written for the version 1 network (soft data consistency that replaced the "
     "k-space estimate), whose weights mean something else in this one; retrain the model"
@@ -76,14 +78,53 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if version != CHECKPOINT_VERSION:
         hint = f": {OLD_LAYOUT_HINT}" if version == 1 else ""
         raise ValueError(f"{path}: checkpoint version {version} is not {CHECKPOINT_VERSION}{hint}")
+    missing = [key for key in _REQUIRED_KEYS if key not in content]
+    if missing:
+        raise ValueError(f"{path}: the checkpoint lacks {', '.join(missing)}")
+    if not isinstance(content["state_dict"], Mapping) or not all(
+        isinstance(tensor, torch.Tensor) for tensor in content["state_dict"].values()
+    ):
+        raise ValueError(f"{path}: the checkpoint's state_dict is not a mapping of tensors")
     return content
 
 
 def network_from_checkpoint(content: Mapping[str, Any]) -> CardioMMNet:
-    """Rebuild the network and load its weights (strictly: every key must match)."""
+    """Rebuild the network and load its weights (strictly: every key must match).
+
+    Raises:
+        ValueError: the weights do not fit the network the model config builds (missing or
+            extra keys, other shapes), or hold NaN or Inf; one line, the first problems named.
+    """
     config = ModelConfig.from_mapping(content["model_config"])
     network = CardioMMNet(
         config, text_dim=content["text_dim"], use_metadata=content["use_metadata"]
     )
-    network.load_state_dict(content["state_dict"], strict=True)
+    weights = content["state_dict"]
+    misfits = weight_misfits(network.state_dict(), weights)
+    if misfits:
+        raise ValueError(f"its weights do not fit its model config: {_listing(misfits)}")
+    non_finite = [key for key, tensor in weights.items() if not torch.isfinite(tensor).all()]
+    if non_finite:
+        raise ValueError(f"its weights hold NaN or Inf values: {_listing(non_finite)}")
+    network.load_state_dict(weights, strict=True)
     return network
+
+
+def weight_misfits(
+    expected: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor]
+) -> list[str]:
+    """How ``weights`` differ from the ``expected`` state dict: missing and unexpected keys,
+    tensors of another shape (each a short phrase; [] when they fit)."""
+    misfits = [f"{key} missing" for key in expected if key not in weights]
+    misfits += [f"{key} unexpected" for key in weights if key not in expected]
+    misfits += [
+        f"{key} is {tuple(weights[key].shape)}, the config builds {tuple(tensor.shape)}"
+        for key, tensor in expected.items()
+        if key in weights and weights[key].shape != tensor.shape
+    ]
+    return misfits
+
+
+def _listing(items: list[str], shown: int = 2) -> str:
+    more = f" (and {len(items) - shown} more)" if len(items) > shown else ""
+    return "; ".join(items[:shown]) + more
