@@ -4,12 +4,17 @@ Undersampled files are reconstructed from the samples they hold; fully sampled f
 undersampled first with ``--mask`` (seeded as ``cardiomm evaluate`` does) and scored against
 their own reference. Outputs, previews and the summary CSV are described in
 :mod:`cardiomm.recon.submission`. A file that cannot be read is skipped with a warning and
-listed in the summary; the command exits 0 when at least one file was reconstructed, else 1.
+listed in the summary; a file whose reconstruction holds NaN or Inf is an error row naming
+the checkpoint (or method) and the file, and nothing is written for it. The command exits 0
+when at least one file was reconstructed, else 1; 2 for a user error (a bad option, a
+checkpoint that cannot be loaded, an output folder that holds results without
+``--overwrite``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
     from rich.table import Table
+    from rich.text import Text
 
     from cardiomm.data.masking import MaskSetting
     from cardiomm.data.metadata import ScanMetadata
@@ -34,6 +40,8 @@ HELP = (
 METHODS = ("zero-filled", "sense")
 
 
+# How the summary table shows a row that is not ok.
+_STYLES = {"skipped": "yellow", "error": "red"}
 OUTPUT_FORMATS = ("mat", "dicom", "nifti", "both", "all")
 # What each --format writes.
 _WRITES = {
@@ -60,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="k-space files, or folders searched for .mat files (mask files left out)",
     )
     parser.add_argument("--output", type=Path, required=True, help="folder for the results")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into an OUTPUT that holds results already (this run's files replace "
+        "theirs, others are kept)",
+    )
     parser.add_argument(
         "--mask",
         metavar="SPEC",
@@ -108,10 +122,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Method:
+    """The reconstruction method and what names it.
+
+    Attributes:
+        reconstructor: the method.
+        trained_without_oversampling: a checkpoint trained on the halved readout.
+        label: how errors name it: the checkpoint's path or ``method <name>``.
+        key: what DICOM UIDs derive from: the checkpoint's SHA-256 or the method's name.
+    """
+
+    reconstructor: Reconstructor
+    trained_without_oversampling: bool
+    label: str
+    key: str
+
+
 def run(args: argparse.Namespace) -> int:
     from cardiomm.progress import make_console, progress_bar
     from cardiomm.recon.mask_choice import parse_mask_spec
-    from cardiomm.recon.submission import SUMMARY_FILE, find_inputs, write_summary
+    from cardiomm.recon.submission import (
+        SUMMARY_FILE,
+        existing_results,
+        find_inputs,
+        write_summary,
+    )
     from cardiomm.train.runtime import select_device
 
     if args.batch_size < 1:
@@ -119,17 +155,28 @@ def run(args: argparse.Namespace) -> int:
     if args.acs_width < 0:
         raise ValueError(f"--acs-width must be >= 0, got {args.acs_width}")
     spec = parse_mask_spec(args.mask) if args.mask else None
+    found = existing_results(args.output)
+    if found and not args.overwrite:
+        listing = ", ".join(str(path.relative_to(args.output)) for path in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        print(
+            f"cardiomm {NAME}: error: {args.output} already holds results ({listing}{more}); "
+            "pass --overwrite to replace them, or choose another --output",
+            file=sys.stderr,
+        )
+        return 2
     device = select_device(args.device)
     inputs = find_inputs(args.input, exclude=args.output)
-    reconstructor, trained_without_oversampling = _reconstructor(args, device)
+    method = _method(args, device)
+    reconstructor = method.reconstructor
     args.remove_oversampling = {
-        "auto": trained_without_oversampling,
+        "auto": method.trained_without_oversampling,
         "remove": True,
         "keep": False,
     }[args.readout_oversampling]
     written: dict[Path, Path] = {}
     rows = [
-        _reconstruct_file(path, inputs, args, spec, reconstructor, device, written)
+        _reconstruct_file(path, inputs, args, spec, method, device, written)
         for path in progress_bar(inputs.files, f"reconstructing with {reconstructor.name}")
     ]
     summary = write_summary(args.output / SUMMARY_FILE, rows)
@@ -143,20 +190,35 @@ def run(args: argparse.Namespace) -> int:
     return 0 if done else 1
 
 
-def _reconstructor(args: argparse.Namespace, device: torch.device) -> tuple[Reconstructor, bool]:
-    """The method, and whether it was trained on k-space with the readout halved."""
+def _method(args: argparse.Namespace, device: torch.device) -> _Method:
+    """The method of ``--checkpoint`` or ``--method``.
+
+    Raises:
+        ValueError: the checkpoint cannot be loaded (one line naming it and the problem).
+    """
     if args.checkpoint is not None:
         from cardiomm.model.checkpoint import read_checkpoint
         from cardiomm.model.factory import reconstructor_from_checkpoint
+        from cardiomm.recon.identity import file_sha256
 
         clip_path = str(args.clip_path) if args.clip_path else None
         content = read_checkpoint(args.checkpoint)
-        loaded = reconstructor_from_checkpoint(content, clip_path=clip_path)
+        try:
+            loaded = reconstructor_from_checkpoint(content, clip_path=clip_path)
+        except ValueError as error:
+            raise ValueError(f"{args.checkpoint}: {error}") from error
         loaded.network.to(device)
-        return loaded, bool(content["extra"].get("remove_oversampling", False))
+        extra = content.get("extra") or {}
+        return _Method(
+            reconstructor=loaded,
+            trained_without_oversampling=bool(extra.get("remove_oversampling", False)),
+            label=f"checkpoint {args.checkpoint}",
+            key=f"checkpoint sha256:{file_sha256(args.checkpoint)}",
+        )
     from cardiomm.model.baselines import SENSE, ZeroFilled
 
-    return (ZeroFilled() if args.method == "zero-filled" else SENSE()), False
+    reconstructor = ZeroFilled() if args.method == "zero-filled" else SENSE()
+    return _Method(reconstructor, False, f"method {args.method}", f"method {args.method}")
 
 
 def _reconstruct_file(
@@ -164,12 +226,13 @@ def _reconstruct_file(
     inputs: InputFiles,
     args: argparse.Namespace,
     spec: MaskSetting | None,
-    reconstructor: Reconstructor,
+    method: _Method,
     device: torch.device,
     written: dict[Path, Path],
 ) -> FileSummary:
     """Reconstruct, write, preview and score one file; a file that cannot be used becomes a
-    skipped row (with a warning), never an exception.
+    skipped row (with a warning), a reconstruction with NaN or Inf an error row (nothing
+    written), never an exception.
 
     Args:
         written: output path (relative) -> the input it was written for, so far; updated.
@@ -186,8 +249,9 @@ def _reconstruct_file(
         preview_relative_path,
         write_reconstruction,
     )
-    from cardiomm.recon.volume import reconstruct_volume
+    from cardiomm.recon.volume import NonFiniteReconstructionError, reconstruct_volume
 
+    reconstructor = method.reconstructor
     started = time.perf_counter()
     try:
         with open_series(path) as series:
@@ -220,6 +284,8 @@ def _reconstruct_file(
                 series, masks, reconstructor, device, args.batch_size, remove_oversampling=remove
             )
             metadata = series.metadata
+    except NonFiniteReconstructionError as error:
+        return _failed(path, f"{method.label} failed: {error.reason}; nothing written")
     except (DataFileError, OSError) as error:
         reason = error.reason if isinstance(error, DataFileError) else str(error)
         return _skipped(path, reason)
@@ -228,9 +294,14 @@ def _reconstruct_file(
     output, note = args.output / relative, ""
     writes = _WRITES[args.format]
     if writes & {"dicom", "nifti"}:
-        series_name = f"{reconstructor.name} reconstruction, {masks.name}"
+        readout = "readout halved" if volume.oversampling_removed else "readout kept"
+        identity = _ClinicalSeries(
+            description=f"{reconstructor.name} reconstruction, {masks.name}",
+            method_key=method.key,
+            mask_key=f"{masks.name}, {masks.source}, {readout}",
+        )
         output, note = _write_clinical(
-            path, args.output, relative, volume, metadata, series_name, writes
+            path, args.output, relative, volume, metadata, identity, writes, args.overwrite
         )
         if output is None and "mat" not in writes:
             return _skipped(path, note)
@@ -273,22 +344,38 @@ def _reconstruct_file(
     return row
 
 
+@dataclasses.dataclass(frozen=True)
+class _ClinicalSeries:
+    """What names a file's DICOM series besides the file (:mod:`cardiomm.recon.identity`)."""
+
+    description: str
+    method_key: str
+    mask_key: str
+
+
 def _write_clinical(
     path: Path,
     output_root: Path,
     relative: Path,
     volume: VolumeReconstruction,
     metadata: ScanMetadata,
-    description: str,
+    series: _ClinicalSeries,
     writes: set[str],
+    replace: bool,
 ) -> tuple[Path | None, str]:
     """(the last DICOM folder or NIfTI file written, "") or (None, why none was written for
-    ``path``): both need the scan's geometry."""
+    ``path``): both need the scan's geometry.
+
+    Args:
+        replace: a DICOM series folder that holds instances is emptied first (--overwrite).
+    """
     from cardiomm.data.errors import DataFileError
     from cardiomm.data.geometry import read_geometry
     from cardiomm.data.synthetic.writer import sidecar_paths
-    from cardiomm.recon.dicom import SeriesIdentity, write_dicom_series
+    from cardiomm.recon.dicom import write_dicom_series
+    from cardiomm.recon.identity import file_sha256, series_identity
     from cardiomm.recon.nifti import write_nifti
+    from cardiomm.recon.submission import DICOM_FOLDER, NIFTI_FOLDER
 
     try:
         geometry = read_geometry(path)
@@ -301,16 +388,20 @@ def _write_clinical(
         return None, reason
     written: Path | None = None
     if "dicom" in writes:
-        written = output_root / "dicom" / relative.with_suffix("")
-        identity = SeriesIdentity(
-            patient=relative.parent.name or "anonymous",
-            study_key=relative.parent.as_posix(),
-            series_key=f"{relative.as_posix()} {description}",
-            description=description,
+        written = output_root / DICOM_FOLDER / relative.with_suffix("")
+        identity = series_identity(
+            path,
+            metadata,
+            file_sha256(path),
+            method_key=series.method_key,
+            mask_key=series.mask_key,
+            description=series.description,
         )
-        write_dicom_series(written, volume.reconstruction, metadata, geometry, identity)
+        write_dicom_series(
+            written, volume.reconstruction, metadata, geometry, identity, replace=replace
+        )
     if "nifti" in writes:
-        target = output_root / "nifti" / relative.with_suffix(".nii.gz")
+        target = output_root / NIFTI_FOLDER / relative.with_suffix(".nii.gz")
         written = write_nifti(target, volume.reconstruction, geometry)
     return written, ""
 
@@ -320,6 +411,21 @@ def _skipped(path: Path, reason: str) -> FileSummary:
 
     print(f"cardiomm reconstruct: warning: skipping {path}: {reason}", file=sys.stderr)
     return FileSummary(input=path, status="skipped", reason=reason)
+
+
+def _failed(path: Path, reason: str) -> FileSummary:
+    from cardiomm.recon.submission import FileSummary
+
+    print(f"cardiomm reconstruct: error: {path}: {reason}", file=sys.stderr)
+    return FileSummary(input=path, status="error", reason=reason)
+
+
+def _status_text(row: FileSummary) -> Text:
+    from rich.text import Text
+
+    if row.ok:
+        return Text("ok")
+    return Text(f"{row.status}: {row.reason}", style=_STYLES[row.status])
 
 
 def _summary_table(rows: list[FileSummary], inputs: InputFiles) -> Table:
@@ -348,6 +454,6 @@ def _summary_table(rows: list[FileSummary], inputs: InputFiles) -> Table:
             f"{row.psnr:.2f}" if scored else "",
             f"{row.ssim:.4f}" if scored else "",
             f"{row.nmse:.4f}" if scored else "",
-            Text("ok") if row.ok else Text(f"skipped: {row.reason}", style="yellow"),
+            _status_text(row),
         )
     return table

@@ -1,27 +1,36 @@
 """Reconstructions as DICOM MR image series, for PACS viewers and segmentation tools.
 
 One series per reconstructed file, one instance per (frame, slice) image, written with
-pydicom:
+pydicom and valid against the MR Image IOD (``dciodvfy`` from dicom3tools reports no error):
 
-- UIDs are derived from stable names (the patient folder for the study; the file, method
-  and undersampling for the series; frame and slice for each instance), so a rerun writes
-  the same UIDs and all series of one patient share one study.
+- Identity (:mod:`cardiomm.recon.identity`): the patient ID is the centre, scanner and
+  patient folders (or the file's content hash outside the CMRxRecon layout); the study UID
+  derives from the patient, the frame of reference from the input's content, the series UID
+  from the content, the method (a checkpoint's hash) and the mask, each instance's from its
+  series, frame and slice. A rerun of the same reconstruction writes the same UIDs.
 - Geometry from the scan's sidecar (:mod:`cardiomm.data.geometry`): ``PixelSpacing`` (row,
   column), ``SliceThickness``, ``ImagePositionPatient`` and ``SliceLocation`` along the slice
   normal. The files carry no orientation, so ``ImageOrientationPatient`` is the image's own
-  axes (rows along y, columns along x): distances and volumes are right, the patient
-  orientation is not known.
+  axes (rows along the patient's +x, columns along +y, LPS): distances and volumes are right,
+  the patient orientation is not known. Voxel (column i, row j, slice k) lies at
+  ``(i * column spacing, j * row spacing, position of slice k)`` in LPS.
 - Cine frames carry ``TemporalPositionIdentifier`` and ``TriggerTime``, T1 mapping frames
   their ``InversionTime``.
-- Magnitudes are stored as 16-bit integers with ``RescaleSlope`` (value = stored x slope),
-  one slope per series; the window spans the 1st to 99.5th percentile.
-- ``ImageType`` is DERIVED \\ SECONDARY, and the series description names the method and
-  the undersampling, e.g. ``CardioMM reconstruction, ktRadial24``.
+- Magnitudes are stored as 16-bit integers scaled to the series' peak; the scale back to the
+  reconstruction's values is a ``RealWorldValueMappingSequence`` (value = stored x slope; the
+  MR Image IOD has no Modality LUT, so there is no ``RescaleSlope`` that viewers would apply
+  to the window). The window, in stored units, spans the 1st to 99.5th percentile.
+- ``ImageType`` is DERIVED \\ SECONDARY \\ OTHER, the series description names the method and
+  the undersampling, e.g. ``CardioMM reconstruction, ktRadial24``; ``ScanningSequence`` and
+  ``SequenceVariant`` name the sequence family of the modality (:data:`SEQUENCE_FAMILIES`).
+- What the k-space files do not hold (birth date, sex, study date and time, echo and
+  repetition times, patient position) is present and empty, as DICOM's Type 2 asks.
+- A volume with NaN or Inf values is refused: no file is written for it.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -31,29 +40,48 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from cardiomm.data.geometry import ScanGeometry
 from cardiomm.data.metadata import ScanMetadata
+from cardiomm.recon.identity import SeriesIdentity
 
 _MAX_STORED = 65535
 # The implementation's name in every file (DICOM's ImplementationVersionName, <= 16 chars).
 _IMPLEMENTATION = "CARDIOMM-FL"
-
-
-@dataclasses.dataclass(frozen=True)
-class SeriesIdentity:
-    """What names a series.
-
-    Attributes:
-        patient: the patient folder, e.g. ``P001`` (pseudonymous: it is all the data hold).
-        study_key: stable text naming the study (e.g. centre/scanner/patient folders).
-        series_key: stable text naming the series (file, method, undersampling).
-        description: the series description, e.g. ``CardioMM reconstruction, Uniform8``.
-        series_number: the series' number in the study.
-    """
-
-    patient: str
-    study_key: str
-    series_key: str
-    description: str
-    series_number: int = 1
+# (ScanningSequence, SequenceVariant) of each modality's usual CMR sequence; the k-space
+# files hold no sequence header, so this is the family, not the scanner's own record. An
+# unknown modality is RM (research mode) / NONE.
+SEQUENCE_FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "cine": (("GR",), ("SS",)),  # balanced SSFP
+    "LGE": (("IR", "GR"), ("SP", "MP")),  # inversion-recovery spoiled gradient echo
+    "T1 mapping": (("IR", "GR"), ("SS", "MP")),  # MOLLI-like: inversions, SSFP readout
+    "T1 mapping post-contrast": (("IR", "GR"), ("SS", "MP")),
+    "T2 mapping": (("GR",), ("SS", "MP")),  # T2-prepared SSFP
+    "T2* mapping": (("GR",), ("SP",)),  # multi-echo spoiled gradient echo
+    "T1rho mapping": (("GR",), ("SS", "MP")),  # spin-lock prepared SSFP
+    "T1-weighted": (("SE",), ("SK",)),  # turbo spin echo
+    "T2-weighted": (("SE",), ("SK",)),
+    "black blood": (("SE",), ("SK", "MP")),  # double-inversion turbo spin echo
+    "perfusion": (("GR",), ("SP", "MP")),  # saturation-recovery gradient echo
+    "flow": (("GR",), ("SP",)),  # phase-contrast gradient echo
+}
+_UNKNOWN_SEQUENCE = (("RM",), ("NONE",))
+# Type 2 attributes (present, empty when unknown) of the MR Image IOD that k-space holds no
+# value for.
+_UNKNOWN_TYPE_2 = (
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ContentDate",
+    "ContentTime",
+    "ReferringPhysicianName",
+    "AccessionNumber",
+    "PatientPosition",
+    "PositionReferenceIndicator",
+    "ScanOptions",
+    "MRAcquisitionType",
+    "RepetitionTime",
+    "EchoTime",
+    "EchoTrainLength",
+)
 
 
 def write_dicom_series(
@@ -62,37 +90,53 @@ def write_dicom_series(
     metadata: ScanMetadata,
     geometry: ScanGeometry,
     identity: SeriesIdentity,
+    replace: bool = False,
 ) -> list[Path]:
     """Write ``volume`` as one MR image series into ``folder``.
 
     Args:
         folder: where the instances go (made), ``IM_f<frame>_s<slice>.dcm``.
-        volume: float (frames, slices, rows, columns) magnitude images.
+        volume: float (frames, slices, rows, columns) magnitude images, all finite.
         metadata: the scan's vendor, field strength, scanner, modality and view.
         geometry: its pixel spacing, slice thickness and positions, frame times.
-        identity: the names its UIDs and description come from.
+        identity: the names its patient, UIDs and description come from.
+        replace: remove the instances already in ``folder`` first (else they are an error: a
+            series folder never mixes two reconstructions).
 
     Returns:
         The files written, frame by frame, slice by slice.
+
+    Raises:
+        ValueError: ``volume`` is not 4D or holds NaN or Inf.
+        FileExistsError: ``folder`` holds instances and ``replace`` is False.
     """
     if volume.ndim != 4:
         raise ValueError(
             f"a DICOM series needs (frames, slices, rows, columns), got {volume.shape}"
         )
+    magnitude = np.abs(np.asarray(volume, dtype=np.float64))
+    if not np.isfinite(magnitude).all():
+        raise ValueError(
+            f"{folder}: the volume holds {np.count_nonzero(~np.isfinite(magnitude))} NaN or "
+            "Inf values; no DICOM series is written for it"
+        )
     folder = Path(folder)
+    _clear(folder, replace)
     folder.mkdir(parents=True, exist_ok=True)
-    magnitude = np.nan_to_num(np.abs(np.asarray(volume, dtype=np.float64)))
-    peak = float(magnitude.max())
+    peak = float(magnitude.max()) if magnitude.size else 0.0
     slope = peak / _MAX_STORED if peak > 0 else 1.0
-    low, high = np.percentile(magnitude, [1.0, 99.5]) if magnitude.size else (0.0, 1.0)
+    stored = np.clip(np.rint(magnitude / slope), 0, _MAX_STORED).astype(np.uint16)
+    low, high = np.percentile(stored, [1.0, 99.5]) if stored.size else (0.0, 1.0)
     study_uid = generate_uid(entropy_srcs=["study", identity.study_key])
     series_uid = generate_uid(entropy_srcs=["series", identity.series_key])
-    frame_of_reference_uid = generate_uid(entropy_srcs=["frame", identity.series_key])
+    frame_of_reference_uid = generate_uid(
+        entropy_srcs=["frame of reference", identity.frame_of_reference_key]
+    )
     frames, slices = volume.shape[:2]
     written = []
     for frame in range(frames):
         for slice_index in range(slices):
-            instance = _instance(magnitude[frame, slice_index], slope, metadata, geometry, identity)
+            instance = _instance(stored[frame, slice_index], slope, metadata, geometry, identity)
             instance.StudyInstanceUID = study_uid
             instance.SeriesInstanceUID = series_uid
             instance.FrameOfReferenceUID = frame_of_reference_uid
@@ -102,21 +146,35 @@ def write_dicom_series(
             instance.file_meta.MediaStorageSOPInstanceUID = instance.SOPInstanceUID
             instance.InstanceNumber = frame * slices + slice_index + 1
             _place(instance, geometry, frame, frames, slice_index)
-            instance.WindowCenter = f"{(low + high) / 2:.4g}"
-            instance.WindowWidth = f"{max(high - low, slope):.4g}"
+            instance.WindowCenter = f"{(low + high) / 2:.6g}"
+            instance.WindowWidth = f"{max(high - low, 1.0):.6g}"
             path = folder / f"IM_f{frame:03d}_s{slice_index:03d}.dcm"
             instance.save_as(path, enforce_file_format=True)
             written.append(path)
     return written
 
 
+def _clear(folder: Path, replace: bool) -> None:
+    """Remove the instances already in ``folder`` (``replace``), or refuse to mix series."""
+    existing = sorted(folder.glob("*.dcm")) if folder.is_dir() else []
+    if existing and not replace:
+        raise FileExistsError(
+            f"{folder}: holds {len(existing)} DICOM instances already; a series folder is "
+            "written whole (replace=True removes them first)"
+        )
+    for path in existing:
+        path.unlink()
+
+
 def _instance(
-    image: np.ndarray,
+    stored: np.ndarray,
     slope: float,
     metadata: ScanMetadata,
     geometry: ScanGeometry,
     identity: SeriesIdentity,
 ) -> Dataset:
+    """One instance of the series without its UIDs and position: uint16 (rows, columns)
+    ``stored`` values, real value = stored x ``slope``."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -125,9 +183,13 @@ def _instance(
     instance.file_meta = meta
     instance.SOPClassUID = MRImageStorage
     instance.Modality = "MR"
-    instance.ImageType = ["DERIVED", "SECONDARY"]
-    instance.PatientName = identity.patient
-    instance.PatientID = identity.patient
+    instance.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
+    for keyword in _UNKNOWN_TYPE_2:
+        setattr(instance, keyword, None)
+    # Pseudonymous data: the ID is all that names the patient (family name component only).
+    instance.PatientName = f"{identity.patient_id}^"
+    instance.PatientID = identity.patient_id
+    instance.StudyID = _study_id(identity.study_key)
     instance.SeriesDescription = identity.description[:64]
     instance.SeriesNumber = identity.series_number
     instance.Manufacturer = metadata.vendor or ""
@@ -136,10 +198,17 @@ def _instance(
         instance.MagneticFieldStrength = f"{metadata.field_strength:g}"
     instance.BodyPartExamined = "HEART"
     instance.ProtocolName = " ".join(part for part in (metadata.modality, metadata.view) if part)
+    scanning, variant = _sequence(metadata, geometry)
+    instance.ScanningSequence = list(scanning)
+    instance.SequenceVariant = list(variant)
+    if "IR" in scanning:
+        instance.InversionTime = None  # Type 2C with IR; the frame's own time where known
+    if geometry.trigger_times_ms:
+        # Frames at trigger times are cardiac gated (CG); DICOM allows TriggerTime only so.
+        instance.ScanOptions = "CG"
     instance.PixelSpacing = [f"{spacing:.6g}" for spacing in geometry.pixel_spacing_mm]
     instance.SliceThickness = f"{geometry.slice_thickness_mm:.6g}"
     instance.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    stored = np.clip(np.rint(image / slope), 0, _MAX_STORED).astype(np.uint16)
     instance.Rows, instance.Columns = stored.shape
     instance.SamplesPerPixel = 1
     instance.PhotometricInterpretation = "MONOCHROME2"
@@ -147,10 +216,43 @@ def _instance(
     instance.BitsStored = 16
     instance.HighBit = 15
     instance.PixelRepresentation = 0
-    instance.RescaleIntercept = "0"
-    instance.RescaleSlope = f"{slope:.10g}"
-    instance.PixelData = stored.tobytes()
+    instance.RealWorldValueMappingSequence = [_value_mapping(slope)]
+    instance.PixelData = np.ascontiguousarray(stored, dtype=np.uint16).tobytes()
     return instance
+
+
+def _sequence(
+    metadata: ScanMetadata, geometry: ScanGeometry
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(ScanningSequence, SequenceVariant): the modality's family; inversion times in the
+    geometry make it an inversion-recovery sequence whatever the modality says (DICOM allows
+    an InversionTime only then)."""
+    scanning, variant = SEQUENCE_FAMILIES.get(metadata.modality or "", _UNKNOWN_SEQUENCE)
+    if geometry.inversion_times_ms and "IR" not in scanning:
+        scanning = ("IR",) if scanning == _UNKNOWN_SEQUENCE[0] else ("IR", *scanning)
+    return scanning, variant
+
+
+def _value_mapping(slope: float) -> Dataset:
+    """Stored values 0..65535 -> the reconstruction's (arbitrary) units: x slope."""
+    units = Dataset()
+    units.CodeValue = "1"
+    units.CodingSchemeDesignator = "UCUM"
+    units.CodeMeaning = "no units"
+    mapping = Dataset()
+    mapping.LUTExplanation = "reconstructed magnitude"
+    mapping.LUTLabel = "MAGNITUDE"
+    mapping.MeasurementUnitsCodeSequence = [units]
+    mapping.RealWorldValueFirstValueMapped = 0
+    mapping.RealWorldValueLastValueMapped = _MAX_STORED
+    mapping.RealWorldValueIntercept = 0.0
+    mapping.RealWorldValueSlope = slope
+    return mapping
+
+
+def _study_id(study_key: str) -> str:
+    """A short (16 hex digits, SH's limit) stable Study ID from the study's key."""
+    return hashlib.sha256(study_key.encode()).hexdigest()[:16].upper()
 
 
 def _place(
@@ -167,14 +269,17 @@ def _place(
         instance.InversionTime = f"{geometry.inversion_times_ms[frame]:.6g}"
 
 
+def real_world_slope(instance: Dataset) -> float:
+    """The factor from ``instance``'s stored values to the reconstruction's values."""
+    return float(instance.RealWorldValueMappingSequence[0].RealWorldValueSlope)
+
+
 def read_dicom_series(folder: str | Path) -> tuple[np.ndarray, list[Dataset]]:
-    """(float (frames, slices, rows, columns) values after rescale, the instances) of a
-    series written by :func:`write_dicom_series`, ordered by temporal position and location."""
+    """(float (frames, slices, rows, columns) real-world values, the instances) of a series
+    written by :func:`write_dicom_series`, in the writer's (frame, slice) order."""
     instances = [pydicom.dcmread(path) for path in sorted(Path(folder).glob("*.dcm"))]
-    instances.sort(
-        key=lambda item: (int(item.TemporalPositionIdentifier), float(item.SliceLocation))
-    )
+    instances.sort(key=lambda item: int(item.InstanceNumber))
     frames = max(int(item.TemporalPositionIdentifier) for item in instances)
     slices = len(instances) // frames
-    images = [item.pixel_array * float(item.RescaleSlope) for item in instances]
+    images = [item.pixel_array * real_world_slope(item) for item in instances]
     return np.stack(images).reshape(frames, slices, *images[0].shape), instances

@@ -1,11 +1,20 @@
 """Reconstructions as NIfTI-1 volumes for research tools (nibabel).
 
-One ``.nii.gz`` per reconstructed file: a 4D float32 image (columns x, rows y, slices z,
+One ``.nii.gz`` per reconstructed file: a 4D float32 image (columns i, rows j, slices k,
 frames t) of the magnitudes, with voxel sizes from the scan's geometry (column and row
-spacing, slice thickness; the frame interval from the cine trigger times where known) and
-an affine that places slice ``k`` at its position along z. As with DICOM, the files hold no
-orientation: the axes are the image's own, so distances and volumes are right and the
-patient orientation is unknown.
+spacing, slice thickness; the frame interval from the cine trigger times where known).
+
+The affine (sform and qform, code "scanner") puts every voxel where the DICOM series of the
+same reconstruction (:mod:`cardiomm.recon.dicom`) puts it. DICOM's patient coordinates are
+LPS (+x left, +y posterior), NIfTI's RAS (+x right, +y anterior): the DICOM series has
+columns along +x and rows along +y in LPS, so here they run along -x and -y:
+
+    RAS(i, j, k) = (-i * column spacing, -j * row spacing, position of slice k)
+
+As with DICOM, the k-space files hold no orientation: the axes are the image's own, so
+distances and volumes are right and the patient orientation is unknown. Slices are placed
+at the first slice's position and the step to the second (a NIfTI affine holds one step).
+A volume with NaN or Inf values is refused: no file is written for it.
 """
 
 from __future__ import annotations
@@ -17,28 +26,49 @@ import numpy as np
 
 from cardiomm.data.geometry import ScanGeometry
 
+# DICOM LPS -> NIfTI RAS: x and y change sign.
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+_SCANNER_CODE = 1  # NIfTI's NIFTI_XFORM_SCANNER_ANAT: the scanner's patient coordinates
+
+
+def nifti_affine(geometry: ScanGeometry, slices: int) -> np.ndarray:
+    """The 4 x 4 voxel (column, row, slice) -> RAS mm affine of a series with ``slices``."""
+    row_mm, column_mm = geometry.pixel_spacing_mm
+    first = geometry.slice_position(0)
+    step = geometry.slice_position(1) - first if slices > 1 else geometry.slice_thickness_mm
+    # The DICOM series' axes in LPS: columns +x, rows +y, slices along the normal +z.
+    lps = np.array([[column_mm, 0.0, 0.0], [0.0, row_mm, 0.0], [0.0, 0.0, step]]).T
+    affine = np.eye(4)
+    affine[:3, :3] = LPS_TO_RAS @ lps
+    affine[:3, 3] = LPS_TO_RAS @ np.array([0.0, 0.0, first])
+    return affine
+
 
 def write_nifti(path: str | Path, volume: np.ndarray, geometry: ScanGeometry) -> Path:
     """Write float (frames, slices, rows, columns) ``volume`` as ``path`` (folders made).
 
     Returns:
         The file written.
+
+    Raises:
+        ValueError: ``volume`` is not 4D or holds NaN or Inf.
     """
     if volume.ndim != 4:
         raise ValueError(f"a NIfTI series is (frames, slices, rows, columns), not {volume.shape}")
-    row_mm, column_mm = geometry.pixel_spacing_mm
-    first = geometry.slice_position(0)
-    step = (
-        geometry.slice_position(1) - first if volume.shape[1] > 1 else geometry.slice_thickness_mm
-    )
-    affine = np.diag([column_mm, row_mm, step, 1.0])
-    affine[2, 3] = first
-    # (frames, slices, rows, columns) -> (columns, rows, slices, frames): NIfTI's x, y, z, t.
-    data = np.ascontiguousarray(np.transpose(np.abs(volume), (3, 2, 1, 0)), dtype=np.float32)
+    magnitude = np.abs(volume)
+    if not np.isfinite(magnitude).all():
+        raise ValueError(
+            f"{path}: the volume holds {np.count_nonzero(~np.isfinite(magnitude))} NaN or Inf "
+            "values; no NIfTI file is written for it"
+        )
+    affine = nifti_affine(geometry, volume.shape[1])
+    # (frames, slices, rows, columns) -> (columns, rows, slices, frames): NIfTI's i, j, k, t.
+    data = np.ascontiguousarray(np.transpose(magnitude, (3, 2, 1, 0)), dtype=np.float32)
     image = nibabel.Nifti1Image(data, affine)
+    image.set_sform(affine, code=_SCANNER_CODE)
+    image.set_qform(affine, code=_SCANNER_CODE)
     image.header.set_xyzt_units(xyz="mm", t="msec")
-    frame_ms = _frame_interval(geometry)
-    image.header["pixdim"][4] = frame_ms
+    image.header["pixdim"][4] = _frame_interval(geometry)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     nibabel.save(image, path)

@@ -18,8 +18,13 @@ Layout under the output folder ``OUT``:
     (frames, slices, ky, kx) = MATLAB (kx, ky, slices, frames).
 
 - ``OUT/previews/<relative path with .png>``: a picture per file (:mod:`cardiomm.recon.preview`).
+- ``OUT/dicom/<relative path without suffix>/``, ``OUT/nifti/<relative path>.nii.gz``: the
+  clinical formats (:mod:`cardiomm.recon.dicom`, :mod:`cardiomm.recon.nifti`).
 - ``OUT/reconstruction_summary.csv``: one row per input file (:data:`SUMMARY_FIELDS`), skipped
-  files included with the reason.
+  files and failed reconstructions included with the reason.
+
+A folder that already holds any of these is not written into unless the caller says so
+(:func:`existing_results`); nothing here writes a volume with NaN or Inf values.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ from cardiomm.metrics import ranking_crop, ranking_frames, ranking_slices
 RANKING_VARIABLE = "img4ranking"
 FULL_VARIABLE = "reconstruction"
 PREVIEW_FOLDER = "previews"
+DICOM_FOLDER = "dicom"
+NIFTI_FOLDER = "nifti"
 SUMMARY_FILE = "reconstruction_summary.csv"
 DATA_SUFFIX = ".mat"
 SUMMARY_FIELDS = (
@@ -123,6 +130,21 @@ def output_relative_path(relative_input: Path, mask_name: str, is_undersampled: 
     return relative_input.with_name(f"{relative_input.stem}_kus_{mask_name}{DATA_SUFFIX}")
 
 
+def existing_results(folder: str | Path) -> list[Path]:
+    """What in ``folder`` a reconstruction writes and a new one would overwrite: the summary,
+    the preview, DICOM and NIfTI folders, then any other ``.mat`` file below it (sorted; []
+    when the folder does not exist)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    named = [
+        folder / name
+        for name in (SUMMARY_FILE, PREVIEW_FOLDER, DICOM_FOLDER, NIFTI_FOLDER)
+        if (folder / name).exists()
+    ]
+    return named + sorted(folder.rglob(f"*{DATA_SUFFIX}"))
+
+
 def preview_relative_path(relative_output: Path) -> Path:
     """``previews/<relative output path>`` with ``.png``."""
     return Path(PREVIEW_FOLDER) / relative_output.with_suffix(".png")
@@ -163,7 +185,15 @@ def write_reconstruction(
         is_mapping: every frame is ranked (parametric mapping series).
         full: also store the whole volume as ``reconstruction``.
         oversampling_removed: the volume's readout is halved already.
+
+    Raises:
+        ValueError: ``volume`` holds NaN or Inf (nothing is written).
     """
+    if not np.isfinite(volume).all():
+        raise ValueError(
+            f"{path}: the volume holds {np.count_nonzero(~np.isfinite(volume))} NaN or Inf "
+            "values; no submission file is written for it"
+        )
     variables = {RANKING_VARIABLE: ranking_volume(volume, is_mapping, oversampling_removed)}
     if full:
         variables[FULL_VARIABLE] = np.ascontiguousarray(volume, dtype=np.float32)
@@ -172,7 +202,8 @@ def write_reconstruction(
 
 @dataclasses.dataclass
 class FileSummary:
-    """One row of the summary: a reconstructed or a skipped file.
+    """One row of the summary: a reconstructed (``ok``), a ``skipped`` (unusable input) or a
+    failed (``error``: the method's output was unusable) file.
 
     Scores are the official PSNR / SSIM / NMSE averaged over the ranked images; NaN when
     there is no reference (undersampled input) or the file was skipped.

@@ -3,12 +3,15 @@
 Each image is read on its own (the readers are lazy), masked, and passed to any
 :class:`~cardiomm.model.interface.Reconstructor`; its zero-filled image and, for fully sampled
 files, its reference (RSS of the fully sampled coil images) are kept beside the
-reconstruction for previews and scores.
+reconstruction for previews and scores. A method whose output holds NaN or Inf (a diverged
+model, weights that overflow) stops the file with :class:`NonFiniteReconstructionError`:
+no image of it is ever passed on as a reconstruction.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +20,18 @@ from cardiomm.data.readers import KSpaceSeries
 from cardiomm.model.interface import ReconstructionInput, Reconstructor
 from cardiomm.physics import ifft2c, remove_readout_oversampling, rss
 from cardiomm.recon.mask_choice import FileMasks
+
+
+class NonFiniteReconstructionError(ValueError):
+    """The method's output for an image of ``path`` holds NaN or Inf values."""
+
+    def __init__(self, path: Path, frame: int, slice_index: int, bad: int, total: int) -> None:
+        self.path = path
+        self.reason = (
+            f"the reconstruction of frame {frame}, slice {slice_index} is not finite "
+            f"({bad} of {total} values NaN or Inf)"
+        )
+        super().__init__(f"{path}: {self.reason}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +101,7 @@ def reconstruct_volume(
     Raises:
         DataFileError: an image cannot be read (or, for a mask taken from the k-space, holds
             no samples).
+        NonFiniteReconstructionError: the method returned NaN or Inf for an image.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -123,10 +139,10 @@ def reconstruct_volume(
         batch.masks.append(mask_tensor)
         batch.texts.append(mask.text)
         if len(batch.positions) == batch_size:
-            _run(batch, reconstructor, metadata_text, device, reconstruction)
+            _run(batch, reconstructor, metadata_text, device, reconstruction, series.path)
             batch = _Batch()
     if batch.positions:
-        _run(batch, reconstructor, metadata_text, device, reconstruction)
+        _run(batch, reconstructor, metadata_text, device, reconstruction, series.path)
     return VolumeReconstruction(
         reconstruction=reconstruction,
         zero_filled=zero_filled,
@@ -144,8 +160,13 @@ def _run(
     metadata_text: str,
     device: torch.device,
     out: np.ndarray,
+    path: Path,
 ) -> None:
-    """Reconstruct ``batch`` and store each image at its (frame, slice) of ``out``."""
+    """Reconstruct ``batch`` and store each image at its (frame, slice) of ``out``.
+
+    Raises:
+        NonFiniteReconstructionError: an image of ``batch`` holds NaN or Inf.
+    """
     inputs = ReconstructionInput(
         masked_kspace=torch.stack(batch.kspace).to(device),
         mask=torch.stack(batch.masks).to(device),
@@ -155,4 +176,7 @@ def _run(
     with torch.no_grad():
         images = reconstructor.reconstruct(inputs).float().cpu().numpy()
     for (frame, slice_index), image in zip(batch.positions, images, strict=True):
+        bad = int(np.count_nonzero(~np.isfinite(image)))
+        if bad:
+            raise NonFiniteReconstructionError(path, frame, slice_index, bad, image.size)
         out[frame, slice_index] = image

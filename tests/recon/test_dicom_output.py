@@ -13,7 +13,8 @@ from cardiomm.cli import main
 from cardiomm.data.errors import DataFileError
 from cardiomm.data.geometry import ScanGeometry, read_geometry
 from cardiomm.data.metadata import ScanMetadata
-from cardiomm.recon.dicom import SeriesIdentity, read_dicom_series, write_dicom_series
+from cardiomm.recon.dicom import read_dicom_series, real_world_slope, write_dicom_series
+from cardiomm.recon.identity import SeriesIdentity
 from cardiomm.recon.nifti import read_nifti
 from tests.builders import write_site_file
 
@@ -32,9 +33,10 @@ METADATA = ScanMetadata(
     view="short-axis",
 )
 IDENTITY = SeriesIdentity(
-    patient="P001",
-    study_key="Center001/Siemens_30T_Vida/P001",
-    series_key="Center001/Siemens_30T_Vida/P001/cine_sax_kus_Uniform8.mat CardioMM",
+    patient_id="Center001-Siemens_30T_Vida-P001",
+    study_key="patient Center001-Siemens_30T_Vida-P001",
+    frame_of_reference_key="acquisition sha256:0123",
+    series_key="acquisition sha256:0123; checkpoint sha256:4567; mask Uniform8",
     description="CardioMM reconstruction, Uniform8",
 )
 SHAPE = (2, 3, 4, 24, 32)  # frames, slices, coils, ky, kx
@@ -48,7 +50,7 @@ def test_a_series_reads_back_with_the_reconstructions_values(tmp_path):
     volume = _volume()
     write_dicom_series(tmp_path, volume, METADATA, GEOMETRY, IDENTITY)
     values, instances = read_dicom_series(tmp_path)
-    slope = float(instances[0].RescaleSlope)
+    slope = real_world_slope(instances[0])
     assert values.shape == volume.shape
     assert np.abs(values - volume).max() <= slope / 2 + 1e-9
 
@@ -71,7 +73,7 @@ def test_every_instance_carries_the_scans_geometry_and_frame_times(tmp_path):
 def test_the_series_is_marked_derived_with_method_acceleration_vendor_and_field(tmp_path):
     write_dicom_series(tmp_path, _volume(), METADATA, GEOMETRY, IDENTITY)
     instance = pydicom.dcmread(next(tmp_path.glob("*.dcm")))
-    assert list(instance.ImageType) == ["DERIVED", "SECONDARY"]
+    assert list(instance.ImageType) == ["DERIVED", "SECONDARY", "OTHER"]
     assert instance.SeriesDescription == "CardioMM reconstruction, Uniform8"
     assert instance.Manufacturer == "Siemens" and float(instance.MagneticFieldStrength) == 3.0
     assert instance.Modality == "MR" and instance.SOPClassUID == pydicom.uid.MRImageStorage
@@ -128,7 +130,7 @@ def test_reconstruct_writes_a_dicom_series_beside_the_submission_file(tmp_path):
     output, relative, reconstruction = _reconstruct_with_geometry(tmp_path, "both")
     values, instances = read_dicom_series(output / "dicom" / relative)
     assert values.shape == reconstruction.shape == (2, 3, 24, 32)
-    slope = float(instances[0].RescaleSlope)
+    slope = real_world_slope(instances[0])
     assert np.abs(values - reconstruction).max() <= slope / 2 + 1e-6
     assert [float(item.SliceLocation) for item in instances[:3]] == [0.0, 8.0, 16.0]
     assert "Uniform4" in instances[0].SeriesDescription
@@ -153,6 +155,6 @@ def test_reconstruct_writes_a_nifti_volume_with_the_scans_voxel_sizes(tmp_path):
     output, relative, reconstruction = _reconstruct_with_geometry(tmp_path, "all")
     volume, affine = read_nifti(output / "nifti" / relative.with_suffix(".nii.gz"))
     np.testing.assert_allclose(volume, reconstruction, rtol=1e-6)
-    # columns 1.5 mm, rows 1.25 mm, slices 8 mm apart starting at 0
-    assert np.diag(affine)[:3].tolist() == [1.5, 1.25, 8.0] and affine[2, 3] == 0.0
+    # columns 1.5 mm, rows 1.25 mm (along -x and -y in RAS), slices 8 mm apart from 0
+    assert np.diag(affine)[:3].tolist() == [-1.5, -1.25, 8.0] and affine[2, 3] == 0.0
     assert (output / "dicom" / relative).is_dir()

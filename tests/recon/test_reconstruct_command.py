@@ -177,10 +177,9 @@ def test_a_corrupt_file_is_skipped_and_reported_while_the_others_are_written(tmp
     corrupt.write_bytes(b"this is not HDF5" * 40)
     output = tmp_path / "out"
     arguments = [
-        "reconstruct", "--method", "zero-filled", "--output", str(output),
-        "--mask", "ktGaussian8", "--no-preview", "--input",
+        "reconstruct", "--method", "zero-filled", "--mask", "ktGaussian8", "--no-preview",
     ]  # fmt: skip
-    assert main([*arguments, str(tmp_path / "data")]) == 0
+    assert main([*arguments, "--output", str(output), "--input", str(tmp_path / "data")]) == 0
     assert "cine_lax.mat: not an HDF5 file" in capsys.readouterr().err
     assert (
         output / good.relative_to(tmp_path / "data").with_name("cine_sax_kus_ktGaussian8.mat")
@@ -190,7 +189,8 @@ def test_a_corrupt_file_is_skipped_and_reported_while_the_others_are_written(tmp
     assert rows["cine_lax.mat"]["status"] == "skipped"
     assert rows["cine_lax.mat"]["reason"] == "not an HDF5 file"
 
-    assert main([*arguments, str(corrupt)]) == 1
+    alone = ["--output", str(tmp_path / "corrupt-only"), "--input", str(corrupt)]
+    assert main([*arguments, *alone]) == 1
 
 
 def test_two_inputs_with_one_output_name_do_not_overwrite_each_other(tmp_path, capsys):
