@@ -40,8 +40,6 @@ HELP = (
 METHODS = ("zero-filled", "sense")
 
 
-# How the summary table shows a row that is not ok.
-_STYLES = {"skipped": "yellow", "error": "red"}
 OUTPUT_FORMATS = ("mat", "dicom", "nifti", "both", "all")
 # What each --format writes.
 _WRITES = {
@@ -51,6 +49,8 @@ _WRITES = {
     "both": {"mat", "dicom"},
     "all": {"mat", "dicom", "nifti"},
 }
+# How the summary table shows a row that is not ok.
+_STYLES = {"skipped": "yellow", "error": "red"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,10 @@
 - :mod:`~cardiomm.recon.submission`: input discovery, the CMRxRecon submission layout, the
   summary CSV.
 - :mod:`~cardiomm.recon.preview`: PNG previews with error maps.
+- :mod:`~cardiomm.recon.dicom`, :mod:`~cardiomm.recon.nifti`: the clinical formats (MR image
+  series, 4D volumes placed at the same patient coordinates);
+  :mod:`~cardiomm.recon.identity`: the patient, study, series and frame-of-reference names
+  their UIDs come from.
 """
 
 from cardiomm.recon.mask_choice import (
