@@ -104,6 +104,9 @@ class PrivacyLedger:
                     "no DP-SGD budget spent (a site that had them was reset by its operator)",
                     self.path,
                 )
+                # An empty ledger first: then a crash after the first journal line leaves a
+                # ledger one charge behind (repaired), never a missing one (refused).
+                self._write({})
             runs = self._checked_runs(repair=True)
             accountant = change(dict(runs))
             recorded = runs.get(run_id)

@@ -142,3 +142,21 @@ def test_a_ledger_without_a_journal_starts_one_from_its_runs(ledger):
     ledger.path.unlink()
     with pytest.raises(LedgerError, match="is missing"):
         ledger.runs()
+
+
+def test_a_crash_after_the_first_journal_line_leaves_a_ledger_one_charge_behind(
+    tmp_path, monkeypatch
+):
+    ledger = PrivacyLedger(tmp_path / "ledger.json")
+    write = PrivacyLedger._write
+
+    def crash_after_the_journal(self, runs):
+        if runs:  # the write that follows the journal's line
+            raise LedgerError("the power went out")
+        write(self, runs)
+
+    monkeypatch.setattr(PrivacyLedger, "_write", crash_after_the_journal)
+    with pytest.raises(LedgerError, match="the power went out"):
+        ledger.record("1", _accountant(10))
+    monkeypatch.undo()
+    assert ledger.run("1").steps == 10  # charged, as the journal says: not a missing ledger
