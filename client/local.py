@@ -77,8 +77,9 @@ def train_site(
             DP-SGD); charged in place for the steps taken this round.
         build: where the network comes from (a warm worker's cache, or built afresh).
         budget: the site's privacy policy and ledger (cardiomm/privacy/site_budget.py):
-            its per-run cap replaces the site file's when smaller, and no step passes its
-            total cap over every run.
+            its per-run cap replaces the site file's when smaller, no step passes its total
+            cap over every run, and the round's steps are charged to the ledger before the
+            network is built (a round that fails after that stays charged).
 
     Returns:
         (the site's new state dict on the CPU, the metrics of the protocol, skipped files).
@@ -98,7 +99,7 @@ def train_site(
     if len(train_data) == 0:
         raise SiteDataError(f"site {site.site_id}: no usable training data; {_why(train_data)}")
     train_config = _train_config(config, instructions, seed)
-    rate = 0.0
+    rate, charged_steps = 0.0, 0  # charged_steps: this run's steps in the ledger once charged
     if privacy.enabled:
         from cardiomm.privacy import dp_sgd
 
@@ -109,7 +110,8 @@ def train_site(
             budget.check_noise(privacy)
         dp_sgd.check_budget(accountant, privacy, rate)  # before anything is built
         if budget is not None:
-            train_config = _within_total(train_config, budget, accountant, privacy, rate)
+            train_config = _charged(train_config, budget, accountant, privacy, rate)
+            charged_steps = accountant.steps + train_config.max_steps
     began = time.perf_counter()
     network, encoder = build(config, coil_batching=False if privacy.enabled else None)
     network.load_state_dict(global_state, strict=True)
@@ -126,6 +128,13 @@ def train_site(
         privacy=privacy if privacy.enabled else None,
         accountant=accountant,
     )
+    if accountant is not None and accountant.steps < charged_steps:
+        # The ledger holds the steps granted before training; they stay spent.
+        logger.warning(
+            "DP-SGD: %d of the steps charged to the ledger were not taken; they stay charged",
+            charged_steps - accountant.steps,
+        )
+        accountant.step(privacy.noise_multiplier, rate, charged_steps - accountant.steps)
     skipped = _skipped(train_data) + (_skipped(validation) if validation is not None else [])
     metrics = {
         # FedAvg's n_k: the site's training slices. Every site takes the same local steps, so
@@ -254,29 +263,20 @@ def _train_config(config: Any, instructions: RoundInstructions, seed: int) -> Tr
     return TrainConfig.from_mapping(train_settings)
 
 
-def _within_total(
+def _charged(
     train_config: TrainConfig,
     budget: SiteBudget,
     accountant: SiteAccountant,
     privacy: DPSGDSettings,
     rate: float,
 ) -> TrainConfig:
-    """``train_config`` with no more steps than the site's total budget affords; none left
-    is PrivacyBudgetSpentError (nothing is built or trained)."""
-    from cardiomm.privacy.accountant import PrivacyBudgetSpentError
-
+    """``train_config`` with the steps the site's ledger granted and charged (both caps,
+    one atomic step: cardiomm/privacy/site_budget.py); none left is PrivacyBudgetSpentError
+    (nothing is built, trained or charged)."""
     wanted = train_config.max_steps
-    allowed = budget.affordable_steps(accountant, privacy.noise_multiplier, rate, wanted)
-    if allowed == 0:
-        raise PrivacyBudgetSpentError(
-            budget.total_epsilon(accountant),
-            float(budget.policy.max_epsilon_total or 0.0),
-            budget.policy.delta,
-            accountant.steps,
-            scope=f"the site's total over every run, {budget.policy.ledger}",
-        )
+    allowed = budget.charge(accountant, privacy, rate, wanted)
     if allowed < wanted:
-        logger.warning("DP-SGD: the site's total budget allows %d of %d steps", allowed, wanted)
+        logger.warning("DP-SGD: the site's budget allows %d of %d steps", allowed, wanted)
     return dataclasses.replace(train_config, max_steps=allowed)
 
 

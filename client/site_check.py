@@ -3,7 +3,8 @@
 :func:`check_site` reads the site's own files and configuration only and returns a
 :class:`SiteCheck`: one :class:`Finding` per item (files found, readable and skipped with
 reasons; images per modality, view and vendor; matrix sizes and coil counts; metadata found
-or missing; free disk; the GPU; seconds per local step on this machine; the site config).
+or missing; free disk; the GPU; seconds per local step on this machine; the site config;
+with a privacy policy, its ledger).
 A finding of status ``problem`` means the site cannot take part as it stands. Nothing here
 sends anything anywhere: the operator decides what to share.
 """
@@ -109,6 +110,7 @@ def check_site(request: CheckRequest, show_progress: bool = True) -> SiteCheck:
     _check_device(config, check)
     if config is None:
         return check
+    _check_privacy_ledger(config, check)
     root = request.data_path or _configured_root(config)
     site = _site_files(root, request, check, show_progress)
     if site is None:
@@ -134,6 +136,27 @@ def _site_config(request: CheckRequest, check: SiteCheck) -> DictConfig | None:
         return None
     check.add("site config", request.site_config or "none (defaults of configs/federation.yaml)")
     return config
+
+
+def _check_privacy_ledger(config: DictConfig, check: SiteCheck) -> None:
+    """With a privacy policy in the site file: the policy readable, its ledger readable and
+    agreeing with its journal (cardiomm/privacy/ledger.py), and the epsilon spent so far. A
+    site whose ledger is refused trains with DP-SGD no more: a problem."""
+    policy_path = OmegaConf.select(config, "privacy.policy", default=None)
+    if not policy_path:
+        return
+    # Imported here: the ledger's accountant loads Opacus, which only a policy needs.
+    from cardiomm.privacy.ledger import LedgerError, PrivacyLedger
+    from cardiomm.privacy.policy import PrivacyPolicyError, read_policy
+
+    try:
+        policy = read_policy(str(policy_path))
+        spent = PrivacyLedger(policy.ledger).total_epsilon(policy.delta)
+    except (PrivacyPolicyError, LedgerError) as error:
+        check.add("privacy ledger", error, PROBLEM)
+        return
+    cap = "no cap" if policy.max_epsilon_total is None else f"{policy.max_epsilon_total:g}"
+    check.add("privacy ledger", f"epsilon {spent:.4g} spent of {cap} ({policy.ledger})")
 
 
 def _configured_root(config: DictConfig) -> Path | None:

@@ -155,10 +155,8 @@ def _train(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -
         reason = f"site {site.site_id} refuses the run: {refused}"
         logger.warning(reason)
         return TaskOutcome(error_code=PRIVACY_POLICY_REFUSED, reason=reason)
-    if budget is not None:
-        # On disk before the reply leaves: an update released is always charged (a failed
-        # write is the round's error, and the update is not sent).
-        budget.record(accountant)
+    # With a ledger the steps were charged there before training (train_site): an update
+    # released is always charged, and a round that failed after the charge stays charged.
     outcome = _trained(site, state, metrics, skipped)
     # Stored only once the round succeeded: a failed round releases nothing to the server.
     outcome.history = accountant.to_lists()

@@ -9,12 +9,19 @@ ClientApp keeps in its ``context.state`` between rounds (client/privacy_state.py
 
 The epsilon reported is Opacus' own ``RDPAccountant.get_epsilon`` over that history, so it
 is exactly what Opacus would say for the same steps.
+
+Every value is checked before Opacus sees it: finite numbers in range, whole step counts.
+Opacus' RDP series for a fractional order loops until a term falls below a bound, and a NaN
+noise multiplier (or an infinite one at some rates) never does, so an unchecked value from a
+ledger or a node's state would hang the site instead of failing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -85,6 +92,7 @@ class SiteAccountant:
 
     def epsilon(self, delta: float) -> float:
         """Cumulative epsilon for ``delta`` (0 before the first step)."""
+        _check_delta(delta)
         return float(self._accountant.get_epsilon(delta=delta))
 
     def affordable_steps(
@@ -102,8 +110,12 @@ class SiteAccountant:
         of milliseconds); the answer is then checked with Opacus' own accountant, whose
         epsilon is the one reported. ``budget`` None means no budget: all ``wanted`` steps.
         """
-        if budget is None or wanted <= 0:
-            return max(wanted, 0)
+        _check_entry(HistoryEntry(noise_multiplier, sample_rate, wanted), "a planned step")
+        _check_delta(delta)
+        if budget is not None and (not _is_real(budget) or math.isnan(budget) or budget < 0):
+            raise ValueError(f"an epsilon budget must be a number >= 0 or None, got {budget!r}")
+        if budget is None or wanted == 0:
+            return wanted
         if self.epsilon(delta) > budget:
             return 0
         history = self._accountant.history
@@ -133,20 +145,23 @@ class SiteAccountant:
 
     @classmethod
     def from_lists(cls, lists: Mapping[str, Sequence[float]], name: str) -> SiteAccountant:
-        """Read what :meth:`to_lists` wrote; malformed lists are an error naming ``name``
-        (where they were kept)."""
+        """Read what :meth:`to_lists` wrote; malformed lists or values are a ValueError of
+        one line naming ``name`` (where they were kept), the entry and the field."""
         missing = [key for key in (_NOISE, _RATE, _STEPS) if key not in lists]
         if missing:
             raise ValueError(f"{name} lacks {', '.join(missing)}")
+        for key in (_NOISE, _RATE, _STEPS):
+            if not isinstance(lists[key], list | tuple):
+                raise ValueError(f"{name}: {key} is a {type(lists[key]).__name__}, not a list")
         noise, rates, steps = (list(lists[key]) for key in (_NOISE, _RATE, _STEPS))
         if not len(noise) == len(rates) == len(steps):
             raise ValueError(
                 f"{name} has lists of unequal length ({len(noise)}, {len(rates)}, {len(steps)})"
             )
-        return cls(
-            HistoryEntry(float(n), float(q), int(k))
-            for n, q, k in zip(noise, rates, steps, strict=True)
-        )
+        entries = [HistoryEntry(n, q, k) for n, q, k in zip(noise, rates, steps, strict=True)]
+        for index, entry in enumerate(entries):
+            _check_entry(entry, f"{name}: entry {index}", stored=True)
+        return cls(entries)
 
     def _epsilon_after(
         self, noise_multiplier: float, sample_rate: float, extra_steps: int, delta: float
@@ -170,9 +185,31 @@ def _epsilon(rdp: np.ndarray, delta: float) -> float:
     return float(rdp_analysis.get_privacy_spent(orders=_ORDERS, rdp=rdp, delta=delta)[0])
 
 
-def _check_entry(entry: HistoryEntry) -> None:
-    if entry.noise_multiplier < 0 or not 0 < entry.sample_rate <= 1 or entry.steps < 0:
-        raise ValueError(
-            "a DP-SGD accountant entry needs noise_multiplier >= 0, 0 < sample_rate <= 1 and "
-            f"steps >= 0, got {entry}"
-        )
+def _check_entry(
+    entry: HistoryEntry, where: str = "a DP-SGD accountant entry", stored: bool = False
+) -> None:
+    """Refuse (ValueError naming ``where`` and the field) a value Opacus cannot account: a
+    noise multiplier that is not a finite number >= 0 (> 0 when ``stored``: a recorded step
+    always had noise), a sample rate outside (0, 1], a step count that is not a whole
+    number >= 0."""
+    noise, rate, steps = entry.noise_multiplier, entry.sample_rate, entry.steps
+    lowest = "> 0" if stored else ">= 0"
+    if not _is_finite(noise) or noise < 0 or (stored and noise == 0):
+        raise ValueError(f"{where}: {_NOISE} {noise!r} is not a finite number {lowest}")
+    if not _is_finite(rate) or not 0 < rate <= 1:
+        raise ValueError(f"{where}: {_RATE} {rate!r} is not a number in (0, 1]")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"{where}: {_STEPS} {steps!r} is not a whole number >= 0")
+
+
+def _check_delta(delta: float) -> None:
+    if not _is_finite(delta) or not 0 < delta < 1:
+        raise ValueError(f"a DP-SGD delta must be a number in (0, 1), got {delta!r}")
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_finite(value: object) -> bool:
+    return _is_real(value) and math.isfinite(value)  # type: ignore[arg-type]

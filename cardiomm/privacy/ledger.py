@@ -10,13 +10,29 @@ site's privacy policy, cardiomm/privacy/policy.py)::
 
 one accountant history (cardiomm/privacy/accountant.py) per run. The epsilon of a run is
 its history's; the total is the RDP composition of every run's history (tighter than adding
-the epsilons, and still an upper bound). A run's entry is written after each round's
-training and before the site replies, so a reply that never arrives is still charged.
+the epsilons, and still an upper bound).
 
-Writes go to a temporary file that is flushed, synced and renamed over the ledger, under
-an exclusive lock, so a crash or a second process never leaves a half-written or lost
-entry. A ledger that cannot be read is an error, never an empty ledger: treating it as empty
-would hand the site a fresh budget.
+Charging is one step (:meth:`PrivacyLedger.update`): one exclusive lock is held while the
+ledger is read, the caller decides what the run's new entry is (and may refuse), and the
+entry is written. Two runs at once cannot both pass a check that only one of them fits.
+
+Beside the ledger lies its journal, ``<ledger>.journal``: one JSON line per charge (the
+run's whole entry after it, with the run id), appended and synced before the ledger is
+replaced, never rewritten. The ledger is the journal's last line per run, so each read
+checks the two agree; a ledger that is missing while the journal records charges, or that
+disagrees with it, is an error: a budget never silently vanishes. The one disagreement this
+code itself can leave, a crash after a line was appended and before the ledger was
+replaced, is read as the journal says and repaired by the next charge (the charge stays:
+it may have been spent). A journal missing beside an existing ledger (a ledger from before
+journals, or a deleted journal) starts afresh from the ledger, which still holds every
+charge. With neither file there is no record of any charge: removing both is how an
+operator deliberately resets the site's budget, and the fresh ledger is logged as such.
+
+Writes go to a temporary file that is flushed, synced and renamed over the ledger, so a
+crash never leaves a half-written entry. A ledger that cannot be read is an error, never an
+empty ledger: treating it as empty would hand the site a fresh budget. Every value is
+checked as it is read (finite, in range, of its type); the error is one line naming the
+file, the run, the entry and the field.
 """
 
 from __future__ import annotations
@@ -25,8 +41,9 @@ import contextlib
 import datetime
 import fcntl
 import json
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +51,9 @@ from cardiomm.privacy.accountant import HistoryEntry, SiteAccountant
 
 LEDGER_FORMAT = "cardiomm-privacy-ledger"
 LEDGER_VERSION = 1
+_ENTRY_KEYS = {"noise-multiplier", "sample-rate", "steps", "updated"}
+_RESTORE = "the site trains with DP-SGD no more until its operator restores it"
+logger = logging.getLogger(__name__)
 
 
 class LedgerError(RuntimeError):
@@ -41,15 +61,16 @@ class LedgerError(RuntimeError):
 
 
 class PrivacyLedger:
-    """The ledger file at ``path`` (created on the first write)."""
+    """The ledger file at ``path`` and its journal (created on the first charge)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.journal = self.path.with_name(self.path.name + ".journal")
 
     def runs(self) -> dict[str, SiteAccountant]:
         """Each recorded run's accountant, by run id."""
         with self._locked(exclusive=False):
-            return {run: self._accountant(run, lists) for run, lists in self._read().items()}
+            return self._checked_runs(repair=False)
 
     def run(self, run_id: str) -> SiteAccountant | None:
         """The accountant of ``run_id`` (None when the run has not trained here yet)."""
@@ -69,14 +90,40 @@ class PrivacyLedger:
         every = [entry for accountant in self.runs().values() for entry in accountant.history]
         return SiteAccountant(every).epsilon(delta)
 
-    def record(self, run_id: str, accountant: SiteAccountant) -> None:
-        """Replace ``run_id``'s entry with ``accountant``'s history, atomically."""
+    def update(
+        self, run_id: str, change: Callable[[dict[str, SiteAccountant]], SiteAccountant]
+    ) -> SiteAccountant:
+        """Replace ``run_id``'s entry with ``change(every run's accountant)``, all under one
+        exclusive lock; an exception from ``change`` writes nothing. An entry with fewer
+        steps than the recorded one is refused: a charge is never taken back."""
+        run_id = str(run_id)
         with self._locked(exclusive=True):
-            runs = self._read()
+            if not self.path.exists() and not self.journal.exists():
+                logger.warning(
+                    "privacy ledger %s and its journal do not exist: a new ledger starts with "
+                    "no DP-SGD budget spent (a site that had them was reset by its operator)",
+                    self.path,
+                )
+                # An empty ledger first: then a crash after the first journal line leaves a
+                # ledger one charge behind (repaired), never a missing one (refused).
+                self._write({})
+            runs = self._checked_runs(repair=True)
+            accountant = change(dict(runs))
+            recorded = runs.get(run_id)
+            if recorded is not None and accountant.steps < recorded.steps:
+                raise LedgerError(
+                    f"privacy ledger {self.path}: run {run_id} would go from {recorded.steps} "
+                    f"to {accountant.steps} DP-SGD steps; a charge is never taken back"
+                )
             entry: dict[str, Any] = dict(accountant.to_lists())
             entry["updated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-            runs[str(run_id)] = entry
-            self._write(runs)
+            self._append({"run": run_id, **entry})  # first: the charge outlives the ledger
+            self._write({**{run: _entry(a) for run, a in runs.items()}, run_id: entry})
+            return accountant
+
+    def record(self, run_id: str, accountant: SiteAccountant) -> None:
+        """Replace ``run_id``'s entry with ``accountant``'s history (never fewer steps)."""
+        self.update(run_id, lambda _runs: accountant)
 
     @contextlib.contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
@@ -93,15 +140,60 @@ class PrivacyLedger:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def _read(self) -> dict[str, dict[str, Any]]:
-        if not self.path.exists():
-            return {}
+    def _checked_runs(self, repair: bool) -> dict[str, SiteAccountant]:
+        """The runs, once the ledger and its journal agree (module docstring); ``repair``
+        (under the exclusive lock) writes what the journal says over a ledger a crash left
+        one charge behind, and starts a missing journal from the ledger."""
+        ledger = self._read() if self.path.exists() else None
+        if not self.journal.exists():
+            if ledger is None:
+                return {}
+            if repair:
+                logger.warning(
+                    "privacy ledger %s has no journal: one starts from the ledger", self.path
+                )
+                for run, accountant in ledger.items():
+                    self._append({"run": run, **_entry(accountant)})
+            return ledger
+        lines = self._journal_lines(repair)
+        if not lines:
+            if ledger:
+                raise LedgerError(
+                    f"privacy ledger {self.path} records {len(ledger)} run(s) but its journal "
+                    f"{self.journal} is empty; {_RESTORE}"
+                )
+            return ledger or {}
+        journal = dict(lines)
+        if ledger is None:
+            raise LedgerError(
+                f"privacy ledger {self.path} is missing but its journal {self.journal} records "
+                f"{len(lines)} charge(s) of {len(journal)} run(s); {_RESTORE} (removing both "
+                "files resets the site's budget, the operator's deliberate act)"
+            )
+        if _same(ledger, journal):
+            return ledger
+        before_last = dict(lines[:-1])
+        if _same(ledger, before_last):  # a crash between the journal's line and the ledger
+            logger.warning(
+                "privacy ledger %s lacks the last charge of its journal (run %s): the "
+                "journal's is in force",
+                self.path,
+                lines[-1][0],
+            )
+            if repair:
+                self._write({run: _entry(accountant) for run, accountant in journal.items()})
+            return journal
+        raise LedgerError(
+            f"privacy ledger {self.path} disagrees with its journal {self.journal}: "
+            f"{_difference(ledger, journal)}; {_RESTORE}"
+        )
+
+    def _read(self) -> dict[str, SiteAccountant]:
         try:
             content = json.loads(self.path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise LedgerError(
-                f"privacy ledger {self.path} cannot be read ({error}); the site trains with "
-                "DP-SGD no more until its operator restores it"
+                f"privacy ledger {self.path} cannot be read ({error}); {_RESTORE}"
             ) from error
         if (
             not isinstance(content, dict)
@@ -111,9 +203,53 @@ class PrivacyLedger:
         ):
             raise LedgerError(
                 f"privacy ledger {self.path} is not a version-{LEDGER_VERSION} CardioMM-FL "
-                "ledger; the site trains with DP-SGD no more until its operator restores it"
+                f"ledger; {_RESTORE}"
             )
-        return content["runs"]
+        return {
+            run: self._accountant(lists, f"privacy ledger {self.path}, run {run}")
+            for run, lists in content["runs"].items()
+        }
+
+    def _journal_lines(self, repair: bool) -> list[tuple[str, SiteAccountant]]:
+        """(run id, its accountant after the charge) per journal line, oldest first. A last
+        line without its newline is an append a crash cut short (the ledger was not yet
+        replaced, nothing trained): it is left out, and cut off by ``repair``."""
+        try:
+            data = self.journal.read_bytes()
+            cut = data.rfind(b"\n") + 1  # past the last complete line
+            complete, torn = data[:cut].decode(), data[cut:]
+        except (OSError, UnicodeDecodeError) as error:
+            raise LedgerError(
+                f"privacy journal {self.journal} cannot be read ({error}); {_RESTORE}"
+            ) from error
+        if torn:
+            logger.warning("privacy journal %s ends in a cut-short line: left out", self.journal)
+            if repair:
+                _truncate(self.journal, cut)
+        lines = []
+        for number, line in enumerate(complete.splitlines(), start=1):
+            where = f"privacy journal {self.journal}, line {number}"
+            try:
+                charge = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise LedgerError(f"{where} cannot be read ({error}); {_RESTORE}") from error
+            if not isinstance(charge, dict) or not isinstance(charge.get("run"), str):
+                raise LedgerError(f"{where} is not a charge of a run; {_RESTORE}")
+            run = charge.pop("run")
+            lines.append((run, self._accountant(charge, f"{where}, run {run}")))
+        return lines
+
+    def _append(self, charge: dict[str, Any]) -> None:
+        created = not self.journal.exists()
+        try:
+            with open(self.journal, "a") as handle:
+                handle.write(json.dumps(charge) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            if created:
+                _sync_folder(self.journal.parent)
+        except OSError as error:
+            raise LedgerError(f"privacy journal {self.journal}: cannot append ({error})") from error
 
     def _write(self, runs: dict[str, dict[str, Any]]) -> None:
         content = {"format": LEDGER_FORMAT, "version": LEDGER_VERSION, "runs": runs}
@@ -124,14 +260,60 @@ class PrivacyLedger:
                 handle.flush()
                 os.fsync(handle.fileno())
             partial.replace(self.path)
+            _sync_folder(self.path.parent)  # the rename itself survives a power cut
         except OSError as error:
             raise LedgerError(f"privacy ledger {self.path}: cannot write ({error})") from error
 
-    def _accountant(self, run: str, lists: Any) -> SiteAccountant:
-        where = f"run {run} of the privacy ledger {self.path}"
+    @staticmethod
+    def _accountant(lists: Any, where: str) -> SiteAccountant:
         if not isinstance(lists, dict):
-            raise LedgerError(f"{where} is not a mapping")
+            raise LedgerError(f"{where} is not a mapping; {_RESTORE}")
+        unknown = sorted(set(map(str, lists)) - _ENTRY_KEYS)
+        if unknown:
+            raise LedgerError(f"{where}: unknown field(s) {', '.join(unknown)}; {_RESTORE}")
+        if not isinstance(lists.get("updated", ""), str):
+            raise LedgerError(f"{where}: updated {lists['updated']!r} is not a time; {_RESTORE}")
         try:
             return SiteAccountant.from_lists(lists, where)
         except (ValueError, TypeError) as error:
-            raise LedgerError(str(error)) from error
+            raise LedgerError(f"{error}; {_RESTORE}") from error
+
+
+def _entry(accountant: SiteAccountant) -> dict[str, Any]:
+    return dict(accountant.to_lists())
+
+
+def _same(ledger: dict[str, SiteAccountant], journal: dict[str, SiteAccountant]) -> bool:
+    return ledger.keys() == journal.keys() and all(
+        ledger[run].history == journal[run].history for run in ledger
+    )
+
+
+def _difference(ledger: dict[str, SiteAccountant], journal: dict[str, SiteAccountant]) -> str:
+    """The first run the two disagree on, in words."""
+    for run in sorted(ledger.keys() | journal.keys()):
+        in_ledger, in_journal = ledger.get(run), journal.get(run)
+        if in_ledger is None or in_journal is None or in_ledger.history != in_journal.history:
+            steps = [
+                "no entry" if accountant is None else f"{accountant.steps} DP-SGD steps"
+                for accountant in (in_ledger, in_journal)
+            ]
+            return f"run {run} has {steps[0]} in the ledger, {steps[1]} in the journal"
+    return "no run differs"
+
+
+def _truncate(path: Path, size: int) -> None:
+    try:
+        with open(path, "r+b") as handle:
+            handle.truncate(size)
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise LedgerError(f"privacy journal {path}: cannot cut its last line ({error})") from error
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -113,7 +113,7 @@ def read_policy(path: str | Path) -> PrivacyPolicy:
             values.get("max_epsilon_per_run"), path, "max_epsilon_per_run"
         ),
         max_epsilon_total=_epsilon(values.get("max_epsilon_total"), path, "max_epsilon_total"),
-        delta=_number(values.get("delta", 1e-5), path, "delta", 0.0, 1.0),
+        delta=_delta(values.get("delta", 1e-5), path),
         min_noise_multiplier=_number(
             values.get("min_noise_multiplier", 0.0),
             path,
@@ -182,6 +182,14 @@ def _mechanisms(value: Any, path: Path, which: str) -> tuple[str, ...]:
             f"{which}_mechanisms; known: {', '.join(MECHANISMS)}"
         )
     return tuple(value)
+
+
+def _delta(value: Any, path: Path) -> float:
+    """A delta in (0, 1): a delta of 1 promises nothing, and the accountant refuses it."""
+    delta = _number(value, path, "delta", 0.0, 1.0)
+    if delta >= 1.0:
+        raise PrivacyPolicyError(f"privacy policy {path}: delta {value!r} is out of range")
+    return delta
 
 
 def _epsilon(value: Any, path: Path, key: str) -> float | None:

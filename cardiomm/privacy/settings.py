@@ -6,6 +6,8 @@ Both the ServerApp and the ClientApp read it, so both sides agree on what is in 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any
 
 from cardiomm.config import config_section
@@ -51,6 +53,7 @@ class DPSGDSettings:
     def validate(self) -> None:
         if not self.enabled:
             return
+        _require_finite(self, "privacy.dp_sgd")
         if self.unit not in PRIVACY_UNITS:
             raise ValueError(
                 f"privacy.dp_sgd.unit must be one of {', '.join(PRIVACY_UNITS)}, got {self.unit!r}"
@@ -104,6 +107,7 @@ class CentralDPSettings:
     def validate(self) -> None:
         if not self.enabled:
             return
+        _require_finite(self, "privacy.central_dp")
         if self.clipping not in CLIPPING_MODES:
             raise ValueError(
                 f"privacy.central_dp.clipping must be one of {', '.join(CLIPPING_MODES)}, "
@@ -146,6 +150,7 @@ class SecureAggregationSettings:
     def validate(self) -> None:
         if not self.enabled:
             return
+        _require_finite(self, "privacy.secure_aggregation")
         if self.reconstruction_threshold < 2 or self.num_shares <= self.reconstruction_threshold:
             raise ValueError(
                 "privacy.secure_aggregation needs 2 <= reconstruction_threshold < num_shares, "
@@ -218,6 +223,22 @@ class PrivacySettings:
             if on
         ]
         return "+".join(parts) or "none"
+
+
+def _require_finite(settings: Any, where: str) -> None:
+    """Refuse (ValueError naming the key) a numeric setting that is NaN, infinite or not a
+    number: every range check below compares, and NaN passes every comparison (a NaN noise
+    multiplier would reach the accountant, whose series never ends on it)."""
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if field.name == "enabled" or value is None or isinstance(value, str):
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"{where}.{field.name} must be a finite number, got {value!r}")
 
 
 def _build(kind: type, values: dict[str, Any] | None, where: str) -> Any:

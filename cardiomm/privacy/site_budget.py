@@ -4,6 +4,12 @@ The per-run cap (the smaller of the policy's and the site file's ``epsilon_budge
 as before, through the run's own accountant. The total cap needs the other runs' steps too:
 :meth:`SiteBudget.affordable_steps` composes them (RDP) with this run's and allows only as
 many steps as keep that total within the cap.
+
+:meth:`SiteBudget.charge` is what spends: under the ledger's one lock it reads every run,
+grants as many steps as both caps allow and writes them, before anything is trained. A
+second run at once waits for the lock and sees the first one's charge; the charge stays
+whatever happens to the training (steps granted may have been taken, and a failed round
+must not hand its budget back).
 """
 
 from __future__ import annotations
@@ -11,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from cardiomm.privacy.accountant import SiteAccountant
-from cardiomm.privacy.ledger import PrivacyLedger
+from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
+from cardiomm.privacy.ledger import LedgerError, PrivacyLedger
 from cardiomm.privacy.policy import PolicyViolationError, PrivacyPolicy, run_budget
 from cardiomm.privacy.settings import DPSGDSettings
 
@@ -68,6 +74,58 @@ class SiteBudget:
             noise_multiplier, rate, self.policy.delta, self.policy.max_epsilon_total, wanted
         )
 
-    def record(self, accountant: SiteAccountant) -> None:
-        """Write this run's steps to the ledger (before the site replies)."""
-        self.ledger.record(self.run_id, accountant)
+    def charge(
+        self, accountant: SiteAccountant, settings: DPSGDSettings, rate: float, wanted: int
+    ) -> int:
+        """Charge this run, in the ledger, for as many of ``wanted`` steps (at the noise of
+        ``settings`` and sampling rate ``rate``) as the per-run cap in force
+        (``settings.epsilon_budget``) and the policy's total cap allow, and return that
+        count; ``accountant`` (this run's steps so far) is not changed: training charges it.
+
+        Raises:
+            PrivacyBudgetSpentError: not one step fits (nothing is written).
+            LedgerError: the ledger holds more of this run than ``accountant``: another
+                process charged the same run meanwhile (nothing is written).
+        """
+        granted = 0
+
+        def charged(runs: dict[str, SiteAccountant]) -> SiteAccountant:
+            nonlocal granted
+            recorded = runs.get(self.run_id)
+            if recorded is not None and recorded.steps > accountant.steps:
+                raise LedgerError(
+                    f"privacy ledger {self.ledger.path}: run {self.run_id} holds "
+                    f"{recorded.steps} DP-SGD steps, this round began from {accountant.steps}: "
+                    "another process charged the same run meanwhile, so this round does not train"
+                )
+            noise, delta = settings.noise_multiplier, self.policy.delta
+            per_run = accountant.affordable_steps(
+                noise, rate, settings.delta, settings.epsilon_budget, wanted
+            )
+            others = [e for run, a in runs.items() if run != self.run_id for e in a.history]
+            combined = SiteAccountant([*others, *accountant.history])
+            total = combined.affordable_steps(
+                noise, rate, delta, self.policy.max_epsilon_total, per_run
+            )
+            if per_run == 0:
+                raise PrivacyBudgetSpentError(
+                    accountant.epsilon(settings.delta),
+                    float(settings.epsilon_budget or 0.0),
+                    settings.delta,
+                    accountant.steps,
+                )
+            if total == 0:
+                raise PrivacyBudgetSpentError(
+                    combined.epsilon(delta),
+                    float(self.policy.max_epsilon_total or 0.0),
+                    delta,
+                    accountant.steps,
+                    scope=f"the site's total over every run, {self.ledger.path}",
+                )
+            granted = total
+            after = SiteAccountant(accountant.history)
+            after.step(noise, rate, total)
+            return after
+
+        self.ledger.update(self.run_id, charged)
+        return granted

@@ -2,15 +2,26 @@
 cannot override, the budget kept across a restarted node and across runs, the reply's
 total."""
 
+import json
+
 import pytest
 from flwr.app import RecordDict
 
 from cardiomm.privacy.accountant import SiteAccountant
 from cardiomm.privacy.ledger import PrivacyLedger
 from client.site_config import decided_by
-from federation.protocol import PRIVACY_BUDGET_SPENT, PRIVACY_POLICY_REFUSED
+from client.site_task import TRAIN, SiteTask
+from client.tasks import run_task
+from federation.protocol import PRIVACY_BUDGET_SPENT, PRIVACY_POLICY_REFUSED, SITE_FAILURE
 from tests.builders import write_consortium
-from tests.client.test_dp_sgd_site import _global_arrays, _metrics, _rounds, _train
+from tests.client.test_dp_sgd_site import (
+    LOCAL_STEPS,
+    _global_arrays,
+    _metrics,
+    _rounds,
+    _train,
+)
+from tests.deadline import deadline
 from tests.federation_fakes import operator_context
 
 POLICY = """\
@@ -116,3 +127,55 @@ def test_noise_calibrated_below_the_policys_minimum_is_refused(data_overrides, t
     _, (reply,) = _rounds(overrides, 1)
     assert reply.has_error() and reply.error.code == PRIVACY_POLICY_REFUSED
     assert "below the minimum 0.8" in reply.error.reason
+
+
+def test_a_ledger_entry_with_a_nan_noise_multiplier_is_an_error_reply_not_a_hang(
+    data_overrides, tmp_path
+):
+    path = tmp_path / "ledger.json"
+    entry = {"noise-multiplier": [float("nan")], "sample-rate": [0.05], "steps": [40]}
+    path.write_text(
+        json.dumps({"format": "cardiomm-privacy-ledger", "version": 1, "runs": {"old": entry}})
+    )
+    with deadline(120):
+        _, (reply,) = _rounds(_overrides(data_overrides, _policy(tmp_path)), 1)
+    assert reply.has_error() and reply.error.code == SITE_FAILURE
+    assert f"privacy ledger {path}, run old: entry 0: noise-multiplier nan" in reply.error.reason
+    assert "\n" not in reply.error.reason
+
+
+def test_a_site_whose_ledger_was_deleted_refuses_to_train(data_overrides, tmp_path):
+    overrides = _overrides(data_overrides, _policy(tmp_path))
+    _rounds(overrides, 1)
+    (tmp_path / "ledger.json").unlink()
+    _, (reply,) = _rounds(overrides, 1)
+    assert reply.has_error() and reply.error.code == SITE_FAILURE
+    assert "is missing but its journal" in reply.error.reason
+    assert not (tmp_path / "ledger.json").exists()
+
+
+def test_a_round_that_fails_after_its_charge_stays_charged(data_overrides, tmp_path):
+    overrides = _overrides(data_overrides, _policy(tmp_path))
+    context = operator_context(overrides, {"partition-id": 0})
+
+    def broken_build(config, coil_batching=None):
+        raise RuntimeError("the GPU fell off")
+
+    task = SiteTask(
+        kind=TRAIN,
+        run_config=dict(context.run_config),
+        node_config=dict(context.node_config),
+        request={
+            "server-round": 1,
+            "local-steps": LOCAL_STEPS,
+            "learning-rate": 1e-3,
+            "proximal-mu": 0.0,
+            "seed": 0,
+        },
+        arrays={name: array.numpy() for name, array in _global_arrays(overrides).items()},
+        run_id="7",
+    )
+    outcome = run_task(task, build=broken_build)
+    assert outcome.error_code == SITE_FAILURE and "the GPU fell off" in outcome.reason
+    assert outcome.history is None  # the node keeps no steps, the ledger keeps them all
+    assert PrivacyLedger(tmp_path / "ledger.json").run("7").steps == LOCAL_STEPS

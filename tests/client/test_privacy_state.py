@@ -38,3 +38,10 @@ def test_a_malformed_accountant_record_is_an_error_naming_it():
     state = RecordDict({ACCOUNTANT_RECORD: ConfigRecord({"steps": "many"})})
     with pytest.raises(ValueError, match="ConfigRecord, not the MetricRecord"):
         load_accountant(state)
+
+
+def test_a_non_finite_value_in_the_stored_history_is_an_error_naming_the_record_and_field():
+    lists = {"noise-multiplier": [float("nan")], "sample-rate": [0.05], "steps": [3]}
+    state = RecordDict({ACCOUNTANT_RECORD: MetricRecord(lists)})
+    with pytest.raises(ValueError, match=f"{ACCOUNTANT_RECORD}.*entry 0: noise-multiplier nan"):
+        load_accountant(state)

@@ -6,6 +6,8 @@ import h5py
 import pytest
 
 from cardiomm.cli import main
+from cardiomm.privacy.accountant import HistoryEntry, SiteAccountant
+from cardiomm.privacy.ledger import PrivacyLedger
 from client.site_check import PROBLEM, WARNING, CheckRequest, check_site
 from tests.builders import FULL_SAMPLE, write_consortium, write_site_file
 
@@ -121,3 +123,32 @@ def test_the_command_writes_json_and_exits_non_zero_when_the_site_cannot_take_pa
     bad = main(["check-site", "--data-path", str(root), "--site-id", "Center009",
                 "--json", str(report), "--timing-steps", "0", *TINY])  # fmt: skip
     assert bad == 1 and json.loads(report.read_text())["can-take-part"] is False
+
+
+def _site_with_policy(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("max_epsilon_total: 10.0\nledger: ledger.json\n")
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(f"privacy: {{policy: {policy}}}\n")
+    return site_file, PrivacyLedger(tmp_path / "ledger.json")
+
+
+def test_the_privacy_ledger_is_checked_and_its_spent_epsilon_shown(root, tmp_path):
+    site_file, ledger = _site_with_policy(tmp_path)
+    spent = SiteAccountant()
+    spent.step(1.0, 0.05, 40)
+    ledger.record("earlier-run", spent)
+    check = _check(root, site_id="Center002", site_config=site_file)
+    assert _finding(check, "privacy ledger").status == "ok"
+    assert _finding(check, "privacy ledger").value.startswith(
+        f"epsilon {spent.epsilon(1e-5):.4g} spent of 10"
+    )
+
+
+def test_a_deleted_privacy_ledger_is_a_problem(root, tmp_path):
+    site_file, ledger = _site_with_policy(tmp_path)
+    ledger.record("earlier-run", SiteAccountant([HistoryEntry(1.0, 0.05, 40)]))
+    ledger.path.unlink()
+    check = _check(root, site_id="Center002", site_config=site_file)
+    assert not check.can_take_part
+    assert "is missing but its journal" in _finding(check, "privacy ledger").value

@@ -4,6 +4,7 @@ import pytest
 from opacus.accountants import RDPAccountant
 
 from cardiomm.privacy.accountant import HistoryEntry, SiteAccountant
+from tests.deadline import deadline
 
 DELTA = 1e-5
 # (noise multiplier, sample rate, steps) of three "rounds"; the third changes the noise.
@@ -64,4 +65,45 @@ def test_malformed_lists_are_an_error_naming_where_they_were_kept():
         SiteAccountant.from_lists({"noise-multiplier": [1.0]}, "the saved history")
     lists = {"noise-multiplier": [1.0], "sample-rate": [0.1, 0.2], "steps": [3]}
     with pytest.raises(ValueError, match="the saved history has lists of unequal length"):
+        SiteAccountant.from_lists(lists, "the saved history")
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("noise", "rate", "steps", "field"),
+    [
+        (NAN, 0.05, 3, "noise-multiplier nan"),
+        (INF, 0.5, 3, "noise-multiplier inf"),
+        (1.0, NAN, 3, "sample-rate nan"),
+        (1.0, 0.05, 2.5, "steps 2.5"),
+    ],
+)
+def test_the_accountant_refuses_a_value_opacus_cannot_account(noise, rate, steps, field):
+    # Opacus' series for a fractional order never ends on a NaN noise multiplier.
+    with deadline(20):
+        with pytest.raises(ValueError, match=field):
+            SiteAccountant([HistoryEntry(noise, rate, steps)])
+        with pytest.raises(ValueError, match=field):
+            SiteAccountant().step(noise, rate, steps)
+        with pytest.raises(ValueError, match=field):
+            _site_accountant().affordable_steps(noise, rate, DELTA, 5.0, steps)
+
+
+@pytest.mark.parametrize("delta", [NAN, 0.0, 1.0, INF])
+def test_epsilon_refuses_a_delta_outside_zero_to_one(delta):
+    with pytest.raises(ValueError, match="delta must be a number in \\(0, 1\\)"):
+        _site_accountant().epsilon(delta)
+
+
+@pytest.mark.parametrize("budget", [NAN, -1.0, "5"])
+def test_affordable_steps_refuses_a_budget_that_is_not_a_number_at_least_zero(budget):
+    with pytest.raises(ValueError, match="an epsilon budget must be a number >= 0"):
+        _site_accountant().affordable_steps(1.0, 0.05, DELTA, budget, wanted=5)
+
+
+def test_lists_with_a_non_finite_value_name_where_they_were_kept_the_entry_and_the_field():
+    lists = {"noise-multiplier": [1.0, NAN], "sample-rate": [0.1, 0.1], "steps": [3, 3]}
+    with pytest.raises(ValueError, match="the saved history: entry 1: noise-multiplier nan"):
         SiteAccountant.from_lists(lists, "the saved history")

@@ -109,3 +109,31 @@ def test_a_policy_without_a_ledger_is_refused(tmp_path):
 def test_a_missing_policy_file_is_an_error_naming_it(tmp_path):
     with pytest.raises(PrivacyPolicyError, match="no such file"):
         read_policy(tmp_path / "absent.yaml")
+
+
+def test_a_delta_of_one_promises_nothing_and_is_refused(tmp_path):
+    with pytest.raises(PrivacyPolicyError, match=r"delta 1\.0 is out of range"):
+        _policy(tmp_path, POLICY.replace("delta: 1.0e-5", "delta: 1.0"))
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        (DPSGDSettings(enabled=True, noise_multiplier=float("nan")), "dp_sgd.noise_multiplier"),
+        (DPSGDSettings(enabled=True, max_grad_norm=float("inf")), "dp_sgd.max_grad_norm"),
+        (DPSGDSettings(enabled=True, epsilon_budget=float("nan")), "dp_sgd.epsilon_budget"),
+        (DPSGDSettings(enabled=True, target_epsilon=float("nan")), "dp_sgd.target_epsilon"),
+        (
+            CentralDPSettings(enabled=True, noise_multiplier=float("nan")),
+            "central_dp.noise_multiplier",
+        ),
+        (
+            SecureAggregationSettings(enabled=True, clipping_range=float("nan")),
+            "secure_aggregation.clipping_range",
+        ),
+    ],
+)
+def test_a_run_config_with_a_non_finite_privacy_setting_is_refused(settings, key):
+    # NaN passes every range check by comparison; a NaN noise would reach the accountant.
+    with pytest.raises(ValueError, match=rf"privacy\.{key} must be a finite number, got (nan|inf)"):
+        settings.validate()
