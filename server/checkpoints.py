@@ -164,34 +164,80 @@ def load_resume_point(output_dir: Path, resume: bool | str) -> tuple[Path, Round
     raise ValueError("no readable checkpoint to resume from: " + "; ".join(problems))
 
 
-# The config sections that decide the network's parameters: a resumed run must match them,
-# except for settings of how it runs or where its files are.
-MODEL_SECTIONS = ("model", "text")
-RUNTIME_SETTINGS = frozenset(
-    {"model.gradient_checkpointing", "model.coil_batching", "text.path", "text.cache_dir"}
+# A resumed run continues the training of the run that wrote its checkpoint: every setting
+# of the composed config is part of that recipe (the network, the data and its split, the
+# masks, the sites' training, the strategy, privacy, the rounds), except the settings below
+# (a key or a whole section): how the run runs, where its files are, and what is evaluated or
+# reported after it. A setting not named here is part of the recipe, so a new one is too.
+NOT_RECIPE = frozenset(
+    {
+        "output_dir",
+        "method",
+        "tracking",
+        "sharing",  # a site's own choices; the coordinator's copy changes nothing
+        "data.root",
+        "data.index_cache",
+        "model.gradient_checkpointing",
+        "model.coil_batching",
+        "text.path",
+        "text.cache_dir",
+        "train.device",
+        "train.devices",
+        "train.distributed_backend",
+        "train.num_workers",
+        "train.num_threads",
+        "train.deterministic",
+        "federation.resume",
+        "federation.timeout",
+        "federation.reply_poll_seconds",
+        "federation.pack_arrays",  # lossless: the same weights in fewer arrays
+        "federation.cross_site",
+        "federation.zero_shot_every",
+        "federation.global_evaluation",
+        "federation.eval_splits",
+        "federation.max_eval_items",
+        "federation.replies.max_text",
+        "federation.replies.max_bad_files",
+    }
 )
+ROUNDS = "federation.num_rounds"
 
 
-def check_same_model(saved_yaml: str, config: DictConfig, path: Path) -> None:
-    """Raise ValueError naming every model setting in which ``config`` differs from the run
-    that wrote the checkpoint at ``path`` (whose resolved config is ``saved_yaml``)."""
-    saved = OmegaConf.create(saved_yaml)
-    differences = []
-    for section in MODEL_SECTIONS:
-        before = dict(_leaves(OmegaConf.to_container(saved.get(section, {}), resolve=True)))
-        now = dict(_leaves(OmegaConf.to_container(config.get(section, {}), resolve=True)))
-        for key in sorted(set(before) | set(now)):
-            if f"{section}.{key}" in RUNTIME_SETTINGS:
-                continue
-            if before.get(key) != now.get(key):
-                differences.append(
-                    f"{section}.{key}: checkpoint {before.get(key)!r}, this run {now.get(key)!r}"
-                )
-    if differences:
-        raise ValueError(
-            f"{path} was written with another model; resume with the same settings or start a "
-            f"new output_dir ({'; '.join(differences)})"
+def check_same_recipe(saved_yaml: str, config: DictConfig, path: Path) -> None:
+    """Raise ValueError naming every recipe setting (all but :data:`NOT_RECIPE`) in which
+    ``config`` differs from the run that wrote the checkpoint at ``path`` (whose resolved
+    config is ``saved_yaml``), with the checkpoint's value and this run's.
+
+    The number of rounds is part of the recipe: the last round's evaluations and a DP target
+    epsilon's noise follow from it, so a run is resumed to the rounds it was planned for; to
+    train a finished run further, a new run starts from its final model.
+    """
+    before = dict(_leaves(OmegaConf.to_container(OmegaConf.create(saved_yaml), resolve=True)))
+    now = dict(_leaves(OmegaConf.to_container(config, resolve=True)))
+    differences = [
+        f"{key}: checkpoint {before.get(key)!r}, this run {now.get(key)!r}"
+        for key in sorted(set(before) | set(now))
+        if not _outside_recipe(key) and before.get(key) != now.get(key)
+    ]
+    if not differences:
+        return
+    changed = "; ".join(differences)
+    if before.get(ROUNDS) != now.get(ROUNDS):
+        changed += (
+            f" (the checkpoint's run was planned for {before.get(ROUNDS)} rounds and is resumed "
+            "to that plan; to train a finished run further, start a new output_dir with "
+            f"federation.initial_checkpoint={Path(path).parent / FINAL})"
         )
+    raise ValueError(
+        f"{path} was written with another training recipe; resume with the same settings or "
+        f"start a new output_dir ({changed})"
+    )
+
+
+def _outside_recipe(key: str) -> bool:
+    """Whether ``key`` (dotted) or a section above it is in :data:`NOT_RECIPE`."""
+    parts = key.split(".")
+    return any(".".join(parts[:end]) in NOT_RECIPE for end in range(1, len(parts) + 1))
 
 
 def _leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:

@@ -37,7 +37,7 @@ from federation.records import (
 from server.checkpoints import (
     FINAL,
     RoundCheckpoint,
-    check_same_model,
+    check_same_recipe,
     checkpoint_dir,
     load_resume_point,
     restore_rng_state,
@@ -237,7 +237,7 @@ def _resume(
     if found is None:
         return 1, None, []
     resume, saved = found
-    check_same_model(saved.config_yaml, config, resume)
+    check_same_recipe(saved.config_yaml, config, resume)
     model.load(saved.arrays)
     restore_strategy_state(strategy, saved.strategy)
     if personalisation is not None:

@@ -8,16 +8,18 @@ and nowhere else: :func:`set_task_identity` / :func:`make_message`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import itertools
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from flwr.app import (
     ConfigRecord,
@@ -391,3 +393,26 @@ def federation_config(output_dir: Any, *overrides: str, tracking: bool = False) 
 def sent_weights(message: Message) -> dict[str, Any]:
     """The weights a request carried, by name (unpacked when the server packed them)."""
     return received_weights(message.content)[0]
+
+
+class ServerStoppedError(Exception):
+    """The server went away (as a killed process would) after a checkpointed round."""
+
+
+@contextlib.contextmanager
+def stopped_after(last_round: int) -> Iterator[None]:
+    """The federation run inside stops once round ``last_round`` is checkpointed, as a server
+    killed there would: the run keeps its planned rounds, and a resume finishes it."""
+    import server.rounds as rounds
+
+    save = rounds.save_round_checkpoint
+
+    def save_then_stop(output_dir: Path, checkpoint: Any) -> Path:
+        path = save(output_dir, checkpoint)
+        if checkpoint.server_round >= last_round:
+            raise ServerStoppedError(f"stopped after round {checkpoint.server_round}")
+        return path
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(ServerStoppedError):
+        patch.setattr(rounds, "save_round_checkpoint", save_then_stop)
+        yield

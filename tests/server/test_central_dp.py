@@ -22,6 +22,7 @@ from tests.federation_fakes import (
     federation_config,
     make_message,
     simulation_node_configs,
+    stopped_after,
 )
 
 
@@ -82,7 +83,8 @@ def test_the_noise_moves_the_model_away_from_the_plain_aggregate(tmp_path):
 def test_a_resumed_run_continues_the_accountant(tmp_path):
     # The noise itself is not reproducible on purpose (nothing saved predicts it).
     straight = _run(tmp_path / "straight", 3, "federation.min_sites=3")
-    _run(tmp_path / "resumed", 2, "federation.min_sites=3")
+    with stopped_after(2):
+        _run(tmp_path / "resumed", 3, "federation.min_sites=3")
     resumed = _run(tmp_path / "resumed", 3, "federation.min_sites=3", "federation.resume=true")
     assert resumed.rounds == [3]
     assert history_to_json(resumed.history)[-1]["aggregation"][

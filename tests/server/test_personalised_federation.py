@@ -16,6 +16,7 @@ from tests.federation_fakes import (
     federation_config,
     sent_weights,
     simulation_node_configs,
+    stopped_after,
 )
 
 VENDORS = {"Center001": "Siemens", "Center002": "Siemens", "Center003": "GE"}
@@ -72,7 +73,8 @@ def test_the_exported_model_holds_every_vendors_copy(tmp_path):
 
 def test_a_resumed_personalised_run_equals_an_uninterrupted_one(tmp_path):
     straight, _ = _run(tmp_path / "straight", 3)
-    _run(tmp_path / "resumed", 2)
+    with stopped_after(2):
+        _run(tmp_path / "resumed", 3)
     resumed, _ = _run(tmp_path / "resumed", 3, "federation.resume=true")
     for key, value in straight.arrays.items():
         assert torch.equal(value, resumed.arrays[key]), key

@@ -39,6 +39,7 @@ from tests.federation_fakes import (
     federation_config,
     make_message,
     simulation_node_configs,
+    stopped_after,
 )
 
 SECURE = ("privacy=secagg", "federation.validation.enabled=false")
@@ -385,7 +386,8 @@ def test_a_resumed_secure_run_is_bitwise_equal_to_an_uninterrupted_one(tmp_path)
         np.random.seed(1)
         straight = run(tmp_path / "straight", 2)
         np.random.seed(2)
-        run(tmp_path / "resumed", 1)
+        with stopped_after(1):
+            run(tmp_path / "resumed", 2)
         np.random.seed(3)
         resumed = run(tmp_path / "resumed", 2, "federation.resume=true")
     finally:

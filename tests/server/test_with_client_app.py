@@ -8,7 +8,12 @@ from federation.records import history_to_json
 from server.rounds import run_federation
 from simulations.checkpoint_evaluation import build_methods
 from tests.builders import write_consortium
-from tests.federation_fakes import InProcessGrid, federation_config, simulation_node_configs
+from tests.federation_fakes import (
+    InProcessGrid,
+    federation_config,
+    simulation_node_configs,
+    stopped_after,
+)
 
 client_app = pytest.importorskip("client.app").app
 
@@ -56,7 +61,8 @@ def test_real_sites_train_and_the_server_evaluates_globally(tmp_path, data):
 
 def test_resume_with_real_sites_is_bitwise_equal(tmp_path, data):
     straight = _run(tmp_path / "straight", data, 4)
-    _run(tmp_path / "resumed", data, 2)
+    with stopped_after(2):
+        _run(tmp_path / "resumed", data, 4)
     resumed = _run(tmp_path / "resumed", data, 4, "federation.resume=true")
     assert resumed.rounds == [3, 4]
     for key, value in straight.arrays.items():
