@@ -26,6 +26,8 @@ class StudyDesign:
         clinical_experiment: the experiment the clinical LVEF goal judges.
         vendor_training_images: per fold, each vendor's training images at the internal
             sites; given, the report scores the held-out centres per vendor (empty: not).
+        classical_tuning: per fold, the markdown table of the classical settings chosen on
+            internal validation (``classical_tuning.md``; the report shows it under Design).
     """
 
     title: str
@@ -39,3 +41,4 @@ class StudyDesign:
     vendor_training_images: Mapping[str, Mapping[str, int]] = dataclasses.field(
         default_factory=dict
     )
+    classical_tuning: Mapping[str, str] = dataclasses.field(default_factory=dict)

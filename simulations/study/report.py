@@ -231,7 +231,7 @@ def fold_section(
     lines = [f"## Fold {fold}", ""]
     if design.held_out_evaluation:
         lines += verdict_section(comparisons)
-    lines += design_section(design, results, outcomes, internal, held_out)
+    lines += design_section(design, results, outcomes, internal, held_out, fold)
     if design.held_out_evaluation:
         lines += score_sections(results, comparisons, order, held_out)
     validation = validation_rows(outcomes)

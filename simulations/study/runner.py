@@ -352,7 +352,6 @@ def _clinical(
     not run it (``study.clinical.enabled=false``) or scores no held-out centre."""
     from cardiomm.cohort.manifest import read_manifest
     from simulations.study.clinical import ClinicalCheck, ClinicalSettings, clinical_check
-    from simulations.study.scoring import CLASSICAL_FOLDER
 
     if not settings.held_out_evaluation or not ClinicalSettings.from_config(config).enabled:
         return None
@@ -369,7 +368,7 @@ def _clinical(
                 output,
                 fold.name,
                 show_progress,
-                classical_folder=study_dir / fold.slug / "evaluation" / CLASSICAL_FOLDER,
+                classical_folder=_classical_folder(study_dir, fold),
             )
         except Exception as error:  # the check must never cost the study its report
             logger.error("the clinical check of fold %s failed", fold.name, exc_info=True)
@@ -399,6 +398,7 @@ def _report(
     clinical: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
     from cardiomm.cohort.manifest import read_manifest
+    from simulations.classical_baselines import TUNING_TABLE
     from simulations.study.clinical import ClinicalSettings
     from simulations.study.design import StudyDesign
     from simulations.study.report import write_report
@@ -436,8 +436,20 @@ def _report(
         }
         if settings.per_vendor
         else {},
+        classical_tuning={
+            fold.name: table.read_text()
+            for fold in manifests
+            if (table := _classical_folder(study_dir, fold) / TUNING_TABLE).is_file()
+        },
     )
     return write_report(study_dir, rows, outcomes, design, curves, clinical)
+
+
+def _classical_folder(study_dir: Path, fold: Fold) -> Path:
+    """Where the fold's evaluation keeps its classical tuning record and result store."""
+    from simulations.study.scoring import CLASSICAL_FOLDER
+
+    return study_dir / fold.slug / "evaluation" / CLASSICAL_FOLDER
 
 
 def _design_lines(config: DictConfig, settings: StudySettings, fold: Fold) -> list[str]:

@@ -91,8 +91,10 @@ def design_section(
     outcomes: Sequence[ExperimentOutcome],
     internal: Sequence[str],
     held_out: Sequence[str],
+    fold: str,
 ) -> list[str]:
-    """Data, training, undersampling, statistics and how anything was chosen."""
+    """Data, training, undersampling, statistics and how anything was chosen (``fold``:
+    whose classical tuning table to show)."""
     seeds = sorted({outcome.seed for outcome in outcomes})
     by_experiment: dict[str, list[int]] = {}
     for outcome in outcomes:
@@ -138,6 +140,15 @@ def design_section(
             "True acceleration = 1 / the sampled fraction of k-space, ACS included.",
             "",
             markdown_table(list(design.accelerations), list(design.accelerations[0]), {}),
+            "",
+        ]
+    if fold in design.classical_tuning:
+        lines += [
+            "#### The classical reference: settings chosen on internal validation",
+            "",
+            "best-classical is, per mask, the method marked (best) below.",
+            "",
+            design.classical_tuning[fold].strip(),
             "",
         ]
     return lines

@@ -3,6 +3,7 @@ hand-made per-file scores, histories and example images (the evaluation that mak
 tested on its own)."""
 
 import csv
+import dataclasses
 import json
 import logging
 
@@ -266,11 +267,15 @@ def _save_examples(folder):
         save_example(folder / "examples" / "held-out_Center003", example)
 
 
+TUNING_TABLE = (
+    "| mask | method | lambda |\n|---|---|---|\n| Uniform8 | kt-sparse (best) | 0.003 |\n"
+)
 DESIGN = StudyDesign(
     title="Study",
     machine_note="2-core CPU VM",
     accelerations=({"setting": "Uniform8", "nominal R": 8, "true R, held-out files": "4.90"},),
     comparisons=COMPARISONS,
+    classical_tuning={FOLD: TUNING_TABLE},
 )
 
 
@@ -399,6 +404,20 @@ def test_the_report_has_the_full_image_view_and_the_undersampling_table(written)
     text = written["report"].read_text()
     assert _table_lines(text, "### Held-out centres, full-image view")
     assert "| Uniform8 | 8 | 4.90 |" in text
+
+
+def test_the_design_shows_the_classical_settings_chosen_on_internal_validation(written):
+    text = written["report"].read_text()
+    heading = "#### The classical reference: settings chosen on internal validation"
+    assert heading in text
+    design = text[text.index("### Design") : text.index("### Held-out centres")]
+    assert heading in design and "| Uniform8 | kt-sparse (best) | 0.003 |" in design
+
+
+def test_a_fold_without_a_tuning_record_has_no_classical_settings_section(tmp_path):
+    design = dataclasses.replace(DESIGN, classical_tuning={})
+    written = write_report(tmp_path, _rows(), _outcomes(tmp_path, history=False), design)
+    assert "The classical reference: settings chosen" not in written["report"].read_text()
 
 
 def test_metadata_cost_table_gives_unknown_minus_full(written):
