@@ -32,6 +32,7 @@ from simulations.study.results import (
     RESAMPLES,
     Comparison,
     difference_columns,
+    first_row,
     seed_order,
 )
 from simulations.study.statistics import bootstrap_statistic, paired_difference
@@ -371,16 +372,14 @@ def find_result(
     statistic: str,
 ) -> Mapping[str, Any] | None:
     """The first result row with these labels, or None."""
-    for row in results:
-        if (
-            row["experiment"] == experiment
-            and row["mask"] == mask
-            and row["quantity"] == quantity
-            and row["against"] == against
-            and row["statistic"] == statistic
-        ):
-            return row
-    return None
+    return first_row(
+        results,
+        experiment=experiment,
+        mask=mask,
+        quantity=quantity,
+        against=against,
+        statistic=statistic,
+    )
 
 
 def _chain_row(

@@ -361,6 +361,14 @@ def validation_rows(outcomes: Sequence[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def first_row(rows: Iterable[Mapping[str, Any]], **labels: Any) -> Mapping[str, Any] | None:
+    """The first of ``rows`` whose columns equal every one of ``labels``, or None."""
+    for row in rows:
+        if all(row[column] == value for column, value in labels.items()):
+            return row
+    return None
+
+
 def finite_mean(values: Iterable[float]) -> float:
     """The mean of the finite values (NaN when there is none)."""
     finite = [float(value) for value in values if math.isfinite(float(value))]

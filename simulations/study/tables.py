@@ -11,7 +11,7 @@ from typing import Any
 from federation.records import RoundRecord, finite_series, read_history
 from simulations.report_tables import markdown_table
 from simulations.study.outcome import ExperimentOutcome
-from simulations.study.results import ALL_CENTRES, HELD_OUT, RANKING_VIEW
+from simulations.study.results import ALL_CENTRES, HELD_OUT, RANKING_VIEW, first_row
 from simulations.study.scoring import INTERNAL_TEST, REFERENCES
 
 logger = logging.getLogger(__name__)
@@ -41,17 +41,15 @@ def find_result(
     centre: str = ALL_CENTRES,
     metadata: str = "full",
 ) -> Mapping[str, Any] | None:
-    for row in results:
-        if (
-            row["experiment"] == experiment
-            and row["split"] == split
-            and row["view"] == view
-            and row["mask"] == mask
-            and row["centre"] == centre
-            and row["metadata"] == metadata
-        ):
-            return row
-    return None
+    return first_row(
+        results,
+        experiment=experiment,
+        split=split,
+        view=view,
+        mask=mask,
+        centre=centre,
+        metadata=metadata,
+    )
 
 
 def score_table(

@@ -28,6 +28,7 @@ from simulations.study.results import (
     RANKING_VIEW,
     Comparison,
     comparison_rows,
+    first_row,
     result_rows,
 )
 from simulations.study.tables import format_interval, format_p_value
@@ -328,7 +329,4 @@ def vendor_figure(results: Sequence[Mapping[str, Any]], path: str | Path) -> Pat
 def _find(
     rows: Sequence[Mapping[str, Any]], experiment: str, vendor: str, mask: str
 ) -> Mapping[str, Any] | None:
-    for row in rows:
-        if row["experiment"] == experiment and row["vendor"] == vendor and row["mask"] == mask:
-            return row
-    return None
+    return first_row(rows, experiment=experiment, vendor=vendor, mask=mask)
