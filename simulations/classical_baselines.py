@@ -21,6 +21,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from cardiomm.classical.cache import ResultCache
+from cardiomm.classical.record import parse_tuning_record
 from cardiomm.classical.suite import validation_slices
 from cardiomm.classical.tuning import DEFAULT_LAMBDAS, SettingChoice, TuningGrid, tune_setting
 from cardiomm.cohort.manifest import split_sites_and_files
@@ -225,7 +226,7 @@ def _read_record(path: Path, signature: dict) -> dict[str, SettingChoice]:
         values = json.loads(path.read_text())
         if values.get("signature") != signature:
             return {}
-        return {name: SettingChoice.from_dict(choice) for name, choice in values["choices"].items()}
+        return parse_tuning_record(values, path).choices
     except (ValueError, KeyError, TypeError) as error:
         logger.warning("%s cannot be read (%s); tuning again", path, error)
         return {}

@@ -26,18 +26,23 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
+    from cardiomm.classical.record import TuningRecord
     from cardiomm.data.masking import MaskSetting
     from cardiomm.data.metadata import ScanMetadata
     from cardiomm.model.interface import Reconstructor
     from cardiomm.recon.submission import FileSummary, InputFiles
-    from cardiomm.recon.volume import VolumeReconstruction
+    from cardiomm.recon.volume import CineReconstructor, VolumeReconstruction
 
 NAME = "reconstruct"
 HELP = (
     "Reconstruct undersampled (or fully sampled + --mask) k-space files into CMRxRecon "
     "submission .mat files, with PNG previews and a summary."
 )
-METHODS = ("zero-filled", "sense")
+# The classical methods are sigpy's, with ESPIRiT maps from the slice's time-averaged k-space
+# (cardiomm.classical); "sense" is CG-SENSE under the name earlier releases used.
+CLASSICAL_METHODS = ("cg-sense", "l1-wavelet", "kt-sparse", "best-classical")
+METHODS = ("zero-filled", *CLASSICAL_METHODS, "sense")
+_ALIASES = {"sense": "cg-sense"}
 
 
 OUTPUT_FORMATS = ("mat", "dicom", "nifti", "both", "all")
@@ -57,7 +62,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method = parser.add_mutually_exclusive_group(required=True)
     method.add_argument("--checkpoint", type=Path, help="a trained model checkpoint (.pt)")
     method.add_argument(
-        "--method", choices=METHODS, help="a classical method instead of a checkpoint"
+        "--method",
+        choices=METHODS,
+        help="a classical method instead of a checkpoint: zero-filled; cg-sense (alias "
+        "sense), l1-wavelet or kt-sparse (sigpy, ESPIRiT maps from each slice's "
+        "time-averaged k-space; k-t sparse CS solves a slice's frames together); "
+        "best-classical: the method --classical-tuning chose at the file's mask",
+    )
+    parser.add_argument(
+        "--classical-tuning",
+        type=Path,
+        metavar="JSON",
+        help="classical_tuning.json of a `cardiomm evaluate` or study run: each file is "
+        "reconstructed with the lambda and ESPIRiT settings chosen there for its mask "
+        "(without it: each method's untuned defaults)",
     )
     parser.add_argument(
         "--input",
@@ -127,16 +145,47 @@ class _Method:
     """The reconstruction method and what names it.
 
     Attributes:
-        reconstructor: the method.
+        reconstructor: the method (None for a classical method until :meth:`at`).
         trained_without_oversampling: a checkpoint trained on the halved readout.
         label: how errors name it: the checkpoint's path or ``method <name>``.
         key: what DICOM UIDs derive from: the checkpoint's SHA-256 or the method's name.
+        classical: for a classical method, its name and the tuning record (None: defaults);
+            its reconstructor is made per file (:meth:`at`), from the file's mask setting.
     """
 
-    reconstructor: Reconstructor
+    reconstructor: Reconstructor | CineReconstructor | None
     trained_without_oversampling: bool
     label: str
     key: str
+    classical: tuple[str, TuningRecord | None] | None = None
+
+    @property
+    def name(self) -> str:
+        """The method's name, as the progress bar shows it."""
+        if self.classical is not None:
+            return self.classical[0]
+        assert self.reconstructor is not None
+        return self.reconstructor.name
+
+    def at(self, mask_name: str) -> _Method:
+        """This method for a file whose masks are ``mask_name`` (e.g. ``ktRadial24``).
+
+        Raises:
+            ValueError: the tuning record has no settings for ``mask_name``.
+        """
+        if self.classical is None:
+            return self
+        from cardiomm.classical.record import classical_reconstructor
+
+        name, record = self.classical
+        reconstructor = classical_reconstructor(name, mask_name, record)
+        settings = reconstructor.describe()
+        chosen = f"{settings['method']} lambda {settings['settings']['regularization']:g}"
+        return dataclasses.replace(
+            self,
+            reconstructor=reconstructor,
+            key=f"{self.key} ({chosen}, ESPIRiT {settings['espirit']}, sigpy {settings['sigpy']})",
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -168,7 +217,6 @@ def run(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     inputs = find_inputs(args.input, exclude=args.output)
     method = _method(args, device)
-    reconstructor = method.reconstructor
     args.remove_oversampling = {
         "auto": method.trained_without_oversampling,
         "remove": True,
@@ -177,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     written: dict[Path, Path] = {}
     rows = [
         _reconstruct_file(path, inputs, args, spec, method, device, written)
-        for path in progress_bar(inputs.files, f"reconstructing with {reconstructor.name}")
+        for path in progress_bar(inputs.files, f"reconstructing with {method.name}")
     ]
     summary = write_summary(args.output / SUMMARY_FILE, rows)
     console = make_console()
@@ -215,10 +263,26 @@ def _method(args: argparse.Namespace, device: torch.device) -> _Method:
             label=f"checkpoint {args.checkpoint}",
             key=f"checkpoint sha256:{file_sha256(args.checkpoint)}",
         )
-    from cardiomm.model.baselines import SENSE, ZeroFilled
+    from cardiomm.model.baselines import ZeroFilled
 
-    reconstructor = ZeroFilled() if args.method == "zero-filled" else SENSE()
-    return _Method(reconstructor, False, f"method {args.method}", f"method {args.method}")
+    label = f"method {args.method}"
+    if args.method == "zero-filled":
+        if args.classical_tuning is not None:
+            raise ValueError("--classical-tuning applies to the classical methods, not zero-filled")
+        return _Method(ZeroFilled(), False, label, label)
+    name = _ALIASES.get(args.method, args.method)
+    record = None
+    if args.classical_tuning is not None:
+        from cardiomm.classical.record import read_tuning_record
+
+        record = read_tuning_record(args.classical_tuning)
+    elif name == "best-classical":
+        raise ValueError(
+            "--method best-classical is the method tuning chose; name its record with "
+            "--classical-tuning (classical_tuning.json of an evaluate or study run)"
+        )
+    # The reconstructor depends on each file's mask (at()).
+    return _Method(None, False, label, f"method {name}", classical=(name, record))
 
 
 def _reconstruct_file(
@@ -237,6 +301,7 @@ def _reconstruct_file(
     Args:
         written: output path (relative) -> the input it was written for, so far; updated.
     """
+    from cardiomm.classical.calibration import CalibrationError
     from cardiomm.data.errors import DataFileError
     from cardiomm.data.metadata import is_mapping_series, series_stem
     from cardiomm.data.readers import open_series
@@ -251,7 +316,6 @@ def _reconstruct_file(
     )
     from cardiomm.recon.volume import NonFiniteReconstructionError, reconstruct_volume
 
-    reconstructor = method.reconstructor
     started = time.perf_counter()
     try:
         with open_series(path) as series:
@@ -265,6 +329,11 @@ def _reconstruct_file(
             relative = output_relative_path(
                 inputs.relative(path), masks.name, series.is_undersampled
             )
+            try:
+                method = method.at(masks.name)
+            except ValueError as error:
+                return _skipped(path, str(error))
+            reconstructor = method.reconstructor
             if relative in written:
                 # e.g. cine_sax.mat with --mask Uniform8 beside cine_sax_kus_Uniform8.mat
                 return _skipped(
@@ -286,6 +355,8 @@ def _reconstruct_file(
             metadata = series.metadata
     except NonFiniteReconstructionError as error:
         return _failed(path, f"{method.label} failed: {error.reason}; nothing written")
+    except CalibrationError as error:
+        return _failed(path, f"{method.label} failed: {error}; nothing written")
     except (DataFileError, OSError) as error:
         reason = error.reason if isinstance(error, DataFileError) else str(error)
         return _skipped(path, reason)

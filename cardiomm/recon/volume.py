@@ -1,7 +1,10 @@
 """Reconstruct one k-space file: every (frame, slice) image, a few images of the file per batch.
 
 Each image is read on its own (the readers are lazy), masked, and passed to any
-:class:`~cardiomm.model.interface.Reconstructor`; its zero-filled image and, for fully sampled
+:class:`~cardiomm.model.interface.Reconstructor`, a few images per call; a
+:class:`CineReconstructor` (the classical methods, which calibrate from and, for k-t methods,
+solve over every frame of a slice) is given each slice's frames together instead. Each
+image's zero-filled image and, for fully sampled
 files, its reference (RSS of the fully sampled coil images) are kept beside the
 reconstruction for previews and scores. A method whose output holds NaN or Inf (a diverged
 model, weights that overflow) stops the file with :class:`NonFiniteReconstructionError`:
@@ -11,7 +14,9 @@ no image of it is ever passed on as a reconstruction.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -32,6 +37,25 @@ class NonFiniteReconstructionError(ValueError):
             f"({bad} of {total} values NaN or Inf)"
         )
         super().__init__(f"{path}: {self.reason}")
+
+
+@runtime_checkable
+class CineReconstructor(Protocol):
+    """A method that reconstructs one slice's frames together (e.g.
+    :class:`cardiomm.classical.reconstructor.ClassicalReconstructor`)."""
+
+    name: str
+
+    def reconstruct_cine(
+        self, masked_kspace: np.ndarray, masks: np.ndarray, frames: Sequence[int]
+    ) -> _CineImages:
+        """Images of ``frames`` from complex (frames, coils, ky, kx) k-space and
+        (frames, ky, kx) masks."""
+        ...
+
+
+class _CineImages(Protocol):
+    images: np.ndarray  # float32 (frames wanted, ky, kx) magnitudes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +101,7 @@ class _Batch:
 def reconstruct_volume(
     series: KSpaceSeries,
     masks: FileMasks,
-    reconstructor: Reconstructor,
+    reconstructor: Reconstructor | CineReconstructor,
     device: torch.device | str = "cpu",
     batch_size: int = 4,
     remove_oversampling: bool = False,
@@ -88,9 +112,11 @@ def reconstruct_volume(
         series: the open file; undersampled files are masked with their own mask (zeros
             stay zeros), fully sampled ones are undersampled here.
         masks: the file's masks (:func:`cardiomm.recon.mask_choice.choose_masks`).
-        reconstructor: the method; its parameters must already be on ``device``.
+        reconstructor: the method; its parameters must already be on ``device``. A
+            :class:`CineReconstructor` is called once per slice with all its frames.
         device: where to reconstruct.
-        batch_size: images per call of the method (images of one file share one matrix).
+        batch_size: images per call of the method (images of one file share one matrix);
+            a :class:`CineReconstructor` ignores it.
         remove_oversampling: halve the readout before masking and reconstruction, as a model
             trained with ``data.remove_oversampling`` expects; only valid when ``masks``
             survive it (:attr:`FileMasks.survives_oversampling_removal`).
@@ -120,6 +146,7 @@ def reconstruct_volume(
     metadata_text = series.metadata.to_text()
     sampled = 0.0
     first_text = ""
+    by_slice = isinstance(reconstructor, CineReconstructor)
     batch = _Batch()
     for frame, slice_index in series.image_indices():
         kspace = series.read_kspace(frame, slice_index)
@@ -138,7 +165,9 @@ def reconstruct_volume(
         batch.kspace.append(masked)
         batch.masks.append(mask_tensor)
         batch.texts.append(mask.text)
-        if len(batch.positions) == batch_size:
+        # image_indices is slice-major: a slice's last frame completes its cine.
+        full = frame == frames - 1 if by_slice else len(batch.positions) == batch_size
+        if full:
             _run(batch, reconstructor, metadata_text, device, reconstruction, series.path)
             batch = _Batch()
     if batch.positions:
@@ -156,25 +185,33 @@ def reconstruct_volume(
 
 def _run(
     batch: _Batch,
-    reconstructor: Reconstructor,
+    reconstructor: Reconstructor | CineReconstructor,
     metadata_text: str,
     device: torch.device,
     out: np.ndarray,
     path: Path,
 ) -> None:
-    """Reconstruct ``batch`` and store each image at its (frame, slice) of ``out``.
+    """Reconstruct ``batch`` (for a :class:`CineReconstructor`, one slice's frames in order)
+    and store each image at its (frame, slice) of ``out``.
 
     Raises:
         NonFiniteReconstructionError: an image of ``batch`` holds NaN or Inf.
     """
-    inputs = ReconstructionInput(
-        masked_kspace=torch.stack(batch.kspace).to(device),
-        mask=torch.stack(batch.masks).to(device),
-        metadata_text=[metadata_text] * len(batch.positions),
-        undersampling_text=list(batch.texts),
-    )
-    with torch.no_grad():
-        images = reconstructor.reconstruct(inputs).float().cpu().numpy()
+    if isinstance(reconstructor, CineReconstructor):
+        masks = torch.stack(batch.masks).numpy()
+        cine = reconstructor.reconstruct_cine(
+            torch.stack(batch.kspace).numpy(), masks, [frame for frame, _ in batch.positions]
+        )
+        images = np.asarray(cine.images, dtype=np.float32)
+    else:
+        inputs = ReconstructionInput(
+            masked_kspace=torch.stack(batch.kspace).to(device),
+            mask=torch.stack(batch.masks).to(device),
+            metadata_text=[metadata_text] * len(batch.positions),
+            undersampling_text=list(batch.texts),
+        )
+        with torch.no_grad():
+            images = reconstructor.reconstruct(inputs).float().cpu().numpy()
     for (frame, slice_index), image in zip(batch.positions, images, strict=True):
         bad = int(np.count_nonzero(~np.isfinite(image)))
         if bad:

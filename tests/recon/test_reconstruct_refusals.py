@@ -128,7 +128,7 @@ def test_overwrite_replaces_a_dicom_series_whole(tiny_data, tmp_path):
     instances = [pydicom.dcmread(path) for path in series.glob("*.dcm")]
     assert len(instances) == 15  # 5 frames x 3 slices, of one series
     assert len({item.SeriesInstanceUID for item in instances}) == 1
-    assert _summary(output)[0]["method"] == "sense"
+    assert _summary(output)[0]["method"] == "cg-sense"
 
 
 def test_an_output_folder_without_results_is_written_into(tiny_data, tmp_path):
