@@ -42,19 +42,29 @@ import time
 from pathlib import Path
 from typing import Any
 
+from federation.protocol import (
+    BUILD_SECONDS,
+    EVAL_SECONDS,
+    HANDOFF_SECONDS,
+    IMPORT_SECONDS,
+    PROCESS_SECONDS,
+    SETUP_SECONDS,
+    SITE_WORKER_ANSWERED,
+    TRAIN_SECONDS,
+)
 from federation.records import RoundRecord, read_history
 
 _POLL_ENV = "FLWR_SUPEREXEC_TASK_POLL_INTERVAL"
 MODES = ("simulation", "deployment-before", "deployment", "deployment-warm")
 CAUSES = ("process", "imports", "setup", "build", "handoff", "compute", "messaging")
 _SITE_KEYS = {
-    "process": "process-seconds",
-    "imports": "import-seconds",
-    "setup": "setup-seconds",
-    "build": "build-seconds",
-    "handoff": "handoff-seconds",
+    "process": PROCESS_SECONDS,
+    "imports": IMPORT_SECONDS,
+    "setup": SETUP_SECONDS,
+    "build": BUILD_SECONDS,
+    "handoff": HANDOFF_SECONDS,
 }
-_COMPUTE = {"train": "train-seconds", "evaluate": "eval-seconds"}
+_COMPUTE = {"train": TRAIN_SECONDS, "evaluate": EVAL_SECONDS}
 _PHASE = {"train": "train-phase-seconds", "evaluate": "evaluate-phase-seconds"}
 
 
@@ -191,7 +201,10 @@ def warm_replies(history: list[RoundRecord]) -> list[int]:
         for metrics in (site.train, site.evaluate)
         if metrics
     ]
-    return [sum(_finite(metrics.get("site-worker")) == 1.0 for metrics in replies), len(replies)]
+    return [
+        sum(_finite(metrics.get(SITE_WORKER_ANSWERED)) == 1.0 for metrics in replies),
+        len(replies),
+    ]
 
 
 def _site_total(metrics: dict[str, Any], phase: str) -> float:

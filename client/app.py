@@ -58,10 +58,13 @@ from federation.array_packing import received_weights, weights_record
 from federation.protocol import (
     ARRAYS,
     CONFIG,
+    HANDOFF_SECONDS,
+    IMPORT_SECONDS,
     METRICS,
     NODE_SITE_WORKER,
     SITE_FAILURE,
     SITE_RECORD,
+    SITE_WORKER_ANSWERED,
 )
 
 logger = logging.getLogger(__name__)
@@ -119,7 +122,7 @@ def _answer(kind: str, msg: Message, context: Context) -> Message:
     outcome, served, imported = _run(task)
     if kind != QUERY:
         # The stack imported for the task itself is part of this process's imports.
-        timings["import-seconds"] = timings.get("import-seconds", 0.0) + imported
+        timings[IMPORT_SECONDS] = timings.get(IMPORT_SECONDS, 0.0) + imported
     if outcome.error_code:
         return Message(Error(code=outcome.error_code, reason=outcome.reason), reply_to=msg)
     if outcome.history is not None:
@@ -150,13 +153,13 @@ def _run(task: SiteTask) -> tuple[TaskOutcome, dict[str, float], float]:
         else:
             round_trip = time.perf_counter() - began
             handoff = max(0.0, round_trip - work)
-            return outcome, {"site-worker": 1.0, "handoff-seconds": handoff}, 0.0
+            return outcome, {SITE_WORKER_ANSWERED: 1.0, HANDOFF_SECONDS: handoff}, 0.0
     # Imported only here: torch and the model stack are what a warm worker saves this process.
     began, cold = time.perf_counter(), "client.tasks" not in sys.modules
     from client.tasks import run_task
 
     imports = time.perf_counter() - began if cold else 0.0
-    return run_task(task), {"site-worker": 0.0, "handoff-seconds": 0.0}, imports
+    return run_task(task), {SITE_WORKER_ANSWERED: 0.0, HANDOFF_SECONDS: 0.0}, imports
 
 
 client.startup.CLOCK.imported()  # the module's imports are done: what follows is the site's

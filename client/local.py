@@ -29,8 +29,31 @@ from cardiomm.train import TrainConfig, evaluate_reconstructor, train_model
 from cardiomm.train.evaluate import EvaluationResult
 from client.site import SiteData, SiteDataError
 from federation.protocol import (
+    BAD_FILE_COUNT,
+    BUILD_SECONDS,
+    DP_BUDGET_EXHAUSTED,
+    DP_DELTA,
+    DP_EPSILON,
+    DP_EPSILON_RUN_CAP,
+    DP_EPSILON_TOTAL,
+    DP_EPSILON_TOTAL_CAP,
+    DP_STEPS,
+    EVAL_SECONDS,
+    FIELD_STRENGTH,
+    FINAL_LOSS,
+    LOSS,
+    NMSE,
     NUM_EXAMPLES,
+    PSNR,
+    SKIPPED_STEPS,
     SLICES_SEEN,
+    SSIM,
+    STEPS,
+    TRAIN_SECONDS,
+    TRAINABLE_PARAMETERS,
+    VAL_NMSE,
+    VAL_PSNR,
+    VAL_SSIM,
     breakdown_group,
     breakdown_key,
 )
@@ -141,18 +164,18 @@ def train_site(
         # the slices it saw this round (slices-seen) would weigh all sites alike.
         NUM_EXAMPLES: float(len(train_data)),
         SLICES_SEEN: float(result.examples),
-        "loss": result.loss,
-        "final-loss": result.final_loss,
-        "steps": float(result.steps),
-        "skipped-steps": float(result.skipped_steps),
-        "train-seconds": result.seconds,
-        "val-psnr": result.validation.get("psnr", NAN),
-        "val-ssim": result.validation.get("ssim", NAN),
-        "val-nmse": result.validation.get("nmse", NAN),
-        "bad-files": float(len(skipped)),
-        "field-strength": site.field_strengths[0] if site.field_strengths else NAN,
-        "build-seconds": build_seconds,
-        "trainable-parameters": float(result.trainable_parameters),
+        LOSS: result.loss,
+        FINAL_LOSS: result.final_loss,
+        STEPS: float(result.steps),
+        SKIPPED_STEPS: float(result.skipped_steps),
+        TRAIN_SECONDS: result.seconds,
+        VAL_PSNR: result.validation.get("psnr", NAN),
+        VAL_SSIM: result.validation.get("ssim", NAN),
+        VAL_NMSE: result.validation.get("nmse", NAN),
+        BAD_FILE_COUNT: float(len(skipped)),
+        FIELD_STRENGTH: site.field_strengths[0] if site.field_strengths else NAN,
+        BUILD_SECONDS: build_seconds,
+        TRAINABLE_PARAMETERS: float(result.trainable_parameters),
     }
     if privacy.enabled:
         metrics.update(_privacy_metrics(privacy, accountant, rate, site, result.loss, budget))
@@ -170,16 +193,16 @@ def evaluate_site(
     started = time.perf_counter()
     validation = _validation_data(site, config)
     if validation is None or len(validation) == 0:
-        return {NUM_EXAMPLES: 0.0, "psnr": NAN, "ssim": NAN, "nmse": NAN, "eval-seconds": 0.0}
+        return {NUM_EXAMPLES: 0.0, PSNR: NAN, SSIM: NAN, NMSE: NAN, EVAL_SECONDS: 0.0}
     result, build_seconds = _scores(validation, global_state, config, build)
     mean = result.mean()
     return {
         NUM_EXAMPLES: float(len(validation)),
-        "psnr": float(mean["psnr"]),
-        "ssim": float(mean["ssim"]),
-        "nmse": float(mean["nmse"]),
-        "eval-seconds": time.perf_counter() - started,
-        "build-seconds": build_seconds,
+        PSNR: float(mean["psnr"]),
+        SSIM: float(mean["ssim"]),
+        NMSE: float(mean["nmse"]),
+        EVAL_SECONDS: time.perf_counter() - started,
+        BUILD_SECONDS: build_seconds,
     }
 
 
@@ -209,7 +232,7 @@ def score_files(
     """
     started = time.perf_counter()
     if not files:  # e.g. a small site without test patients: nothing to score, no failure
-        return {NUM_EXAMPLES: 0.0, "psnr": NAN, "ssim": NAN, "nmse": NAN, "eval-seconds": 0.0}, []
+        return {NUM_EXAMPLES: 0.0, PSNR: NAN, SSIM: NAN, NMSE: NAN, EVAL_SECONDS: 0.0}, []
     dataset = evaluation_dataset(list(files), config)
     if len(dataset) == 0:
         raise SiteDataError(f"site {site.site_id}: nothing to score on; {_why(dataset)}")
@@ -217,17 +240,17 @@ def score_files(
     mean = result.mean()
     metrics = {
         NUM_EXAMPLES: float(len(result.records)),
-        "psnr": float(mean["psnr"]),
-        "ssim": float(mean["ssim"]),
-        "nmse": float(mean["nmse"]),
+        PSNR: float(mean["psnr"]),
+        SSIM: float(mean["ssim"]),
+        NMSE: float(mean["nmse"]),
     }
     for row in result.summary(group_by=("modality", "cardiac_view", "mask")):
         group = breakdown_group(row["modality"], row["cardiac_view"], row["mask"])
         metrics[breakdown_key("images", group)] = float(row["images"])
         for metric in ("psnr", "ssim", "nmse"):
             metrics[breakdown_key(metric, group)] = float(row[metric])
-    metrics["eval-seconds"] = time.perf_counter() - started
-    metrics["build-seconds"] = build_seconds
+    metrics[EVAL_SECONDS] = time.perf_counter() - started
+    metrics[BUILD_SECONDS] = build_seconds
     return metrics, _skipped(dataset)
 
 
@@ -315,12 +338,12 @@ def _privacy_metrics(
         "; the epsilon budget is spent, the site trains no more" if exhausted else "",
     )
     return {
-        "loss": NAN,
-        "final-loss": NAN,
-        "dp-epsilon": epsilon,
-        "dp-delta": privacy.delta,
-        "dp-steps": float(accountant.steps),
-        "dp-budget-exhausted": float(exhausted),
+        LOSS: NAN,
+        FINAL_LOSS: NAN,
+        DP_EPSILON: epsilon,
+        DP_DELTA: privacy.delta,
+        DP_STEPS: float(accountant.steps),
+        DP_BUDGET_EXHAUSTED: float(exhausted),
         # With a policy: the site's epsilon over every run of its ledger and its caps.
         **(_ledger_metrics(budget, accountant) if budget is not None else {}),
     }
@@ -329,11 +352,9 @@ def _privacy_metrics(
 def _ledger_metrics(budget: SiteBudget, accountant: SiteAccountant) -> dict[str, float]:
     policy = budget.policy
     return {
-        "dp-epsilon-total": budget.total_epsilon(accountant),
-        "dp-epsilon-total-cap": NAN
-        if policy.max_epsilon_total is None
-        else policy.max_epsilon_total,
-        "dp-epsilon-run-cap": NAN
+        DP_EPSILON_TOTAL: budget.total_epsilon(accountant),
+        DP_EPSILON_TOTAL_CAP: NAN if policy.max_epsilon_total is None else policy.max_epsilon_total,
+        DP_EPSILON_RUN_CAP: NAN
         if policy.max_epsilon_per_run is None
         else policy.max_epsilon_per_run,
     }

@@ -14,6 +14,11 @@ import math
 import os
 import time
 
+from federation.protocol import (
+    IMPORT_SECONDS,
+    PROCESS_SECONDS,
+)
+
 _IMPORTS_BEGAN = time.time()
 
 
@@ -31,13 +36,13 @@ class StartupClock:
     def take(self) -> dict[str, float]:
         """``process-seconds`` and ``import-seconds`` of this process (0 once reported)."""
         if self.reported:
-            return {"process-seconds": 0.0, "import-seconds": 0.0}
+            return {PROCESS_SECONDS: 0.0, IMPORT_SECONDS: 0.0}
         self.reported = True
         done = self.imports_done if self.imports_done is not None else time.time()
         started = process_start_time()
         return {
-            "process-seconds": max(0.0, _IMPORTS_BEGAN - started) if started else math.nan,
-            "import-seconds": max(0.0, done - _IMPORTS_BEGAN),
+            PROCESS_SECONDS: max(0.0, _IMPORTS_BEGAN - started) if started else math.nan,
+            IMPORT_SECONDS: max(0.0, done - _IMPORTS_BEGAN),
         }
 
 

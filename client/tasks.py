@@ -58,6 +58,7 @@ from federation.protocol import (
     ROLE_EVALUATE,
     SEED,
     SERVER_ROUND,
+    SETUP_SECONDS,
     SITE_FAILURE,
     SiteRecord,
 )
@@ -94,7 +95,7 @@ def site_of(
     began = time.perf_counter()
     config = compose_site_config(run_config, node_config)
     site = resolve_site(dict(node_config), config)
-    timings["setup-seconds"] = time.perf_counter() - began
+    timings[SETUP_SECONDS] = time.perf_counter() - began
     return config, site
 
 

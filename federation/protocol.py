@@ -42,9 +42,47 @@ SEED = "seed"
 # -- an evaluate request's config --------------------------------------------------------------
 CROSS_SITE_MODEL = "cross-site-model"  # present: score this named model on the test split
 
-# -- the reply's metrics ----------------------------------------------------------------------
+# -- the reply's metrics (federation/reply_checks.py gives each its range) ---------------------
 NUM_EXAMPLES = "num-examples"  # FedAvg's n_k: the site's training slices
 SLICES_SEEN = "slices-seen"  # slices trained on this round (the same steps everywhere)
+# a train reply
+LOSS = "loss"  # mean training loss of the round's steps
+FINAL_LOSS = "final-loss"  # the last step's
+STEPS = "steps"
+SKIPPED_STEPS = "skipped-steps"  # steps whose loss was not finite
+TRAIN_SECONDS = "train-seconds"
+VAL_PSNR = "val-psnr"  # on the site's validation split after training
+VAL_SSIM = "val-ssim"
+VAL_NMSE = "val-nmse"
+BAD_FILE_COUNT = "bad-files"  # files the site skipped (their reasons are in its site record)
+TRAINABLE_PARAMETERS = "trainable-parameters"
+FIELD_STRENGTH = "field-strength"  # tesla, of the site's first scanner
+DP_EPSILON = "dp-epsilon"  # this run's, so far
+DP_DELTA = "dp-delta"
+DP_STEPS = "dp-steps"
+DP_BUDGET_EXHAUSTED = "dp-budget-exhausted"  # 1: the site will train no more
+DP_EPSILON_TOTAL = "dp-epsilon-total"  # over every run of the site's ledger
+DP_EPSILON_TOTAL_CAP = "dp-epsilon-total-cap"  # NaN: no cap
+DP_EPSILON_RUN_CAP = "dp-epsilon-run-cap"  # NaN: no cap
+# an evaluate reply
+PSNR = "psnr"
+SSIM = "ssim"
+NMSE = "nmse"
+EVAL_SECONDS = "eval-seconds"
+# every reply: where the site's time went before its work
+PROCESS_SECONDS = "process-seconds"  # NaN where not measurable
+IMPORT_SECONDS = "import-seconds"
+SETUP_SECONDS = "setup-seconds"
+BUILD_SECONDS = "build-seconds"
+SITE_WORKER_ANSWERED = "site-worker"  # 1: a warm site worker did the task
+HANDOFF_SECONDS = "handoff-seconds"  # ClientApp <-> site worker socket round trip
+REPLY_METRICS = (
+    NUM_EXAMPLES, SLICES_SEEN, LOSS, FINAL_LOSS, STEPS, SKIPPED_STEPS, TRAIN_SECONDS, VAL_PSNR,
+    VAL_SSIM, VAL_NMSE, BAD_FILE_COUNT, TRAINABLE_PARAMETERS, FIELD_STRENGTH, DP_EPSILON,
+    DP_DELTA, DP_STEPS, DP_BUDGET_EXHAUSTED, DP_EPSILON_TOTAL, DP_EPSILON_TOTAL_CAP,
+    DP_EPSILON_RUN_CAP, PSNR, SSIM, NMSE, EVAL_SECONDS, PROCESS_SECONDS, IMPORT_SECONDS,
+    SETUP_SECONDS, BUILD_SECONDS, SITE_WORKER_ANSWERED, HANDOFF_SECONDS,
+)  # fmt: skip
 
 # -- the site record's fields -------------------------------------------------------------------
 SITE_ID = "site-id"

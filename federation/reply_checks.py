@@ -22,17 +22,45 @@ from flwr.app import RecordDict
 from flwr.supercore.differential_privacy import KEY_NORM_BIT
 
 from federation.protocol import (
+    BAD_FILE_COUNT,
     BAD_FILES,
     BREAKDOWN_METRICS,
+    BUILD_SECONDS,
     CLIPPED_METRIC,
+    DP_BUDGET_EXHAUSTED,
+    DP_DELTA,
+    DP_EPSILON,
+    DP_EPSILON_RUN_CAP,
+    DP_EPSILON_TOTAL,
+    DP_EPSILON_TOTAL_CAP,
+    DP_STEPS,
+    EVAL_SECONDS,
+    FIELD_STRENGTH,
+    FINAL_LOSS,
+    HANDOFF_SECONDS,
+    IMPORT_SECONDS,
+    LOSS,
     METRICS,
+    NMSE,
     NUM_EXAMPLES,
+    PROCESS_SECONDS,
+    PSNR,
     ROLE,
     SCANNER,
+    SETUP_SECONDS,
     SITE_ID,
     SITE_RECORD,
     SITE_ROLES,
+    SITE_WORKER_ANSWERED,
+    SKIPPED_STEPS,
     SLICES_SEEN,
+    SSIM,
+    STEPS,
+    TRAIN_SECONDS,
+    TRAINABLE_PARAMETERS,
+    VAL_NMSE,
+    VAL_PSNR,
+    VAL_SSIM,
     VENDOR,
     SiteRecord,
 )
@@ -113,46 +141,46 @@ _LOSS = _score(0.0, 1e12)
 # Where a site's time went before its work (client/startup.py, client/app.py): reported by
 # every train and evaluate reply.
 STARTUP_METRICS: dict[str, MetricRule] = {
-    "process-seconds": MetricRule(0.0, _MAX_SECONDS, nan=True),  # NaN: not measurable there
-    "import-seconds": _seconds(),
-    "setup-seconds": _seconds(),
-    "build-seconds": _seconds(),
-    "site-worker": MetricRule(0.0, 1.0, integer=True),  # 1: a warm site worker answered
-    "handoff-seconds": _seconds(),  # ClientApp <-> site worker socket round trip
+    PROCESS_SECONDS: MetricRule(0.0, _MAX_SECONDS, nan=True),  # NaN: not measurable there
+    IMPORT_SECONDS: _seconds(),
+    SETUP_SECONDS: _seconds(),
+    BUILD_SECONDS: _seconds(),
+    SITE_WORKER_ANSWERED: MetricRule(0.0, 1.0, integer=True),  # 1: a warm site worker answered
+    HANDOFF_SECONDS: _seconds(),  # ClientApp <-> site worker socket round trip
 }
 
 TRAIN_METRICS: dict[str, MetricRule] = {
     SLICES_SEEN: _count(),
-    "loss": _LOSS,
-    "final-loss": _LOSS,
-    "steps": _count(),
-    "skipped-steps": _count(),
-    "train-seconds": _seconds(),
-    "val-psnr": _PSNR,
-    "val-ssim": _SSIM,
-    "val-nmse": _NMSE,
-    "bad-files": _count(),
-    "trainable-parameters": _count(1e12),
-    "field-strength": _score(0.0, 20.0),
-    "dp-epsilon": MetricRule(0.0, 1e12, infinite=True),
-    "dp-delta": MetricRule(0.0, 1.0),
-    "dp-steps": _count(),
-    "dp-budget-exhausted": MetricRule(0.0, 1.0, integer=True),
+    LOSS: _LOSS,
+    FINAL_LOSS: _LOSS,
+    STEPS: _count(),
+    SKIPPED_STEPS: _count(),
+    TRAIN_SECONDS: _seconds(),
+    VAL_PSNR: _PSNR,
+    VAL_SSIM: _SSIM,
+    VAL_NMSE: _NMSE,
+    BAD_FILE_COUNT: _count(),
+    TRAINABLE_PARAMETERS: _count(1e12),
+    FIELD_STRENGTH: _score(0.0, 20.0),
+    DP_EPSILON: MetricRule(0.0, 1e12, infinite=True),
+    DP_DELTA: MetricRule(0.0, 1.0),
+    DP_STEPS: _count(),
+    DP_BUDGET_EXHAUSTED: MetricRule(0.0, 1.0, integer=True),
     # A site with a privacy policy: its epsilon over every run of its ledger, and its caps
     # (NaN: no cap).
-    "dp-epsilon-total": MetricRule(0.0, 1e12, infinite=True),
-    "dp-epsilon-total-cap": MetricRule(0.0, 1e12, nan=True),
-    "dp-epsilon-run-cap": MetricRule(0.0, 1e12, nan=True),
+    DP_EPSILON_TOTAL: MetricRule(0.0, 1e12, infinite=True),
+    DP_EPSILON_TOTAL_CAP: MetricRule(0.0, 1e12, nan=True),
+    DP_EPSILON_RUN_CAP: MetricRule(0.0, 1e12, nan=True),
     # Central DP's adaptive clipping: whether the site's update was within the norm.
     KEY_NORM_BIT: MetricRule(0.0, 1.0, integer=True),
     CLIPPED_METRIC: _count(1e12),
     **STARTUP_METRICS,
 }
 EVALUATE_METRICS: dict[str, MetricRule] = {
-    "psnr": _PSNR,
-    "ssim": _SSIM,
-    "nmse": _NMSE,
-    "eval-seconds": _seconds(),
+    PSNR: _PSNR,
+    SSIM: _SSIM,
+    NMSE: _NMSE,
+    EVAL_SECONDS: _seconds(),
     **STARTUP_METRICS,
 }
 

@@ -34,6 +34,7 @@ from cardiomm.model.checkpoint import read_checkpoint
 from federation.protocol import (
     CROSS_SITE_DECLINED,
     CROSS_SITE_MODEL,
+    NUM_EXAMPLES,
     ROLE_EVALUATE,
     ROLE_TRAIN,
     SERVER_ROUND,
@@ -134,8 +135,8 @@ def _rows(model: str, replies: Any, roles: SiteRoles) -> list[dict[str, Any]]:
                 "model": model,
                 "site": site,
                 "role": roles.role_of_node.get(entry["node-id"], ""),
-                "status": "ok" if metrics.get("num-examples", 0.0) > 0 else "no images",
-                "images": metrics.get("num-examples", math.nan),
+                "status": "ok" if metrics.get(NUM_EXAMPLES, 0.0) > 0 else "no images",
+                "images": metrics.get(NUM_EXAMPLES, math.nan),
                 **{metric: metrics.get(metric, math.nan) for metric in ("psnr", "ssim", "nmse")},
                 "reason": "",
             }

@@ -12,6 +12,10 @@ from typing import Any
 
 from flwr.app import MetricRecord
 
+from federation.protocol import (
+    EVAL_SECONDS,
+    TRAIN_SECONDS,
+)
 from federation.records import SiteRound
 from server.replies import PhaseReplies, finite_max
 
@@ -73,8 +77,8 @@ def round_timing(
             in the overhead.
     """
     other_phases = other_phases or {}
-    compute = [site["metrics"].get("train-seconds", 0.0) for site in train.sites.values()]
-    evaluation = [site["metrics"].get("eval-seconds", 0.0) for site in evaluate.sites.values()]
+    compute = [site["metrics"].get(TRAIN_SECONDS, 0.0) for site in train.sites.values()]
+    evaluation = [site["metrics"].get(EVAL_SECONDS, 0.0) for site in evaluate.sites.values()]
     round_seconds = train_seconds + sum(other_phases.values()) + evaluate_seconds
     slowest = finite_max(compute) + finite_max(evaluation)
     return {

@@ -26,6 +26,7 @@ from flwr.serverapp import Grid
 from federation.protocol import (
     ARRAYS,
     CONFIG,
+    EVAL_SECONDS,
     ROLE_EVALUATE,
     ROLE_TRAIN,
     SERVER_ROUND,
@@ -169,7 +170,7 @@ class ZeroShotPhase:
 
     def timing(self) -> dict[str, float]:
         evaluation = [
-            entry["metrics"].get("eval-seconds", 0.0) for entry in self.replies.sites.values()
+            entry["metrics"].get(EVAL_SECONDS, 0.0) for entry in self.replies.sites.values()
         ]
         return {
             "zero-shot-seconds": self.seconds,

@@ -37,6 +37,9 @@ from flwr.supercore.privacy_accounting import (
 )
 
 from cardiomm.privacy import CentralDPSettings
+from federation.protocol import (
+    SLICES_SEEN,
+)
 from server.settings import FederationSettings
 from strategies import VendorAwareFedAdam, VendorAwareFedAvg, VendorAwareFedProx, VendorAwareFedYogi
 
@@ -89,7 +92,7 @@ def build_strategy(settings: FederationSettings) -> Strategy:
         # Central DP bounds each site's share of the aggregate by clipping_norm / sites, which
         # holds for equal weights: weigh by the slices each site saw this round (the same
         # local steps everywhere) instead of by its data size.
-        common["weighted_by_key"] = "slices-seen"
+        common["weighted_by_key"] = SLICES_SEEN
     strategy = kind(**common)
     if isinstance(strategy, VendorAwareFedAvg):
         strategy.set_aggregation(

@@ -23,6 +23,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from client.site_config import write_site_file
+from federation.protocol import (
+    DP_EPSILON,
+    TRAIN_SECONDS,
+)
 from federation.records import RoundRecord, read_history
 from simulations.study.backbone import backbone_override
 from simulations.study.composition import compose, experiment_overrides, hydra_value
@@ -146,7 +150,7 @@ def _train(
     metrics = output_dir / "metrics.json"
     if metrics.is_file() and (output_dir / FINAL).is_file():
         summary = json.loads(metrics.read_text())
-        return summary, float(summary["metrics"].get("train-seconds", 0.0))
+        return summary, float(summary["metrics"].get(TRAIN_SECONDS, 0.0))
     # Centralised training keeps a checkpoint every federated round's worth of steps (the
     # learning curve); a local-only site model needs none.
     every = planned.budget.total_steps // context.settings.rounds if not sites else 0
@@ -335,10 +339,10 @@ def _steps_taken(history: list[RoundRecord]) -> dict[str, int]:
 def _epsilon(history: list[RoundRecord]) -> float | None:
     """The largest cumulative DP-SGD epsilon any site reported (None without DP-SGD)."""
     values = [
-        float(entry.train["dp-epsilon"])
+        float(entry.train[DP_EPSILON])
         for record in history
         for entry in record.sites.values()
-        if "dp-epsilon" in (entry.train or {})
+        if DP_EPSILON in (entry.train or {})
     ]
     finite = [value for value in values if math.isfinite(value)]
     return max(finite) if finite else None

@@ -20,6 +20,10 @@ from typing import Any
 import numpy as np
 
 from cardiomm.classical.suite import BEST_CLASSICAL
+from federation.protocol import (
+    VAL_PSNR,
+    VAL_SSIM,
+)
 from federation.records import read_history
 from simulations.study.outcome import DIFFERENCE_COLUMNS, NO_SEED
 from simulations.study.statistics import Difference, bootstrap_mean, paired_difference
@@ -345,8 +349,8 @@ def validation_rows(outcomes: Sequence[Any]) -> list[dict[str, Any]]:
                     values = json.loads(metrics.read_text())["metrics"]
                     scores.append(
                         {
-                            "psnr": values.get("val-psnr", math.nan),
-                            "ssim": values.get("val-ssim", math.nan),
+                            "psnr": values.get(VAL_PSNR, math.nan),
+                            "ssim": values.get(VAL_SSIM, math.nan),
                         }
                     )
         rows.append(
@@ -354,8 +358,8 @@ def validation_rows(outcomes: Sequence[Any]) -> list[dict[str, Any]]:
                 "experiment": outcome.experiment,
                 "kind": outcome.kind,
                 "seed": outcome.seed,
-                "val-psnr": finite_mean(score["psnr"] for score in scores),
-                "val-ssim": finite_mean(score["ssim"] for score in scores),
+                VAL_PSNR: finite_mean(score["psnr"] for score in scores),
+                VAL_SSIM: finite_mean(score["ssim"] for score in scores),
             }
         )
     return rows

@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from federation.protocol import (
+    VAL_PSNR,
+    VAL_SSIM,
+)
 from simulations.report_tables import markdown_table
 from simulations.study.design import StudyDesign
 from simulations.study.outcome import ExperimentOutcome
@@ -234,8 +238,8 @@ def validation_section(
                 {
                     "experiment": row["experiment"],
                     "seed": row["seed"],
-                    "val PSNR (dB)": row["val-psnr"],
-                    "val SSIM": row["val-ssim"],
+                    "val PSNR (dB)": row[VAL_PSNR],
+                    "val SSIM": row[VAL_SSIM],
                 }
                 for row in validation
             ],
@@ -246,7 +250,7 @@ def validation_section(
     ]
     for group, candidates in selection_groups.items():
         scores = {
-            name: finite_mean(row["val-psnr"] for row in validation if row["experiment"] == name)
+            name: finite_mean(row[VAL_PSNR] for row in validation if row["experiment"] == name)
             for name in candidates
         }
         try:

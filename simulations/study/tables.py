@@ -8,6 +8,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from federation.protocol import (
+    TRAINABLE_PARAMETERS,
+)
 from federation.records import RoundRecord, finite_series, read_history
 from simulations.report_tables import markdown_table
 from simulations.study.outcome import ExperimentOutcome
@@ -261,9 +264,9 @@ def bytes_per_trained_parameter(record: RoundRecord) -> str:
     ``trainable-parameters``); the last round shows the steady state, after a frozen part
     has travelled once."""
     trained = [
-        float(site.train["trainable-parameters"])
+        float(site.train[TRAINABLE_PARAMETERS])
         for site in record.sites.values()
-        if isinstance((site.train or {}).get("trainable-parameters"), int | float)
+        if isinstance((site.train or {}).get(TRAINABLE_PARAMETERS), int | float)
     ]
     received = [
         site.bytes_received for site in record.sites.values() if site.bytes_received is not None

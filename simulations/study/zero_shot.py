@@ -15,7 +15,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from federation.protocol import BREAKDOWN_METRICS
+from federation.protocol import (
+    BREAKDOWN_METRICS,
+    NUM_EXAMPLES,
+)
 from simulations.report_tables import markdown_table
 from simulations.study.outcome import ExperimentOutcome
 from simulations.study.tables import load_history
@@ -61,7 +64,7 @@ def zero_shot_rows(outcomes: Sequence[ExperimentOutcome]) -> list[dict[str, Any]
 def _overall(scores: Mapping[str, float]) -> dict[str, Any]:
     return {
         "group": OVERALL,
-        "images": scores.get("num-examples", math.nan),
+        "images": scores.get(NUM_EXAMPLES, math.nan),
         **{metric: scores.get(metric, math.nan) for metric in ("psnr", "ssim", "nmse")},
     }
 
