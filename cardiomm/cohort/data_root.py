@@ -37,8 +37,8 @@ def load_partition(
     """The partition manifest: ``data.manifest`` if given, else a fresh partition of the root.
 
     Args:
-        bad_file_report: ``bad_files.jsonl`` to append the files the partition skipped to
-            (stage ``partition``).
+        bad_file_report: ``bad_files.jsonl`` to append the paths and files the partition
+            skipped to (stage ``partition``).
     """
     if data.manifest:
         manifest = read_manifest(data.manifest)
@@ -52,5 +52,6 @@ def load_partition(
             show_progress=show_progress,
         )
     if bad_file_report is not None:
-        append_bad_files(bad_file_report, manifest.get("bad_files", []), PARTITION)
+        skipped = [*manifest.get("unreadable_paths", []), *manifest.get("bad_files", [])]
+        append_bad_files(bad_file_report, skipped, PARTITION)
     return manifest
