@@ -14,6 +14,7 @@ checkpoint that cannot be loaded, an output folder that holds results without
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import math
 import sys
@@ -175,8 +176,9 @@ def run(args: argparse.Namespace) -> int:
         "keep": False,
     }[args.readout_oversampling]
     written: dict[Path, Path] = {}
+    series_numbers: dict[str, set[int]] = collections.defaultdict(set)
     rows = [
-        _reconstruct_file(path, inputs, args, spec, method, device, written)
+        _reconstruct_file(path, inputs, args, spec, method, device, written, series_numbers)
         for path in progress_bar(inputs.files, f"reconstructing with {reconstructor.name}")
     ]
     summary = write_summary(args.output / SUMMARY_FILE, rows)
@@ -229,6 +231,7 @@ def _reconstruct_file(
     method: _Method,
     device: torch.device,
     written: dict[Path, Path],
+    series_numbers: dict[str, set[int]],
 ) -> FileSummary:
     """Reconstruct, write, preview and score one file; a file that cannot be used becomes a
     skipped row (with a warning), a reconstruction with NaN or Inf an error row (nothing
@@ -236,6 +239,7 @@ def _reconstruct_file(
 
     Args:
         written: output path (relative) -> the input it was written for, so far; updated.
+        series_numbers: DICOM patient ID -> the series numbers written for it so far; updated.
     """
     from cardiomm.data.errors import DataFileError
     from cardiomm.data.metadata import is_mapping_series, series_stem
@@ -301,7 +305,15 @@ def _reconstruct_file(
             mask_key=f"{masks.name}, {masks.source}, {readout}",
         )
         output, note = _write_clinical(
-            path, args.output, relative, volume, metadata, identity, writes, args.overwrite
+            path,
+            args.output,
+            relative,
+            volume,
+            metadata,
+            identity,
+            writes,
+            args.overwrite,
+            series_numbers,
         )
         if output is None and "mat" not in writes:
             return _skipped(path, note)
@@ -362,18 +374,20 @@ def _write_clinical(
     series: _ClinicalSeries,
     writes: set[str],
     replace: bool,
+    series_numbers: dict[str, set[int]],
 ) -> tuple[Path | None, str]:
     """(the last DICOM folder or NIfTI file written, "") or (None, why none was written for
     ``path``): both need the scan's geometry.
 
     Args:
         replace: a DICOM series folder that holds instances is emptied first (--overwrite).
+        series_numbers: DICOM patient ID -> series numbers taken in its study; updated.
     """
     from cardiomm.data.errors import DataFileError
     from cardiomm.data.geometry import read_geometry
     from cardiomm.data.synthetic.writer import sidecar_paths
     from cardiomm.recon.dicom import write_dicom_series
-    from cardiomm.recon.identity import file_sha256, series_identity
+    from cardiomm.recon.identity import file_sha256, patient_id, series_identity
     from cardiomm.recon.nifti import write_nifti
     from cardiomm.recon.submission import DICOM_FOLDER, NIFTI_FOLDER
 
@@ -389,17 +403,21 @@ def _write_clinical(
     written: Path | None = None
     if "dicom" in writes:
         written = output_root / DICOM_FOLDER / relative.with_suffix("")
+        content_hash = file_sha256(path)
+        taken = series_numbers[patient_id(path, metadata, content_hash)]
         identity = series_identity(
             path,
             metadata,
-            file_sha256(path),
+            content_hash,
             method_key=series.method_key,
             mask_key=series.mask_key,
             description=series.description,
+            numbers_taken=taken,
         )
         write_dicom_series(
             written, volume.reconstruction, metadata, geometry, identity, replace=replace
         )
+        taken.add(identity.series_number)
     if "nifti" in writes:
         target = output_root / NIFTI_FOLDER / relative.with_suffix(".nii.gz")
         written = write_nifti(target, volume.reconstruction, geometry)
