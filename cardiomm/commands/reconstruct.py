@@ -5,9 +5,10 @@ undersampled first with ``--mask`` (seeded as ``cardiomm evaluate`` does) and sc
 their own reference. Outputs, previews and the summary CSV are described in
 :mod:`cardiomm.recon.submission`. A file that cannot be read is skipped with a warning and
 listed in the summary; a file whose reconstruction holds NaN or Inf is an error row naming
-the checkpoint (or method) and the file, and nothing is written for it. The command exits 0
-when at least one file was reconstructed, else 1; 2 for a user error (a bad option, a
-checkpoint that cannot be loaded, an output folder that holds results without
+the checkpoint (or method) and the file, and nothing is written for it. Exit codes: 0 when
+every file was reconstructed; 1 when any was skipped or failed (some or all: the last
+console line counts them and names the summary whose rows say why); 2 for a user error (a
+bad option, a checkpoint that cannot be loaded, an output folder that holds results without
 ``--overwrite``).
 """
 
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 NAME = "reconstruct"
 HELP = (
     "Reconstruct undersampled (or fully sampled + --mask) k-space files into CMRxRecon "
-    "submission .mat files, with PNG previews and a summary."
+    "submission .mat files, with PNG previews and a summary. Exits 0 when every file was "
+    "reconstructed, 1 when any was skipped or failed (see the summary's rows), 2 for a usage "
+    "error."
 )
 METHODS = ("zero-filled", "sense")
 
@@ -184,12 +187,23 @@ def run(args: argparse.Namespace) -> int:
     summary = write_summary(args.output / SUMMARY_FILE, rows)
     console = make_console()
     console.print(_summary_table(rows, inputs))
+    console.print(_outcome(rows, args.output, summary), markup=False)
+    return 0 if all(row.ok for row in rows) else 1
+
+
+def _outcome(rows: list[FileSummary], output: Path, summary: Path) -> str:
+    """The run's last console line: how many files were reconstructed, how many failed or
+    were skipped, and where their rows are."""
     done = sum(row.ok for row in rows)
-    console.print(
-        f"{done} of {len(rows)} files reconstructed into {args.output}; summary: {summary}",
-        markup=False,
+    line = f"{done} of {len(rows)} files reconstructed into {output}"
+    counts = {status: sum(row.status == status for row in rows) for status in ("error", "skipped")}
+    missing = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
+    if not missing:
+        return f"{line}; summary: {summary}"
+    return (
+        f"{line}; {missing} (not reconstructed): see their rows (status skipped / error, "
+        f"with the reason) in {summary}; exit code 1"
     )
-    return 0 if done else 1
 
 
 def _method(args: argparse.Namespace, device: torch.device) -> _Method:
