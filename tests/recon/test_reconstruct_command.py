@@ -292,3 +292,16 @@ def test_a_run_that_reconstructs_every_file_exits_0_without_a_failure_count(tmp_
     ])  # fmt: skip
     assert code == 0
     assert "not reconstructed" not in capsys.readouterr().out
+
+
+def test_a_symlink_loop_among_the_inputs_is_a_skipped_row_naming_it(tmp_path):
+    write_site_file(tmp_path / "data", "Center001", "Siemens_30T_Vida", "P001", shape=SHAPE)
+    loop = tmp_path / "data" / "loop.mat"
+    loop.symlink_to(loop)
+    code = main([
+        "reconstruct", "--method", "zero-filled", "--mask", "Uniform4", "--no-preview",
+        "--input", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == 1
+    rows = {Path(row["input"]).name: row for row in _summary(tmp_path / "out")}
+    assert (rows["loop.mat"]["status"], rows["loop.mat"]["reason"]) == ("skipped", "a symlink loop")
