@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from cardiomm.cohort.data_root import load_partition
+from cardiomm.cohort.data_root import load_partition, resolve_data_root
 from cardiomm.cohort.layout import find_kspace_files
 from cardiomm.cohort.manifest import partition_dataset, read_manifest, write_manifest
 from cardiomm.data.errors import DataFileError
@@ -156,3 +156,10 @@ def test_the_index_skips_a_dangling_symlink_with_its_reason(tmp_path):
     index = SliceIndex.build([dangling], show_progress=False)
     assert index.files == []
     assert index.bad_files[0].reason == f"a dangling symlink (to {tmp_path / 'gone.mat'})"
+
+
+def test_a_configured_data_root_that_is_a_symlink_loop_is_named_as_one(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(FileNotFoundError, match="data root is a symlink loop"):
+        resolve_data_root(OmegaConf.create({"root": str(loop), "synthetic_preset": None}))
