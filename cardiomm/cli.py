@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "make_synthetic",
     "reconstruct",
     "phenotype",
+    "ledger",
 )
 COMMAND_ENTRY_POINTS = "cardiomm.commands"
 

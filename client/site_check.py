@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from cardiomm.cohort.layout import CENTRE_FOLDER
 from cardiomm.cohort.manifest import partition_dataset
 from cardiomm.data.builders import evaluation_dataset, training_dataset
 from cardiomm.data.errors import DataFileError
@@ -212,6 +213,7 @@ def _site_files(
     centres = [site["site"] for site in manifest["sites"]]
     check.details["centres"] = centres
     wanted = request.site_id or (centres[0] if len(centres) == 1 else None)
+    _list_unreadable_paths(manifest, wanted, check)
     site = next((entry for entry in manifest["sites"] if entry["site"] == wanted), None)
     if site is None:
         reason = (
@@ -233,6 +235,27 @@ def _site_files(
     check.details["site"] = site["site"]
     check.details["vendor"] = site["vendor"]
     return site
+
+
+def _list_unreadable_paths(manifest: dict, centre: str | None, check: SiteCheck) -> None:
+    """One problem row per path the walk could not use (a folder it cannot list, a symlink
+    loop, a dangling symlink, a file it cannot open...): whatever lay below is missing from
+    the site, so the site cannot take part as it stands. Paths of other centres are left
+    out; those above every centre (or all, when the centre is not known) are the site's."""
+    root = Path(manifest["root"])
+
+    def is_mine(path: Path) -> bool:
+        folders = path.relative_to(root).parts
+        return centre in folders or not any(CENTRE_FOLDER.match(part) for part in folders)
+
+    mine = [
+        bad for bad in manifest["unreadable_paths"] if centre is None or is_mine(Path(bad["path"]))
+    ]
+    check.details["unreadable-paths"] = mine
+    for bad in mine:
+        shown = Path(bad["path"]).relative_to(root)
+        check.add("unreadable path", f"{shown}: {bad['reason']}", PROBLEM)
+    check.add("paths unreadable", len(mine), PROBLEM if mine else OK)
 
 
 def _read_check(site: dict, base: Path, check: SiteCheck, show_progress: bool) -> list[dict]:

@@ -26,3 +26,34 @@ def random_complex(
 ) -> torch.Tensor:
     """Standard complex Gaussian tensor of ``shape``."""
     return torch.randn(shape, generator=generator, dtype=dtype)
+
+
+@pytest.fixture
+def deny_access(monkeypatch: pytest.MonkeyPatch):
+    """``deny_access(path)`` makes a file or folder unreadable: mode 000, and, when the tests
+    run as root (whom mode bits do not stop), listing or opening that path raises
+    ``PermissionError`` as it would for anyone else. Modes are restored afterwards."""
+    import errno
+    import os
+
+    denied: dict[str, int] = {}
+
+    def refuse(real):
+        def call(path, *args, **kwargs):
+            if os.fspath(path) in denied:
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+    if os.geteuid() == 0:
+        monkeypatch.setattr(os, "scandir", refuse(os.scandir))
+        monkeypatch.setattr(os, "open", refuse(os.open))
+
+    def deny(path) -> None:
+        denied[os.fspath(path)] = path.stat().st_mode
+        path.chmod(0)
+
+    yield deny
+    for path, mode in denied.items():
+        os.chmod(path, mode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cardiomm.cohort.layout import data_root
 from cardiomm.cohort.manifest import SplitFractions, partition_dataset, read_manifest
 from cardiomm.data.bad_file_report import PARTITION, append_bad_files
 
@@ -13,7 +14,8 @@ def resolve_data_root(data: Any, show_progress: bool = True) -> Path:
     """The data root of the ``data`` config; the synthetic preset is generated if absent.
 
     Raises:
-        FileNotFoundError: a real-data root that does not exist.
+        FileNotFoundError: a real-data root that does not exist or cannot be used (a symlink
+            loop, not a folder, not listable; :func:`cardiomm.cohort.layout.data_root`).
         FileExistsError: the synthetic root holds other data (another preset, seed or set).
     """
     root = Path(data.root).expanduser()
@@ -23,8 +25,7 @@ def resolve_data_root(data: Any, show_progress: bool = True) -> Path:
         return ensure_synthetic_dataset(
             root, data.synthetic_preset, seed=data.synthetic_seed, show_progress=show_progress
         )
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such data directory (data.root)")
+    data_root(root)  # a missing root, a symlink loop, a folder it cannot list: one line
     return root
 
 
@@ -37,8 +38,8 @@ def load_partition(
     """The partition manifest: ``data.manifest`` if given, else a fresh partition of the root.
 
     Args:
-        bad_file_report: ``bad_files.jsonl`` to append the files the partition skipped to
-            (stage ``partition``).
+        bad_file_report: ``bad_files.jsonl`` to append the paths and files the partition
+            skipped to (stage ``partition``).
     """
     if data.manifest:
         manifest = read_manifest(data.manifest)
@@ -52,5 +53,6 @@ def load_partition(
             show_progress=show_progress,
         )
     if bad_file_report is not None:
-        append_bad_files(bad_file_report, manifest.get("bad_files", []), PARTITION)
+        skipped = [*manifest.get("unreadable_paths", []), *manifest.get("bad_files", [])]
+        append_bad_files(bad_file_report, skipped, PARTITION)
     return manifest

@@ -12,12 +12,13 @@ import collections
 import dataclasses
 import datetime
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from cardiomm.cohort.layout import find_kspace_files
+from cardiomm.cohort.layout import data_root, find_kspace_files
 from cardiomm.data.index import IndexedFile, SliceIndex
 
 MANIFEST_FORMAT = "cardiomm-fl partition manifest"
@@ -62,8 +63,9 @@ def partition_dataset(
     Returns:
         the manifest as a JSON-ready dict (see :func:`write_manifest`).
     """
-    root = Path(root).resolve()
-    index = SliceIndex.build(find_kspace_files(root), show_progress=show_progress)
+    root = data_root(root)
+    found = find_kspace_files(root)
+    index = SliceIndex.build(found.files, show_progress=show_progress)
     by_centre: dict[str, list[IndexedFile]] = collections.defaultdict(list)
     for indexed in index.files:
         by_centre[indexed.metadata.centre or "unknown"].append(indexed)
@@ -82,6 +84,11 @@ def partition_dataset(
         "held_out": sorted(held_out),
         "sites": sites,
         "bad_files": [{"path": str(bad.path), "reason": bad.reason} for bad in index.bad_files],
+        # Folders and files the walk could not use (cardiomm/cohort/layout.py): their data
+        # are missing from the sites above, so a site lists them instead of losing them.
+        "unreadable_paths": [
+            {"path": str(bad.path), "reason": bad.reason} for bad in found.unreadable
+        ],
     }
 
 
@@ -230,14 +237,16 @@ def _check_files_inside_root(manifest: dict, path: Path) -> None:
     """Refuse a manifest whose file entries leave its data root (absolute paths, ``..``):
     a manifest decides which files a site reads, so it must not reach outside its data."""
     try:
-        root = Path(manifest["root"]).resolve()
+        root = Path(os.path.realpath(manifest["root"]))
         entries = [
             (site["site"], entry["path"]) for site in manifest["sites"] for entry in site["files"]
         ]
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}: not a partition manifest (missing {error})") from error
     for site, relative in entries:
-        resolved = (root / str(relative)).resolve()
+        # realpath, not resolve(): a path that has become a symlink loop since the manifest
+        # was written is the reader's to name and skip, not a crash here.
+        resolved = Path(os.path.realpath(root / str(relative)))
         if Path(str(relative)).is_absolute() or not resolved.is_relative_to(root):
             raise ValueError(
                 f"{path}: site {site}'s file {relative!r} is outside the data root {root}"

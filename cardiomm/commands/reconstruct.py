@@ -5,15 +5,17 @@ undersampled first with ``--mask`` (seeded as ``cardiomm evaluate`` does) and sc
 their own reference. Outputs, previews and the summary CSV are described in
 :mod:`cardiomm.recon.submission`. A file that cannot be read is skipped with a warning and
 listed in the summary; a file whose reconstruction holds NaN or Inf is an error row naming
-the checkpoint (or method) and the file, and nothing is written for it. The command exits 0
-when at least one file was reconstructed, else 1; 2 for a user error (a bad option, a
-checkpoint that cannot be loaded, an output folder that holds results without
+the checkpoint (or method) and the file, and nothing is written for it. Exit codes: 0 when
+every file was reconstructed; 1 when any was skipped or failed (some or all: the last
+console line counts them and names the summary whose rows say why); 2 for a user error (a
+bad option, a checkpoint that cannot be loaded, an output folder that holds results without
 ``--overwrite``).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import math
 import sys
@@ -36,7 +38,9 @@ if TYPE_CHECKING:
 NAME = "reconstruct"
 HELP = (
     "Reconstruct undersampled (or fully sampled + --mask) k-space files into CMRxRecon "
-    "submission .mat files, with PNG previews and a summary."
+    "submission .mat files, with PNG previews and a summary. Exits 0 when every file was "
+    "reconstructed, 1 when any was skipped or failed (see the summary's rows), 2 for a usage "
+    "error."
 )
 # The classical methods are sigpy's, with ESPIRiT maps from the slice's time-averaged k-space
 # (cardiomm.classical); "sense" is CG-SENSE under the name earlier releases used.
@@ -223,19 +227,31 @@ def run(args: argparse.Namespace) -> int:
         "keep": False,
     }[args.readout_oversampling]
     written: dict[Path, Path] = {}
+    series_numbers: dict[str, set[int]] = collections.defaultdict(set)
     rows = [
-        _reconstruct_file(path, inputs, args, spec, method, device, written)
+        _reconstruct_file(path, inputs, args, spec, method, device, written, series_numbers)
         for path in progress_bar(inputs.files, f"reconstructing with {method.name}")
     ]
     summary = write_summary(args.output / SUMMARY_FILE, rows)
     console = make_console()
     console.print(_summary_table(rows, inputs))
+    console.print(_outcome(rows, args.output, summary), markup=False)
+    return 0 if all(row.ok for row in rows) else 1
+
+
+def _outcome(rows: list[FileSummary], output: Path, summary: Path) -> str:
+    """The run's last console line: how many files were reconstructed, how many failed or
+    were skipped, and where their rows are."""
     done = sum(row.ok for row in rows)
-    console.print(
-        f"{done} of {len(rows)} files reconstructed into {args.output}; summary: {summary}",
-        markup=False,
+    line = f"{done} of {len(rows)} files reconstructed into {output}"
+    counts = {status: sum(row.status == status for row in rows) for status in ("error", "skipped")}
+    missing = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
+    if not missing:
+        return f"{line}; summary: {summary}"
+    return (
+        f"{line}; {missing} (not reconstructed): see their rows (status skipped / error, "
+        f"with the reason) in {summary}; exit code 1"
     )
-    return 0 if done else 1
 
 
 def _method(args: argparse.Namespace, device: torch.device) -> _Method:
@@ -293,6 +309,7 @@ def _reconstruct_file(
     method: _Method,
     device: torch.device,
     written: dict[Path, Path],
+    series_numbers: dict[str, set[int]],
 ) -> FileSummary:
     """Reconstruct, write, preview and score one file; a file that cannot be used becomes a
     skipped row (with a warning), a reconstruction with NaN or Inf an error row (nothing
@@ -300,6 +317,7 @@ def _reconstruct_file(
 
     Args:
         written: output path (relative) -> the input it was written for, so far; updated.
+        series_numbers: DICOM patient ID -> the series numbers written for it so far; updated.
     """
     from cardiomm.classical.calibration import CalibrationError
     from cardiomm.data.errors import DataFileError
@@ -372,7 +390,15 @@ def _reconstruct_file(
             mask_key=f"{masks.name}, {masks.source}, {readout}",
         )
         output, note = _write_clinical(
-            path, args.output, relative, volume, metadata, identity, writes, args.overwrite
+            path,
+            args.output,
+            relative,
+            volume,
+            metadata,
+            identity,
+            writes,
+            args.overwrite,
+            series_numbers,
         )
         if output is None and "mat" not in writes:
             return _skipped(path, note)
@@ -433,18 +459,20 @@ def _write_clinical(
     series: _ClinicalSeries,
     writes: set[str],
     replace: bool,
+    series_numbers: dict[str, set[int]],
 ) -> tuple[Path | None, str]:
     """(the last DICOM folder or NIfTI file written, "") or (None, why none was written for
     ``path``): both need the scan's geometry.
 
     Args:
         replace: a DICOM series folder that holds instances is emptied first (--overwrite).
+        series_numbers: DICOM patient ID -> series numbers taken in its study; updated.
     """
     from cardiomm.data.errors import DataFileError
     from cardiomm.data.geometry import read_geometry
     from cardiomm.data.synthetic.writer import sidecar_paths
     from cardiomm.recon.dicom import write_dicom_series
-    from cardiomm.recon.identity import file_sha256, series_identity
+    from cardiomm.recon.identity import file_sha256, patient_id, series_identity
     from cardiomm.recon.nifti import write_nifti
     from cardiomm.recon.submission import DICOM_FOLDER, NIFTI_FOLDER
 
@@ -460,17 +488,21 @@ def _write_clinical(
     written: Path | None = None
     if "dicom" in writes:
         written = output_root / DICOM_FOLDER / relative.with_suffix("")
+        content_hash = file_sha256(path)
+        taken = series_numbers[patient_id(path, metadata, content_hash)]
         identity = series_identity(
             path,
             metadata,
-            file_sha256(path),
+            content_hash,
             method_key=series.method_key,
             mask_key=series.mask_key,
             description=series.description,
+            numbers_taken=taken,
         )
         write_dicom_series(
             written, volume.reconstruction, metadata, geometry, identity, replace=replace
         )
+        taken.add(identity.series_number)
     if "nifti" in writes:
         target = output_root / NIFTI_FOLDER / relative.with_suffix(".nii.gz")
         written = write_nifti(target, volume.reconstruction, geometry)

@@ -2,7 +2,8 @@
 
 CMRxRecon's .mat files hold k-space only; the geometry comes from a JSON sidecar beside the
 file (``<stem>.json``, which the synthetic generator writes: ``pixel_spacing_mm``,
-``slice_thickness_mm``, ``slice_heights_mm`` and the sequence's trigger and inversion times).
+``slice_thickness_mm``, ``slice_heights_mm`` and the sequence's trigger and inversion times,
+repetition and echo times).
 A file without a sidecar has no known geometry (None), and what needs one (DICOM output)
 says so for that file.
 """
@@ -31,6 +32,8 @@ class ScanGeometry:
             are spaced by their thickness from 0).
         trigger_times_ms: each frame's time after the R wave (cine), or None.
         inversion_times_ms: each frame's inversion time (T1 mapping), or None.
+        repetition_time_ms: the sequence's repetition time (TR), or None (not recorded).
+        echo_time_ms: its echo time (TE), or None (not recorded).
     """
 
     pixel_spacing_mm: tuple[float, float]
@@ -38,6 +41,8 @@ class ScanGeometry:
     slice_positions_mm: tuple[float, ...] | None = None
     trigger_times_ms: tuple[float, ...] | None = None
     inversion_times_ms: tuple[float, ...] | None = None
+    repetition_time_ms: float | None = None
+    echo_time_ms: float | None = None
 
     def slice_position(self, index: int) -> float:
         if self.slice_positions_mm is not None and index < len(self.slice_positions_mm):
@@ -74,7 +79,16 @@ def read_geometry(kspace_path: str | Path) -> ScanGeometry | None:
         inversion_times_ms=_optional(
             sequence.get("inversion_times_ms"), sidecar, "inversion_times_ms"
         ),
+        repetition_time_ms=_optional_time(sequence.get("tr_ms"), sidecar, "tr_ms"),
+        echo_time_ms=_optional_time(sequence.get("te_ms"), sidecar, "te_ms"),
     )
+
+
+def _optional_time(value: Any, sidecar: Path, name: str) -> float | None:
+    """One positive, finite time in ms, or None when the sidecar does not record it."""
+    if value is None:
+        return None
+    return _numbers([value], sidecar, name, positive=True)[0]
 
 
 def _optional(value: Any, sidecar: Path, name: str) -> tuple[float, ...] | None:

@@ -33,6 +33,8 @@ _VENDOR_NAMES = {
 }
 
 # File stem -> (modality, view). Mapping and black-blood series in CMRxRecon are short-axis.
+# The order numbers the series kinds (series_kind_number, DICOM SeriesNumber): append new
+# stems, so that a kind keeps its number.
 _STEM_MODALITY_VIEW: dict[str, tuple[str, str | None]] = {
     "cine_sax": ("cine", "short-axis"),
     "cine_lax": ("cine", "long-axis"),
@@ -206,6 +208,15 @@ def series_stem(file_name: str) -> str:
 def parse_series_stem(stem: str) -> tuple[str | None, str | None]:
     """``cine_lax_3ch`` -> (``cine``, ``three-chamber``); unknown stems -> (None, None)."""
     return _STEM_MODALITY_VIEW.get(stem.lower(), (None, None))
+
+
+def series_kind_number(stem: str) -> int:
+    """The stem's place among the known CMRxRecon series, from 1 (``cine_sax``); 0 for a stem
+    not among them."""
+    return _SERIES_KIND_NUMBERS.get(stem.lower(), 0)
+
+
+_SERIES_KIND_NUMBERS = {stem: number for number, stem in enumerate(_STEM_MODALITY_VIEW, 1)}
 
 
 def is_mapping_series(stem: str) -> bool:

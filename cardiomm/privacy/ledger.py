@@ -28,6 +28,13 @@ journals, or a deleted journal) starts afresh from the ledger, which still holds
 charge. With neither file there is no record of any charge: removing both is how an
 operator deliberately resets the site's budget, and the fresh ledger is logged as such.
 
+A ledger lost while its journal survives is rebuilt by :meth:`PrivacyLedger.restore` (the
+command ``cardiomm ledger restore``): each run's last journal line, read with the same checks,
+into a new ledger; it never overwrites a ledger and leaves the journal as it is, so the
+spent budget comes back whole. The journal is never compacted: each line holds one run's
+entry, whose history merges steps of one noise multiplier and sample rate, so it grows by a
+line of about 150 bytes per charge (a round).
+
 Writes go to a temporary file that is flushed, synced and renamed over the ledger, so a
 crash never leaves a half-written entry. A ledger that cannot be read is an error, never an
 empty ledger: treating it as empty would hand the site a fresh budget. Every value is
@@ -124,6 +131,36 @@ class PrivacyLedger:
     def record(self, run_id: str, accountant: SiteAccountant) -> None:
         """Replace ``run_id``'s entry with ``accountant``'s history (never fewer steps)."""
         self.update(run_id, lambda _runs: accountant)
+
+    def restore(self) -> dict[str, SiteAccountant]:
+        """Rebuild a missing ledger from its journal (each run's last line, checked as every
+        read checks it); the journal is not changed. Returns the runs restored.
+
+        Raises:
+            LedgerError: the ledger exists (it is never overwritten), there is no journal or
+                it records no charge, a journal value is malformed, or a run's charges ever
+                go down in steps (a journal edited by hand: nothing is written).
+        """
+        with self._locked(exclusive=True):
+            if self.path.exists() or self.path.is_symlink():
+                raise LedgerError(
+                    f"privacy ledger {self.path} exists: a restore never overwrites a ledger "
+                    f"(move it aside first to rebuild it from {self.journal})"
+                )
+            if not self.journal.exists():
+                raise LedgerError(
+                    f"privacy journal {self.journal} does not exist: nothing to restore "
+                    f"{self.path} from"
+                )
+            lines = self._journal_lines(repair=False)
+            if not lines:
+                raise LedgerError(f"privacy journal {self.journal} records no charge to restore")
+            _check_never_taken_back(lines, self.journal)
+            self._write({run: _entry(accountant) for run, accountant in dict(lines).items()})
+            logger.warning(
+                "privacy ledger %s restored from its journal %s", self.path, self.journal
+            )
+            return self._checked_runs(repair=False)
 
     @contextlib.contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
@@ -277,6 +314,20 @@ class PrivacyLedger:
             return SiteAccountant.from_lists(lists, where)
         except (ValueError, TypeError) as error:
             raise LedgerError(f"{error}; {_RESTORE}") from error
+
+
+def _check_never_taken_back(lines: list[tuple[str, SiteAccountant]], journal: Path) -> None:
+    """Each run's steps never go down from one journal line to a later one (no code of this
+    module writes such a journal)."""
+    steps: dict[str, int] = {}
+    for number, (run, accountant) in enumerate(lines, start=1):
+        if accountant.steps < steps.get(run, 0):
+            raise LedgerError(
+                f"privacy journal {journal}, line {number}: run {run} goes from "
+                f"{steps[run]} to {accountant.steps} DP-SGD steps; a charge is never taken "
+                "back, so the journal was edited: nothing restored"
+            )
+        steps[run] = accountant.steps
 
 
 def _entry(accountant: SiteAccountant) -> dict[str, Any]:

@@ -23,8 +23,13 @@ pydicom and valid against the MR Image IOD (``dciodvfy`` from dicom3tools report
 - ``ImageType`` is DERIVED \\ SECONDARY \\ OTHER, the series description names the method and
   the undersampling, e.g. ``CardioMM reconstruction, ktRadial24``; ``ScanningSequence`` and
   ``SequenceVariant`` name the sequence family of the modality (:data:`SEQUENCE_FAMILIES`).
-- What the k-space files do not hold (birth date, sex, study date and time, echo and
-  repetition times, patient position) is present and empty, as DICOM's Type 2 asks.
+- ``RepetitionTime`` and ``EchoTime`` are the sidecar's ``sequence.tr_ms`` and ``te_ms``
+  where it records them (the synthetic set does; CMRxRecon's files hold no sequence header).
+- What the k-space files do not hold (birth date, sex, study date and time, patient
+  position; repetition and echo times the sidecar lacks) is present and empty, as DICOM's
+  Type 2 asks.
+- ``SeriesNumber`` is distinct per series of a study and derives from the series' kind
+  (:mod:`cardiomm.recon.identity`).
 - A volume with NaN or Inf values is refused: no file is written for it.
 """
 
@@ -63,8 +68,8 @@ SEQUENCE_FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "flow": (("GR",), ("SP",)),  # phase-contrast gradient echo
 }
 _UNKNOWN_SEQUENCE = (("RM",), ("NONE",))
-# Type 2 attributes (present, empty when unknown) of the MR Image IOD that k-space holds no
-# value for.
+# Type 2 attributes of the MR Image IOD: present, empty unless the scan's sidecar gives a
+# value (repetition and echo times only).
 _UNKNOWN_TYPE_2 = (
     "PatientBirthDate",
     "PatientSex",
@@ -203,6 +208,10 @@ def _instance(
     instance.SequenceVariant = list(variant)
     if "IR" in scanning:
         instance.InversionTime = None  # Type 2C with IR; the frame's own time where known
+    if geometry.repetition_time_ms is not None:
+        instance.RepetitionTime = f"{geometry.repetition_time_ms:.6g}"
+    if geometry.echo_time_ms is not None:
+        instance.EchoTime = f"{geometry.echo_time_ms:.6g}"
     if geometry.trigger_times_ms:
         # Frames at trigger times are cardiac gated (CG); DICOM allows TriggerTime only so.
         instance.ScanOptions = "CG"

@@ -12,6 +12,14 @@ exactly when what it names changes:
 - the series: the acquisition, the method (a checkpoint's SHA-256 or a classical method's
   name), the mask (pattern, acceleration, where it came from) and the readout handling, so
   two models on one file, or one model with two masks, never share a UID.
+- the series number (what a viewer sorts a study's series by): ``kind x 1000 + slot``. The
+  kind is the series' place among the CMRxRecon series (``cine_sax`` 1, ``cine_lax`` 2, ...,
+  ``T1map`` 15; 0 for a file name outside them: :func:`cardiomm.data.metadata.
+  series_kind_number`), so a patient's cine series come before the mapping series and keep
+  their numbers whichever files a run holds; the slot (1-999) derives from the series' key,
+  so two reconstructions of one kind differ. Two series of one study that a run writes
+  never share a number (the later takes the next free slot); two runs on one study can, with
+  odds of 1 in 999 per pair of series of one kind; the UIDs differ regardless.
 """
 
 from __future__ import annotations
@@ -19,14 +27,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from collections.abc import Collection
 from pathlib import Path
 
-from cardiomm.data.metadata import ScanMetadata, parse_scanner_folder
+from cardiomm.data.metadata import (
+    ScanMetadata,
+    parse_scanner_folder,
+    series_kind_number,
+    series_stem,
+)
 
 # DICOM's LO values hold at most 64 characters and no backslash or control characters.
 _LO_LENGTH = 64
 _NOT_LO = re.compile(r"[^\x20-\x5b\x5d-\x7e]")
 _CHUNK_BYTES = 1 << 20
+# Series numbers: one block of slots per series kind.
+_SLOTS_PER_KIND = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +102,7 @@ def series_identity(
     method_key: str,
     mask_key: str,
     description: str,
+    numbers_taken: Collection[int] = (),
 ) -> SeriesIdentity:
     """The identity of the reconstruction of the file at (absolute) ``path``.
 
@@ -97,12 +114,32 @@ def series_identity(
         mask_key: names the mask and the readout handling, e.g. ``Uniform8, generated (ACS
             20, seed 0), readout kept``.
         description: the series description.
+        numbers_taken: series numbers of the same study written already (by this run).
     """
     patient = patient_id(path, metadata, content_hash)
+    series_key = f"acquisition sha256:{content_hash}; {method_key}; mask {mask_key}"
     return SeriesIdentity(
         patient_id=patient,
         study_key=f"patient {patient}",
         frame_of_reference_key=f"acquisition sha256:{content_hash}",
-        series_key=f"acquisition sha256:{content_hash}; {method_key}; mask {mask_key}",
+        series_key=series_key,
         description=description,
+        series_number=series_number(series_stem(path.name), series_key, numbers_taken),
     )
+
+
+def series_number(stem: str, series_key: str, taken: Collection[int] = ()) -> int:
+    """The series' number in its study (see the module docstring): the kind's block, the
+    slot from ``series_key``, moved on to the next free slot of the block past ``taken``.
+
+    Raises:
+        ValueError: every slot of the kind's block is taken.
+    """
+    block = series_kind_number(stem) * _SLOTS_PER_KIND
+    slots = _SLOTS_PER_KIND - 1
+    first = int(hashlib.sha256(series_key.encode()).hexdigest()[:8], 16) % slots
+    for step in range(slots):
+        number = block + 1 + (first + step) % slots
+        if number not in taken:
+            return number
+    raise ValueError(f"all {slots} series numbers of {stem!r} in this study are taken")

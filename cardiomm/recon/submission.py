@@ -102,9 +102,10 @@ def find_inputs(paths: Iterable[str | Path], exclude: str | Path | None = None) 
             roots.append(given.resolve())
             files.extend(
                 found
+                # Not only files: a symlink loop, a dangling symlink or a folder named .mat
+                # is an input the reader refuses by name (a skipped row), not one left out.
                 for found in sorted(given.resolve().rglob(f"*{DATA_SUFFIX}"))
-                if found.is_file()
-                and _MASK_FILE_STEM.search(found.stem) is None
+                if _MASK_FILE_STEM.search(found.stem) is None
                 and not (excluded is not None and found.is_relative_to(excluded))
             )
         elif given.is_file():

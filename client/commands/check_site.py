@@ -10,7 +10,9 @@ NAME = "check-site"
 HELP = (
     "Check a site before it joins: files found, readable and skipped; images per modality, "
     "view and vendor; matrices and coils; metadata; disk; GPU; seconds per local step; the "
-    "site config. Prints a table, writes JSON, exits 1 when the site cannot take part. "
+    "site config; every path under the data that cannot be used (symlink loop, dangling "
+    "symlink, permission denied). Prints a table, writes JSON, exits 1 when the site cannot "
+    "take part (an unusable path included). "
     "Nothing is sent anywhere."
 )
 
@@ -71,6 +73,13 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(check.to_json(), indent=2, default=str))
+    unreadable = check.details.get("unreadable-paths", [])
+    if unreadable:
+        console.print(
+            f"{len(unreadable)} path(s) under the data could not be used and were skipped "
+            "(the 'unreadable path' rows): fix their permissions or links, or move them out "
+            "of the data root"
+        )
     verdict = "can take part" if check.can_take_part else "cannot take part (see problem rows)"
     console.print(f"the site {verdict}; findings written to {args.json} (nothing was sent)")
     return 0 if check.can_take_part else 1

@@ -44,9 +44,10 @@ def run(args: argparse.Namespace) -> int:
     path = write_manifest(manifest, args.output)
     console = make_console()
     console.print(manifest_table(manifest))
-    if manifest["bad_files"]:
-        console.print(f"[yellow]{len(manifest['bad_files'])} file(s) skipped:[/yellow]")
-        for bad in manifest["bad_files"]:
+    skipped = [*manifest["unreadable_paths"], *manifest["bad_files"]]
+    if skipped:
+        console.print(f"[yellow]{len(skipped)} path(s) skipped:[/yellow]")
+        for bad in skipped:
             console.print(f"  {bad['path']}: {bad['reason']}")
     console.print(f"manifest written to {path}")
     return 0

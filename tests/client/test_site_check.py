@@ -152,3 +152,47 @@ def test_a_deleted_privacy_ledger_is_a_problem(root, tmp_path):
     check = _check(root, site_id="Center002", site_config=site_file)
     assert not check.can_take_part
     assert "is missing but its journal" in _finding(check, "privacy ledger").value
+
+
+def test_a_data_root_that_is_a_symlink_loop_is_a_problem_naming_it(tmp_path):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    check = _check(loop, site_id="Center001")
+    assert _finding(check, "data path").value == f"{loop}: data root is a symlink loop"
+    assert _finding(check, "data path").status == PROBLEM
+
+
+def _site_with_an_unreadable_patient(tmp_path, deny_access):
+    for patient in ("P001", "P002"):
+        write_site_file(tmp_path, "Center004", "GE_15T_Signa", patient)
+    deny_access(tmp_path / FULL_SAMPLE / "Center004" / "GE_15T_Signa" / "P002")
+
+
+def test_an_unreadable_patient_folder_is_listed_and_the_site_cannot_take_part(
+    tmp_path, deny_access
+):
+    _site_with_an_unreadable_patient(tmp_path, deny_access)
+    check = _check(tmp_path, site_id="Center004")
+    assert not check.can_take_part
+    assert _finding(check, "unreadable path").value == (
+        f"{FULL_SAMPLE}/Center004/GE_15T_Signa/P002: folder cannot be listed: permission denied"
+    )
+    assert _finding(check, "paths unreadable").value == "1"
+
+
+def test_another_centres_unreadable_path_is_not_the_sites(tmp_path):
+    write_site_file(tmp_path, "Center004", "GE_15T_Signa", "P001")
+    write_site_file(tmp_path, "Center005", "GE_15T_Signa", "P001")
+    loop = tmp_path / FULL_SAMPLE / "Center005" / "GE_15T_Signa" / "P002"
+    loop.symlink_to(loop)
+    check = _check(tmp_path, site_id="Center004")
+    assert check.can_take_part
+    assert _finding(check, "paths unreadable").value == "0"
+
+
+def test_the_command_exits_1_and_counts_the_unreadable_paths(tmp_path, deny_access, capsys):
+    _site_with_an_unreadable_patient(tmp_path, deny_access)
+    code = main(["check-site", "--data-path", str(tmp_path), "--site-id", "Center004",
+                 "--json", str(tmp_path / "check.json"), "--timing-steps", "0", *TINY])  # fmt: skip
+    assert code == 1
+    assert "1 path(s) under the data could not be used" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from cardiomm.model.checkpoint import save_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network
 from cardiomm.recon.dicom import read_dicom_series
+from cardiomm.recon.identity import series_number
 from cardiomm.text import build_text_encoder
 
 CINE = "MultiCoil/Cine/TrainingSet/FullSample"
@@ -105,6 +106,51 @@ def test_a_patients_cine_and_mapping_series_are_one_study(tiny_outputs):
     assert {item.PatientID for instances in series for item in instances} == {
         "Center001-UIH_30T_umr780-P001"
     }
+
+
+def test_every_series_of_a_patients_study_has_its_own_series_number(tiny_outputs):
+    numbers = defaultdict(set)
+    series_of_study = defaultdict(set)
+    for item in _instances(tiny_outputs / "dicom"):
+        numbers[item.StudyInstanceUID, item.SeriesInstanceUID].add(int(item.SeriesNumber))
+        series_of_study[item.StudyInstanceUID].add(item.SeriesInstanceUID)
+    assert all(len(values) == 1 for values in numbers.values())  # one number per series
+    for study, series in series_of_study.items():
+        assert len({next(iter(numbers[study, uid])) for uid in series}) == len(series), study
+
+
+def test_a_series_number_lies_in_the_block_of_its_kind(tiny_outputs):
+    patient = tiny_outputs / "dicom" / CINE / "Center001/UIH_30T_umr780/P001"
+    mapping = tiny_outputs / "dicom" / MAPPING / "Center001/UIH_30T_umr780/P001"
+    assert (
+        1000 < int(read_dicom_series(patient / "cine_sax_kus_Uniform4")[1][0].SeriesNumber) < 2000
+    )
+    assert 15000 < int(read_dicom_series(mapping / "T1map_kus_Uniform4")[1][0].SeriesNumber) < 16000
+
+
+def test_a_series_number_is_the_same_when_its_file_is_reconstructed_alone(
+    tiny_data, tiny_outputs, tmp_path
+):
+    relative = "Center002/Siemens_15T_Avanto/P001"
+    _reconstruct([tiny_data / CINE / relative / "cine_sax.mat"], tmp_path / "alone",
+                 "--method", "zero-filled")  # fmt: skip
+    alone = read_dicom_series(tmp_path / "alone" / "dicom" / "cine_sax_kus_Uniform4")[1][0]
+    together = read_dicom_series(tiny_outputs / "dicom" / CINE / relative / "cine_sax_kus_Uniform4")
+    assert int(alone.SeriesNumber) == int(together[1][0].SeriesNumber)
+
+
+def test_two_masks_on_one_file_get_two_series_numbers(tiny_data, tmp_path):
+    path = tiny_data / CINE / "Center002/Siemens_15T_Avanto/P001/cine_sax.mat"
+    _reconstruct([path], tmp_path / "r4", "--method", "zero-filled", mask="Uniform4")
+    _reconstruct([path], tmp_path / "r8", "--method", "zero-filled", mask="Uniform8")
+    four, eight = (_instances(tmp_path / name)[0].SeriesNumber for name in ("r4", "r8"))
+    assert four != eight
+
+
+def test_a_series_number_taken_in_the_study_moves_to_the_next_free_slot():
+    first = series_number("cine_sax", "series key")
+    moved = series_number("cine_sax", "series key", taken={first})
+    assert moved != first and 1000 < moved < 2000
 
 
 def test_a_file_outside_the_layout_is_a_patient_named_by_its_content(tiny_data, tmp_path):

@@ -96,6 +96,20 @@ def test_mapping_frames_carry_their_inversion_times(tmp_path):
     assert [float(item.InversionTime) for item in instances[::2]] == [100.0, 180.0, 975.0]
 
 
+def test_repetition_and_echo_times_are_the_scans_where_known(tmp_path):
+    geometry = ScanGeometry((1.0, 1.0), 8.0, repetition_time_ms=2.7, echo_time_ms=1.1)
+    write_dicom_series(tmp_path, _volume(), METADATA, geometry, IDENTITY)
+    instance = pydicom.dcmread(next(tmp_path.glob("*.dcm")))
+    assert (float(instance.RepetitionTime), float(instance.EchoTime)) == (2.7, 1.1)
+
+
+def test_unknown_repetition_and_echo_times_are_present_and_empty(tmp_path):
+    write_dicom_series(tmp_path, _volume(), METADATA, GEOMETRY, IDENTITY)
+    instance = pydicom.dcmread(next(tmp_path.glob("*.dcm")))
+    assert "RepetitionTime" in instance and instance.RepetitionTime in (None, "")
+    assert "EchoTime" in instance and instance.EchoTime in (None, "")
+
+
 def _sidecar(path, **fields):
     geometry = {"pixel_spacing_mm": [1.25, 1.5], "slice_thickness_mm": 8.0}
     geometry.update(fields)
@@ -106,6 +120,20 @@ def test_a_malformed_geometry_sidecar_is_an_error_naming_the_field(tmp_path):
     path = tmp_path / "cine_sax.mat"
     _sidecar(path, pixel_spacing_mm=[1.25, -1.0])
     with pytest.raises(DataFileError, match="pixel_spacing_mm must be positive"):
+        read_geometry(path)
+
+
+def test_the_sidecars_repetition_and_echo_times_are_read(tmp_path):
+    path = tmp_path / "cine_sax.mat"
+    _sidecar(path, sequence={"tr_ms": 3.2, "te_ms": 1.6})
+    geometry = read_geometry(path)
+    assert (geometry.repetition_time_ms, geometry.echo_time_ms) == (3.2, 1.6)
+
+
+def test_a_sidecar_echo_time_that_is_not_positive_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "cine_sax.mat"
+    _sidecar(path, sequence={"tr_ms": 3.2, "te_ms": 0})
+    with pytest.raises(DataFileError, match="te_ms must be positive"):
         read_geometry(path)
 
 

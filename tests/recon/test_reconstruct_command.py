@@ -179,7 +179,7 @@ def test_a_corrupt_file_is_skipped_and_reported_while_the_others_are_written(tmp
     arguments = [
         "reconstruct", "--method", "zero-filled", "--mask", "ktGaussian8", "--no-preview",
     ]  # fmt: skip
-    assert main([*arguments, "--output", str(output), "--input", str(tmp_path / "data")]) == 0
+    assert main([*arguments, "--output", str(output), "--input", str(tmp_path / "data")]) == 1
     assert "cine_lax.mat: not an HDF5 file" in capsys.readouterr().err
     assert (
         output / good.relative_to(tmp_path / "data").with_name("cine_sax_kus_ktGaussian8.mat")
@@ -201,7 +201,7 @@ def test_two_inputs_with_one_output_name_do_not_overwrite_each_other(tmp_path, c
         "reconstruct", "--method", "zero-filled", "--input", str(tmp_path / "data"),
         "--output", str(tmp_path / "out"), "--mask", "Uniform4", "--no-preview",
     ])  # fmt: skip
-    assert code == 0
+    assert code == 1  # one file is not reconstructed
     assert f"skipping {kus.resolve()}: its output" in capsys.readouterr().err
     assert [row["status"] for row in _summary(tmp_path / "out")] == ["ok", "skipped"]
 
@@ -261,3 +261,47 @@ def test_a_model_trained_without_readout_oversampling_reconstructs_the_halved_re
         assert handle["reconstruction"].shape[-1] == 16
         # The ranked crop keeps the same anatomy as on the full readout: round(32 / 3).
         assert handle["img4ranking"].shape[-1] == 11
+
+
+def _one_good_and_one_corrupt_file(tmp_path):
+    good = write_site_file(tmp_path / "data", "Center001", "Siemens_30T_Vida", "P001", shape=SHAPE)
+    good.with_name("cine_lax.mat").write_bytes(b"this is not HDF5" * 40)
+    return main([
+        "reconstruct", "--method", "zero-filled", "--mask", "Uniform4", "--no-preview",
+        "--input", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
+    ])  # fmt: skip
+
+
+def test_a_partial_failure_exits_1(tmp_path):
+    assert _one_good_and_one_corrupt_file(tmp_path) == 1
+
+
+def test_a_partial_failure_is_counted_on_the_console_naming_the_summary(tmp_path, capsys):
+    _one_good_and_one_corrupt_file(tmp_path)
+    out = " ".join(capsys.readouterr().out.split())  # the console wraps long lines
+    assert "1 of 2 files reconstructed" in out
+    assert "1 skipped (not reconstructed)" in out
+    assert str(tmp_path / "out" / "reconstruction_summary.csv") in out
+
+
+def test_a_run_that_reconstructs_every_file_exits_0_without_a_failure_count(tmp_path, capsys):
+    write_site_file(tmp_path / "data", "Center001", "Siemens_30T_Vida", "P001", shape=SHAPE)
+    code = main([
+        "reconstruct", "--method", "zero-filled", "--mask", "Uniform4", "--no-preview",
+        "--input", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == 0
+    assert "not reconstructed" not in capsys.readouterr().out
+
+
+def test_a_symlink_loop_among_the_inputs_is_a_skipped_row_naming_it(tmp_path):
+    write_site_file(tmp_path / "data", "Center001", "Siemens_30T_Vida", "P001", shape=SHAPE)
+    loop = tmp_path / "data" / "loop.mat"
+    loop.symlink_to(loop)
+    code = main([
+        "reconstruct", "--method", "zero-filled", "--mask", "Uniform4", "--no-preview",
+        "--input", str(tmp_path / "data"), "--output", str(tmp_path / "out"),
+    ])  # fmt: skip
+    assert code == 1
+    rows = {Path(row["input"]).name: row for row in _summary(tmp_path / "out")}
+    assert (rows["loop.mat"]["status"], rows["loop.mat"]["reason"]) == ("skipped", "a symlink loop")

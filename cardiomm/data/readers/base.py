@@ -18,6 +18,7 @@ import numpy as np
 
 from cardiomm.data.errors import DataFileError
 from cardiomm.data.metadata import ScanMetadata
+from cardiomm.data.path_checks import FILE, MISSING, path_problem
 
 # MATLAB's complex compound, and the one h5py writes for numpy complex arrays.
 _COMPLEX_FIELD_NAMES = (("real", "imag"), ("r", "i"))
@@ -216,9 +217,14 @@ def _reopen(cls: type[KSpaceSeries], path: Path, kwargs: dict[str, Any]) -> KSpa
 
 
 def open_hdf5(path: Path) -> h5py.File:
-    """Open an HDF5 (or MATLAB v7.3) file read-only; any failure is a ``DataFileError``."""
-    if not path.is_file():
+    """Open an HDF5 (or MATLAB v7.3) file read-only; any failure is a ``DataFileError``
+    (a symlink loop, a dangling symlink, a folder, permission denied included), except a
+    path that is not there at all: ``FileNotFoundError``."""
+    problem = path_problem(path, FILE)
+    if problem == MISSING:
         raise FileNotFoundError(f"{path}: no such file")
+    if problem is not None:
+        raise DataFileError(path, problem)
     if not h5py.is_hdf5(path):
         raise DataFileError(path, f"not an HDF5 file{_not_hdf5_hint(path)}")
     try:
