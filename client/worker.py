@@ -270,9 +270,9 @@ def submit(
     """
     try:
         folder = private_folder(Path(folder), create=False)
-        token = (folder / TOKEN_NAME).read_text().strip()
-    except (OSError, WorkerFolderError) as error:
-        raise WorkerUnavailableError(f"site worker in {folder}: {error}") from error
+    except WorkerFolderError as error:
+        raise WorkerUnavailableError(str(error)) from error
+    token = _read_token(folder / TOKEN_NAME)
     path = folder / SOCKET_NAME
     stage, charged = "connecting", False
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
@@ -305,6 +305,21 @@ def submit(
             if charged:
                 raise WorkerLostAfterChargeError(problem) from error
             raise WorkerUnavailableError(problem) from error
+
+
+def _read_token(path: Path) -> str:
+    """The worker's token; a missing one, or anything but a small plain file (a FIFO would
+    block the read), is WorkerUnavailableError."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as error:
+        raise WorkerUnavailableError(
+            f"site worker token {path}: {error.strerror} (is the worker running?)"
+        ) from error
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise WorkerUnavailableError(f"site worker token {path} is not a plain file")
+        return handle.read(HELLO_HEADER_BYTES).decode(errors="replace").strip()
 
 
 # -- the worker's side ---------------------------------------------------------------------

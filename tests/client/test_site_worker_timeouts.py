@@ -7,6 +7,7 @@ reserve what it declares."""
 import contextlib
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -273,3 +274,10 @@ def test_a_site_worker_timeout_that_is_not_a_positive_number_is_replaced_by_the_
         "node config site-worker-timeout='soon' is not a positive number of seconds; using 30",
         "node config site-worker-timeout=-1.0 is not a positive number of seconds; using 30",
     ]
+
+
+def test_a_token_that_is_a_fifo_does_not_block_the_clientapp(tmp_path):
+    folder = tmp_path / "worker"
+    folder.mkdir(mode=0o700)
+    os.mkfifo(folder / TOKEN_NAME)  # a read of it would wait for a writer forever
+    _given_up_on_in_time(folder, f"token {folder / TOKEN_NAME} is not a plain file")
