@@ -3,8 +3,12 @@
 Only translation between Flower records and a :class:`~client.site_task.SiteTask` happens
 here; the work is :func:`client.tasks.run_task`, done in this process or, when the node
 config names a warm site worker (``site-worker="<folder>"``, client/worker.py), handed to
-it: then this process imports neither torch nor the model, and when the worker is down the
-task is done here after all (a warning in the site's log, ``site-worker`` 0 in the reply).
+it: then this process imports neither torch nor the model, and when the worker is down,
+stopped or silent for ``site-worker-timeout`` seconds (node config, default 30) the task is
+done here after all (one warning in the site's log naming the socket and what happened,
+``site-worker`` 0 in the reply). The one exception: a DP-SGD round whose worker was lost
+after it was let charge the site's privacy ledger is an error reply, not trained again here,
+so that one update is never charged twice.
 A site that cannot train replies with an error naming itself and the problem, and the round
 goes on.
 
@@ -26,8 +30,10 @@ messages with the global model's official scores on all of its files, per group.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
+from typing import Any
 
 from flwr.app import (
     ConfigRecord,
@@ -62,6 +68,7 @@ from federation.protocol import (
     IMPORT_SECONDS,
     METRICS,
     NODE_SITE_WORKER,
+    NODE_SITE_WORKER_TIMEOUT,
     SITE_FAILURE,
     SITE_RECORD,
     SITE_WORKER_ANSWERED,
@@ -141,25 +148,81 @@ def _run(task: SiteTask) -> tuple[TaskOutcome, dict[str, float], float]:
     names one and it answers, otherwise here."""
     folder = task.node_config.get(NODE_SITE_WORKER)
     if folder:
-        from client.worker import WorkerUnavailableError, submit
-
-        began = time.perf_counter()
-        try:
-            header, arrays = submit(str(folder), task.header(), task.arrays)
-            outcome = TaskOutcome.from_header(header, arrays)
-            work = float(header.get("seconds", 0.0))
-        except (WorkerUnavailableError, ValueError, TypeError) as error:
-            logger.warning("the site worker cannot take the task, doing it here: %s", error)
-        else:
-            round_trip = time.perf_counter() - began
-            handoff = max(0.0, round_trip - work)
-            return outcome, {SITE_WORKER_ANSWERED: 1.0, HANDOFF_SECONDS: handoff}, 0.0
+        handed = _handed_to_worker(task, str(folder))
+        if handed is not None:
+            return handed
     # Imported only here: torch and the model stack are what a warm worker saves this process.
     began, cold = time.perf_counter(), "client.tasks" not in sys.modules
     from client.tasks import run_task
 
     imports = time.perf_counter() - began if cold else 0.0
-    return run_task(task), {SITE_WORKER_ANSWERED: 0.0, HANDOFF_SECONDS: 0.0}, imports
+    return run_task(task), dict(_HERE), imports
+
+
+_HERE = {SITE_WORKER_ANSWERED: 0.0, HANDOFF_SECONDS: 0.0}
+
+
+def _handed_to_worker(
+    task: SiteTask, folder: str
+) -> tuple[TaskOutcome, dict[str, float], float] | None:
+    """The worker's answer to ``task`` as :func:`_run` returns it, or None when the
+    ClientApp is to do the task itself (the warning says why)."""
+    from client.worker import WorkerLostAfterChargeError, WorkerUnavailableError, submit
+
+    began = time.perf_counter()
+    try:
+        reply = submit(folder, task.header(), task.arrays, _worker_timeout(task.node_config))
+    except WorkerLostAfterChargeError as lost:
+        return _not_trained_twice(task, str(lost)), dict(_HERE), 0.0
+    except WorkerUnavailableError as error:
+        logger.warning("%s; doing the task here", error)
+        return None
+    try:
+        outcome = TaskOutcome.from_header(reply.header, reply.arrays)
+        work = float(reply.header.get("seconds", 0.0))
+    except (ValueError, TypeError) as error:
+        problem = f"site worker in {folder} sent an outcome that is not one: {error}"
+        if reply.ledger_charged:
+            return _not_trained_twice(task, problem), dict(_HERE), 0.0
+        logger.warning("%s; doing the task here", problem)
+        return None
+    handoff = max(0.0, time.perf_counter() - began - work)
+    return outcome, {SITE_WORKER_ANSWERED: 1.0, HANDOFF_SECONDS: handoff}, 0.0
+
+
+def _not_trained_twice(task: SiteTask, problem: str) -> TaskOutcome:
+    """The error reply of a round whose worker may have charged the site's privacy ledger
+    before it was lost: training it here too would charge one update twice."""
+    reason = (
+        f"site {node_description(task.node_config)}: {problem}; the worker was let charge the "
+        "site's privacy ledger for this round, so the round is not trained again here "
+        "(the charge stands, the round goes on without this site)"
+    )
+    logger.warning(reason)
+    return TaskOutcome(error_code=SITE_FAILURE, reason=reason)
+
+
+def _worker_timeout(node_config: dict[str, Any]) -> float:
+    """Seconds of silence the ClientApp allows its worker: node config
+    ``site-worker-timeout``, or the default when it is missing or not a positive number."""
+    from client.worker import DEFAULT_TIMEOUT
+
+    value = node_config.get(NODE_SITE_WORKER_TIMEOUT)
+    if value is None:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not (math.isfinite(seconds) and seconds > 0):
+        logger.warning(
+            "node config %s=%r is not a positive number of seconds; using %g",
+            NODE_SITE_WORKER_TIMEOUT,
+            value,
+            DEFAULT_TIMEOUT,
+        )
+        return DEFAULT_TIMEOUT
+    return seconds
 
 
 client.startup.CLOCK.imported()  # the module's imports are done: what follows is the site's

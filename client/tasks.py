@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,7 +47,7 @@ from client.site_task import (
     TaskOutcome,
     node_description,
 )
-from client.worker import TaskHandler
+from client.worker import ClientAppGoneError, TaskHandler
 from federation.protocol import (
     CROSS_SITE_DECLINED,
     CROSS_SITE_MODEL,
@@ -66,14 +67,25 @@ from federation.protocol import (
 logger = logging.getLogger(__name__)
 
 
-def run_task(task: SiteTask, build: NetworkBuilder = network_from_config) -> TaskOutcome:
-    """Do the site's part of one message; never raises (a failure is the outcome)."""
+def run_task(
+    task: SiteTask,
+    build: NetworkBuilder = network_from_config,
+    confirm_charge: Callable[[], None] | None = None,
+) -> TaskOutcome:
+    """Do the site's part of one message; never raises (a failure is the outcome).
+
+    Args:
+        task: the message's work.
+        build: where the network comes from (a warm worker's cache, or built afresh).
+        confirm_charge: called right before the site's privacy ledger is charged (a site
+            worker asks its ClientApp, client/worker.py); raising stops the round uncharged.
+    """
     site: SiteData | None = None
     timings: dict[str, float] = {}
     try:
         config, site = site_of(task.run_config, task.node_config, timings)
         if task.kind == TRAIN:
-            outcome = _train(task, config, site, build)
+            outcome = _train(task, config, site, build, confirm_charge)
         elif task.kind == EVALUATE:
             outcome = _evaluate(task, config, site, build)
         elif task.kind == QUERY:
@@ -99,7 +111,13 @@ def site_of(
     return config, site
 
 
-def _train(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -> TaskOutcome:
+def _train(
+    task: SiteTask,
+    config: Any,
+    site: SiteData,
+    build: NetworkBuilder,
+    confirm_charge: Callable[[], None] | None,
+) -> TaskOutcome:
     if site.role == ROLE_EVALUATE:
         raise SiteDataError(
             f"site {site.site_id} is an evaluation-only site (role=evaluate): it does not train"
@@ -136,7 +154,13 @@ def _train(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -
         from cardiomm.privacy.ledger import PrivacyLedger
         from cardiomm.privacy.site_budget import SiteBudget
 
-        budget = SiteBudget(policy, PrivacyLedger(policy.ledger), task.run_id or "unknown")
+        ledger, run_id = PrivacyLedger(policy.ledger), task.run_id or "unknown"
+        if confirm_charge is None:
+            budget = SiteBudget(policy, ledger, run_id)
+        else:  # a worker's round: charged only while its ClientApp still waits for it
+            from client.confirmed_budget import ConfirmedBudget
+
+            budget = ConfirmedBudget(policy, ledger, run_id, confirm_charge)
         accountant = budget.accountant(task.history)
     elif task.history is None:
         accountant = SiteAccountant()
@@ -221,6 +245,7 @@ _EXPLAINED = (
     ValueError,
     KeyError,
     TrainingStepError,
+    ClientAppGoneError,
 )
 
 
@@ -242,14 +267,16 @@ def worker_handler(build: NetworkBuilder) -> TaskHandler:
     """A site worker's task handler (client/worker.py): header and arrays in, the
     outcome's header and arrays out, the networks from ``build`` (a warm cache)."""
 
-    def handle(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    def handle(
+        header: dict[str, Any], arrays: dict[str, np.ndarray], confirm_charge: Callable[[], None]
+    ) -> tuple[dict, dict]:
         began = time.perf_counter()
         try:
             task = SiteTask.from_header(header, arrays)
         except ValueError as error:
             outcome = failure(None, {}, error)
         else:
-            outcome = run_task(task, build)
+            outcome = run_task(task, build, confirm_charge)
         # The worker's own seconds: the ClientApp's round trip minus these is the handoff.
         return {**outcome.header(), "seconds": time.perf_counter() - began}, outcome.arrays
 

@@ -21,6 +21,7 @@ NODE_DATA_PATH = "data-path"  # deployment: where its data lives
 NODE_MANIFEST_PATH = "manifest-path"  # deployment: its partition manifest, if any
 NODE_SITE_CONFIG = "site-config"  # the site's own settings file (client/site_config.py)
 NODE_SITE_WORKER = "site-worker"  # a warm site worker's folder (client/worker.py), optional
+NODE_SITE_WORKER_TIMEOUT = "site-worker-timeout"  # seconds of its silence before the fall-back
 NODE_ROLE = "role"  # what the site does: ROLE_TRAIN (the default) or ROLE_EVALUATE
 ROLE_TRAIN = "train"  # trains and evaluates
 ROLE_EVALUATE = "evaluate"  # never trains: scores the global model on all of its data

@@ -22,8 +22,10 @@ from client.worker import (
     WorkerUnavailableError,
     submit,
 )
+from client.worker_wire import receive_frame, send_frame
 from tests.builders import write_consortium
 from tests.client.messages import call, train_content
+from tests.client.stand_in_worker import impostor
 
 # What differs between two answers of the same task: where the time went.
 TIMINGS = {
@@ -91,15 +93,13 @@ def test_the_clientapp_does_the_task_itself_when_no_worker_runs(overrides, tmp_p
 
 def test_the_clientapp_does_the_task_itself_when_the_worker_dies_mid_task(overrides, tmp_path):
     folder = tmp_path / "dying"
-    folder.mkdir(mode=0o700)
-    (folder / TOKEN_NAME).write_text("token")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(folder / SOCKET_NAME))
-    listener.listen(1)
+    listener = impostor(folder)
 
     def accept_and_die():
         connection, _ = listener.accept()
-        connection.recv(1024)
+        receive_frame(connection)  # the hello
+        send_frame(connection, {"welcome": True})
+        receive_frame(connection)  # the task
         connection.close()  # a worker killed while the task was running
 
     thread = threading.Thread(target=accept_and_die, daemon=True)
@@ -139,8 +139,6 @@ def test_the_socket_token_and_folder_are_private_to_the_worker_user(worker):
 def test_a_request_without_the_token_is_refused(worker):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.connect(str(worker.folder / SOCKET_NAME))
-        from client.worker_wire import receive_frame, send_frame
-
         send_frame(connection, {"kind": "query", "token": "guess"})
         reply, _ = receive_frame(connection)
     assert "wrong token" in reply["refused"]

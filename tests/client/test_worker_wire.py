@@ -1,14 +1,17 @@
-"""The site worker's frames: what goes in comes out, and a malformed frame is an error
-naming the problem, never an object built from it."""
+"""The site worker's frames: what goes in comes out, a malformed frame is an error naming
+the problem, never an object built from it, and no read or write outlasts its deadline."""
 
 import json
 import socket
 import struct
+import threading
+import time
 
 import numpy as np
 import pytest
 
-from client.worker_wire import MAGIC, WireError, receive_frame, send_frame
+from client.worker_wire import MAGIC, WireError, WireTimeoutError, receive_frame, send_frame
+from tests.deadline import deadline
 
 
 def _round_trip(header, arrays, **limits):
@@ -89,3 +92,59 @@ def test_a_connection_closed_mid_frame_is_an_error():
     frame = _frame(header, b"\0" * 10)
     with pytest.raises(WireError, match="connection closed"):
         _raw(frame[:-4])
+
+
+def test_a_silent_peer_is_an_error_at_the_deadline():
+    left, right = socket.socketpair()
+    with left, right, deadline(5):
+        began = time.monotonic()
+        with pytest.raises(WireTimeoutError, match="timed out at byte 0 of 13"):
+            receive_frame(right, deadline=began + 0.2)
+    assert time.monotonic() - began < 1.0
+
+
+def test_a_peer_that_trickles_bytes_cannot_stretch_the_deadline():
+    left, right = socket.socketpair()
+    frame = _frame({"padding": "x" * 200}, b"")
+    stop = threading.Event()
+
+    def trickle():  # one byte every 50 ms: every recv succeeds, the frame never completes
+        for byte in frame:
+            if stop.wait(0.05):
+                return
+            left.send(bytes([byte]))
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        with deadline(5):
+            began = time.monotonic()
+            with pytest.raises(WireTimeoutError):
+                receive_frame(right, deadline=began + 0.3)
+        assert time.monotonic() - began < 1.0
+    finally:
+        stop.set()
+        thread.join(5)
+        left.close()
+        right.close()
+
+
+def test_a_send_to_a_peer_that_stops_reading_is_an_error_at_the_deadline():
+    left, right = socket.socketpair()
+    with left, right, deadline(5):
+        big = {"w": np.zeros(16 * 1024 * 1024, dtype=np.uint8)}  # more than the socket buffers
+        began = time.monotonic()
+        with pytest.raises(WireTimeoutError, match="the peer stopped reading"):
+            send_frame(left, {}, big, deadline=began + 0.2)
+    assert time.monotonic() - began < 1.0
+
+
+def test_a_payload_over_the_readers_limit_is_refused_without_waiting_for_it():
+    header = {"arrays": [{"name": "w", "dtype": "uint8", "shape": [2**30]}]}
+    encoded = json.dumps(header).encode()
+    declared = MAGIC + struct.pack(">I", len(encoded)) + encoded + struct.pack(">Q", 2**30)
+    left, right = socket.socketpair()
+    with left, right, deadline(5):
+        left.sendall(declared)  # and not a byte of the payload: the reader must not wait for it
+        with pytest.raises(WireError, match=r"payload of 1073741824 bytes.*at most 0"):
+            receive_frame(right, max_payload_bytes=0, deadline=time.monotonic() + 2)
