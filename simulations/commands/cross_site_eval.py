@@ -8,10 +8,12 @@ from pathlib import Path
 NAME = "cross-site-eval"
 HELP = (
     "Score every model of a finished federation (final, best on validation, vendor variants, "
-    "extra checkpoints) at every site on its test split, without training: resumes the run "
-    "in RUN_DIR (simulated with `cardiomm simulate` or `flwr run`) with the cross-site phase "
-    "on; writes RUN_DIR/cross_site.csv and cross_site.png. A deployed federation does the "
-    "same with `flwr run` (README, Evaluation-only sites)."
+    "extra checkpoints) at every site on its test split, without training and without "
+    "changing any file of the run: checks the run's final state and every --model first "
+    "(exit 2 naming what cannot be scored), then resumes a working copy of RUN_DIR "
+    "(simulated with `cardiomm simulate` or `flwr run`) with the cross-site phase on; writes "
+    "RUN_DIR/cross_site.csv and cross_site.png. A deployed federation does the same with "
+    "`flwr run` (README, Evaluation-only sites)."
 )
 
 
@@ -40,18 +42,33 @@ def run(args: argparse.Namespace) -> int:
 
     from cardiomm.progress import make_console
     from simulations.cross_site_run import cross_site_again
+    from simulations.study.flower_run import FlowerRunError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    models = dict(_named(item) for item in args.model)
-    written = cross_site_again(args.run_dir, models, args.num_sites, args.timeout)
-    make_console().print(f"cross-site matrix: {written}", highlight=False)
+    models = _models(args.model)
+    console = make_console()
+    try:
+        written = cross_site_again(args.run_dir, models, args.num_sites, args.timeout)
+    except FlowerRunError as error:
+        # The run's own files are untouched: the evaluation ran in a working copy, kept
+        # for its log.
+        console.print(
+            f"cross-site evaluation failed, {args.run_dir} unchanged: {str(error).splitlines()[0]}",
+            highlight=False,
+        )
+        return 1
+    console.print(f"cross-site matrix: {written} (nothing trained, no other file changed)")
     return 0
 
 
-def _named(item: str) -> tuple[str, str]:
-    name, separator, path = item.partition("=")
-    if not separator or not name or not path:
-        raise ValueError(f"--model {item!r}: expected NAME=CHECKPOINT")
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--model {name}: no checkpoint {path}")
-    return name, str(Path(path).resolve())
+def _models(items: list[str]) -> dict[str, str]:
+    """``--model NAME=CHECKPOINT`` values by name (each name once)."""
+    models: dict[str, str] = {}
+    for item in items:
+        name, separator, path = item.partition("=")
+        if not separator or not name or not path:
+            raise ValueError(f"--model {item!r}: expected NAME=CHECKPOINT")
+        if name in models:
+            raise ValueError(f"--model {name}: named twice ({models[name]} and {path})")
+        models[name] = path
+    return models
