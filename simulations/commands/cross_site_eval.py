@@ -10,10 +10,10 @@ HELP = (
     "Score every model of a finished federation (final, best on validation, vendor variants, "
     "extra checkpoints) at every site on its test split, without training and without "
     "changing any file of the run: checks the run's final state and every --model first "
-    "(exit 2 naming what cannot be scored), then resumes a working copy of RUN_DIR "
+    "(exit 2 naming what cannot be scored), then resumes a temporary working copy of RUN_DIR "
     "(simulated with `cardiomm simulate` or `flwr run`) with the cross-site phase on; writes "
-    "RUN_DIR/cross_site.csv and cross_site.png. A deployed federation does the same with "
-    "`flwr run` (README, Evaluation-only sites)."
+    "RUN_DIR/cross_site.csv and cross_site.png (an earlier matrix only with --overwrite). A "
+    "deployed federation does the same with `flwr run` (README, Evaluation-only sites)."
 )
 
 
@@ -35,29 +35,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, default=3600.0, help="seconds before the run is stopped"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the cross_site.csv / cross_site.png already in RUN_DIR (refused without)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
+    import sys
 
     from cardiomm.progress import make_console
-    from simulations.cross_site_run import cross_site_again
+    from simulations.cross_site_run import CrossSiteEvalError, cross_site_again
     from simulations.study.flower_run import FlowerRunError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     models = _models(args.model)
-    console = make_console()
+
+    def warn(message: str) -> None:
+        print(f"cardiomm {NAME}: warning: {message}", file=sys.stderr)
+
     try:
-        written = cross_site_again(args.run_dir, models, args.num_sites, args.timeout)
-    except FlowerRunError as error:
-        # The run's own files are untouched: the evaluation ran in a working copy, kept
-        # for its log.
-        console.print(
-            f"cross-site evaluation failed, {args.run_dir} unchanged: {str(error).splitlines()[0]}",
-            highlight=False,
+        written = cross_site_again(
+            args.run_dir, models, args.num_sites, args.timeout, args.overwrite, warn
+        )
+    except (FlowerRunError, CrossSiteEvalError) as error:
+        # The evaluation ran in a working copy, now removed: the run's files are untouched.
+        print(
+            f"cardiomm {NAME}: error: {args.run_dir} unchanged, the evaluation failed: "
+            f"{str(error).splitlines()[0]}",
+            file=sys.stderr,
         )
         return 1
-    console.print(f"cross-site matrix: {written} (nothing trained, no other file changed)")
+    make_console().print(
+        f"cross-site matrix: {written} (nothing trained, no other file changed)", highlight=False
+    )
     return 0
 
 
