@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 NAME = "cross-site-eval"
@@ -57,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"cardiomm {NAME}: warning: {message}", file=sys.stderr)
 
     try:
-        written = cross_site_again(
-            args.run_dir, models, args.num_sites, args.timeout, args.overwrite, warn
-        )
+        with _terminate_unwinds():
+            written = cross_site_again(
+                args.run_dir, models, args.num_sites, args.timeout, args.overwrite, warn
+            )
     except (FlowerRunError, CrossSiteEvalError) as error:
         # The evaluation ran in a working copy, now removed: the run's files are untouched.
         print(
@@ -85,3 +90,22 @@ def _models(items: list[str]) -> dict[str, str]:
             raise ValueError(f"--model {name}: named twice ({models[name]} and {path})")
         models[name] = path
     return models
+
+
+@contextlib.contextmanager
+def _terminate_unwinds() -> Iterator[None]:
+    """SIGTERM (a scheduler, `timeout`, `kill`) ends the command as Ctrl-C does, through
+    every ``finally``: Flower's processes are stopped and the working copy removed (Python's
+    default would exit at once, leaving both)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

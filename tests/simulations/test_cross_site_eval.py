@@ -12,8 +12,10 @@ what a Flower run leaves in the working copy (`flower_leaves`), or with a refusa
 
 import csv
 import hashlib
+import os
 import shlex
 import shutil
+import signal
 import tempfile
 
 import pytest
@@ -331,6 +333,25 @@ def test_an_interrupt_during_the_evaluation_leaves_the_run_and_no_working_copy(
         _evaluate(run)
     assert _snapshot(run) == before
     assert flower_leaves.working_copies and list(temporary.iterdir()) == []
+
+
+def _terminate(work):
+    # Without the command's own handler, SIGTERM would end the test process itself.
+    assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+    os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler or `kill` would
+
+
+def test_sigterm_during_the_evaluation_leaves_the_run_and_no_working_copy(
+    run, temporary, flower_leaves
+):
+    flower_leaves.then = _terminate
+    before, handler = _snapshot(run), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        _evaluate(run)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert _snapshot(run) == before
+    assert flower_leaves.working_copies and list(temporary.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == handler  # the earlier handler is back
 
 
 def _fail(work):
