@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from cardiomm.model.checkpoint import OLD_LAYOUT_HINT
+from cardiomm.model.checkpoint import OLD_LAYOUT_HINT, load_problem
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,9 @@ def load_round_checkpoint(path: Path) -> RoundCheckpoint:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"{path}: not a readable federation checkpoint ({error})") from error
+        raise ValueError(
+            f"{path}: not a readable federation checkpoint ({load_problem(error)})"
+        ) from error
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ValueError(f"{path}: not a CardioMM-FL federation checkpoint")
     version = content.get("version")

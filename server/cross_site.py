@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ CROSS_SITE_FILE = "cross_site.csv"
 CROSS_SITE_FIGURE = "cross_site.png"
 COLUMNS = ("model", "site", "role", "status", "images", "psnr", "ssim", "nmse", "reason")
 GLOBAL, BEST = "global", "global-best-val"
+# A named model's row label (also a key of the Hydra override that carries it).
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 
 AfterRounds = Callable[[Any, Sequence[RoundRecord], Any], None]
 """A step after the last round: (the global model, the history, the run's tracker)."""
@@ -75,7 +78,7 @@ def run_models(
     """The models of the module docstring, in that order.
 
     Raises:
-        ValueError: a named checkpoint whose weights do not fit the run's model.
+        ValueError: a named checkpoint that cannot be scored (:func:`named_model_state`).
     """
     models = [CrossSiteModel(GLOBAL, final)]
     best = best_validation_round(history)
@@ -85,13 +88,72 @@ def run_models(
     for vendor, part in sorted((vendor_parts or {}).items()):
         models.append(CrossSiteModel(f"{GLOBAL}+{vendor}", {**final, **part}))
     for name, path in extra.items():
-        state = read_checkpoint(Path(path))["state_dict"]
-        if set(state) != set(final) or any(state[k].shape != final[k].shape for k in final):
-            raise ValueError(
-                f"federation.cross_site.models.{name}: {path} holds another model than this run"
-            )
-        models.append(CrossSiteModel(str(name), state))
+        label = f"federation.cross_site.models.{name}"
+        models.append(CrossSiteModel(str(name), named_model_state(label, name, path, final)))
     return models
+
+
+def named_model_state(
+    label: str, name: str, path: str | Path, reference: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The weights of the checkpoint at ``path``, a model of the matrix named ``name``,
+    checked against the run's model ``reference`` (its state dict).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: one line starting with ``label`` (how the user named it): a name that
+            cannot label a row, a file that is not a readable CardioMM checkpoint, weights of
+            another model (keys or shapes) or with NaN / Inf.
+    """
+    if not MODEL_NAME.match(str(name)) or str(name).startswith(GLOBAL):
+        raise ValueError(
+            f"{label}: {name!r} cannot name a model of the matrix: use 1-64 letters, digits, "
+            "'.', '_', '+' or '-', not starting with 'global' (the run's own models)"
+        )
+    try:
+        content = read_checkpoint(Path(path))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{label}: {error}") from error
+    except ValueError as error:
+        raise ValueError(f"{label}: {error}") from error
+    state = content.get("state_dict")
+    if not isinstance(state, Mapping) or not all(
+        isinstance(value, torch.Tensor) for value in state.values()
+    ):
+        raise ValueError(f"{label}: {path} holds no state dict of tensors")
+    problem = _weights_problem(state, reference)
+    if problem:
+        raise ValueError(f"{label}: {path} holds another model than this run ({problem})")
+    broken = next(
+        (
+            key
+            for key, value in state.items()
+            if value.is_floating_point() and not bool(torch.isfinite(value).all())
+        ),
+        None,
+    )
+    if broken is not None:
+        raise ValueError(f"{label}: {path} has NaN or Inf weights ({broken})")
+    return dict(state)
+
+
+def _weights_problem(
+    state: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]
+) -> str | None:
+    """What makes ``state`` another model than ``reference`` (keys, shapes), or None."""
+    missing = sorted(set(reference) - set(state))
+    unexpected = sorted(set(state) - set(reference))
+    if missing or unexpected:
+        parts = [
+            f"{what} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected))
+            if keys
+        ]
+        return "; ".join(parts)
+    for key, value in reference.items():
+        if tuple(state[key].shape) != tuple(value.shape):
+            return f"{key} is {tuple(state[key].shape)}, this run's {tuple(value.shape)}"
+    return None
 
 
 def best_validation_round(history: Sequence[RoundRecord]) -> int | None:
@@ -227,12 +289,20 @@ def cross_site_phase(
     grid: Grid,
     roles: SiteRoles,
     personalisation: VendorPersonalisation | None = None,
+    model_state: Mapping[str, torch.Tensor] | None = None,
 ) -> AfterRounds | None:
     """The step :func:`server.rounds.run_rounds` takes after the last round: the matrix of
     this module's docstring, written beside the run and logged to its tracker (None when
-    ``federation.cross_site.enabled`` is off)."""
+    ``federation.cross_site.enabled`` is off).
+
+    With ``model_state`` (the run's model), every named checkpoint is checked now, before
+    any round, so that a bad one stops the run at its start rather than after training.
+    """
     if not settings.cross_site:
         return None
+    if model_state is not None:
+        for name, path in settings.cross_site_models.items():
+            named_model_state(f"federation.cross_site.models.{name}", name, path, model_state)
 
     def evaluate(model: Any, history: Sequence[RoundRecord], tracker: Any) -> None:
         if not history:

@@ -169,7 +169,7 @@ def run_rounds(
     identities = consortium.gate.identities
     grid, roles = consortium.grid, consortium.roles
     play_round = with_evaluation_sites(play_round, settings, grid, roles, personalisation)
-    after_rounds = cross_site_phase(settings, grid, roles, personalisation)
+    after_rounds = cross_site_phase(settings, grid, roles, personalisation, model.state_dict())
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     log_round = log_round or _log_round

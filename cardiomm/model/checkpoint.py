@@ -71,7 +71,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a corrupt or foreign file
-        raise ValueError(f"{path}: not a readable checkpoint ({error})") from error
+        raise ValueError(f"{path}: not a readable checkpoint ({load_problem(error)})") from error
     if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not a CardioMM-FL model checkpoint")
     version = content.get("version")
@@ -86,6 +86,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     ):
         raise ValueError(f"{path}: the checkpoint's state_dict is not a mapping of tensors")
     return content
+
+
+def load_problem(error: BaseException) -> str:
+    """``torch.load``'s error in one line: its type and the line that says what is wrong
+    (a weights-only refusal spends its first lines on advice that does not apply here)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    marker = next(
+        (number for number, line in enumerate(lines) if line.endswith("WeightsUnpickler error:")),
+        None,
+    )
+    if marker is not None and marker + 1 < len(lines):
+        lines = lines[marker + 1 :]
+    return f"{type(error).__name__}: {lines[0][:200] if lines else 'no message'}"
 
 
 def network_from_checkpoint(content: Mapping[str, Any]) -> CardioMMNet:

@@ -90,6 +90,14 @@ def test_a_named_checkpoint_of_another_model_is_refused_by_name(tmp_path):
         _run(tmp_path / "run", f"++federation.cross_site.models={{other:{path}}}")
 
 
+def test_a_named_checkpoint_that_cannot_be_scored_stops_the_run_before_any_round(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    models = f"++federation.cross_site.models={{bad:{tmp_path / 'bad.pt'}}}"
+    with pytest.raises(ValueError, match=r"cross_site\.models\.bad: .*not a readable checkpoint"):
+        _run(tmp_path / "run", models)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained first
+
+
 def test_the_matrix_can_be_made_later_by_resuming_a_finished_run(tmp_path):
     first = _run(tmp_path, "federation.cross_site.enabled=false")
     assert not (tmp_path / "cross_site.csv").exists()
