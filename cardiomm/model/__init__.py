@@ -1,6 +1,6 @@
 """CardioMM and the methods it is compared with, behind one reconstruction interface."""
 
-from cardiomm.model.baselines import SENSE, ZeroFilled
+from cardiomm.model.baselines import ZeroFilled
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network, reconstructor_from_checkpoint
 from cardiomm.model.interface import ReconstructionInput, Reconstructor
@@ -9,7 +9,6 @@ from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.model.unet import UNetConfig
 
 __all__ = [
-    "SENSE",
     "CardioMMNet",
     "ModelConfig",
     "NetworkReconstructor",
