@@ -22,7 +22,13 @@ from monai.transforms import (
 
 from cardiomm.progress import progress_bar
 from cardiomm.segmentation.classes import CLASS_NAMES, NUM_CLASSES
-from cardiomm.segmentation.network import build_segmenter, padding, predict, save_segmenter
+from cardiomm.segmentation.network import (
+    build_segmenter,
+    network_input,
+    padding,
+    predict,
+    save_segmenter,
+)
 
 Pair = tuple[np.ndarray, np.ndarray]  # float32 image (ky, kx), uint8 classes (ky, kx)
 
@@ -104,7 +110,7 @@ def train_segmenter(
             both = pad(torch.from_numpy(np.ascontiguousarray(both)))
             batch.append(augment(both) if augment is not None else both)
         stacked = torch.stack(batch)
-        logits = network(stacked[:, :1])
+        logits = network(network_input(stacked[:, :1]))
         loss = loss_function(logits, stacked[:, 1:].round().long())
         optimiser.zero_grad()
         loss.backward()

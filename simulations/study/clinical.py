@@ -44,6 +44,7 @@ from cardiomm.model.interface import CineReconstructor, ReconstructionInput, Rec
 from cardiomm.progress import progress_bar
 from cardiomm.segmentation.classes import CLASS_NAMES
 from cardiomm.segmentation.clinical import PHENOTYPE_FIELDS, segment_stack, stack_dice
+from cardiomm.segmentation.network import CHECKPOINT_VERSION as SEGMENTER_CHECKPOINT_VERSION
 from cardiomm.segmentation.network import load_segmenter
 from cardiomm.segmentation.phenotypes import Phenotypes, true_lv_phenotypes, ventricular_phenotypes
 from cardiomm.segmentation.reference_slices import cine_sax_files, reference_slices
@@ -264,8 +265,13 @@ def _segmenter(
     show_progress: bool,
 ) -> dict[str, Any]:
     """The fold's segmenter: the one a previous invocation trained with the same settings
-    on as many images, or a new one."""
-    wanted = {**dataclasses.asdict(settings), "images": len(pairs)}
+    on as many images, in this checkpoint version (a segmenter of another version saw other
+    inputs), or a new one."""
+    wanted = {
+        **dataclasses.asdict(settings),
+        "images": len(pairs),
+        "checkpoint_version": SEGMENTER_CHECKPOINT_VERSION,
+    }
     metrics = folder / SEGMENTER_METRICS
     checkpoint = folder / "segmenter.pt"
     if metrics.is_file() and checkpoint.is_file():

@@ -12,8 +12,10 @@ from cardiomm.cli import main
 from cardiomm.data.synthetic.labels import Label
 from cardiomm.segmentation.classes import LV_BLOOD, LV_MYOCARDIUM, RV_BLOOD, segmentation_classes
 from cardiomm.segmentation.network import (
+    CHECKPOINT_FORMAT,
     build_segmenter,
     load_segmenter,
+    network_input,
     predict,
     save_segmenter,
 )
@@ -111,6 +113,38 @@ def test_a_file_that_is_not_a_segmenter_checkpoint_is_refused(tmp_path):
     torch.save({"state_dict": {}}, path)
     with pytest.raises(ValueError, match="not a CardioMM-FL segmenter checkpoint"):
         load_segmenter(path)
+
+
+def test_a_segmenter_trained_on_linear_inputs_is_refused(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "version": 1, "state_dict": {}}, path)
+    with pytest.raises(ValueError, match="segmenter checkpoint version 1"):
+        load_segmenter(path)
+
+
+def test_the_network_sees_the_square_root_of_the_normalised_image():
+    # A dim heart at 0.04-0.09 of the body wall's level is spread to 0.2-0.3.
+    images = torch.tensor([-0.01, 0.0, 0.04, 0.09, 1.0])
+    assert torch.allclose(network_input(images), torch.tensor([0.0, 0.0, 0.2, 0.3, 1.0]))
+
+
+class _InputRecorder(torch.nn.Module):
+    """Background logits everywhere; keeps what it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.seen.append(images.clone())
+        return torch.zeros(images.shape[0], 4, *images.shape[2:])
+
+
+def test_prediction_feeds_the_network_the_square_root_of_the_image():
+    image = np.full((16, 16), 0.25, np.float32)
+    recorder = _InputRecorder()
+    predict(recorder, image, "tiny")
+    assert torch.allclose(recorder.seen[0], torch.full((1, 1, 16, 16), 0.5))
 
 
 def test_the_command_needs_held_out_centres_to_score_on(tmp_path, capsys):

@@ -112,6 +112,22 @@ def test_other_segmenter_settings_train_a_new_segmenter(checked, manifest, tmp_p
     assert check.segmenter["settings"]["steps"] == 2
 
 
+def test_a_segmenter_of_an_older_checkpoint_version_is_trained_again(
+    checked, config, manifest, tmp_path
+):
+    output, _ = checked
+    folder = tmp_path / "clinical" / SEGMENTER_FOLDER
+    folder.mkdir(parents=True)
+    (folder / "segmenter.pt").write_bytes((output / SEGMENTER_FOLDER / "segmenter.pt").read_bytes())
+    metrics = json.loads((output / SEGMENTER_FOLDER / "segmenter_metrics.json").read_text())
+    del metrics["settings"]["checkpoint_version"]  # as a version-1 study wrote it
+    (folder / "segmenter_metrics.json").write_text(json.dumps(metrics))
+    modified = (folder / "segmenter.pt").stat().st_mtime_ns
+    check = clinical_check([], config, manifest, tmp_path / "clinical", FOLD)
+    assert (folder / "segmenter.pt").stat().st_mtime_ns != modified
+    assert check.segmenter["settings"]["checkpoint_version"] == 2
+
+
 def test_held_out_centres_without_labelled_cine_stacks_are_named_as_the_reason(tmp_path):
     root = tmp_path / "consortium"
     write_consortium(root)  # hand-made k-space files: no labels, no geometry
