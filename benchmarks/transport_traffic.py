@@ -71,9 +71,9 @@ def measure(size: str, text: str, precision: str, trained_only: bool, groups: Se
     from cardiomm.config import load_config
     from cardiomm.model.factory import network_from_config
     from cardiomm.model.trainable import select_trainable
-    from client.transport import receive
+    from client.site_transport import receive
     from federation.transport import TransportSettings
-    from server.transport import ServerTransport, frozen_names
+    from server.server_transport import ServerTransport, frozen_names
 
     config = load_config([f"model={size}", f"text={text}"], "federation")
     network, _ = network_from_config(config, seed=0)
