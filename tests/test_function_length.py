@@ -38,7 +38,6 @@ ALLOWED = {
     "simulations/commands/train_segmenter.py:run": 86,
     "simulations/study/flower_run.py:run_flower_simulation": 82,
     "simulations/study/runner.py:_run_planned": 77,
-    "simulations/study/report.py:fold_figures": 72,
     "simulations/study/sections.py:design_section": 67,
     "simulations/study/scoring.py:evaluate_outcomes": 67,
     # Library: reconstruction, outputs, classical tuning.
@@ -61,8 +60,6 @@ ALLOWED = {
     # Flat argparse declarations (one add_argument per option).
     "cardiomm/commands/reconstruct.py:add_arguments": 80,
     "benchmarks/model_speed.py:parse_arguments": 79,
-    # Benchmarks.
-    "benchmarks/transport_traffic.py:measure": 63,
 }
 
 

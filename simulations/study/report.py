@@ -327,11 +327,7 @@ def fold_figures(
     order = experiment_order(results, outcomes)
     masks = unique(row["mask"] for row in results)
     held_out = unique(r["centre"] for r in results if r["split"] == HELD_OUT and is_centre(r))
-    histories = {
-        f"{outcome.experiment} (seed {outcome.seed})": history
-        for outcome in outcomes
-        if outcome.kind == "federated" and (history := load_history(outcome.history))
-    }
+    histories = _federated_histories(outcomes)
     jobs: list[tuple[str, Callable[[], Path | list[Path] | None]]] = [
         (
             "learning curves",
@@ -376,6 +372,24 @@ def fold_figures(
             lambda: vendor_figure(vendor_results, study_dir / f"vendor_psnr{suffix}.png"),
         ),
     ]
+    return _drawn(jobs, fold)
+
+
+def _federated_histories(outcomes: Sequence[ExperimentOutcome]) -> dict[str, Any]:
+    """ "<experiment> (seed <seed>)" -> the training history of each federated run that has
+    one."""
+    return {
+        f"{outcome.experiment} (seed {outcome.seed})": history
+        for outcome in outcomes
+        if outcome.kind == "federated" and (history := load_history(outcome.history))
+    }
+
+
+def _drawn(
+    jobs: Sequence[tuple[str, Callable[[], Path | list[Path] | None]]], fold: str
+) -> list[Path]:
+    """Run each (name, figure job) of ``fold``: the figures drawn; a job that fails is
+    logged and skipped."""
     paths: list[Path] = []
     for name, job in jobs:
         try:
