@@ -164,23 +164,47 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+@dataclasses.dataclass(frozen=True)
+class _SyntheticSlices:
+    """The timed step's inputs: a batch of random slices (the network's work depends on the
+    shapes, not on the values).
+
+    Attributes:
+        masked_kspace: (batch, coils, ky, kx) complex, undersampled.
+        mask: (batch, ky, kx) float32 sampling mask.
+        target: (batch, ky, kx) float32 RSS image of the fully sampled k-space.
+        metadata_texts: the metadata text, once per slice.
+        undersampling_texts: the undersampling text, once per slice.
+    """
+
+    masked_kspace: Any
+    mask: Any
+    target: Any
+    metadata_texts: list[str]
+    undersampling_texts: list[str]
+
+    def to(self, device: Any) -> _SyntheticSlices:
+        """These inputs on ``device``."""
+        return dataclasses.replace(
+            self,
+            masked_kspace=self.masked_kspace.to(device),
+            mask=self.mask.to(device),
+            target=self.target.to(device),
+        )
+
+
 def run_case(case: Case) -> dict[str, Any]:
     """Build the network and synthetic inputs, time ``case.mode`` and measure peak memory."""
     import torch
 
     from cardiomm.config import load_config
-    from cardiomm.masks import make_mask
     from cardiomm.model.config import ModelConfig
     from cardiomm.model.factory import build_network
-    from cardiomm.model.network import count_parameters
     from cardiomm.model.reconstructor import NetworkReconstructor
-    from cardiomm.physics import ifft2c, rss
     from cardiomm.text import build_text_encoder
-    from cardiomm.train.loss import reconstruction_loss
-    from cardiomm.train.runtime import autocast, select_device
+    from cardiomm.train.runtime import select_device
 
     device = select_device(case.device)
-    bf16 = case.precision == "bf16"
     if case.threads:
         torch.set_num_threads(case.threads)
     torch.manual_seed(case.seed)
@@ -192,8 +216,29 @@ def run_case(case: Case) -> dict[str, Any]:
     # Embed the two texts now: the encoder's first call loads / runs its model, every later
     # call is the cache lookup that the timed steps make.
     encoder.encode([UNDERSAMPLING_TEXT, METADATA_TEXT])
+    inputs = _synthetic_slices(case)
+    baseline_kib = _reset_peak_memory(device)
+    # Inputs are counted on CUDA (moved after the reset) and not on the CPU (made before the
+    # baseline): a few tens of MiB at most, next to weights and activations.
+    inputs = inputs.to(device)
+    network = build_network(model_config, encoder).to(device)
+    step = _step(case, network, NetworkReconstructor(network, encoder), inputs, device)
+    times, last_value = _time_steps(step, case.warmup, case.repeats, device)
+    result = _timing_result(case, times, last_value, _step_flops(step))
+    result["parameters"] = _parameter_counts(network, encoder)
+    result["torch_threads"] = torch.get_num_threads()
+    result.update(_peak_memory(device, baseline_kib))
+    return result
 
-    # Synthetic slice: the network's work depends on the shapes, not on the values.
+
+def _synthetic_slices(case: Case) -> _SyntheticSlices:
+    """Random k-space of ``case``'s shape (seeded), undersampled with the benchmark's mask,
+    on the CPU."""
+    import torch
+
+    from cardiomm.masks import make_mask
+    from cardiomm.physics import ifft2c, rss
+
     num_ky, num_kx = case.matrix
     generator = torch.Generator().manual_seed(case.seed)
     shape = (case.batch, case.coils, num_ky, num_kx)
@@ -204,10 +249,19 @@ def run_case(case: Case) -> dict[str, Any]:
         MASK_PATTERN, MASK_ACCELERATION, case.matrix, acs_width=case.acs_width, seed=case.seed
     ).values
     mask = torch.from_numpy(mask_values[0]).to(torch.float32).repeat(case.batch, 1, 1)
-    masked_kspace = full_kspace * mask[:, None]
-    target = rss(ifft2c(full_kspace)).to(torch.float32)
-    metadata_texts = [METADATA_TEXT] * case.batch
-    undersampling_texts = [UNDERSAMPLING_TEXT] * case.batch
+    return _SyntheticSlices(
+        masked_kspace=full_kspace * mask[:, None],
+        mask=mask,
+        target=rss(ifft2c(full_kspace)).to(torch.float32),
+        metadata_texts=[METADATA_TEXT] * case.batch,
+        undersampling_texts=[UNDERSAMPLING_TEXT] * case.batch,
+    )
+
+
+def _reset_peak_memory(device: Any) -> int | None:
+    """Start the peak-memory count now: CUDA's peak statistics, or the CPU's high-water mark;
+    the process's resident KiB at this point (None off Linux), the CPU peak's baseline."""
+    import torch
 
     if device.type == "cuda":
         torch.cuda.init()
@@ -215,14 +269,56 @@ def run_case(case: Case) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     else:
         _reset_peak_rss()
-    # Inputs are counted on CUDA (moved after the reset) and not on the CPU (made before the
-    # baseline): a few tens of MiB at most, next to weights and activations.
-    baseline_kib = _proc_status_kib("VmRSS")
-    masked_kspace, mask, target = (t.to(device) for t in (masked_kspace, mask, target))
+    return _proc_status_kib("VmRSS")
 
-    network = build_network(model_config, encoder).to(device)
-    reconstructor = NetworkReconstructor(network, encoder)
-    parameters = {
+
+def _step(
+    case: Case, network: Any, reconstructor: Any, inputs: _SyntheticSlices, device: Any
+) -> Callable[[], Any]:
+    """The timed step of ``case.mode``: a training step (forward, loss, backward, optimiser
+    step) or a no-grad forward pass; it returns a scalar tensor."""
+    import torch
+
+    from cardiomm.train.loss import reconstruction_loss
+    from cardiomm.train.runtime import autocast
+
+    bf16 = case.precision == "bf16"
+
+    def forward() -> torch.Tensor:
+        # The per-step encoder call, as in the training loop: a cache lookup.
+        undersampling, metadata = reconstructor.embeddings(
+            inputs.metadata_texts, inputs.undersampling_texts, device
+        )
+        with autocast(device, bf16):
+            return network(inputs.masked_kspace, inputs.mask, undersampling, metadata)
+
+    if case.mode == "train":
+        network.train()
+        optimiser = _trainer_optimiser(network)
+
+        def step() -> torch.Tensor:
+            optimiser.zero_grad(set_to_none=True)
+            loss = reconstruction_loss(forward().float(), inputs.target)
+            loss.backward()
+            optimiser.step()
+            return loss.detach()
+
+        return step
+    network.eval()
+
+    def step() -> torch.Tensor:
+        with torch.no_grad():
+            return forward().mean()
+
+    return step
+
+
+def _parameter_counts(network: Any, encoder: Any) -> dict[str, Any]:
+    """The network's parameter counts (total, one cascade, the sensitivity network) and the
+    text settings they depend on."""
+    from cardiomm.model.network import count_parameters
+
+    return {
         "total": count_parameters(network),
         "per_cascade": count_parameters(network.cascades[0]),
         "sensitivity_net": count_parameters(network.sensitivity_net),
@@ -231,60 +327,44 @@ def run_case(case: Case) -> dict[str, Any]:
         "metadata_adapters": network.use_metadata,
     }
 
-    def forward() -> torch.Tensor:
-        # The per-step encoder call, as in the training loop: a cache lookup.
-        undersampling, metadata = reconstructor.embeddings(
-            metadata_texts, undersampling_texts, device
-        )
-        with autocast(device, bf16):
-            return network(masked_kspace, mask, undersampling, metadata)
 
-    if case.mode == "train":
-        network.train()
-        optimiser = _trainer_optimiser(network)
-
-        def step() -> torch.Tensor:
-            optimiser.zero_grad(set_to_none=True)
-            loss = reconstruction_loss(forward().float(), target)
-            loss.backward()
-            optimiser.step()
-            return loss.detach()
-
-    else:
-        network.eval()
-
-        def step() -> torch.Tensor:
-            with torch.no_grad():
-                return forward().mean()
-
-    times, last_value = _time_steps(step, case.warmup, case.repeats, device)
-    flops = _step_flops(step)
-    result: dict[str, Any] = {
+def _timing_result(case: Case, times: list[float], last_value: float, flops: int) -> dict[str, Any]:
+    """The step times (seconds), their median, extremes and rates, and the step's FLOPs."""
+    median = statistics.median(times)
+    return {
         "times_s": times,
-        "median_s": statistics.median(times),
+        "median_s": median,
         "min_s": min(times),
         "max_s": max(times),
-        "per_slice_s": statistics.median(times) / case.batch,
-        "images_per_s": case.batch / statistics.median(times),
+        "per_slice_s": median / case.batch,
+        "images_per_s": case.batch / median,
         # Convolutions and matrix products as torch counts them (FFTs and elementwise work
         # not counted): a floor on the work, so achieved TFLOP/s is a floor too.
         "flops": flops,
-        "tflops_per_s": flops / statistics.median(times) / 1e12,
+        "tflops_per_s": flops / median / 1e12,
         "last_value": last_value,
-        "parameters": parameters,
-        "torch_threads": torch.get_num_threads(),
     }
+
+
+def _peak_memory(device: Any, baseline_kib: int | None) -> dict[str, Any]:
+    """The peak since :func:`_reset_peak_memory`: CUDA's allocated and reserved bytes (and the
+    GPU's name), or the CPU's resident peak above ``baseline_kib`` (nothing off Linux)."""
+    import torch
+
     if device.type == "cuda":
-        result["peak_bytes"] = torch.cuda.max_memory_allocated(device)
-        result["peak_reserved_bytes"] = torch.cuda.max_memory_reserved(device)
-        result["device_name"] = torch.cuda.get_device_name(device)
-    else:
-        peak_kib = _proc_status_kib("VmHWM")
-        if peak_kib is not None and baseline_kib is not None:
-            result["peak_bytes"] = (peak_kib - baseline_kib) * 1024
-            result["peak_rss_bytes"] = peak_kib * 1024
-            result["baseline_rss_bytes"] = baseline_kib * 1024
-    return result
+        return {
+            "peak_bytes": torch.cuda.max_memory_allocated(device),
+            "peak_reserved_bytes": torch.cuda.max_memory_reserved(device),
+            "device_name": torch.cuda.get_device_name(device),
+        }
+    peak_kib = _proc_status_kib("VmHWM")
+    if peak_kib is None or baseline_kib is None:
+        return {}
+    return {
+        "peak_bytes": (peak_kib - baseline_kib) * 1024,
+        "peak_rss_bytes": peak_kib * 1024,
+        "baseline_rss_bytes": baseline_kib * 1024,
+    }
 
 
 def _step_flops(step: Callable[[], Any]) -> int:
@@ -638,6 +718,35 @@ def print_report(
     references: dict[str, dict[str, int]],
 ) -> None:
     """The parameter table and the speed / memory table."""
+    console.print(parameter_table(arguments, cases, results, references))
+    console.print(
+        f"[dim]timed network: text encoder '{arguments.text}'"
+        + (" (no metadata adapters)" if arguments.text == "none" else "")
+        + "; last column: the paper's setting, CLIP text embeddings with metadata adapters.[/dim]"
+    )
+    console.print(speed_table(cases, results))
+    console.print(compute_table(cases, results))
+    ky, kx = arguments.matrix
+    console.print(
+        f"[dim]slice {ky} x {kx}, {arguments.coils} coils, batch {arguments.batch}; "
+        "train step = forward + (1 - SSIM) + backward + AdamW; inference = no_grad eval forward "
+        "(checkpointing does not apply); peak memory: CUDA max_memory_allocated (weights, "
+        "grads, optimiser state, activations), CPU peak RSS (VmHWM) above the process before "
+        "the network was built.[/dim]"
+    )
+    for case, result in zip(cases, results, strict=True):
+        if "error" in result:
+            console.print(f"[red]{case.label()}: {result['error']}[/red]")
+
+
+def parameter_table(
+    arguments: argparse.Namespace,
+    cases: Sequence[Case],
+    results: Sequence[dict[str, Any]],
+    references: dict[str, dict[str, int]],
+) -> Any:
+    """Trainable parameters per size: the timed network's (total, per cascade, sensitivity
+    network) and the paper's text setting's total."""
     from rich.table import Table
 
     parameters = Table(title="Trainable parameters")
@@ -660,12 +769,13 @@ def print_report(
             _millions(timed["sensitivity_net"]) if timed else "n/a",
             _millions(reference["total"]),
         )
-    console.print(parameters)
-    console.print(
-        f"[dim]timed network: text encoder '{arguments.text}'"
-        + (" (no metadata adapters)" if arguments.text == "none" else "")
-        + "; last column: the paper's setting, CLIP text embeddings with metadata adapters.[/dim]"
-    )
+    return parameters
+
+
+def speed_table(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> Any:
+    """Per size, device and precision: the train step (one row per checkpointing setting)
+    and its peak memory, inference per slice and its peak memory."""
+    from rich.table import Table
 
     table = Table(title="Speed and peak memory (median over repeats, min-max in brackets)")
     for column in ("size", "device", "precision", "ckpt", "warm-up/repeats"):
@@ -695,19 +805,7 @@ def print_report(
                 _seconds(infer_result, "per_slice_s") if first else "",
                 _memory(infer_result) if first else "",
             )
-    console.print(table)
-    console.print(compute_table(cases, results))
-    ky, kx = arguments.matrix
-    console.print(
-        f"[dim]slice {ky} x {kx}, {arguments.coils} coils, batch {arguments.batch}; "
-        "train step = forward + (1 - SSIM) + backward + AdamW; inference = no_grad eval forward "
-        "(checkpointing does not apply); peak memory: CUDA max_memory_allocated (weights, "
-        "grads, optimiser state, activations), CPU peak RSS (VmHWM) above the process before "
-        "the network was built.[/dim]"
-    )
-    for case, result in zip(cases, results, strict=True):
-        if "error" in result:
-            console.print(f"[red]{case.label()}: {result['error']}[/red]")
+    return table
 
 
 def compute_table(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> Any:
@@ -750,38 +848,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     devices = resolve_devices(arguments.device)
     cases = plan_cases(arguments, devices)
     machine = machine_info(devices)
-    ky, kx = arguments.matrix
-    console.print(
-        f"[bold]CardioMM model speed[/bold]: sizes {', '.join(arguments.sizes)} on "
-        f"{', '.join(devices)}; slice {ky} x {kx}, {arguments.coils} coils, batch "
-        f"{arguments.batch}; text encoder '{arguments.text}' (embeddings cached, not timed); "
-        f"mask {MASK_PATTERN} R={MASK_ACCELERATION}; {len(cases)} measurements, each in a "
-        "fresh subprocess."
-    )
-    load = machine["load_average_start"]
-    console.print(
-        f"CPU {machine['cpu_model']}, {machine['usable_cpus']} usable cores, torch "
-        f"{machine['torch']} ({arguments.threads or machine['torch_threads']} threads)"
-        + (f", GPU {machine['gpu']}" if "gpu" in machine else "")
-        + (f"; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else "")
-    )
-    if "cuda" not in devices:
-        console.print("no GPU: the CPU figures only (torch sees no CUDA device)")
+    _print_plan(console, arguments, devices, cases, machine)
     references = {size: reference_parameters(size) for size in arguments.sizes}
-    with baseline_tree(arguments.baseline) as baseline:
-        results, baseline_results = [], []
-        for index, case in enumerate(cases, start=1):
-            label = f"[{index}/{len(cases)}] {case.label()}"
-            if baseline is None:
-                results.append(_measure(console, case, label, None))
-                continue
-            # Alternate which tree goes first, so that a drift in load hits both alike.
-            runs = {}
-            for tree in [None, baseline] if index % 2 else [baseline, None]:
-                name = f"{label} {'current' if tree is None else arguments.baseline}"
-                runs[tree] = _measure(console, case, name, tree)
-            results.append(runs[None])
-            baseline_results.append(runs[baseline])
+    results, baseline_results = _measure_cases(console, arguments, cases)
     machine["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     console.print()
     print_report(console, arguments, cases, results, references)
@@ -799,28 +868,85 @@ def main(argv: Sequence[str] | None = None) -> int:
         + " (other jobs on the machine inflate CPU times)"
     )
     if arguments.json is not None:
-        settings = {
-            key: value for key, value in vars(arguments).items() if key not in ("worker", "json")
-        }
         payload = {
-            "settings": {**settings, "devices": devices, "mask": [MASK_PATTERN, MASK_ACCELERATION]},
+            "settings": _settings(arguments, devices),
             "machine": machine,
             "reference_parameters_clip512_metadata": references,
-            "results": [
-                {"case": dataclasses.asdict(case), **result}
-                for case, result in zip(cases, results, strict=True)
-            ],
+            "results": _case_results(cases, results),
             "baseline": arguments.baseline,
-            "baseline_results": [
-                {"case": dataclasses.asdict(case), **result}
-                for case, result in zip(cases, baseline_results, strict=True)
-            ],
+            # Empty without --baseline (zipping it with the cases failed at the very end).
+            "baseline_results": _case_results(cases, baseline_results) if baseline_results else [],
             "seconds": elapsed,
         }
         arguments.json.parent.mkdir(parents=True, exist_ok=True)
         arguments.json.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         console.print(f"wrote {arguments.json}")
     return 1 if any("error" in result for result in [*results, *baseline_results]) else 0
+
+
+def _print_plan(
+    console: Any,
+    arguments: argparse.Namespace,
+    devices: Sequence[str],
+    cases: Sequence[Case],
+    machine: dict[str, Any],
+) -> None:
+    """What is about to be measured, and on what machine."""
+    ky, kx = arguments.matrix
+    console.print(
+        f"[bold]CardioMM model speed[/bold]: sizes {', '.join(arguments.sizes)} on "
+        f"{', '.join(devices)}; slice {ky} x {kx}, {arguments.coils} coils, batch "
+        f"{arguments.batch}; text encoder '{arguments.text}' (embeddings cached, not timed); "
+        f"mask {MASK_PATTERN} R={MASK_ACCELERATION}; {len(cases)} measurements, each in a "
+        "fresh subprocess."
+    )
+    load = machine["load_average_start"]
+    console.print(
+        f"CPU {machine['cpu_model']}, {machine['usable_cpus']} usable cores, torch "
+        f"{machine['torch']} ({arguments.threads or machine['torch_threads']} threads)"
+        + (f", GPU {machine['gpu']}" if "gpu" in machine else "")
+        + (f"; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else "")
+    )
+    if "cuda" not in devices:
+        console.print("no GPU: the CPU figures only (torch sees no CUDA device)")
+
+
+def _measure_cases(
+    console: Any, arguments: argparse.Namespace, cases: Sequence[Case]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Measure every case in this tree and, with ``--baseline``, in the baseline's too:
+    (this tree's results, the baseline's; empty without one)."""
+    with baseline_tree(arguments.baseline) as baseline:
+        results, baseline_results = [], []
+        for index, case in enumerate(cases, start=1):
+            label = f"[{index}/{len(cases)}] {case.label()}"
+            if baseline is None:
+                results.append(_measure(console, case, label, None))
+                continue
+            # Alternate which tree goes first, so that a drift in load hits both alike.
+            runs = {}
+            for tree in [None, baseline] if index % 2 else [baseline, None]:
+                name = f"{label} {'current' if tree is None else arguments.baseline}"
+                runs[tree] = _measure(console, case, name, tree)
+            results.append(runs[None])
+            baseline_results.append(runs[baseline])
+    return results, baseline_results
+
+
+def _settings(arguments: argparse.Namespace, devices: Sequence[str]) -> dict[str, Any]:
+    """The run's settings as the JSON file records them."""
+    settings = {
+        key: value for key, value in vars(arguments).items() if key not in ("worker", "json")
+    }
+    return {**settings, "devices": devices, "mask": [MASK_PATTERN, MASK_ACCELERATION]}
+
+
+def _case_results(cases: Sequence[Case], results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each result with its case, as the JSON file records them."""
+    return [
+        {"case": dataclasses.asdict(case), **result}
+        for case, result in zip(cases, results, strict=True)
+    ]
 
 
 def _measure(console: Any, case: Case, label: str, tree: Path | None) -> dict[str, Any]:

@@ -71,9 +71,9 @@ def measure(size: str, text: str, precision: str, trained_only: bool, groups: Se
     from cardiomm.config import load_config
     from cardiomm.model.factory import network_from_config
     from cardiomm.model.trainable import select_trainable
-    from client.transport import receive
+    from client.site_transport import receive
     from federation.transport import TransportSettings
-    from server.transport import ServerTransport, frozen_names
+    from server.server_transport import ServerTransport, frozen_names
 
     config = load_config([f"model={size}", f"text={text}"], "federation")
     network, _ = network_from_config(config, seed=0)
@@ -107,15 +107,11 @@ def measure(size: str, text: str, precision: str, trained_only: bool, groups: Se
         {"arrays": ArrayRecord({k: Array(v) for k, v in received.reply(trained).items()})}
     )
     decoded = server.decode_reply(reply, node=1)["arrays"]
-    errors = []
-    for name in trainable:
-        if state[name].dtype != np.float32:
-            continue
-        true_update = trained[name] - received.weights[name]
-        got = decoded[name].numpy() - state[name]
-        scale = float(np.abs(true_update).max()) or 1.0
-        errors.append(float(np.abs(got - true_update).max()) / scale)
-    figures = {"trained_parameters": trained_count, "update_error": max(errors, default=0.0)}
+    error = _update_error(
+        {name: decoded[name].numpy() - state[name] for name in trainable},
+        {name: trained[name] - received.weights[name] for name in trainable},
+    )
+    figures = {"trained_parameters": trained_count, "update_error": error}
     for packed, suffix in ((False, ""), (True, "_packed")):
         for key, content in (
             ("first_request", first_content),
@@ -124,6 +120,19 @@ def measure(size: str, text: str, precision: str, trained_only: bool, groups: Se
         ):
             figures[key + suffix] = wire_bytes(content, packed) / trained_count
     return figures
+
+
+def _update_error(decoded: dict[str, Any], true: dict[str, Any]) -> float:
+    """The largest error of a decoded float32 update relative to the largest entry of the
+    true update, over the parameters (non-float arrays skipped; 0 without any)."""
+    import numpy as np
+
+    errors = [
+        float(np.abs(decoded[name] - update).max()) / (float(np.abs(update).max()) or 1.0)
+        for name, update in true.items()
+        if update.dtype == np.float32
+    ]
+    return max(errors, default=0.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,7 +49,7 @@ from flwr.clientapp import ClientApp
 import client.startup
 from client.central_dp import central_dp_clipping_mod
 from client.privacy_state import store_history, stored_history
-from client.secure_aggregation import secure_aggregation_mod
+from client.secure_aggregation_mod import secure_aggregation_mod
 from client.site_task import (
     EVALUATE,
     QUERY,
@@ -59,7 +59,7 @@ from client.site_task import (
     node_description,
     scalar_values,
 )
-from client.transport import receive
+from client.site_transport import receive
 from federation.array_packing import received_weights, weights_record
 from federation.protocol import (
     ARRAYS,

@@ -15,8 +15,8 @@ from flwr.serverapp import Grid, ServerApp
 from federation.config import compose_run_config
 from server.deployed_grid import deployed
 from server.rounds import run_federation
-from server.secure_aggregation import run_secure_federation
-from server.secure_settings import secure_aggregation_enabled
+from server.secure_aggregation_config import secure_aggregation_enabled
+from server.secure_rounds import run_secure_federation
 from server.settings import FederationSettings
 
 app = ServerApp()

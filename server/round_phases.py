@@ -1,6 +1,6 @@
 """The steps of a round that both round loops take with the sites.
 
-server/rounds.py (plain aggregation) and server/secure_aggregation.py (SecAgg+) sample and ask
+server/rounds.py (plain aggregation) and server/secure_rounds.py (SecAgg+) sample and ask
 the sites to train the same way, exchange messages the same way, evaluate on the sites the
 same way and read the strategy's aggregation alike; they differ in how the trained updates
 reach the strategy.
@@ -22,8 +22,8 @@ from flwr.serverapp.strategy import Strategy
 from federation.protocol import LEARNING_RATE, LOCAL_STEPS, PROXIMAL_MU, SEED, SERVER_ROUND
 from server.replies import PhaseReplies, ReplyGate, sort_replies
 from server.round_records import metric_numbers
+from server.server_transport import ServerTransport
 from server.settings import FederationSettings
-from server.transport import ServerTransport
 from strategies.vendor_personalisation import VendorPersonalisation
 
 

@@ -1,6 +1,6 @@
 """Pieces of a round's history record that both round loops write.
 
-server/rounds.py (plain aggregation) and server/secure_aggregation.py (SecAgg+) record each
+server/rounds.py (plain aggregation) and server/secure_rounds.py (SecAgg+) record each
 round alike: per-site entries, the round's timing, and the strategy's metrics as numbers.
 What the secure path adds (each site's weight, the secure sum's phase) comes in as arguments.
 """

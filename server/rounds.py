@@ -7,7 +7,7 @@ then checkpoint and track.
 
 :func:`run_rounds` is that lifecycle (resume, per-round checkpoint and tracking, the final
 model) with the round itself passed in: :func:`run_round` here, the SecAgg+ round in
-server/secure_aggregation.py.
+server/secure_rounds.py.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from server.round_phases import (
     train_requests,
 )
 from server.round_records import round_timing, site_records
+from server.server_transport import ServerTransport, frozen_names
 from server.settings import FederationSettings
 from server.site_identities import SiteIdentities
 from server.site_roles import Consortium, open_consortium, with_evaluation_sites
@@ -66,7 +67,6 @@ from server.strategy_factory import (
     strategy_state,
 )
 from server.tracking import Tracker, open_tracker
-from server.transport import ServerTransport, frozen_names
 from server.update_screening import screen_updates
 from strategies.vendor_personalisation import VendorPersonalisation
 
@@ -274,7 +274,7 @@ def run_round(
     """One round of training and site evaluation; returns its record and the new weights.
 
     With ``transport`` the requests travel encoded (half precision, the frozen part once)
-    and the replies come back as full float32 weights (server/transport.py).
+    and the replies come back as full float32 weights (server/server_transport.py).
 
     Each site gets the global arrays (with its vendor's copy of the personalised parameters
     when ``personalisation`` is given); replies pass the ``gate`` (fields, identity), their

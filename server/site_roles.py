@@ -34,9 +34,9 @@ from federation.protocol import (
 )
 from federation.records import RoundRecord
 from federation.reply_checks import ROLL_CALL, ZERO_SHOT
+from server.deployed_grid import WrappedGrid
 from server.replies import PhaseReplies, ReplyGate, finite_max, open_gate, sort_replies
 from server.settings import FederationSettings
-from server.wrapped_grid import WrappedGrid
 from strategies.vendor_personalisation import VendorPersonalisation
 
 

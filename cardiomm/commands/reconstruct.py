@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cardiomm.data.masking import MaskSetting
     from cardiomm.data.metadata import ScanMetadata
     from cardiomm.model.interface import Reconstructor
+    from cardiomm.recon.mask_choice import FileMasks
     from cardiomm.recon.submission import FileSummary, InputFiles
     from cardiomm.recon.volume import CineReconstructor, VolumeReconstruction
 
@@ -226,10 +227,9 @@ def run(args: argparse.Namespace) -> int:
         "remove": True,
         "keep": False,
     }[args.readout_oversampling]
-    written: dict[Path, Path] = {}
-    series_numbers: dict[str, set[int]] = collections.defaultdict(set)
+    run = _Run(inputs, args, spec, method, device, {}, collections.defaultdict(set))
     rows = [
-        _reconstruct_file(path, inputs, args, spec, method, device, written, series_numbers)
+        _reconstruct_file(path, run)
         for path in progress_bar(inputs.files, f"reconstructing with {method.name}")
     ]
     summary = write_summary(args.output / SUMMARY_FILE, rows)
@@ -301,57 +301,95 @@ def _method(args: argparse.Namespace, device: torch.device) -> _Method:
     return _Method(None, False, label, f"method {name}", classical=(name, record))
 
 
-def _reconstruct_file(
-    path: Path,
-    inputs: InputFiles,
-    args: argparse.Namespace,
-    spec: MaskSetting | None,
-    method: _Method,
-    device: torch.device,
-    written: dict[Path, Path],
-    series_numbers: dict[str, set[int]],
-) -> FileSummary:
-    """Reconstruct, write, preview and score one file; a file that cannot be used becomes a
-    skipped row (with a warning), a reconstruction with NaN or Inf an error row (nothing
-    written), never an exception.
+@dataclasses.dataclass(frozen=True)
+class _Reconstructed:
+    """One file's reconstruction, before anything is written.
 
-    Args:
+    Attributes:
+        relative: its output path, relative to ``--output``.
+        method: the method as it ran on the file (a classical one made for its masks).
+        masks: the masks it was reconstructed from.
+        volume: the reconstruction (and reference, when the file is fully sampled).
+        metadata: the scan's metadata.
+    """
+
+    relative: Path
+    method: _Method
+    masks: FileMasks
+    volume: VolumeReconstruction
+    metadata: ScanMetadata
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What every file of one run is reconstructed with.
+
+    Attributes:
+        inputs: the files found under ``--input``.
+        args: the command's options.
+        spec: ``--mask`` (None: the files' own masks).
+        method: the checkpoint's or ``--method``'s reconstruction method.
+        device: where it runs.
         written: output path (relative) -> the input it was written for, so far; updated.
         series_numbers: DICOM patient ID -> the series numbers written for it so far; updated.
     """
-    from cardiomm.classical.calibration import CalibrationError
-    from cardiomm.data.errors import DataFileError
-    from cardiomm.data.metadata import is_mapping_series, series_stem
-    from cardiomm.data.readers import open_series
-    from cardiomm.metrics import evaluate_series
-    from cardiomm.recon.mask_choice import choose_masks
-    from cardiomm.recon.preview import save_volume_preview
-    from cardiomm.recon.submission import (
-        FileSummary,
-        output_relative_path,
-        preview_relative_path,
-        write_reconstruction,
-    )
-    from cardiomm.recon.volume import NonFiniteReconstructionError, reconstruct_volume
+
+    inputs: InputFiles
+    args: argparse.Namespace
+    spec: MaskSetting | None
+    method: _Method
+    device: torch.device
+    written: dict[Path, Path]
+    series_numbers: dict[str, set[int]]
+
+
+def _reconstruct_file(path: Path, run: _Run) -> FileSummary:
+    """Reconstruct, write, preview and score one file; a file that cannot be used becomes a
+    skipped row (with a warning), a reconstruction with NaN or Inf an error row (nothing
+    written), never an exception."""
+    from cardiomm.recon.submission import FileSummary
 
     started = time.perf_counter()
+    done = _reconstruct(path, run)
+    if isinstance(done, FileSummary):
+        return done
+    run.written[done.relative] = path
+    output, note = _write_outputs(path, run, done)
+    if output is None:
+        return _skipped(path, note)
+    row = _scored_row(path, done, output, note)
+    row.seconds = time.perf_counter() - started
+    return row
+
+
+def _reconstruct(path: Path, run: _Run) -> _Reconstructed | FileSummary:
+    """Read ``path``, choose its masks and reconstruct it; or the skipped row (unreadable
+    file, no tuned setting for its masks, an output another input already took) or error row
+    (NaN or Inf, a calibration that fails) it becomes instead."""
+    from cardiomm.classical.calibration import CalibrationError
+    from cardiomm.data.errors import DataFileError
+    from cardiomm.data.readers import open_series
+    from cardiomm.recon.mask_choice import choose_masks
+    from cardiomm.recon.submission import output_relative_path
+    from cardiomm.recon.volume import NonFiniteReconstructionError, reconstruct_volume
+
+    args, method, written = run.args, run.method, run.written
     try:
         with open_series(path) as series:
             masks = choose_masks(
                 series,
-                spec,
+                run.spec,
                 acs_width=args.acs_width,
                 seed=args.seed,
                 use_official_masks=args.official_masks,
             )
             relative = output_relative_path(
-                inputs.relative(path), masks.name, series.is_undersampled
+                run.inputs.relative(path), masks.name, series.is_undersampled
             )
             try:
                 method = method.at(masks.name)
             except ValueError as error:
                 return _skipped(path, str(error))
-            reconstructor = method.reconstructor
             if relative in written:
                 # e.g. cine_sax.mat with --mask Uniform8 beside cine_sax_kus_Uniform8.mat
                 return _skipped(
@@ -359,18 +397,16 @@ def _reconstruct_file(
                     f"its output {relative} would overwrite the reconstruction of "
                     f"{written[relative]}",
                 )
-            remove = args.remove_oversampling and masks.survives_oversampling_removal
-            if args.remove_oversampling and not remove:
-                print(
-                    f"cardiomm reconstruct: warning: {path}: {masks.source} does not survive a "
-                    "readout crop; reconstructing the full readout, which the model was not "
-                    "trained on",
-                    file=sys.stderr,
-                )
+            remove = _removes_oversampling(path, args, masks)
             volume = reconstruct_volume(
-                series, masks, reconstructor, device, args.batch_size, remove_oversampling=remove
+                series,
+                masks,
+                method.reconstructor,
+                run.device,
+                args.batch_size,
+                remove_oversampling=remove,
             )
-            metadata = series.metadata
+            return _Reconstructed(relative, method, masks, volume, series.metadata)
     except NonFiniteReconstructionError as error:
         return _failed(path, f"{method.label} failed: {error.reason}; nothing written")
     except CalibrationError as error:
@@ -378,35 +414,59 @@ def _reconstruct_file(
     except (DataFileError, OSError) as error:
         reason = error.reason if isinstance(error, DataFileError) else str(error)
         return _skipped(path, reason)
-    written[relative] = path
-    is_mapping = is_mapping_series(series_stem(path.name))
-    output, note = args.output / relative, ""
+
+
+def _removes_oversampling(path: Path, args: argparse.Namespace, masks: FileMasks) -> bool:
+    """Whether the readout is halved before reconstruction: as asked, unless the masks do
+    not survive the crop (radial masks of acquired k-space), which is warned about."""
+    remove = args.remove_oversampling and masks.survives_oversampling_removal
+    if args.remove_oversampling and not remove:
+        print(
+            f"cardiomm reconstruct: warning: {path}: {masks.source} does not survive a "
+            "readout crop; reconstructing the full readout, which the model was not "
+            "trained on",
+            file=sys.stderr,
+        )
+    return remove
+
+
+def _write_outputs(path: Path, run: _Run, done: _Reconstructed) -> tuple[Path | None, str]:
+    """Write what ``--format`` asks (and the preview): (the last output written, a note for
+    the row) or (None, why nothing was written)."""
+    from cardiomm.data.metadata import is_mapping_series, series_stem
+    from cardiomm.recon.preview import save_volume_preview
+    from cardiomm.recon.submission import preview_relative_path, write_reconstruction
+
+    args, volume, relative = run.args, done.volume, done.relative
+    name = done.method.reconstructor.name
+    output: Path | None = args.output / relative
+    note = ""
     writes = _WRITES[args.format]
     if writes & {"dicom", "nifti"}:
         readout = "readout halved" if volume.oversampling_removed else "readout kept"
         identity = _ClinicalSeries(
-            description=f"{reconstructor.name} reconstruction, {masks.name}",
-            method_key=method.key,
-            mask_key=f"{masks.name}, {masks.source}, {readout}",
+            description=f"{name} reconstruction, {done.masks.name}",
+            method_key=done.method.key,
+            mask_key=f"{done.masks.name}, {done.masks.source}, {readout}",
         )
         output, note = _write_clinical(
             path,
             args.output,
             relative,
             volume,
-            metadata,
+            done.metadata,
             identity,
             writes,
             args.overwrite,
-            series_numbers,
+            run.series_numbers,
         )
         if output is None and "mat" not in writes:
-            return _skipped(path, note)
+            return None, note
     if "mat" in writes:
         output = write_reconstruction(
             args.output / relative,
             volume.reconstruction,
-            is_mapping,
+            is_mapping_series(series_stem(path.name)),
             args.full,
             oversampling_removed=volume.oversampling_removed,
         )
@@ -415,16 +475,26 @@ def _reconstruct_file(
             args.output / preview_relative_path(relative),
             volume,
             title=f"{relative}  ({volume.undersampling_text})",
-            method=reconstructor.name,
+            method=name,
         )
+    return output, note
+
+
+def _scored_row(path: Path, done: _Reconstructed, output: Path, note: str) -> FileSummary:
+    """The file's ok row, scored against its reference when it was fully sampled."""
+    from cardiomm.data.metadata import is_mapping_series, series_stem
+    from cardiomm.metrics import evaluate_series
+    from cardiomm.recon.submission import FileSummary
+
+    volume = done.volume
     row = FileSummary(
         input=path,
         status="ok",
         output=output,
         reason=note,
-        method=reconstructor.name,
-        mask=masks.name,
-        mask_source=masks.source,
+        method=done.method.reconstructor.name,
+        mask=done.masks.name,
+        mask_source=done.masks.source,
         sampling_fraction=volume.sampling_fraction,
         frames=volume.shape[0],
         slices=volume.shape[1],
@@ -433,11 +503,10 @@ def _reconstruct_file(
         scores = evaluate_series(
             volume.reference,
             volume.reconstruction,
-            is_mapping,
+            is_mapping_series(series_stem(path.name)),
             oversampling_removed=volume.oversampling_removed,
         )
         row.psnr, row.ssim, row.nmse = scores.psnr, scores.ssim, scores.nmse
-    row.seconds = time.perf_counter() - started
     return row
 
 

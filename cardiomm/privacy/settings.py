@@ -202,7 +202,7 @@ class PrivacySettings:
                     "which privacy.secure_aggregation.enabled=true hides from it; turn one off"
                 )
             # Flower's client-side wrapper needs equal site weights and the sites' clipping
-            # mod; the SecAgg+ path (server/secure_aggregation.py) provides neither yet.
+            # mod; the SecAgg+ path (server/secure_rounds.py) provides neither yet.
             raise ValueError(
                 "privacy.central_dp.side=client is not supported with "
                 "privacy.secure_aggregation.enabled=true: the SecAgg+ path does not clip the "

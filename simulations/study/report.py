@@ -10,6 +10,7 @@ the figures in figures.py.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -88,6 +89,24 @@ CURVES_FILE = "curves.csv"
 REPORT_FILE = "report.md"
 
 
+@dataclasses.dataclass(frozen=True)
+class _StudyScores:
+    """The study's score tables, every fold together.
+
+    Attributes:
+        folds: the folds, in the order the file rows and outcomes first name them.
+        results: :data:`RESULT_COLUMNS` rows.
+        comparisons: :data:`COMPARISON_COLUMNS` rows.
+        by_vendor: fold -> (its per-vendor result rows, its per-vendor comparison rows), for
+            the folds the design gives vendor training images for.
+    """
+
+    folds: list[str]
+    results: list[dict[str, Any]]
+    comparisons: list[dict[str, Any]]
+    by_vendor: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]]
+
+
 def write_report(
     study_dir: str | Path,
     file_rows: Sequence[Mapping[str, Any]],
@@ -115,15 +134,62 @@ def write_report(
     """
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
+    scores = _study_scores(file_rows, outcomes, design)
+    written = _write_score_files(study_dir, file_rows, outcomes, curves, scores)
+    tables = clinical_tables(clinical or {}, design.comparisons, design.clinical_experiment)
+    if clinical is not None:
+        written.update(write_clinical_files(tables, study_dir))
+    sections = [f"# {design.title}", ""]
+    if design.machine_note:
+        sections += [f"Timings measured on: {design.machine_note}.", ""]
+    for fold in scores.folds:
+        lines, figure_paths = _fold_report(
+            study_dir, fold, design, scores, outcomes, curves, clinical, tables
+        )
+        written.update({path.stem: path for path in figure_paths})
+        sections += lines
+    report = study_dir / REPORT_FILE
+    report.write_text("\n".join(sections))
+    written["report"] = report
+    return written
+
+
+def _study_scores(
+    file_rows: Sequence[Mapping[str, Any]],
+    outcomes: Sequence[ExperimentOutcome],
+    design: StudyDesign,
+) -> _StudyScores:
+    """Every fold's result, comparison and per-vendor rows from the file scores."""
     folds = list(dict.fromkeys([row["fold"] for row in file_rows] + [o.fold for o in outcomes]))
-    results = [row for fold in folds for row in result_rows(file_rows, fold)]
-    comparisons = [
-        row for fold in folds for row in comparison_rows(file_rows, fold, design.comparisons)
-    ]
+    return _StudyScores(
+        folds=folds,
+        results=[row for fold in folds for row in result_rows(file_rows, fold)],
+        comparisons=[
+            row for fold in folds for row in comparison_rows(file_rows, fold, design.comparisons)
+        ],
+        by_vendor={
+            fold: vendor_rows(file_rows, fold, design.comparisons, images)
+            for fold, images in design.vendor_training_images.items()
+            if fold in folds
+        },
+    )
+
+
+def _write_score_files(
+    study_dir: Path,
+    file_rows: Sequence[Mapping[str, Any]],
+    outcomes: Sequence[ExperimentOutcome],
+    curves: Sequence[Mapping[str, Any]],
+    scores: _StudyScores,
+) -> dict[str, Path]:
+    """Write the score CSV files (zero-shot, cross-site and per-vendor ones only when the
+    study has such rows); what was written, by name."""
     written = {
         "file_scores": write_csv(file_rows, FILE_COLUMNS, study_dir / FILE_SCORES_FILE),
-        "results": write_csv(results, RESULT_COLUMNS, study_dir / RESULTS_FILE),
-        "comparisons": write_csv(comparisons, COMPARISON_COLUMNS, study_dir / COMPARISONS_FILE),
+        "results": write_csv(scores.results, RESULT_COLUMNS, study_dir / RESULTS_FILE),
+        "comparisons": write_csv(
+            scores.comparisons, COMPARISON_COLUMNS, study_dir / COMPARISONS_FILE
+        ),
         "curves": write_csv(curves, CURVE_COLUMNS, study_dir / CURVES_FILE),
     }
     zero_shot = zero_shot_rows(outcomes)
@@ -134,67 +200,63 @@ def write_report(
         written["cross_site"] = write_csv(
             cross_site, CROSS_SITE_COLUMNS, study_dir / CROSS_SITE_FILE
         )
-    by_vendor = {
-        fold: vendor_rows(file_rows, fold, design.comparisons, images)
-        for fold, images in design.vendor_training_images.items()
-        if fold in folds
-    }
-    if by_vendor:
+    if scores.by_vendor:
         written["vendor_results"] = write_csv(
-            [row for results_, _ in by_vendor.values() for row in results_],
+            [row for results, _ in scores.by_vendor.values() for row in results],
             VENDOR_RESULT_COLUMNS,
             study_dir / VENDOR_RESULTS_FILE,
         )
         written["vendor_comparisons"] = write_csv(
-            [row for _, differences in by_vendor.values() for row in differences],
+            [row for _, differences in scores.by_vendor.values() for row in differences],
             VENDOR_COMPARISON_COLUMNS,
             study_dir / VENDOR_COMPARISONS_FILE,
         )
-    tables = clinical_tables(clinical or {}, design.comparisons, design.clinical_experiment)
-    if clinical is not None:
-        written.update(write_clinical_files(tables, study_dir))
-    sections = [f"# {design.title}", ""]
-    if design.machine_note:
-        sections += [f"Timings measured on: {design.machine_note}.", ""]
-    for fold in folds:
-        fold_outcomes = [outcome for outcome in outcomes if outcome.fold == fold]
-        fold_results = [row for row in results if row["fold"] == fold]
-        fold_comparisons = [row for row in comparisons if row["fold"] == fold]
-        fold_curves = [row for row in curves if row["fold"] == fold]
-        suffix = f"_{path_slug(fold)}" if len(folds) > 1 else ""
-        figure_paths = fold_figures(
-            study_dir,
-            fold,
-            fold_results,
-            fold_comparisons,
-            fold_curves,
-            fold_outcomes,
-            suffix,
-            by_vendor.get(fold, ([], []))[0],
-        )
-        figure_paths += _clinical_figures(
-            tables, fold, fold_results, fold_outcomes, study_dir, suffix
-        )
-
-        written.update({path.stem: path for path in figure_paths})
-        sections += fold_section(
-            fold,
-            design,
-            fold_results,
-            fold_comparisons,
-            fold_outcomes,
-            figure_paths,
-            study_dir,
-            by_vendor.get(fold, ([], [])),
-        )
-        if design.held_out_evaluation:
-            check = None if clinical is None else clinical.get(fold)
-            order = experiment_order(fold_results, fold_outcomes)
-            sections += clinical_section(check, tables, fold, order, design.clinical_experiment)
-    report = study_dir / REPORT_FILE
-    report.write_text("\n".join(sections))
-    written["report"] = report
     return written
+
+
+def _fold_report(
+    study_dir: Path,
+    fold: str,
+    design: StudyDesign,
+    scores: _StudyScores,
+    outcomes: Sequence[ExperimentOutcome],
+    curves: Sequence[Mapping[str, Any]],
+    clinical: Mapping[str, ClinicalCheck] | None,
+    tables: ClinicalTables,
+) -> tuple[list[str], list[Path]]:
+    """Draw one fold's figures and write its report lines: (the lines, the figures drawn)."""
+    fold_outcomes = [outcome for outcome in outcomes if outcome.fold == fold]
+    fold_results = [row for row in scores.results if row["fold"] == fold]
+    fold_comparisons = [row for row in scores.comparisons if row["fold"] == fold]
+    fold_curves = [row for row in curves if row["fold"] == fold]
+    vendor = scores.by_vendor.get(fold, ([], []))
+    suffix = f"_{path_slug(fold)}" if len(scores.folds) > 1 else ""
+    figure_paths = fold_figures(
+        study_dir,
+        fold,
+        fold_results,
+        fold_comparisons,
+        fold_curves,
+        fold_outcomes,
+        suffix,
+        vendor[0],
+    )
+    figure_paths += _clinical_figures(tables, fold, fold_results, fold_outcomes, study_dir, suffix)
+    lines = fold_section(
+        fold,
+        design,
+        fold_results,
+        fold_comparisons,
+        fold_outcomes,
+        figure_paths,
+        study_dir,
+        vendor,
+    )
+    if design.held_out_evaluation:
+        check = None if clinical is None else clinical.get(fold)
+        order = experiment_order(fold_results, fold_outcomes)
+        lines += clinical_section(check, tables, fold, order, design.clinical_experiment)
+    return lines, figure_paths
 
 
 def _clinical_figures(
@@ -265,11 +327,7 @@ def fold_figures(
     order = experiment_order(results, outcomes)
     masks = unique(row["mask"] for row in results)
     held_out = unique(r["centre"] for r in results if r["split"] == HELD_OUT and is_centre(r))
-    histories = {
-        f"{outcome.experiment} (seed {outcome.seed})": history
-        for outcome in outcomes
-        if outcome.kind == "federated" and (history := load_history(outcome.history))
-    }
+    histories = _federated_histories(outcomes)
     jobs: list[tuple[str, Callable[[], Path | list[Path] | None]]] = [
         (
             "learning curves",
@@ -314,6 +372,24 @@ def fold_figures(
             lambda: vendor_figure(vendor_results, study_dir / f"vendor_psnr{suffix}.png"),
         ),
     ]
+    return _drawn(jobs, fold)
+
+
+def _federated_histories(outcomes: Sequence[ExperimentOutcome]) -> dict[str, Any]:
+    """ "<experiment> (seed <seed>)" -> the training history of each federated run that has
+    one."""
+    return {
+        f"{outcome.experiment} (seed {outcome.seed})": history
+        for outcome in outcomes
+        if outcome.kind == "federated" and (history := load_history(outcome.history))
+    }
+
+
+def _drawn(
+    jobs: Sequence[tuple[str, Callable[[], Path | list[Path] | None]]], fold: str
+) -> list[Path]:
+    """Run each (name, figure job) of ``fold``: the figures drawn; a job that fails is
+    logged and skipped."""
     paths: list[Path] = []
     for name, job in jobs:
         try:

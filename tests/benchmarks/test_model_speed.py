@@ -2,6 +2,7 @@
 prints the CPU figures with the work per step and images per second; and the bf16 peaks it
 divides by."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +13,25 @@ BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "model_speed.py
 
 
 @pytest.fixture(scope="module")
-def smoke_output():
-    arguments = ["--sizes", "tiny", "--device", "cpu", "--matrix", "32", "32", "--coils", "4"]
+def smoke_json(tmp_path_factory):
+    return tmp_path_factory.mktemp("model_speed") / "speed.json"
+
+
+@pytest.fixture(scope="module")
+def smoke_output(smoke_json):
+    arguments = [
+        "--json",
+        str(smoke_json),
+        "--sizes",
+        "tiny",
+        "--device",
+        "cpu",
+        "--matrix",
+        "32",
+        "32",
+        "--coils",
+        "4",
+    ]
     arguments += ["--acs-width", "8", "--warmup", "0", "--repeats", "1", "--threads", "1"]
     done = subprocess.run(
         [sys.executable, str(BENCHMARK), *arguments],
@@ -33,6 +51,16 @@ def test_the_cpu_smoke_run_says_there_is_no_gpu(smoke_output):
 def test_the_cpu_smoke_run_prints_the_work_per_step_and_images_per_second(smoke_output):
     assert "Achieved compute" in smoke_output
     assert "GFLOP / step" in smoke_output and "images / s" in smoke_output
+
+
+def test_the_smoke_run_without_a_baseline_writes_each_case_result_to_its_json_file(
+    smoke_output, smoke_json
+):
+    written = json.loads(smoke_json.read_text())
+    assert [entry["case"]["mode"] for entry in written["results"]] == ["train", "infer"]
+    for entry in written["results"]:
+        assert entry["median_s"] > 0 and entry["parameters"]["total"] > 0
+    assert written["baseline_results"] == []
 
 
 def test_known_gpus_have_their_dense_bf16_peak_and_others_none():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
-from client.transport import receive
+from client.site_transport import receive
 from federation.transport import (
     FROZEN_RECORD,
     TRANSPORT_RECORD,

@@ -75,8 +75,8 @@ def test_a_federation_without_evaluation_sites_records_no_zero_shot_phase(tmp_pa
 
 
 def test_under_secure_aggregation_an_evaluation_site_is_left_out_of_the_secure_sum(tmp_path):
-    from client.secure_aggregation import secure_aggregation_mod
-    from server.secure_aggregation import run_secure_federation
+    from client.secure_aggregation_mod import secure_aggregation_mod
+    from server.secure_rounds import run_secure_federation
 
     app = fake_site_app(evaluation_sites=("Center004",))
     grid = InProcessGrid(

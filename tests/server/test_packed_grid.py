@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from flwr.app import Array, MessageType
 
-from server.packed_grid import PackedArraysGrid
+from server.deployed_grid import PackedArraysGrid
 from server.rounds import run_federation
 from tests.federation_fakes import (
     InProcessGrid,

@@ -6,8 +6,7 @@ import pytest
 from flwr.app import ConfigRecord, Message, RecordDict
 
 from federation.config import compose_overrides
-from server.deployed_grid import deployed
-from server.prompt_grid import PromptGrid
+from server.deployed_grid import PromptGrid, deployed
 from server.settings import FederationSettings
 from tests.federation_fakes import InProcessGrid, fake_site_app, simulation_node_configs
 

@@ -1,7 +1,7 @@
 """Secure aggregation through Flower's real SecAgg+ protocol, in-process.
 
-The sites run behind client/secure_aggregation.py's mod (Flower's ``secaggplus_mod`` inside)
-and the server runs Flower's ``SecAggPlusWorkflow`` (server/secure_aggregation.py). Every
+The sites run behind client/secure_aggregation_mod.py's mod (Flower's ``secaggplus_mod`` inside)
+and the server runs Flower's ``SecAggPlusWorkflow`` (server/secure_rounds.py). Every
 comparison is against the plain path (server/rounds.py) on the same deterministic sites, with
 a tolerance computed from the clipping range, the quantisation range and the number of
 summed sites: each site's scaled update is quantised with a step 2c/Q and stochastic rounding
@@ -23,14 +23,14 @@ from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFI
 from mlflow.tracking import MlflowClient
 
 from cardiomm.model.checkpoint import read_checkpoint
-from client.secure_aggregation import secure_aggregation_mod
+from client.secure_aggregation_mod import secure_aggregation_mod
 from federation.mlflow_store import embedded_uri
 from federation.records import history_to_json
 from server.app import app as server_app
 from server.model import GlobalModel
 from server.rounds import run_federation
-from server.secure_aggregation import run_secure_federation
-from server.secure_settings import check_secure_aggregation_config
+from server.secure_aggregation_config import check_secure_aggregation_config
+from server.secure_rounds import run_secure_federation
 from strategies.vendor_weights import vendor_balanced_weights
 from tests.builders import write_consortium
 from tests.federation_fakes import (

@@ -8,7 +8,7 @@ import torch
 from federation.records import history_to_json
 from federation.transport import FROZEN_RECORD
 from server.rounds import run_federation
-from server.secure_settings import check_secure_aggregation_config
+from server.secure_aggregation_config import check_secure_aggregation_config
 from tests.builders import write_consortium
 from tests.federation_fakes import (
     FIRST_NODE_ID,

@@ -2,12 +2,12 @@
 sites' updates (Flower's SecAgg+, which Flower 1.42 runs only through its legacy workflow).
 
 Selected by server/app.py when ``privacy.secure_aggregation.enabled`` is true
-(server/secure_settings.py: what it refuses to combine with). A round:
+(server/secure_aggregation_config.py: what it refuses to combine with). A round:
 
 1. Train and announce (Message API): the configured strategy samples the sites and builds the
    ordinary train request, marked with the ``secure-aggregation`` ConfigRecord. The sites
    train and reply their metrics (``num-examples``) and site record (vendor) but keep their
-   weights (client/secure_aggregation.py).
+   weights (client/secure_aggregation_mod.py).
 2. Weights: from the announced example counts and vendors the server computes each site's
    aggregation weight ``w_i`` (``strategy.vendor_weighting``: examples = FedAvg, equal or
    sqrt; strategies/vendor_weights.py), summing to 1, and its integer form
@@ -64,7 +64,7 @@ from server.round_phases import (
 )
 from server.round_records import round_timing, site_records
 from server.rounds import FederationResult, run_rounds
-from server.secure_settings import ENABLED_KEY, check_secure_aggregation_config
+from server.secure_aggregation_config import ENABLED_KEY, check_secure_aggregation_config
 from server.secure_sum import secure_sum
 from server.settings import FederationSettings
 from server.site_roles import open_consortium
@@ -215,7 +215,7 @@ def _step(
             raise ValueError(
                 f"the secure sum's '{key}' has shape {update.shape}, expected {before.shape}"
             )
-        # The sites send scalars as 1-element arrays (client/secure_aggregation.py).
+        # The sites send scalars as 1-element arrays (client/secure_aggregation_mod.py).
         update = update.reshape(before.shape)
         aggregate[key] = Array(np.asarray(before.astype(np.float64) + update))
     summed = set(summed_sites)
