@@ -1,7 +1,8 @@
 """The ServerApp's settings, read once from the composed Hydra config.
 
 Every config key the server reads is named here (and only here), with the default used when
-``configs/federation.yaml`` leaves it out, so the rest of ``server/`` works on typed fields.
+``configs/federation.yaml`` leaves it out, so the rest of ``server/`` works on typed fields;
+the ``strategy`` section is read and checked by strategies/settings.py.
 """
 
 from __future__ import annotations
