@@ -44,7 +44,7 @@ class RoundCheckpoint:
     Attributes:
         server_round: the last completed round.
         arrays: the global state dict after that round.
-        strategy: the strategy's server state (``server.strategy_factory.strategy_state``).
+        strategy: the strategy's server state (``strategies.server_state.strategy_state``).
         config_yaml: the composed config of the run that wrote it (resolved).
         history: one record per completed round.
         rng: Python's and torch's RNG state when it was written.

@@ -24,7 +24,6 @@ from server.replies import PhaseReplies, ReplyGate, sort_replies
 from server.round_records import metric_numbers
 from server.server_transport import ServerTransport
 from server.settings import FederationSettings
-from strategies.vendor_personalisation import VendorPersonalisation
 
 
 @dataclasses.dataclass
@@ -108,13 +107,12 @@ def evaluate_on_sites(
     arrays: ArrayRecord,
     grid: Grid,
     gate: ReplyGate,
-    personalisation: VendorPersonalisation | None = None,
     transport: ServerTransport | None = None,
 ) -> SiteEvaluation:
     """Evaluate ``arrays`` on the sites the strategy samples and aggregate their metrics.
 
-    With ``personalisation``, each site gets its vendor's copy of the personalised parameters;
-    with ``transport``, the arrays travel encoded.
+    Each site gets the arrays the strategy configures (a vendor-personalised strategy puts
+    the site's vendor copy in); with ``transport``, the arrays travel encoded.
     """
     began = time.perf_counter()
     with seeded_sampling(settings.seed, server_round, "evaluate"):
@@ -123,8 +121,6 @@ def evaluate_on_sites(
                 server_round, arrays, ConfigRecord({SERVER_ROUND: server_round}), grid
             )
         )
-    if personalisation is not None:
-        personalisation.personalise(messages)
     if transport is not None:
         transport.encode(messages)
     replies = exchange("evaluate", messages, grid, settings.timeout, gate)

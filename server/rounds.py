@@ -59,16 +59,17 @@ from server.server_transport import ServerTransport, frozen_names
 from server.settings import FederationSettings
 from server.site_identities import SiteIdentities
 from server.site_roles import Consortium, open_consortium, with_evaluation_sites
-from server.strategy_factory import (
-    build_strategy,
-    central_dp_report,
-    inner_strategy,
-    restore_strategy_state,
-    strategy_state,
-)
 from server.tracking import Tracker, open_tracker
 from server.update_screening import screen_updates
+from strategies.factory import build_strategy
+from strategies.server_state import restore_strategy_state, strategy_state
 from strategies.vendor_personalisation import VendorPersonalisation
+from strategies.wrappers import (
+    central_dp_report,
+    inner_strategy,
+    observe_train_replies,
+    vendor_personalisation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +105,9 @@ class FederationResult:
 def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
     """Run (or resume) the federation the config describes over ``grid``."""
     settings = FederationSettings.from_config(config)
-    strategy = build_strategy(settings)
     model = GlobalModel(config, settings.initial_checkpoint)
-    personalisation = _personalisation(settings, model)
+    # The model's keys: a personalisation pattern that matches none of them stops the run now.
+    strategy = build_strategy(settings, model.state_dict())
     transport = _transport(settings, config, model)
     consortium = open_consortium(settings, grid)
 
@@ -119,13 +120,10 @@ def run_federation(config: DictConfig, grid: Grid) -> FederationResult:
             arrays,
             consortium.training_sites,
             consortium.gate,
-            personalisation,
             transport,
         )
 
-    return run_rounds(
-        config, settings, strategy, model, play_round, consortium, personalisation=personalisation
-    )
+    return run_rounds(config, settings, strategy, model, play_round, consortium)
 
 
 def run_rounds(
@@ -136,7 +134,6 @@ def run_rounds(
     play_round: RoundStep,
     consortium: Consortium,
     *,
-    personalisation: VendorPersonalisation | None = None,
     final_extra: Mapping[str, Any] | None = None,
     log_round: Callable[[dict[str, Any]], None] | None = None,
     round_integer_buffers: bool = False,
@@ -154,26 +151,26 @@ def run_rounds(
         config: the composed config (saved with every checkpoint).
         settings: its federation settings.
         strategy: the strategy ``play_round`` uses; its state is checkpointed and restored.
+            Its vendor personalisation, when it has one, goes into the final model and to the
+            global evaluation and the evaluation-only sites.
         model: the global model, loaded with the resumed weights when resuming.
         play_round: one round of the training sites (:data:`RoundStep`).
         consortium: the run's sites; their bindings (``gate.identities``) are kept in the
             checkpoints and restored on resume.
-        personalisation: the vendor-personalised parameters: restored on resume, kept in the
-            checkpoints and the final model, and given to the global evaluation and the
-            evaluation-only sites.
         final_extra: more fields for the final model checkpoint.
         log_round: writes a round's log line from its record (default: the plain round's).
         round_integer_buffers: round integer buffers that come back as floats to the nearest
             integer instead of truncating them.
     """
     identities = consortium.gate.identities
+    personalisation = vendor_personalisation(strategy)
     grid, roles = consortium.grid, consortium.roles
     play_round = with_evaluation_sites(play_round, settings, grid, roles, personalisation)
     after_rounds = cross_site_phase(settings, grid, roles, personalisation, model.state_dict())
     output_dir = settings.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     log_round = log_round or _log_round
-    start, run_id, history = _resume(config, settings, strategy, model, personalisation, identities)
+    start, run_id, history = _resume(config, settings, strategy, model, identities)
     # Aggregation may come back in another dtype (FedAdam computes in float64): the global
     # model keeps the network's dtypes, so traffic and checkpoints stay the network's size.
     dtypes = {key: value.numpy().dtype for key, value in model.state_dict().items()}
@@ -193,7 +190,7 @@ def run_rounds(
             checkpoint = RoundCheckpoint(
                 server_round=server_round,
                 arrays=model.state_dict(),
-                strategy=_server_state(strategy, personalisation, identities),
+                strategy=_server_state(strategy, identities),
                 config_yaml=config_yaml,
                 history=history_to_json(history),
                 rng=rng_state(),
@@ -227,7 +224,6 @@ def _resume(
     settings: FederationSettings,
     strategy: Strategy,
     model: GlobalModel,
-    personalisation: VendorPersonalisation | None,
     identities: SiteIdentities | None,
 ) -> tuple[int, str | None, list[RoundRecord]]:
     """(first round to play, MLflow run to continue, history so far): from the checkpoint
@@ -240,8 +236,6 @@ def _resume(
     check_same_recipe(saved.config_yaml, config, resume)
     model.load(saved.arrays)
     restore_strategy_state(strategy, saved.strategy)
-    if personalisation is not None:
-        personalisation.restore(saved.strategy["personalisation"])
     if identities is not None and IDENTITIES_STATE in saved.strategy:
         identities.restore(saved.strategy[IDENTITIES_STATE])
     restore_rng_state(saved.rng)
@@ -268,7 +262,6 @@ def run_round(
     arrays: ArrayRecord,
     grid: Grid,
     gate: ReplyGate,
-    personalisation: VendorPersonalisation | None = None,
     transport: ServerTransport | None = None,
 ) -> tuple[RoundRecord, ArrayRecord]:
     """One round of training and site evaluation; returns its record and the new weights.
@@ -276,16 +269,17 @@ def run_round(
     With ``transport`` the requests travel encoded (half precision, the frozen part once)
     and the replies come back as full float32 weights (server/server_transport.py).
 
-    Each site gets the global arrays (with its vendor's copy of the personalised parameters
-    when ``personalisation`` is given); replies pass the ``gate`` (fields, identity), their
-    updates are screened against what was sent (server/update_screening.py), and the
-    strategy aggregates the accepted ones.
+    Each site gets the arrays the strategy configures (a vendor-personalised strategy puts
+    the site's vendor copy in); replies pass the ``gate`` (fields, identity), the strategy is
+    shown them (strategies/wrappers.py: ``observe_train_replies``), their updates are screened
+    against what was sent (server/update_screening.py), and the strategy aggregates the
+    accepted ones.
     """
     began = time.perf_counter()
     # FedProx writes the same proximal-mu; sent here so FedAdam / FedYogi can use the term too.
-    messages = train_requests(server_round, settings, strategy, arrays, grid, settings.proximal_mu)
-    if personalisation is not None:
-        personalisation.personalise(messages)
+    messages = train_requests(
+        server_round, settings, strategy, arrays, grid, settings.aggregation.proximal_mu
+    )
     # What each site was sent, as the server holds it (float32 masters, every array).
     sent = {int(message.metadata.dst_node_id): message.content["arrays"] for message in messages}
     wire = transport.encode(messages) if transport is not None else None
@@ -293,8 +287,7 @@ def run_round(
     undecoded: list[dict[str, Any]] = []
     if transport is not None:
         train, undecoded = transport.decode(train)
-    if personalisation is not None:
-        personalisation.learn_vendors(train.valid)
+    observe_train_replies(strategy, train.valid)
     screened = screen_updates(server_round, settings, train.valid, sent)
     accepted = screened.accepted
     if train.valid and len(accepted) < settings.validation.min_accepted:
@@ -308,8 +301,6 @@ def run_round(
         new_arrays, train_metrics, train_note = _aggregate_train(
             strategy, server_round, accepted_replies
         )
-        if new_arrays is not None and personalisation is not None:
-            new_arrays = personalisation.update(accepted, new_arrays, server_round)
         if new_arrays is not None and transport is not None:
             new_arrays = transport.keep_frozen(new_arrays, arrays)
     train_seconds = time.perf_counter() - began
@@ -318,7 +309,7 @@ def run_round(
         new_arrays = arrays
 
     evaluation = evaluate_on_sites(
-        server_round, settings, strategy, new_arrays, grid, gate, personalisation, transport
+        server_round, settings, strategy, new_arrays, grid, gate, transport
     )
     evaluate = evaluation.replies
 
@@ -384,7 +375,7 @@ def _finish(
         # cardiomm reconstruct / evaluate pick it by the scan's vendor.
         personal = {
             VENDOR_PARTS_KEY: personalisation.vendor_state_dicts(),
-            "personalised": list(settings.personalised),
+            "personalised": list(settings.aggregation.personalised),
         }
     final = model.save_final(
         checkpoint_dir(output_dir) / FINAL,
@@ -418,19 +409,6 @@ def _site_weights(strategy: Strategy) -> dict[str, dict[str, float]]:
     return {"weights": weights} if weights else {}
 
 
-def _personalisation(
-    settings: FederationSettings, model: GlobalModel
-) -> VendorPersonalisation | None:
-    if not settings.personalised:
-        return None
-    personalisation = VendorPersonalisation(
-        settings.personalised, settings.vendor_weighting, settings.personalise_from_round
-    )
-    keys = personalisation.keys(model.state_dict())  # refuses a pattern that matches nothing
-    logger.info("%d parameter tensors are kept per vendor", len(keys))
-    return personalisation
-
-
 def _transport(
     settings: FederationSettings, config: DictConfig, model: GlobalModel
 ) -> ServerTransport | None:
@@ -443,14 +421,8 @@ def _transport(
     return ServerTransport(settings.transport, frozen)
 
 
-def _server_state(
-    strategy: Strategy,
-    personalisation: VendorPersonalisation | None,
-    identities: SiteIdentities | None,
-) -> dict[str, Any]:
+def _server_state(strategy: Strategy, identities: SiteIdentities | None) -> dict[str, Any]:
     state = strategy_state(strategy)
-    if personalisation is not None:
-        state["personalisation"] = personalisation.state()
     if identities is not None:
         state[IDENTITIES_STATE] = identities.state()
     return state

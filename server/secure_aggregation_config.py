@@ -32,7 +32,7 @@ def check_secure_aggregation_config(config: DictConfig) -> None:
     settings = FederationSettings.from_config(config)
     secure = f"{ENABLED_KEY}=true"
     sum_only = "under SecAgg+ the server sees only the weighted sum of the sites' updates"
-    reducer = settings.reducer
+    reducer = settings.aggregation.reducer
     if reducer != "mean":
         raise ValueError(
             f"strategy.reducer={reducer} cannot work with {secure}: a {reducer} needs every "
@@ -46,7 +46,7 @@ def check_secure_aggregation_config(config: DictConfig) -> None:
             "quantises and masks the float32 weights itself and sums whole models; use "
             "federation.transport.precision=float32 and trainable_only=false"
         )
-    personalised = list(settings.personalised)
+    personalised = list(settings.aggregation.personalised)
     if personalised:
         raise ValueError(
             f"strategy.personalised={personalised} (vendor-personalised parameters) cannot "

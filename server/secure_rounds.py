@@ -68,8 +68,8 @@ from server.secure_aggregation_config import ENABLED_KEY, check_secure_aggregati
 from server.secure_sum import secure_sum
 from server.settings import FederationSettings
 from server.site_roles import open_consortium
-from server.strategy_factory import build_strategy
 from strategies.example_shares import cap_example_shares
+from strategies.factory import build_strategy
 
 logger = logging.getLogger(__name__)
 

@@ -140,7 +140,7 @@ def _plan(
     if not any(count > 0 for count in examples):
         summary["status"] = "no site trained on any example"
         return None
-    weights = vendor_balanced_weights(vendors, examples, settings.vendor_weighting)
+    weights = vendor_balanced_weights(vendors, examples, settings.aggregation.vendor_weighting)
     scale = int(secure.quantization_range)
     plan = _SumPlan(
         nodes=nodes,

@@ -1,7 +1,8 @@
 """The ServerApp's settings, read once from the composed Hydra config.
 
 Every config key the server reads is named here (and only here), with the default used when
-``configs/federation.yaml`` leaves it out, so the rest of ``server/`` works on typed fields.
+``configs/federation.yaml`` leaves it out, so the rest of ``server/`` works on typed fields;
+the ``strategy`` section is read and checked by strategies/settings.py.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from cardiomm.privacy import PrivacySettings
 from federation.config import select
 from federation.reply_checks import ReplyLimits
 from federation.transport import TransportSettings
-from strategies import REDUCERS, VENDOR_WEIGHTINGS
+from strategies.settings import StrategySettings
 from strategies.update_validation import ValidationSettings
-
-SERVER_OPTIMIZERS = ("none", "fedadam", "fedyogi")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,18 +34,8 @@ class FederationSettings:
         timeout: seconds to wait for replies (None: wait for every reply).
         resume: False, True (latest checkpoint in ``output_dir``) or a checkpoint path.
         initial_checkpoint: a CardioMM model checkpoint to start from (None: fresh weights).
-        strategy: the strategy's name in reports (``strategy.name``, e.g. ``fedavg``).
-        server_optimizer: ``none`` (the aggregate is the new model), ``fedadam`` or
-            ``fedyogi`` (an adaptive step along the aggregate's pseudo-gradient).
-        proximal_mu: FedProx mu (sent to the sites; 0: no proximal term).
-        vendor_weighting: across-vendor weights (``equal``, ``sqrt``, or ``examples`` =
-            FedAvg's weights); sites of one vendor always share by examples.
-        reducer: ``mean``, ``median`` or ``trimmed_mean`` over the weighted sites.
-        trim_fraction: share of the weight the trimmed mean cuts from each tail.
-        personalised: parameter name patterns kept per vendor (empty: all shared).
-        personalise_from_round: the first round that keeps them per vendor (shared
-            before: FedAvg, then per-vendor fine-tuning).
-        server_learning_rate, beta_1, beta_2, tau: FedAdam's / FedYogi's server optimiser.
+        aggregation: the ``strategy`` section (strategies/settings.py: the builder, vendor
+            weighting, reducer, personalisation, server optimiser).
         validation: checks on every update before aggregation (``federation.validation``).
         replies: the bounds on every reply's fields (``federation.replies``).
         sites: the consortium's sites and their vendors (``federation.sites``; empty: any
@@ -64,7 +53,7 @@ class FederationSettings:
             (``federation.pack_arrays``, federation/array_packing.py); the secure-aggregation
             path and simulations never pack.
         reply_poll_seconds: how often a deployment looks for replies
-            (``federation.reply_poll_seconds``, server/prompt_grid.py).
+            (``federation.reply_poll_seconds``, server/deployed_grid.py).
         global_evaluation: evaluate the global model on the server after each round
             (``federation.global_evaluation``; simulation only: the server reads the data).
         evaluation_splits: ``held-out`` and / or manifest splits (``test``) to evaluate
@@ -92,18 +81,7 @@ class FederationSettings:
     timeout: float | None
     resume: bool | str
     initial_checkpoint: str | None
-    strategy: str
-    server_optimizer: str
-    proximal_mu: float
-    vendor_weighting: str
-    reducer: str
-    trim_fraction: float
-    personalised: tuple[str, ...]
-    personalise_from_round: int
-    server_learning_rate: float
-    beta_1: float
-    beta_2: float
-    tau: float
+    aggregation: StrategySettings
     validation: ValidationSettings
     replies: ReplyLimits
     sites: dict[str, str]
@@ -147,18 +125,7 @@ class FederationSettings:
             initial_checkpoint=OmegaConf.select(
                 config, "federation.initial_checkpoint", default=None
             ),
-            strategy=str(select(config, "strategy.name", "fedavg")),
-            server_optimizer=str(select(config, "strategy.server_optimizer", "none")).lower(),
-            proximal_mu=float(select(config, "strategy.proximal_mu", 0.0)),
-            vendor_weighting=str(select(config, "strategy.vendor_weighting", "examples")),
-            reducer=str(select(config, "strategy.reducer", "mean")),
-            trim_fraction=float(select(config, "strategy.trim_fraction", 0.2)),
-            personalised=tuple(str(p) for p in select(config, "strategy.personalised", [])),
-            personalise_from_round=int(select(config, "strategy.personalise_from_round", 1)),
-            server_learning_rate=float(select(config, "strategy.server_learning_rate", 0.1)),
-            beta_1=float(select(config, "strategy.beta_1", 0.9)),
-            beta_2=float(select(config, "strategy.beta_2", 0.99)),
-            tau=float(select(config, "strategy.tau", 1e-3)),
+            aggregation=StrategySettings.from_config(config),
             validation=ValidationSettings(
                 enabled=bool(select(config, "federation.validation.enabled", True)),
                 max_norm_ratio=float(select(config, "federation.validation.max_norm_ratio", 10.0)),
@@ -216,42 +183,18 @@ class FederationSettings:
         return server_round == self.num_rounds or (every > 0 and server_round % every == 0)
 
     @property
-    def vendor_aware(self) -> bool:
-        """Whether aggregation departs from FedAvg's example-weighted mean."""
-        return self.vendor_weighting != "examples" or self.reducer != "mean"
+    def strategy(self) -> str:
+        """The strategy's name in reports (``strategy.name``, e.g. ``fedavg``)."""
+        return self.aggregation.name
 
     def validate(self) -> None:
         """Raise ValueError for settings no run could use."""
         if self.num_rounds < 1:
             raise ValueError(f"federation.num_rounds must be >= 1, got {self.num_rounds}")
-        if self.server_optimizer not in SERVER_OPTIMIZERS:
-            raise ValueError(
-                f"strategy.server_optimizer must be one of {', '.join(SERVER_OPTIMIZERS)}, "
-                f"got {self.server_optimizer!r}"
-            )
-        if self.vendor_weighting not in VENDOR_WEIGHTINGS:
-            raise ValueError(
-                f"strategy.vendor_weighting must be one of {', '.join(VENDOR_WEIGHTINGS)}, "
-                f"got {self.vendor_weighting!r}"
-            )
-        if self.reducer not in REDUCERS:
-            raise ValueError(
-                f"strategy.reducer must be one of {', '.join(REDUCERS)}, got {self.reducer!r}"
-            )
-        if not 0.0 <= self.trim_fraction < 0.5:
-            raise ValueError(
-                f"strategy.trim_fraction must be in [0, 0.5), got {self.trim_fraction}"
-            )
-        if self.proximal_mu < 0:
-            raise ValueError(f"strategy.proximal_mu must be >= 0, got {self.proximal_mu}")
-        if self.personalised and not 1 <= self.personalise_from_round <= self.num_rounds:
-            raise ValueError(
-                "strategy.personalise_from_round must be a round of the run (1 to "
-                f"{self.num_rounds}), got {self.personalise_from_round}"
-            )
+        self.aggregation.validate(self.num_rounds)
         self.validation.validate()
         self.replies.validate()
-        if self.privacy.central_dp.enabled and self.personalised:
+        if self.privacy.central_dp.enabled and self.aggregation.personalised:
             raise ValueError(
                 "privacy.central_dp adds noise to one aggregate; it cannot cover per-vendor "
                 "parameters (strategy.personalised); use one or the other"

@@ -5,11 +5,16 @@
 FedAvg's ``aggregate_train`` through ``super()`` and then work on its result, so putting this
 class after them in the bases (``class VendorAwareFedAdam(FedAdam, VendorAwareFedAvg)``) runs
 Adam on the pseudo-gradient of the vendor-balanced (or robust) aggregate.
+
+The builders at the end register these as ``strategy.server_optimizer`` ``none`` (FedAvg, or
+FedProx when ``strategy.proximal_mu`` > 0), ``fedadam`` and ``fedyogi``
+(strategies/registry.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Message, MetricRecord
@@ -17,7 +22,11 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx, FedYogi
 
 from federation.protocol import ARRAYS, SiteRecord, vendor_of
 from strategies.reducers import REDUCERS, reduce_arrays
+from strategies.registry import register_strategy
 from strategies.vendor_weights import VENDOR_WEIGHTINGS, vendor_balanced_weights
+
+if TYPE_CHECKING:
+    from strategies.settings import StrategySettings
 
 
 class VendorAwareFedAvg(FedAvg):
@@ -114,3 +123,38 @@ def _reduce_records(
         values = reduce_arrays(stacked, weights, reducer, trim)
         reduced[key] = Array(np.asarray(values, dtype=records[0][key].numpy().dtype))
     return ArrayRecord(reduced)
+
+
+# Registered in this order: the order strategy.server_optimizer's error lists them.
+@register_strategy("none")
+def build_fedavg(settings: StrategySettings, common: dict[str, Any]) -> FedAvg:
+    """FedAvg, or FedProx when ``strategy.proximal_mu`` > 0 (vendor-aware when configured)."""
+    if settings.proximal_mu > 0:
+        # FedProx only writes proximal-mu into the train config; the sites add the term.
+        kind = VendorAwareFedProx if settings.vendor_aware else FedProx
+        return kind(**common, proximal_mu=settings.proximal_mu)
+    return (VendorAwareFedAvg if settings.vendor_aware else FedAvg)(**common)
+
+
+@register_strategy("fedadam")
+def build_fedadam(settings: StrategySettings, common: dict[str, Any]) -> FedAdam:
+    """Server-side Adam (vendor-aware when configured)."""
+    kind = VendorAwareFedAdam if settings.vendor_aware else FedAdam
+    return kind(**common, **_server_optimiser(settings))
+
+
+@register_strategy("fedyogi")
+def build_fedyogi(settings: StrategySettings, common: dict[str, Any]) -> FedYogi:
+    """Server-side Yogi (vendor-aware when configured)."""
+    kind = VendorAwareFedYogi if settings.vendor_aware else FedYogi
+    return kind(**common, **_server_optimiser(settings))
+
+
+def _server_optimiser(settings: StrategySettings) -> dict[str, float]:
+    return {
+        "eta": settings.server_learning_rate,
+        "eta_l": settings.site_learning_rate,
+        "beta_1": settings.beta_1,
+        "beta_2": settings.beta_2,
+        "tau": settings.tau,
+    }

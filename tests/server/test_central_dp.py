@@ -15,7 +15,8 @@ from client.central_dp import central_dp_clipping_mod
 from federation.records import history_to_json
 from server.rounds import run_federation
 from server.settings import FederationSettings
-from server.strategy_factory import build_strategy, inner_strategy
+from strategies.factory import build_strategy
+from strategies.wrappers import inner_strategy
 from tests.federation_fakes import (
     InProcessGrid,
     fake_site_app,

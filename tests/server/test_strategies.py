@@ -9,7 +9,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 from server.rounds import run_federation
 from server.settings import FederationSettings
-from server.strategy_factory import build_strategy, nan_aware_mean
+from strategies.factory import build_strategy, nan_aware_mean
 from tests.federation_fakes import (
     InProcessGrid,
     fake_site_app,

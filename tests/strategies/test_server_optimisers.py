@@ -8,13 +8,14 @@ import torch
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx, FedYogi
 
 from server.settings import FederationSettings
-from server.strategy_factory import build_strategy, restore_strategy_state, strategy_state
 from strategies import (
     VendorAwareFedAdam,
     VendorAwareFedAvg,
     VendorAwareFedProx,
     VendorAwareFedYogi,
 )
+from strategies.factory import build_strategy
+from strategies.server_state import restore_strategy_state, strategy_state
 from tests.federation_fakes import federation_config
 from tests.strategies.replies import train_reply
 

@@ -78,7 +78,7 @@ def test_examples_weighting_gives_flowers_fedavg_aggregate():
 
 def test_the_vendor_balanced_strategy_is_chosen_from_config(tmp_path):
     from server.settings import FederationSettings
-    from server.strategy_factory import build_strategy
+    from strategies.factory import build_strategy
 
     config = federation_config(
         tmp_path, "strategy=vendor_balanced", "strategy.vendor_weighting=sqrt"

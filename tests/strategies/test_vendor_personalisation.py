@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+from flwr.serverapp.strategy import FedAvg
 
+from strategies.personalised_strategy import VendorPersonalisedStrategy
 from strategies.vendor_personalisation import VendorPersonalisation, personalised_keys
 from tests.strategies.replies import arrays, train_instruction, train_reply
 
@@ -132,3 +134,19 @@ def test_a_resume_with_another_first_personalised_round_is_refused():
 def test_a_first_personalised_round_below_one_is_refused(from_round):
     with pytest.raises(ValueError, match="personalise_from_round"):
         VendorPersonalisation(PATTERNS, "equal", from_round=from_round)
+
+
+def test_the_personalisation_wrapper_keeps_the_wrapped_aggregate_and_adds_the_fallback():
+    sites = [("Siemens", 10, 1.0), ("Siemens", 30, 3.0), ("GE", 10, 10.0)]
+    replies = [
+        train_reply(f"site{node}", vendor, examples, _state(value), node_id=node)
+        for node, (vendor, examples, value) in enumerate(sites, start=1)
+    ]
+    wrapped = VendorPersonalisedStrategy(FedAvg(), VendorPersonalisation(PATTERNS, "equal"))
+    new, metrics = wrapped.aggregate_train(1, replies)
+    plain, plain_metrics = FedAvg().aggregate_train(1, replies)
+    # The shared parameter is FedAvg's own mean; the personalised ones the vendors' average.
+    np.testing.assert_array_equal(new["body.weight"].numpy(), plain["body.weight"].numpy())
+    np.testing.assert_allclose(new["body.adapters.0.gamma"].numpy(), (2.5 + 10.0) / 2)
+    assert dict(metrics) == dict(plain_metrics)
+    assert sorted(wrapped.personalisation.parts) == ["GE", "Siemens"]
