@@ -122,10 +122,10 @@ def test_a_segmenter_trained_on_linear_inputs_is_refused(tmp_path):
         load_segmenter(path)
 
 
-def test_the_network_sees_the_square_root_of_the_normalised_image():
-    # A dim heart at 0.04-0.09 of the body wall's level is spread to 0.2-0.3.
-    images = torch.tensor([-0.01, 0.0, 0.04, 0.09, 1.0])
-    assert torch.allclose(network_input(images), torch.tensor([0.0, 0.0, 0.2, 0.3, 1.0]))
+def test_the_network_sees_the_dim_heart_lifted_and_the_ends_kept():
+    images = torch.tensor([-0.01, 0.0, 0.05, 1.0])
+    expected = torch.tensor([0.0, 0.0, math.log(2.0) / math.log(21.0), 1.0])
+    assert torch.allclose(network_input(images), expected)
 
 
 class _InputRecorder(torch.nn.Module):
@@ -140,11 +140,12 @@ class _InputRecorder(torch.nn.Module):
         return torch.zeros(images.shape[0], 4, *images.shape[2:])
 
 
-def test_prediction_feeds_the_network_the_square_root_of_the_image():
-    image = np.full((16, 16), 0.25, np.float32)
+def test_prediction_feeds_the_network_the_compressed_image():
+    image = np.full((16, 16), 0.05, np.float32)
     recorder = _InputRecorder()
     predict(recorder, image, "tiny")
-    assert torch.allclose(recorder.seen[0], torch.full((1, 1, 16, 16), 0.5))
+    lifted = math.log(2.0) / math.log(21.0)
+    assert torch.allclose(recorder.seen[0], torch.full((1, 1, 16, 16), lifted))
 
 
 def test_the_command_needs_held_out_centres_to_score_on(tmp_path, capsys):
