@@ -21,7 +21,7 @@ from cardiomm.site_round.data import (
 )
 from cardiomm.site_round.evaluation import NetworkBuilder
 from cardiomm.site_round.privacy import PrivacyReport, RoundPrivacy
-from cardiomm.train import TrainConfig, TrainResult, train_model
+from cardiomm.train import TrainConfig, TrainingRun, TrainResult, train_model
 
 
 @dataclasses.dataclass
@@ -105,15 +105,17 @@ def _train(
 ) -> TrainResult:
     """The local training run: FedProx anchored on the global weights when asked."""
     return train_model(
-        network,
-        encoder,
-        train_data,
-        train_config,
-        validation,
-        reference_weights=global_state if train_config.proximal_mu else None,
-        show_progress=False,
-        privacy=privacy.settings if privacy.enabled else None,
-        accountant=privacy.accountant,
+        TrainingRun(
+            network,
+            encoder,
+            train_data,
+            train_config,
+            validation,
+            reference_weights=global_state if train_config.proximal_mu else None,
+            show_progress=False,
+            privacy=privacy.settings if privacy.enabled else None,
+            accountant=privacy.accountant,
+        )
     )
 
 
