@@ -24,6 +24,7 @@ from cardiomm.train.config import TrainConfig
 if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD rounds load it
     from cardiomm.data.dataset import SliceDataset
     from cardiomm.privacy.accountant import SiteAccountant
+    from cardiomm.privacy.policy import PrivacyPolicy
     from cardiomm.privacy.site_budget import SiteBudget
 
 # How the accountant's history is named in errors when the caller does not say.
@@ -214,7 +215,7 @@ class RoundPrivacy:
         return self.accountant.to_lists() if self.accountant is not None else None
 
 
-def _checked_policy(config: Any, privacy: PrivacySettings) -> Any:
+def _checked_policy(config: Any, privacy: PrivacySettings) -> PrivacyPolicy | None:
     """The site's privacy policy (None without one), after checking the run against it."""
     path = config_value(config, "privacy.policy")
     if not path:
@@ -226,7 +227,9 @@ def _checked_policy(config: Any, privacy: PrivacySettings) -> Any:
     return policy
 
 
-def _budget(policy: Any, run_id: str, confirm_charge: Callable[[], None] | None) -> SiteBudget:
+def _budget(
+    policy: PrivacyPolicy, run_id: str, confirm_charge: Callable[[], None] | None
+) -> SiteBudget:
     from cardiomm.privacy.ledger import PrivacyLedger
     from cardiomm.privacy.site_budget import ConfirmedBudget, SiteBudget
 
