@@ -30,7 +30,7 @@ def run_case(config: Any, data: Any, privacy: Any, steps: int, repeats: int) -> 
 
     from cardiomm.model.factory import network_from_config
     from cardiomm.privacy.accountant import SiteAccountant
-    from cardiomm.train import TrainConfig, train_model
+    from cardiomm.train import TrainConfig, TrainingRun, train_model
 
     per_step, per_slice = [], []
     for _ in range(repeats):
@@ -41,13 +41,15 @@ def run_case(config: Any, data: Any, privacy: Any, steps: int, repeats: int) -> 
         )
         began = time.perf_counter()
         result = train_model(
-            network,
-            encoder,
-            data,
-            TrainConfig(max_steps=steps, learning_rate=1e-4, device="cpu", bf16=False),
-            show_progress=False,
-            privacy=privacy,
-            accountant=SiteAccountant() if private else None,
+            TrainingRun(
+                network,
+                encoder,
+                data,
+                TrainConfig(max_steps=steps, learning_rate=1e-4, device="cpu", bf16=False),
+                show_progress=False,
+                privacy=privacy,
+                accountant=SiteAccountant() if private else None,
+            )
         )
         seconds = time.perf_counter() - began
         per_step.append(seconds / result.steps)

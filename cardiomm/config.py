@@ -101,6 +101,14 @@ def config_section(config: Any, key: str) -> dict[str, Any]:
     return dict(OmegaConf.to_container(block, resolve=True)) if block else {}
 
 
+def config_value(config: Any, key: str, default: Any = None) -> Any:
+    """The value at the dotted ``key`` of ``config`` (``default`` when it or the config is
+    absent): how the library reads one setting without depending on OmegaConf types."""
+    if config is None:
+        return default
+    return OmegaConf.select(config, key, default=default)
+
+
 def read_yaml_file(path: str | Path) -> Any:
     """The plain content of a YAML file (dicts, lists, scalars), interpolations unresolved.
 

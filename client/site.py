@@ -25,6 +25,7 @@ from cardiomm.cohort.manifest import (
     site_files,
     site_for_partition,
 )
+from cardiomm.site_round.data import SiteDataError
 from federation.protocol import (
     NODE_DATA_PATH,
     NODE_MANIFEST_PATH,
@@ -38,13 +39,10 @@ from federation.protocol import (
 from federation.reply_checks import IDENTIFIER
 
 
-class SiteDataError(ValueError):
-    """The site's data cannot be found or used; the message says why."""
-
-
 @dataclasses.dataclass(frozen=True)
 class SiteData:
-    """A site's files and identity.
+    """A site's files and identity (what :class:`cardiomm.site_round.SiteRound` needs of a
+    site, and its role, vendor and scanners for the site record).
 
     Attributes:
         site_id: the centre, e.g. ``Center001``.

@@ -32,7 +32,7 @@ from cardiomm.data.readers import open_series
 from cardiomm.model.factory import network_from_config
 from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.progress import progress_bar
-from cardiomm.train import TrainConfig, evaluate_reconstructor, train_model
+from cardiomm.train import TrainConfig, TrainingRun, evaluate_reconstructor, train_model
 from cardiomm.train.runtime import select_device
 from client.site_config import SiteConfigError, compose_site_config
 from federation.protocol import NODE_SITE_CONFIG, ROLE_TRAIN, SITE_ROLES
@@ -352,12 +352,14 @@ def _seconds_per_step(files: list[Path], config: DictConfig, steps: int) -> floa
     train_settings.update(max_steps=steps + 1, validate_every=0)
     began = time.perf_counter()
     train_model(
-        network,
-        encoder,
-        dataset,
-        TrainConfig.from_mapping(train_settings),
-        show_progress=False,
-        on_step=_stamp_into(stamps),
+        TrainingRun(
+            network,
+            encoder,
+            dataset,
+            TrainConfig.from_mapping(train_settings),
+            show_progress=False,
+            on_step=_stamp_into(stamps),
+        )
     )
     intervals = [later - earlier for earlier, later in itertools.pairwise(stamps)]
     return statistics.median(intervals) if intervals else time.perf_counter() - began

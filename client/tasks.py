@@ -15,26 +15,19 @@ A site that cannot do its part answers with an error; the round goes on without 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from cardiomm.data.errors import DataFileError
 from cardiomm.model.factory import network_from_config
-from cardiomm.privacy.settings import PrivacySettings
+from cardiomm.site_round import NetworkBuilder, RoundInstructions, SiteRound
 from cardiomm.train.loop import TrainingStepError
-from client.local import (
-    NetworkBuilder,
-    RoundInstructions,
-    evaluate_site,
-    score_files,
-    skipped_files_json,
-    train_site,
-)
+from client.local import score_metrics, skipped_files_json, train_metrics, validation_metrics
 from client.privacy_state import ACCOUNTANT_WHERE
 from client.site import SiteData, SiteDataError, resolve_site
 from client.site_config import compose_site_config
@@ -118,85 +111,68 @@ def _train(
     build: NetworkBuilder,
     confirm_charge: Callable[[], None] | None,
 ) -> TaskOutcome:
+    """The library's training round (:meth:`SiteRound.train`) for a train message; a run
+    the site's policy refuses and a spent budget are error outcomes naming the site."""
     if site.role == ROLE_EVALUATE:
         raise SiteDataError(
             f"site {site.site_id} is an evaluation-only site (role=evaluate): it does not train"
         )
-    received = task.request
-    instructions = RoundInstructions(
+    instructions = _instructions(task.request, config)
+    try:
+        trained = SiteRound(site, config, build).train(
+            _state_dict(task.arrays),
+            instructions,
+            history=task.history,
+            run_id=task.run_id,
+            confirm_charge=confirm_charge,
+            history_where=ACCOUNTANT_WHERE,
+        )
+    except Exception as error:
+        refused = _refusal(site, error)
+        if refused is None:
+            raise
+        return refused
+    # With a ledger the steps were charged there before training: an update released is
+    # always charged, and a round that failed after the charge stays charged. The history
+    # is stored only once the round succeeded: a failed round releases nothing.
+    return TaskOutcome(
+        metrics=train_metrics(site.field_strengths, trained),
+        arrays={name: tensor.numpy() for name, tensor in trained.state.items()},
+        site=_site_fields(site, skipped_files_json(trained.skipped)),
+        history=trained.history,
+    )
+
+
+def _instructions(received: dict[str, Any], config: Any) -> RoundInstructions:
+    """What the server asked for, from the message's config record."""
+    return RoundInstructions(
         server_round=int(received[SERVER_ROUND]),
         local_steps=int(received[LOCAL_STEPS]),
         learning_rate=float(received[LEARNING_RATE]),
         proximal_mu=float(received.get(PROXIMAL_MU, 0.0)),
         seed=int(received.get(SEED, config.seed)),
     )
-    global_state = _state_dict(task.arrays)
-    privacy = PrivacySettings.from_config(config)
-    policy_path = OmegaConf.select(config, "privacy.policy", default=None)
-    if policy_path:
-        from cardiomm.privacy.policy import PolicyViolationError, check_run, read_policy
 
-        policy = read_policy(str(policy_path))
-        try:
-            check_run(policy, privacy)
-        except PolicyViolationError as refused:
-            reason = f"site {site.site_id} refuses the run: {refused}"
-            logger.warning(reason)
-            return TaskOutcome(error_code=PRIVACY_POLICY_REFUSED, reason=reason)
-    if not privacy.dp_sgd.enabled:
-        state, metrics, skipped = train_site(site, global_state, instructions, config, build=build)
-        return _trained(site, state, metrics, skipped)
-    # Imported here: Opacus takes a second to load, and only DP-SGD runs need it.
-    from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
 
-    budget = None
-    if policy_path:
-        from cardiomm.privacy.ledger import PrivacyLedger
-        from cardiomm.privacy.site_budget import SiteBudget
-
-        ledger, run_id = PrivacyLedger(policy.ledger), task.run_id or "unknown"
-        if confirm_charge is None:
-            budget = SiteBudget(policy, ledger, run_id)
-        else:  # a worker's round: charged only while its ClientApp still waits for it
-            from client.confirmed_budget import ConfirmedBudget
-
-            budget = ConfirmedBudget(policy, ledger, run_id, confirm_charge)
-        accountant = budget.accountant(task.history)
-    elif task.history is None:
-        accountant = SiteAccountant()
-    else:
-        accountant = SiteAccountant.from_lists(task.history, ACCOUNTANT_WHERE)
+def _refusal(site: SiteData, error: Exception) -> TaskOutcome | None:
+    """The error outcome of a run the site's privacy policy refuses (the noise calibrated
+    from a target epsilon too) or whose budget is spent; None for any other failure."""
     from cardiomm.privacy.policy import PolicyViolationError
 
-    try:
-        state, metrics, skipped = train_site(
-            site, global_state, instructions, config, accountant, build=build, budget=budget
-        )
-    except PrivacyBudgetSpentError as spent:
-        reason = f"site {site.site_id}: {spent}"
-        logger.warning(reason)
-        return TaskOutcome(error_code=PRIVACY_BUDGET_SPENT, reason=reason)
-    except PolicyViolationError as refused:  # the noise calibrated from a target epsilon
-        reason = f"site {site.site_id} refuses the run: {refused}"
-        logger.warning(reason)
-        return TaskOutcome(error_code=PRIVACY_POLICY_REFUSED, reason=reason)
-    # With a ledger the steps were charged there before training (train_site): an update
-    # released is always charged, and a round that failed after the charge stays charged.
-    outcome = _trained(site, state, metrics, skipped)
-    # Stored only once the round succeeded: a failed round releases nothing to the server.
-    outcome.history = accountant.to_lists()
-    return outcome
+    if isinstance(error, PolicyViolationError):
+        code, reason = PRIVACY_POLICY_REFUSED, f"site {site.site_id} refuses the run: {error}"
+    elif _budget_spent(error):
+        code, reason = PRIVACY_BUDGET_SPENT, f"site {site.site_id}: {error}"
+    else:
+        return None
+    logger.warning(reason)
+    return TaskOutcome(error_code=code, reason=reason)
 
 
-def _trained(
-    site: SiteData,
-    state: dict[str, torch.Tensor],
-    metrics: dict[str, float],
-    skipped: list[dict[str, str]],
-) -> TaskOutcome:
-    arrays = {name: tensor.numpy() for name, tensor in state.items()}
-    site_fields = _site_fields(site, skipped_files_json(skipped))
-    return TaskOutcome(metrics=metrics, arrays=arrays, site=site_fields)
+def _budget_spent(error: Exception) -> bool:
+    # Only a DP-SGD round, which loaded Opacus already, can spend a budget: no import here.
+    accountant = sys.modules.get("cardiomm.privacy.accountant")
+    return accountant is not None and isinstance(error, accountant.PrivacyBudgetSpentError)
 
 
 def _evaluate(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -> TaskOutcome:
@@ -205,14 +181,17 @@ def _evaluate(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder
     (``cross-site-model`` in the request), its scores on the site's test split (all files of
     an evaluation-only site), unless the site's own file declines."""
     global_state = _state_dict(task.arrays)
+    site_round = SiteRound(site, config, build)
     if task.request.get(CROSS_SITE_MODEL) is not None:
         if not bool(config.sharing.cross_site_evaluation):
             return _declined(site)
-        metrics, skipped = score_files(site, site.scored_files, global_state, config, build)
+        scores = site_round.score(site.scored_files, global_state)
+        metrics, skipped = score_metrics(scores), scores.skipped if scores else []
     elif site.role == ROLE_EVALUATE:
-        metrics, skipped = score_files(site, site.evaluation_files, global_state, config, build)
+        scores = site_round.score(site.evaluation_files, global_state)
+        metrics, skipped = score_metrics(scores), scores.skipped if scores else []
     else:
-        metrics, skipped = evaluate_site(site, global_state, config, build), []
+        metrics, skipped = validation_metrics(site_round.evaluate(global_state)), []
     return TaskOutcome(metrics=metrics, site=_site_fields(site, skipped_files_json(skipped)))
 
 

@@ -18,7 +18,7 @@ from cardiomm.cohort.manifest import internal_sites, site_files
 from cardiomm.data.builders import evaluation_dataset, training_dataset
 from cardiomm.model.checkpoint import save_checkpoint
 from cardiomm.model.factory import encoder_settings, network_from_config
-from cardiomm.train import TrainConfig, train_model
+from cardiomm.train import TrainConfig, TrainingRun, train_model
 from cardiomm.train.loop import TrainingStepError
 from cardiomm.train.plots import save_training_curves
 
@@ -105,14 +105,16 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
 
     try:
         result = train_model(
-            network,
-            encoder,
-            train_data,
-            train_config,
-            validation_data,
-            show_progress=show_progress,
-            # Step checkpoints only when asked: data-parallel training calls no callbacks.
-            on_step=on_step if every else None,
+            TrainingRun(
+                network,
+                encoder,
+                train_data,
+                train_config,
+                validation_data,
+                show_progress=show_progress,
+                # Step checkpoints only when asked: data-parallel training calls no callbacks.
+                on_step=on_step if every else None,
+            )
         )
     except (TrainingStepError, FloatingPointError) as error:
         # A failed step never reached the weights (and non-finite updates are skipped):

@@ -10,12 +10,17 @@ grants as many steps as both caps allow and writes them, before anything is trai
 second run at once waits for the lock and sees the first one's charge; the charge stays
 whatever happens to the training (steps granted may have been taken, and a failed round
 must not hand its budget back).
+
+A :class:`ConfirmedBudget` asks before it spends: the budget of a round that a ClientApp
+handed to its site worker (client/worker.py), charged only once the ClientApp, asked over
+the task's connection, has agreed. A ClientApp that gave up on the task (timed out, fell back
+to doing the round itself) cannot agree, so the round is charged once, by whoever trains it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
 from cardiomm.privacy.ledger import LedgerError, PrivacyLedger
@@ -129,3 +134,17 @@ class SiteBudget:
 
         self.ledger.update(self.run_id, charged)
         return granted
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmedBudget(SiteBudget):
+    """A :class:`SiteBudget` whose :meth:`charge` first calls ``confirm``, which raises
+    when the charge must not happen (a site worker whose ClientApp gave up on the task)."""
+
+    confirm: Callable[[], None]
+
+    def charge(
+        self, accountant: SiteAccountant, settings: DPSGDSettings, rate: float, wanted: int
+    ) -> int:
+        self.confirm()
+        return super().charge(accountant, settings, rate, wanted)

@@ -20,7 +20,7 @@ import collections
 import dataclasses
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,10 +29,9 @@ import torch.distributed as dist
 from torch.utils.data import BatchSampler, Dataset, RandomSampler
 
 if TYPE_CHECKING:
-    from cardiomm.model.network import CardioMMNet
-    from cardiomm.text import TextEncoder
     from cardiomm.train.config import TrainConfig
     from cardiomm.train.loop import TrainResult
+    from cardiomm.train.run import TrainingRun
 
 BACKENDS = ("auto", "nccl", "gloo")
 _RESULT_FILE = "rank0.pt"
@@ -158,45 +157,31 @@ def check_data_parallel(config: TrainConfig, private: bool) -> str:
     return backend
 
 
-def train_data_parallel(
-    network: CardioMMNet,
-    text_encoder: TextEncoder | None,
-    train_data: Dataset,
-    config: TrainConfig,
-    validation_data: Dataset | None = None,
-    reference_weights: Mapping[str, torch.Tensor] | None = None,
-    show_progress: bool = True,
-    *,
-    private: bool = False,
-) -> TrainResult:
-    """Train ``network`` in place over ``config.devices`` processes (module docstring);
-    ``private`` (DP-SGD asked for) is refused.
+def train_data_parallel(run: TrainingRun) -> TrainResult:
+    """Train ``run.network`` in place over ``run.config.devices`` processes (module
+    docstring); DP-SGD (``run.privacy`` enabled) is refused.
 
     Returns:
-        rank 0's result, with the global batch's losses and slices; ``network`` holds the
+        rank 0's result, with the global batch's losses and slices; ``run.network`` holds the
         trained weights (on the CPU).
 
     Raises:
         ValueError: a setting no data-parallel run can use (:func:`check_data_parallel`).
         RuntimeError: a rank failed; the message names it and carries its error.
     """
-    backend = check_data_parallel(config, private)
+    config = run.config
+    backend = check_data_parallel(config, run.private)
+    # What every rank gets: the network on the CPU; neither callbacks nor privacy (refused).
+    shared = dataclasses.replace(
+        run, network=run.network.cpu(), on_step=None, privacy=None, accountant=None
+    )
     with tempfile.TemporaryDirectory(prefix="cardiomm-ddp-") as folder:
-        arguments = (
-            config.devices,
-            backend,
-            folder,
-            network.cpu(),
-            text_encoder,
-            train_data,
-            config,
-            validation_data,
-            reference_weights,
-            show_progress,
-        )
         try:
             torch.multiprocessing.start_processes(
-                _rank_main, args=arguments, nprocs=config.devices, start_method="spawn"
+                _rank_main,
+                args=(config.devices, backend, folder, shared),
+                nprocs=config.devices,
+                start_method="spawn",
             )
         except torch.multiprocessing.ProcessRaisedException as error:
             raise RuntimeError(f"data-parallel training failed: {error}") from None
@@ -206,23 +191,13 @@ def train_data_parallel(
                 f"code {error.exit_code}"
             ) from None
         outcome = torch.load(Path(folder) / _RESULT_FILE, weights_only=False)
-    network.load_state_dict(outcome["state_dict"])
+    run.network.load_state_dict(outcome["state_dict"])
     return outcome["result"]
 
 
-def _rank_main(
-    rank: int,
-    world_size: int,
-    backend: str,
-    folder: str,
-    network: CardioMMNet,
-    text_encoder: TextEncoder | None,
-    train_data: Dataset,
-    config: TrainConfig,
-    validation_data: Dataset | None,
-    reference_weights: Mapping[str, torch.Tensor] | None,
-    show_progress: bool,
-) -> None:
+def _rank_main(rank: int, world_size: int, backend: str, folder: str, run: TrainingRun) -> None:
+    """One rank: join the file rendezvous, train its share; rank 0 validates, reports and
+    saves the weights for the launcher."""
     from cardiomm.train.loop import train_model
 
     device = torch.device(f"cuda:{rank}") if backend == "nccl" else torch.device("cpu")
@@ -235,19 +210,15 @@ def _rank_main(
         world_size=world_size,
     )
     try:
-        context = DataParallelRank(rank, world_size, device)
-        result = train_model(
-            network,
-            text_encoder,
-            train_data,
-            config,
-            validation_data if rank == 0 else None,
-            reference_weights=reference_weights,
-            show_progress=show_progress and rank == 0,
-            data_parallel=context,
+        mine = dataclasses.replace(
+            run,
+            validation_data=run.validation_data if rank == 0 else None,
+            show_progress=run.show_progress and rank == 0,
+            data_parallel=DataParallelRank(rank, world_size, device),
         )
+        result = train_model(mine)
         if rank == 0:
-            state = {key: value.detach().cpu() for key, value in network.state_dict().items()}
+            state = {key: value.detach().cpu() for key, value in run.network.state_dict().items()}
             torch.save({"state_dict": state, "result": result}, Path(folder) / _RESULT_FILE)
         dist.barrier()
     finally:

@@ -1,4 +1,10 @@
-"""The local trainer: AdamW on 1 - SSIM, optional FedProx term, periodic validation."""
+"""The local trainer: AdamW on 1 - SSIM, optional FedProx term, periodic validation.
+
+:func:`train_model` takes a :class:`~cardiomm.train.run.TrainingRun` and goes through its
+steps: check the inputs, hand a multi-device run to the data-parallel launcher, set up
+(:func:`_start`: device, seed, trainable parameters, updater, schedule, batches), take the
+steps (:func:`_slice_step` or, for patient-level DP-SGD, :func:`_patient_step`), validate
+at the end, and sum up (:func:`_result`)."""
 
 from __future__ import annotations
 
@@ -8,23 +14,23 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cardiomm.data.dataset import SliceDataset, SliceSample
+from cardiomm.data.dataset import SliceSample
 from cardiomm.model.network import CardioMMNet
 from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.model.trainable import select_trainable
 from cardiomm.progress import progress_bar
-from cardiomm.text import TextEncoder
 from cardiomm.train.config import TrainConfig
 from cardiomm.train.data_parallel import DataParallelRank, train_data_parallel
 from cardiomm.train.evaluate import evaluate_reconstructor
 from cardiomm.train.loss import proximal_term, reconstruction_loss
+from cardiomm.train.run import TrainingRun
 from cardiomm.train.runtime import (
     autocast,
     deterministic_kernels,
@@ -32,10 +38,6 @@ from cardiomm.train.runtime import (
     select_device,
 )
 from cardiomm.train.updates import PlainUpdates
-
-if TYPE_CHECKING:  # Opacus takes a second to import: only DP-SGD runs load it
-    from cardiomm.privacy.accountant import SiteAccountant
-    from cardiomm.privacy.settings import DPSGDSettings
 
 logger = logging.getLogger(__name__)
 
@@ -87,195 +89,197 @@ class TrainResult:
         return values
 
 
-def train_model(
-    network: CardioMMNet,
-    text_encoder: TextEncoder | None,
-    train_data: Dataset[SliceSample],
-    config: TrainConfig,
-    validation_data: SliceDataset | None = None,
-    reference_weights: Mapping[str, torch.Tensor] | None = None,
-    show_progress: bool = True,
-    on_step: Callable[[int, float], None] | None = None,
-    privacy: DPSGDSettings | None = None,
-    accountant: SiteAccountant | None = None,
-    data_parallel: DataParallelRank | None = None,
-) -> TrainResult:
-    """Train ``network`` in place on ``train_data``.
+def train_model(run: TrainingRun) -> TrainResult:
+    """Train ``run.network`` in place on ``run.train_data`` (:class:`TrainingRun` says what
+    each input does).
 
-    With ``config.devices`` > 1 the training runs data-parallel in that many processes
+    With ``run.config.devices`` > 1 the training runs data-parallel in that many processes
     (:mod:`cardiomm.train.data_parallel`), with the same global batches and updates as on one
     device up to floating-point summation order.
-
-    Args:
-        network: the model (moved to the chosen device and left there).
-        text_encoder: its frozen text encoder (None for ``dcunet``).
-        train_data: a train-mode slice dataset.
-        config: the budget and optimiser settings.
-        validation_data: an eval-mode slice dataset to score every ``validate_every`` steps
-            and at the end.
-        reference_weights: FedProx anchor (the round's global weights) when
-            ``config.proximal_mu`` > 0.
-        show_progress: progress bar over steps.
-        on_step: called with (step, loss) after every step.
-        privacy: DP-SGD settings; when given and enabled, every update is a DP-SGD step
-            (:mod:`cardiomm.privacy.dp_sgd`): per-slice clipping replaces
-            ``config.gradient_clip``, the batch order is secret, and the run stops early
-            where ``privacy.epsilon_budget`` would be passed. The network must be built
-            with ``coil_batching=False``.
-        accountant: the site's accountant with its earlier steps (required with
-            ``privacy``); charged in place for every step taken.
-        data_parallel: set by the data-parallel launcher in each of its processes.
     """
-    if config.proximal_mu and reference_weights is None:
-        raise ValueError("proximal_mu > 0 needs the reference (global) weights")
-    if len(train_data) == 0:
-        raise ValueError("the training data set is empty (every file skipped or none given)")
-    private = privacy is not None and privacy.enabled
-    if private and accountant is None:
-        raise ValueError("DP-SGD training needs the site's accountant (its earlier steps)")
-    if config.devices > 1 and data_parallel is None:
-        if on_step is not None:
-            raise ValueError(
-                f"train.devices={config.devices}: per-step callbacks (checkpoint_every) run "
-                "on one device only"
-            )
-        return train_data_parallel(
-            network,
-            text_encoder,
-            train_data,
-            config,
-            validation_data,
-            reference_weights,
-            show_progress,
-            private=private,
-        )
-    device = data_parallel.device if data_parallel else select_device(config.device)
+    run.check()
+    if run.config.devices > 1 and run.data_parallel is None:
+        return train_data_parallel(run)
+    session = _start(run)
+    with contextlib.ExitStack() as cleanup:
+        # Deterministic kernels (when asked) for this run only; the updater's hooks off after.
+        cleanup.enter_context(deterministic_kernels(run.config.deterministic))
+        cleanup.callback(session.updates.close)
+        # The network is the caller's: it gets its trainable flags back.
+        cleanup.callback(_restore_trainable, run.network, session.trained)
+        steps = range(1, session.total_steps + 1)
+        for step in progress_bar(steps, "training", enabled=run.show_progress):
+            if run.patient_level:
+                _patient_step(run, session, step)
+            else:
+                _slice_step(run, session, step)
+    _final_validation(run, session)
+    return _result(run, session)
+
+
+@dataclasses.dataclass
+class _Session:
+    """A training run in progress: what :func:`_start` set up and what the steps add."""
+
+    device: torch.device
+    trained: set[str]  # the parameters the caller had trainable, given back at the end
+    trainable_parameters: int
+    reconstructor: NetworkReconstructor
+    updates: Any
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    total_steps: int
+    batches: Iterator[SliceSample] | None
+    started: float
+    losses: list[float] = dataclasses.field(default_factory=list)
+    validation_history: list[tuple[int, dict[str, float]]] = dataclasses.field(default_factory=list)
+    examples: int = 0
+    skips: _SkipGuard = dataclasses.field(default_factory=lambda: _SkipGuard())
+
+
+def _start(run: TrainingRun) -> _Session:
+    """Seed, place and freeze the network, then build its updater, schedule and batches (the
+    caller's trainable flags given back if that fails)."""
+    config, network = run.config, run.network
+    device = run.data_parallel.device if run.data_parallel else select_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     generator = seed_everything(config.seed)
     network.to(device).train()
     trained = {name for name, p in network.named_parameters() if p.requires_grad}
     trainable_parameters = select_trainable(network, config.trainable)
-    reconstructor = NetworkReconstructor(network, text_encoder)
+    reconstructor = NetworkReconstructor(network, run.text_encoder)
     try:
-        updates, scheduler, loader, total_steps = _optimisation(
-            network,
-            train_data,
-            config,
-            generator,
-            privacy if private else None,
-            accountant,
-            data_parallel,
-        )
+        updates, scheduler, loader, total_steps = _optimisation(run, generator)
     except BaseException:
         _restore_trainable(network, trained)
         raise
-    losses: list[float] = []
-    validation_history: list[tuple[int, dict[str, float]]] = []
-    examples = 0
-    skips = _SkipGuard()
     started = time.perf_counter()
-    patient_level = private and privacy.unit == "patient"
-    batches = _batches(loader, train_data) if not patient_level else None
-    with contextlib.ExitStack() as cleanup:
-        # Deterministic kernels (when asked) for this run only; the updater's hooks off after.
-        cleanup.enter_context(deterministic_kernels(config.deterministic))
-        cleanup.callback(updates.close)
-        # The network is the caller's: it gets its trainable flags back.
-        cleanup.callback(_restore_trainable, network, trained)
-        for step in progress_bar(range(1, total_steps + 1), "training", enabled=show_progress):
-            if patient_level:
-                # Its own batches: Poisson-sampled patients (cardiomm/privacy/patient_dp.py).
-                applied, value = _patient_step(
-                    updates,
-                    network,
-                    reconstructor,
-                    train_data,
-                    config,
-                    device,
-                    step,
-                    reference_weights,
-                )
-                if applied:
-                    scheduler.step()
-                    skips.applied()
-                else:
-                    skips.skipped(step, "the step's sampled patients")
-                losses.append(value)
-                continue
-            sample = next(batches)
-            try:
-                loss = _step(network, reconstructor, sample, config, device, reference_weights)
-                if data_parallel is not None:
-                    loss = loss * data_parallel.next_share()
-                applied = updates.apply(loss, reference_weights, config.proximal_mu)
-                # Data-parallel: the global batch's loss (this rank's is only its share).
-                value = updates.last_loss if data_parallel else float(loss.detach())
-            except Exception as error:
-                raise TrainingStepError(step, describe_batch(sample), error) from error
-            if applied:
-                # The schedule counts applied updates: a skipped one neither warms up nor decays.
-                scheduler.step()
-                skips.applied()
-            else:
-                skips.skipped(step, describe_batch(sample))
-            losses.append(value)
-            examples += data_parallel.global_count if data_parallel else sample.target.shape[0]
-            if on_step is not None:
-                on_step(step, value)
-            if validation_data is not None and _validation_due(config, step):
-                validation_history.append(
-                    (step, _validate(reconstructor, validation_data, config, device))
-                )
-                network.train()
-    if validation_data is not None and (
-        not validation_history or validation_history[-1][0] != total_steps
-    ):
-        validation_history.append(
-            (total_steps, _validate(reconstructor, validation_data, config, device))
+    # Patient-level DP-SGD draws its own batches (Poisson-sampled patients) at every step.
+    batches = None if run.patient_level else _batches(loader, run.train_data)
+    return _Session(
+        device,
+        trained,
+        trainable_parameters,
+        reconstructor,
+        updates,
+        scheduler,
+        total_steps,
+        batches,
+        started,
+    )
+
+
+def _slice_step(run: TrainingRun, session: _Session, step: int) -> None:
+    """One step over the next batch of slices (plain or per-slice DP-SGD): update, count,
+    call back and validate when due."""
+    data_parallel = run.data_parallel
+    sample = next(session.batches)
+    try:
+        loss = _step(
+            run.network,
+            session.reconstructor,
+            sample,
+            run.config,
+            session.device,
+            run.reference_weights,
         )
-    if patient_level:
-        examples = updates.images
+        if data_parallel is not None:
+            loss = loss * data_parallel.next_share()
+        applied = session.updates.apply(loss, run.reference_weights, run.config.proximal_mu)
+        # Data-parallel: the global batch's loss (this rank's is only its share).
+        value = session.updates.last_loss if data_parallel else float(loss.detach())
+    except Exception as error:
+        raise TrainingStepError(step, describe_batch(sample), error) from error
+    _count(session, step, applied, value, describe_batch(sample) if not applied else "")
+    session.examples += data_parallel.global_count if data_parallel else sample.target.shape[0]
+    if run.on_step is not None:
+        run.on_step(step, value)
+    if run.validation_data is not None and _validation_due(run.config, step):
+        session.validation_history.append((step, _validate(run, session)))
+        run.network.train()
+
+
+def _patient_step(run: TrainingRun, session: _Session, step: int) -> None:
+    """One patient-level DP-SGD step (cardiomm/privacy/patient_dp.py); its loss is the mean
+    over the sampled slices, NaN when no patient was sampled."""
+    if hasattr(run.train_data, "set_epoch"):
+        run.train_data.set_epoch(step)  # new training masks every step
+    without_proximal = dataclasses.replace(run.config, proximal_mu=0.0)  # added after the noise
+    losses: list[float] = []
+
+    def loss_of(sample: SliceSample) -> torch.Tensor:
+        loss = _step(
+            run.network, session.reconstructor, sample, without_proximal, session.device, None
+        )
+        losses.append(float(loss.detach()))
+        return loss
+
+    try:
+        applied = session.updates.step(loss_of, run.reference_weights, run.config.proximal_mu)
+    except Exception as error:
+        raise TrainingStepError(step, "the step's sampled patients", error) from error
+    value = sum(losses) / len(losses) if losses else math.nan
+    _count(session, step, applied, value, "the step's sampled patients")
+
+
+def _count(session: _Session, step: int, applied: bool, value: float, where: str) -> None:
+    """Record a step's loss; the schedule counts applied updates only (a skipped one
+    neither warms up nor decays), and too many skips in a row stop the run."""
+    if applied:
+        session.scheduler.step()
+        session.skips.applied()
+    else:
+        session.skips.skipped(step, where)
+    session.losses.append(value)
+
+
+def _final_validation(run: TrainingRun, session: _Session) -> None:
+    """Validate the trained model unless the last step just did."""
+    history = session.validation_history
+    if run.validation_data is not None and (not history or history[-1][0] != session.total_steps):
+        history.append((session.total_steps, _validate(run, session)))
+
+
+def _result(run: TrainingRun, session: _Session) -> TrainResult:
+    """The run's :class:`TrainResult`: mean losses over the finite ones, the last
+    validation."""
+    if run.patient_level:  # the images of the sampled patients, counted by their updater
+        session.examples = session.updates.images
+    losses = session.losses
     finite = [value for value in losses if math.isfinite(value)] or [math.nan]
     tail = finite[-max(1, len(finite) // 10) :]
+    history = session.validation_history
     return TrainResult(
-        steps=total_steps,
-        examples=examples,
+        steps=session.total_steps,
+        examples=session.examples,
         loss=sum(finite) / len(finite),
         final_loss=sum(tail) / len(tail),
-        skipped_steps=skips.total,
+        skipped_steps=session.skips.total,
         loss_history=losses,
-        validation=validation_history[-1][1] if validation_history else {},
-        validation_history=validation_history,
-        seconds=time.perf_counter() - started,
-        device=str(device),
-        trainable_parameters=trainable_parameters,
+        validation=history[-1][1] if history else {},
+        validation_history=history,
+        seconds=time.perf_counter() - session.started,
+        device=str(session.device),
+        trainable_parameters=session.trainable_parameters,
     )
 
 
 def _optimisation(
-    network: CardioMMNet,
-    train_data: Dataset[SliceSample],
-    config: TrainConfig,
-    generator: torch.Generator,
-    privacy: DPSGDSettings | None,
-    accountant: SiteAccountant | None,
-    data_parallel: DataParallelRank | None = None,
+    run: TrainingRun, generator: torch.Generator
 ) -> tuple[Any, torch.optim.lr_scheduler.LambdaLR, DataLoader | None, int]:
     """(updater, learning-rate schedule, batches, steps to take): plain updates over a seeded
-    shuffling loader, or DP-SGD ones (``privacy`` given) over Poisson-sampled batches whose
-    step count the privacy budget may cut short."""
-    optimiser = build_optimiser(network, config)
+    shuffling loader, or DP-SGD ones over Poisson-sampled batches whose step count the
+    privacy budget may cut short."""
+    config = run.config
+    optimiser = build_optimiser(run.network, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, partial(learning_rate_factor, config))
-    if privacy is not None:
-        updates, loader, total_steps = _private_updates(
-            network, optimiser, train_data, config, privacy, accountant
-        )
+    if run.private:
+        updates, loader, total_steps = _private_updates(run, optimiser)
         return updates, scheduler, loader, total_steps
-    loader = _loader(train_data, config, generator, data_parallel)
+    loader = _loader(run.train_data, config, generator, run.data_parallel)
     total_steps = config.max_steps or config.epochs * len(loader)
-    synchronise = data_parallel.synchronise if data_parallel else None
-    updates = PlainUpdates(network, optimiser, config.gradient_clip, synchronise)
+    synchronise = run.data_parallel.synchronise if run.data_parallel else None
+    updates = PlainUpdates(run.network, optimiser, config.gradient_clip, synchronise)
     return updates, scheduler, loader, total_steps
 
 
@@ -305,41 +309,8 @@ def _loader(
     )
 
 
-def _patient_step(
-    updates: Any,
-    network: CardioMMNet,
-    reconstructor: NetworkReconstructor,
-    train_data: Dataset[SliceSample],
-    config: TrainConfig,
-    device: torch.device,
-    step: int,
-    reference_weights: Mapping[str, torch.Tensor] | None,
-) -> tuple[bool, float]:
-    """One patient-level DP-SGD step: (applied, mean loss of the sampled slices or NaN)."""
-    if hasattr(train_data, "set_epoch"):
-        train_data.set_epoch(step)  # new training masks every step
-    without_proximal = dataclasses.replace(config, proximal_mu=0.0)  # added after the noise
-    losses: list[float] = []
-
-    def loss_of(sample: SliceSample) -> torch.Tensor:
-        loss = _step(network, reconstructor, sample, without_proximal, device, None)
-        losses.append(float(loss.detach()))
-        return loss
-
-    try:
-        applied = updates.step(loss_of, reference_weights, config.proximal_mu)
-    except Exception as error:
-        raise TrainingStepError(step, "the step's sampled patients", error) from error
-    return applied, (sum(losses) / len(losses) if losses else math.nan)
-
-
 def _private_updates(
-    network: CardioMMNet,
-    optimiser: torch.optim.Optimizer,
-    train_data: Dataset,
-    config: TrainConfig,
-    privacy: DPSGDSettings,
-    accountant: SiteAccountant,
+    run: TrainingRun, optimiser: torch.optim.Optimizer
 ) -> tuple[Any, DataLoader | None, int]:
     """DP-SGD's updater, loader and steps: per slice (Opacus, a secret batch order) or per
     patient (Poisson-sampled patients, no loader: cardiomm/privacy/patient_dp.py), and no
@@ -348,6 +319,8 @@ def _private_updates(
     replaces the global clip (which would only shrink the noisy gradient)."""
     from cardiomm.privacy import dp_sgd
 
+    network, train_data, config = run.network, run.train_data, run.config
+    privacy, accountant = run.privacy, run.accountant
     if privacy.unit == "patient":
         from cardiomm.privacy.patient_dp import PatientUpdates
 
@@ -483,17 +456,13 @@ def _step(
     return loss
 
 
-def _validate(
-    reconstructor: NetworkReconstructor,
-    validation_data: SliceDataset,
-    config: TrainConfig,
-    device: torch.device,
-) -> dict[str, float]:
+def _validate(run: TrainingRun, session: _Session) -> dict[str, float]:
+    """Mean PSNR / SSIM / NMSE of the network on ``run.validation_data``."""
     result = evaluate_reconstructor(
-        reconstructor,
-        validation_data,
-        device=device,
-        max_items=config.max_validation_items,
+        session.reconstructor,
+        run.validation_data,
+        device=session.device,
+        max_items=run.config.max_validation_items,
         show_progress=False,
     )
     mean = result.mean()

@@ -58,7 +58,7 @@ def test_an_unexpected_exception_becomes_an_error_reply_naming_site_and_type(
     def broken(*args, **kwargs):
         raise TypeError("'NoneType' object is not subscriptable")
 
-    monkeypatch.setattr("client.tasks.train_site", broken)
+    monkeypatch.setattr("client.tasks.SiteRound.train", broken)
     reply = call(MessageType.TRAIN, train_content(overrides), {"partition-id": 0}, overrides)
     assert reply.has_error()
     assert reply.error.code == SITE_FAILURE

@@ -8,7 +8,8 @@ from flwr.app import MetricRecord, RecordDict
 
 from cardiomm.data.builders import training_dataset
 from cardiomm.model.factory import network_from_config
-from client.local import RoundInstructions, evaluate_site, score_files, train_site
+from cardiomm.site_round import RoundInstructions, SiteRound
+from client.local import score_metrics, train_metrics, validation_metrics
 from client.site import SiteDataError, resolve_site
 from federation.config import compose_overrides
 from federation.protocol import METRICS, SITE_RECORD, SiteRecord
@@ -31,6 +32,12 @@ def config(tmp_path_factory):
 def _reply(site, metrics):
     record = SiteRecord(site.site_id, site.vendor, role=site.role).to_record()
     return RecordDict({METRICS: MetricRecord(metrics), SITE_RECORD: record})
+
+
+def _train(site, state, instructions, config):
+    """(new weights, the reply's metrics, skipped files) of a site's plain training round."""
+    trained = SiteRound(site, config).train(state, instructions)
+    return trained.state, train_metrics(site.field_strengths, trained), trained.skipped
 
 
 def _global_state(config):
@@ -97,7 +104,7 @@ def test_local_training_reports_the_protocol_metrics_and_new_weights(config):
     instructions = RoundInstructions(
         server_round=1, local_steps=2, learning_rate=1e-3, proximal_mu=0.0, seed=0
     )
-    new_state, metrics, skipped = train_site(site, state, instructions, config)
+    new_state, metrics, skipped = _train(site, state, instructions, config)
     assert set(metrics) == PROTOCOL_METRICS
     assert metrics["num-examples"] == len(training_dataset(list(site.train_files), config, 0))
     assert metrics["slices-seen"] == 2.0
@@ -110,29 +117,30 @@ def test_local_training_reports_the_protocol_metrics_and_new_weights(config):
 def test_local_training_is_reproducible_for_seed_round_and_site(config):
     site = resolve_site({"partition-id": 1}, config)
     instructions = RoundInstructions(2, 2, 1e-3, 0.0, 7)
-    first, _, _ = train_site(site, _global_state(config), instructions, config)
-    second, _, _ = train_site(site, _global_state(config), instructions, config)
+    first, _, _ = _train(site, _global_state(config), instructions, config)
+    second, _, _ = _train(site, _global_state(config), instructions, config)
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_a_site_without_validation_patients_reports_nan_scores(config):
     site = resolve_site({"partition-id": 1}, config)  # Center002 has 2 patients, no val
     assert site.val_files == ()
-    metrics = evaluate_site(site, _global_state(config), config)
+    metrics = validation_metrics(SiteRound(site, config).evaluate(_global_state(config)))
     assert metrics["num-examples"] == 0.0
     assert math.isnan(metrics["psnr"])
 
 
 def test_evaluation_scores_the_global_model_on_the_validation_split(config):
     site = resolve_site({"partition-id": 0}, config)  # Center001: 5 patients, 1 in val
-    metrics = evaluate_site(site, _global_state(config), config)
+    metrics = validation_metrics(SiteRound(site, config).evaluate(_global_state(config)))
     assert metrics["num-examples"] > 0
     assert metrics["psnr"] > 0
 
 
 def test_an_evaluation_site_scores_every_image_per_modality_view_and_setting(config):
     site = resolve_site({"partition-id": 2}, config)  # Center003, held out: one patient
-    metrics, skipped = score_files(site, site.evaluation_files, _global_state(config), config)
+    scores = SiteRound(site, config).score(site.evaluation_files, _global_state(config))
+    metrics, skipped = score_metrics(scores), scores.skipped
     groups = [key.split("/", 1)[1] for key in metrics if key.startswith("images/")]
     assert groups and all(group.startswith("cine.short-axis.") for group in groups)
     assert sum(metrics[f"images/{group}"] for group in groups) == metrics["num-examples"]

@@ -11,7 +11,7 @@ from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
 from cardiomm.privacy.dp_sgd import sample_rate
 from cardiomm.privacy.settings import DPSGDSettings
-from cardiomm.train import TrainConfig, train_model
+from cardiomm.train import TrainConfig, TrainingRun, train_model
 from cardiomm.train.loss import reconstruction_loss
 from client.site import resolve_site
 
@@ -51,13 +51,15 @@ def test_training_stops_where_one_more_step_would_pass_the_budget(config, train_
     network, encoder = _network(config)
     accountant = SiteAccountant()
     result = train_model(
-        network,
-        encoder,
-        train_data,
-        _train_config(max_steps=10),
-        show_progress=False,
-        privacy=_settings(epsilon_budget=budget),
-        accountant=accountant,
+        TrainingRun(
+            network,
+            encoder,
+            train_data,
+            _train_config(max_steps=10),
+            show_progress=False,
+            privacy=_settings(epsilon_budget=budget),
+            accountant=accountant,
+        )
     )
     assert result.steps == accountant.steps == 4
     assert len(result.loss_history) == 4
@@ -71,13 +73,15 @@ def test_a_spent_budget_trains_nothing(config, train_data):
     before = _state(network)
     with pytest.raises(PrivacyBudgetSpentError, match=r"epsilon .* of 1 \(delta 1e-05\)"):
         train_model(
-            network,
-            encoder,
-            train_data,
-            _train_config(),
-            show_progress=False,
-            privacy=_settings(epsilon_budget=1.0),
-            accountant=accountant,
+            TrainingRun(
+                network,
+                encoder,
+                train_data,
+                _train_config(),
+                show_progress=False,
+                privacy=_settings(epsilon_budget=1.0),
+                accountant=accountant,
+            )
         )
     assert all(torch.equal(value, before[key]) for key, value in network.state_dict().items())
     assert accountant.steps == 50
@@ -88,13 +92,15 @@ def test_noise_and_batch_order_do_not_follow_the_run_seed(config, train_data):
     for _ in range(2):
         network, encoder = _network(config)
         train_model(
-            network,
-            encoder,
-            train_data,
-            _train_config(seed=5),
-            show_progress=False,
-            privacy=_settings(),
-            accountant=SiteAccountant(),
+            TrainingRun(
+                network,
+                encoder,
+                train_data,
+                _train_config(seed=5),
+                show_progress=False,
+                privacy=_settings(),
+                accountant=SiteAccountant(),
+            )
         )
         states.append(_state(network))
     assert any(not torch.equal(states[0][key], states[1][key]) for key in states[0])
@@ -106,13 +112,15 @@ def test_dp_training_applies_no_global_gradient_clip_on_top(config, train_data):
     network, encoder = _network(config)
     before = _state(network)
     train_model(
-        network,
-        encoder,
-        train_data,
-        _train_config(max_steps=1, gradient_clip=1e-12, weight_decay=0.0),
-        show_progress=False,
-        privacy=_settings(noise_multiplier=0.0),
-        accountant=SiteAccountant(),
+        TrainingRun(
+            network,
+            encoder,
+            train_data,
+            _train_config(max_steps=1, gradient_clip=1e-12, weight_decay=0.0),
+            show_progress=False,
+            privacy=_settings(noise_multiplier=0.0),
+            accountant=SiteAccountant(),
+        )
     )
     largest = max(float((network.state_dict()[key] - before[key]).abs().max()) for key in before)
     assert largest > 0.5e-3
@@ -140,7 +148,9 @@ def test_the_non_dp_path_is_one_clipped_adamw_step_as_before(config, train_data,
     ).step()
 
     network, encoder = _network(config, coil_batching=None)
-    train_model(network, encoder, one_slice, train_config, show_progress=False, privacy=privacy)
+    train_model(
+        TrainingRun(network, encoder, one_slice, train_config, show_progress=False, privacy=privacy)
+    )
     for key, value in network.state_dict().items():
         torch.testing.assert_close(value, expected.state_dict()[key], rtol=1e-6, atol=1e-9)
     assert not any(hasattr(p, "grad_sample") for p in network.parameters())
@@ -151,13 +161,15 @@ def test_dp_sgd_fine_tunes_a_frozen_backbone(config, train_data):
     before = _state(network)
     accountant = SiteAccountant()
     result = train_model(
-        network,
-        encoder,
-        train_data,
-        _train_config(trainable=("data_consistency",)),
-        show_progress=False,
-        privacy=_settings(),
-        accountant=accountant,
+        TrainingRun(
+            network,
+            encoder,
+            train_data,
+            _train_config(trainable=("data_consistency",)),
+            show_progress=False,
+            privacy=_settings(),
+            accountant=accountant,
+        )
     )
     changed = {
         key for key, value in network.state_dict().items() if not torch.equal(value, before[key])

@@ -13,7 +13,7 @@ from cardiomm.model.factory import network_from_config
 from cardiomm.privacy.accountant import SiteAccountant
 from cardiomm.privacy.patient_dp import PatientUpdates, patient_groups, patient_sample_rate
 from cardiomm.privacy.settings import DPSGDSettings
-from cardiomm.train import TrainConfig, train_model
+from cardiomm.train import TrainConfig, TrainingRun, train_model
 from client.site import resolve_site
 
 
@@ -117,13 +117,15 @@ def test_the_trainer_takes_patient_level_steps_and_reports_the_images(config, tr
     before = {k: v.clone() for k, v in network.state_dict().items()}
     accountant = SiteAccountant()
     result = train_model(
-        network,
-        encoder,
-        train_data,
-        TrainConfig(max_steps=3, learning_rate=1e-3, device="cpu", bf16=False),
-        show_progress=False,
-        privacy=_settings(patients_per_step=2.0),
-        accountant=accountant,
+        TrainingRun(
+            network,
+            encoder,
+            train_data,
+            TrainConfig(max_steps=3, learning_rate=1e-3, device="cpu", bf16=False),
+            show_progress=False,
+            privacy=_settings(patients_per_step=2.0),
+            accountant=accountant,
+        )
     )
     assert result.steps == 3 and accountant.steps == 3
     assert accountant.history[0].sample_rate == patient_sample_rate(

@@ -11,7 +11,7 @@ from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network
 from cardiomm.privacy.settings import DPSGDSettings
 from cardiomm.text import build_text_encoder
-from cardiomm.train import TrainConfig, train_model
+from cardiomm.train import TrainConfig, TrainingRun, train_model
 from cardiomm.train.data_parallel import check_data_parallel
 from tests.builders import write_site_file
 
@@ -35,7 +35,7 @@ def _train(files, steps, **changes):
     dataset = SliceDataset(files, TrainingMasks(sampler, 0), show_progress=False)
     settings = {"seed": 0, "learning_rate": 1e-3, "batch_size": 2, "num_threads": 1}
     config = TrainConfig(max_steps=steps, **{**settings, **changes})
-    return network, train_model(network, encoder, dataset, config, show_progress=False)
+    return network, train_model(TrainingRun(network, encoder, dataset, config, show_progress=False))
 
 
 def test_two_gloo_processes_train_as_one_device_does_on_the_same_global_batches(files):
@@ -91,7 +91,9 @@ def test_a_per_step_callback_with_several_devices_is_refused(files):
     dataset = SliceDataset(files, show_progress=False)
     config = TrainConfig(max_steps=1, batch_size=2, devices=2, distributed_backend="gloo")
     with pytest.raises(ValueError, match="per-step callbacks"):
-        train_model(network, encoder, dataset, config, show_progress=False, on_step=print)
+        train_model(
+            TrainingRun(network, encoder, dataset, config, show_progress=False, on_step=print)
+        )
 
 
 def test_dp_sgd_training_on_several_devices_is_refused_before_any_process_starts(files):
@@ -101,13 +103,15 @@ def test_dp_sgd_training_on_several_devices_is_refused_before_any_process_starts
     config = TrainConfig(max_steps=1, batch_size=2, devices=2)
     with pytest.raises(ValueError, match="DP-SGD trains on one device"):
         train_model(
-            network,
-            encoder,
-            dataset,
-            config,
-            show_progress=False,
-            privacy=DPSGDSettings(enabled=True),
-            accountant=object(),
+            TrainingRun(
+                network,
+                encoder,
+                dataset,
+                config,
+                show_progress=False,
+                privacy=DPSGDSettings(enabled=True),
+                accountant=object(),
+            )
         )
 
 

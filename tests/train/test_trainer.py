@@ -11,7 +11,7 @@ from cardiomm.masks import MaskSampler
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.factory import build_network
 from cardiomm.text import build_text_encoder
-from cardiomm.train import TrainConfig, train_model
+from cardiomm.train import TrainConfig, TrainingRun, train_model
 from cardiomm.train.loop import TrainingStepError
 from cardiomm.train.loss import proximal_term, reconstruction_loss
 from tests.builders import write_site_file
@@ -39,7 +39,12 @@ def _train(files, encoder, steps=6, seed=0, **changes):
     sampler = MaskSampler(patterns=["Uniform"], accelerations=[4], acs_width=6)
     dataset = SliceDataset(files, TrainingMasks(sampler, seed), show_progress=False)
     config = TrainConfig(max_steps=steps, seed=seed, learning_rate=1e-3, **changes)
-    return network, train_model(network, encoder, dataset, config, show_progress=False)
+    return network, train_model(TrainingRun(network, encoder, dataset, config, show_progress=False))
+
+
+def _run_on(files, network, encoder, steps):
+    dataset = SliceDataset(files, show_progress=False)
+    return TrainingRun(network, encoder, dataset, TrainConfig(max_steps=steps), show_progress=False)
 
 
 def test_training_takes_the_step_budget_and_counts_examples(files, encoder):
@@ -68,7 +73,9 @@ def test_validation_scores_are_reported(files, encoder):
     train = SliceDataset(files[:1], show_progress=False)
     validation = SliceDataset(files[1:], evaluation_masks(("Uniform", 4)), show_progress=False)
     result = train_model(
-        network, encoder, train, TrainConfig(max_steps=2), validation, show_progress=False
+        TrainingRun(
+            network, encoder, train, TrainConfig(max_steps=2), validation, show_progress=False
+        )
     )
     assert set(result.validation) == {"psnr", "ssim", "nmse"}
     assert result.validation["psnr"] > 0
@@ -93,7 +100,9 @@ def test_fedprox_keeps_weights_closer_to_the_reference(files, encoder):
         dataset = SliceDataset(files, show_progress=False)
         config = TrainConfig(max_steps=10, learning_rate=1e-3, proximal_mu=mu)
         train_model(
-            network, encoder, dataset, config, reference_weights=reference, show_progress=False
+            TrainingRun(
+                network, encoder, dataset, config, reference_weights=reference, show_progress=False
+            )
         )
         distances[mu] = sum(
             (p - reference[n]).square().sum().item() for n, p in network.named_parameters()
@@ -105,13 +114,19 @@ def test_fedprox_without_reference_weights_is_refused(files, encoder):
     network = build_network(ModelConfig(), encoder)
     dataset = SliceDataset(files, show_progress=False)
     with pytest.raises(ValueError, match="reference"):
-        train_model(network, encoder, dataset, TrainConfig(proximal_mu=0.1), show_progress=False)
+        train_model(
+            TrainingRun(
+                network, encoder, dataset, TrainConfig(proximal_mu=0.1), show_progress=False
+            )
+        )
 
 
 def test_an_empty_training_set_is_refused_with_a_reason(encoder):
     network = build_network(ModelConfig(), encoder)
     with pytest.raises(ValueError, match="empty"):
-        train_model(network, encoder, SliceDataset([], show_progress=False), TrainConfig())
+        train_model(
+            TrainingRun(network, encoder, SliceDataset([], show_progress=False), TrainConfig())
+        )
 
 
 def test_updates_with_non_finite_gradients_are_skipped_not_applied(files, encoder, monkeypatch):
@@ -123,13 +138,7 @@ def test_updates_with_non_finite_gradients_are_skipped_not_applied(files, encode
     )
     # The error names the last image it happened on, so the file can be looked at.
     with pytest.raises(FloatingPointError, match=r"consecutive steps .* on .*\.mat frame \d+"):
-        train_model(
-            network,
-            encoder,
-            SliceDataset(files, show_progress=False),
-            TrainConfig(max_steps=20),
-            show_progress=False,
-        )
+        train_model(_run_on(files, network, encoder, steps=20))
     for name, parameter in network.named_parameters():
         assert torch.equal(parameter, before[name]), name
 
@@ -142,13 +151,7 @@ def test_a_failing_step_names_the_step_and_the_image_it_was_on(files, encoder, m
 
     monkeypatch.setattr("cardiomm.train.loop.reconstruction_loss", broken)
     with pytest.raises(TrainingStepError) as caught:
-        train_model(
-            network,
-            encoder,
-            SliceDataset(files, show_progress=False),
-            TrainConfig(max_steps=3),
-            show_progress=False,
-        )
+        train_model(_run_on(files, network, encoder, steps=3))
     assert caught.value.step == 1
     assert ".mat frame " in caught.value.where and " slice " in caught.value.where
     assert "RuntimeError: shape mismatch" in str(caught.value)
@@ -190,7 +193,7 @@ def test_a_frozen_backbone_trains_only_the_chosen_groups_and_gets_its_flags_back
     sampler = MaskSampler(patterns=["Uniform"], accelerations=[4], acs_width=6)
     dataset = SliceDataset(files, TrainingMasks(sampler, 0), show_progress=False)
     config = TrainConfig(max_steps=3, learning_rate=1e-2, trainable=("data_consistency",))
-    result = train_model(network, encoder, dataset, config, show_progress=False)
+    result = train_model(TrainingRun(network, encoder, dataset, config, show_progress=False))
     changed = {
         key for key, value in network.state_dict().items() if not torch.equal(value, before[key])
     }
