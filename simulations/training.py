@@ -6,6 +6,7 @@ the federated study); naming sites (``data.sites``) trains on those only (local-
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -104,17 +105,11 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
             save(step_checkpoint_name(step), {"step": step})
 
     try:
+        # Step checkpoints only when asked: data-parallel training calls no callbacks.
+        callback = on_step if every else None
+        run = TrainingRun(network, encoder, train_data, train_config, validation_data)
         result = train_model(
-            TrainingRun(
-                network,
-                encoder,
-                train_data,
-                train_config,
-                validation_data,
-                show_progress=show_progress,
-                # Step checkpoints only when asked: data-parallel training calls no callbacks.
-                on_step=on_step if every else None,
-            )
+            dataclasses.replace(run, show_progress=show_progress, on_step=callback)
         )
     except (TrainingStepError, FloatingPointError) as error:
         # A failed step never reached the weights (and non-finite updates are skipped):
