@@ -1,4 +1,4 @@
-"""The README's set-up and test commands are the ones CI runs."""
+"""The README: CI runs its set-up and test commands; its contents list every section."""
 
 import re
 from pathlib import Path
@@ -27,3 +27,21 @@ def test_ci_runs_the_readme_commands_in_order():
     ]
     set_up, test = _readme_commands()
     assert ci_lines.index(set_up) < ci_lines.index(test)
+
+
+def _headings(text: str) -> list[str]:
+    """The ## and ### headings outside code blocks, in order."""
+    headings, in_code = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and re.match(r"^#{2,3} ", line) and line != "## Contents":
+            headings.append(line.lstrip("#").strip())
+    return headings
+
+
+def test_the_contents_list_every_section_in_order():
+    text = (ROOT / "README.md").read_text()
+    contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^\s*- \[(.+?)\]\(#[\w-]+\)$", contents, flags=re.MULTILINE)
+    assert listed == _headings(text)
