@@ -123,9 +123,9 @@ def test_sites_whose_own_file_asks_for_two_devices_train_data_parallel(tmp_path,
 
     launched = []
 
-    def spy(network, encoder, train_data, config, *args, **kwargs):
-        launched.append(config.devices)
-        return launch(network, encoder, train_data, config, *args, **kwargs)
+    def spy(run):
+        launched.append(run.config.devices)
+        return launch(run)
 
     launch = loop.train_data_parallel
     monkeypatch.setattr(loop, "train_data_parallel", spy)
