@@ -15,7 +15,6 @@ A site that cannot do its part answers with an error; the round goes on without 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -157,22 +156,17 @@ def _instructions(received: dict[str, Any], config: Any) -> RoundInstructions:
 def _refusal(site: SiteData, error: Exception) -> TaskOutcome | None:
     """The error outcome of a run the site's privacy policy refuses (the noise calibrated
     from a target epsilon too) or whose budget is spent; None for any other failure."""
+    from cardiomm.privacy.errors import PrivacyBudgetSpentError
     from cardiomm.privacy.policy import PolicyViolationError
 
     if isinstance(error, PolicyViolationError):
         code, reason = PRIVACY_POLICY_REFUSED, f"site {site.site_id} refuses the run: {error}"
-    elif _budget_spent(error):
+    elif isinstance(error, PrivacyBudgetSpentError):
         code, reason = PRIVACY_BUDGET_SPENT, f"site {site.site_id}: {error}"
     else:
         return None
     logger.warning(reason)
     return TaskOutcome(error_code=code, reason=reason)
-
-
-def _budget_spent(error: Exception) -> bool:
-    # Only a DP-SGD round, which loaded Opacus already, can spend a budget: no import here.
-    accountant = sys.modules.get("cardiomm.privacy.accountant")
-    return accountant is not None and isinstance(error, accountant.PrivacyBudgetSpentError)
 
 
 def _evaluate(task: SiteTask, config: Any, site: SiteData, build: NetworkBuilder) -> TaskOutcome:

@@ -32,21 +32,6 @@ _NOISE, _RATE, _STEPS = "noise-multiplier", "sample-rate", "steps"
 _ORDERS = RDPAccountant.DEFAULT_ALPHAS
 
 
-class PrivacyBudgetSpentError(RuntimeError):
-    """Raised instead of training when not one more DP-SGD step fits in the budget."""
-
-    def __init__(
-        self, epsilon: float, budget: float, delta: float, steps: int, scope: str = "run"
-    ) -> None:
-        self.epsilon, self.budget, self.delta, self.steps = epsilon, budget, delta, steps
-        self.scope = scope
-        super().__init__(
-            f"privacy budget spent ({scope}): epsilon {epsilon:.4g} of {budget:.4g} (delta "
-            f"{delta:.3g}) after {steps} DP-SGD steps; one more step would pass the budget, "
-            "so no training"
-        )
-
-
 @dataclasses.dataclass(frozen=True)
 class HistoryEntry:
     """``steps`` DP-SGD steps taken with one noise multiplier and sample rate."""

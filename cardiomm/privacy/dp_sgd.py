@@ -42,7 +42,8 @@ from opacus.accountants.utils import get_noise_multiplier
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
-from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
+from cardiomm.privacy.accountant import SiteAccountant
+from cardiomm.privacy.errors import PrivacyBudgetSpentError
 from cardiomm.privacy.settings import DPSGDSettings
 
 # PyTorch warns on every backward pass that a full backward hook fires although the network's

@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
-from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
+from cardiomm.privacy.accountant import SiteAccountant
+from cardiomm.privacy.errors import PrivacyBudgetSpentError
 from cardiomm.privacy.ledger import LedgerError, PrivacyLedger
 from cardiomm.privacy.policy import PolicyViolationError, PrivacyPolicy, run_budget
 from cardiomm.privacy.settings import DPSGDSettings

@@ -8,8 +8,9 @@ from torch.utils.data import Subset, default_collate
 from cardiomm.data.builders import training_dataset
 from cardiomm.model.factory import network_from_config
 from cardiomm.model.reconstructor import NetworkReconstructor
-from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
+from cardiomm.privacy.accountant import SiteAccountant
 from cardiomm.privacy.dp_sgd import sample_rate
+from cardiomm.privacy.errors import PrivacyBudgetSpentError
 from cardiomm.privacy.settings import DPSGDSettings
 from cardiomm.train import TrainConfig, TrainingRun, train_model
 from cardiomm.train.loss import reconstruction_loss

@@ -5,7 +5,8 @@ import multiprocessing
 
 import pytest
 
-from cardiomm.privacy.accountant import PrivacyBudgetSpentError, SiteAccountant
+from cardiomm.privacy.accountant import SiteAccountant
+from cardiomm.privacy.errors import PrivacyBudgetSpentError
 from cardiomm.privacy.ledger import LedgerError, PrivacyLedger
 from cardiomm.privacy.policy import read_policy
 from cardiomm.privacy.settings import DPSGDSettings
