@@ -35,8 +35,6 @@ ALLOWED = {
     "simulations/commands/train_segmenter.py:run": 86,
     "simulations/study/flower_run.py:run_flower_simulation": 82,
     "simulations/study/runner.py:_run_planned": 77,
-    "simulations/study/sections.py:design_section": 67,
-    "simulations/study/scoring.py:evaluate_outcomes": 67,
     # Library: reconstruction, outputs, classical tuning.
     "cardiomm/recon/volume.py:reconstruct_volume": 83,
     "cardiomm/commands/phenotype.py:run": 83,

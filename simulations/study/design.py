@@ -28,6 +28,8 @@ class StudyDesign:
             sites; given, the report scores the held-out centres per vendor (empty: not).
         classical_tuning: per fold, the markdown table of the classical settings chosen on
             internal validation (``classical_tuning.md``; the report shows it under Design).
+        classical_seconds: per fold, the markdown table of each classical method's seconds
+            per image in the final evaluation (``classical_seconds.md``; under Design too).
     """
 
     title: str
@@ -42,3 +44,4 @@ class StudyDesign:
         default_factory=dict
     )
     classical_tuning: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    classical_seconds: Mapping[str, str] = dataclasses.field(default_factory=dict)

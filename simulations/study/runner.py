@@ -403,7 +403,7 @@ def _report(
     from simulations.study.design import StudyDesign
     from simulations.study.report import write_report
     from simulations.study.results import Comparison
-    from simulations.study.scoring import acceleration_rows
+    from simulations.study.scoring import SECONDS_TABLE, acceleration_rows
     from simulations.study.vendor_skew import vendor_training_images
 
     training = sum(outcome.wall_seconds for outcome in outcomes)
@@ -436,13 +436,19 @@ def _report(
         }
         if settings.per_vendor
         else {},
-        classical_tuning={
-            fold.name: table.read_text()
-            for fold in manifests
-            if (table := _classical_folder(study_dir, fold) / TUNING_TABLE).is_file()
-        },
+        classical_tuning=_fold_tables(study_dir, manifests, TUNING_TABLE),
+        classical_seconds=_fold_tables(study_dir, manifests, SECONDS_TABLE),
     )
     return write_report(study_dir, rows, outcomes, design, curves, clinical)
+
+
+def _fold_tables(study_dir: Path, manifests: dict[Fold, Path], name: str) -> dict[str, str]:
+    """Fold name -> the markdown table ``name`` its classical folder holds (where it has one)."""
+    return {
+        fold.name: table.read_text()
+        for fold in manifests
+        if (table := _classical_folder(study_dir, fold) / name).is_file()
+    }
 
 
 def _classical_folder(study_dir: Path, fold: Fold) -> Path:

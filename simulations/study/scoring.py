@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from cardiomm.classical.methods import METHODS
 from cardiomm.classical.suite import BEST_CLASSICAL
 from cardiomm.cohort.manifest import HELD_OUT, held_out_sites, internal_sites, split_sites_and_files
 from cardiomm.data.builders import evaluation_dataset, evaluation_masks_of, evaluation_settings
@@ -42,8 +43,9 @@ from cardiomm.model.interface import (
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.evaluate import VIEWS
 from cardiomm.train.runtime import select_device
-from simulations.checkpoint_evaluation import _to_device, build_methods
+from simulations.checkpoint_evaluation import _to_device, build_methods, classical_cost
 from simulations.classical_baselines import classical_settings, tune_classical
+from simulations.report_tables import markdown_table
 from simulations.study.outcome import FILE_COLUMNS, NO_SEED, ExperimentOutcome
 
 logger = logging.getLogger(__name__)
@@ -52,8 +54,12 @@ INTERNAL_TEST = "internal-test"
 SPLITS = (INTERNAL_TEST, HELD_OUT)
 # The references every comparison can name: zero-filled, and the classical method (sigpy:
 # CG-SENSE, L1-wavelet or k-t sparse CS, ESPIRiT maps) that tuning on the fold's internal
-# validation files found best at each mask.
+# validation files found best at each mask. The learning curves and the clinical check score
+# these two; the final evaluation also scores each classical method of
+# ``study.classical_baselines`` by name (:func:`scored_references`).
 REFERENCES = ("zero-filled", BEST_CLASSICAL)
+# Per fold, the classical methods' seconds per image (beside the tuning record).
+SECONDS_TABLE = "classical_seconds.md"
 # Where each fold's classical tuning record and result store live in the study's folder.
 CLASSICAL_FOLDER = "classical"
 REFERENCE_MODEL = "-"
@@ -126,18 +132,9 @@ def evaluate_outcomes(
     root = Path(manifest["root"])
     rows: list[dict] = []
     if include_references:
-        # The references read no text: unknown-metadata rows would repeat these.
-        full = [item for item in data if item.metadata == "full"]
-        references = reference_methods(
-            config, manifest, output_dir / CLASSICAL_FOLDER, show_progress
+        rows += score_references(
+            config, manifest, data, fold, device, max_items, output_dir, show_progress
         )
-        for mask, methods in references.items():
-            at_mask = [item for item in full if item.mask == mask]
-            for method in methods:
-                labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
-                rows += score_method(
-                    method, at_mask, labels, device, max_items, examples, show_progress, root
-                )
     for outcome in outcomes:
         for model, checkpoint in outcome.checkpoints.items():
             logger.info(
@@ -156,14 +153,76 @@ def evaluate_outcomes(
     return rows
 
 
+def score_references(
+    config: Any,
+    manifest: dict,
+    data: Sequence[EvaluationData],
+    fold: str,
+    device: torch.device,
+    max_items: int,
+    output_dir: Path,
+    show_progress: bool = True,
+) -> list[dict]:
+    """Score the references of :func:`scored_references` on the full-metadata ``data`` (the
+    references read no text: unknown-metadata rows would repeat these) and write the
+    classical methods' seconds per image beside the tuning record (:data:`SECONDS_TABLE`).
+
+    Returns:
+        rows with exactly :data:`FILE_COLUMNS`.
+    """
+    full = [item for item in data if item.metadata == "full"]
+    classical = output_dir / CLASSICAL_FOLDER
+    examples = output_dir / EXAMPLES_FOLDER / path_slug(fold)
+    root = Path(manifest["root"])
+    references = reference_methods(
+        config, manifest, classical, show_progress, scored_references(config)
+    )
+    rows, costs = [], []
+    for mask, methods in references.items():
+        at_mask = [item for item in full if item.mask == mask]
+        for method in methods:
+            labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
+            rows += score_method(
+                method, at_mask, labels, device, max_items, examples, show_progress, root
+            )
+            if hasattr(method, "seconds_per_image"):
+                costs.append(classical_cost(method, mask))
+    if costs:
+        (classical / SECONDS_TABLE).write_text(markdown_table(costs, list(costs[0])) + "\n")
+    return rows
+
+
+def scored_references(config: Any) -> tuple[str, ...]:
+    """The references the final evaluation scores: :data:`REFERENCES`, then each classical
+    method named in ``study.classical_baselines`` (default: all of them), tuned like
+    best-classical.
+
+    Raises:
+        ValueError: a name that is not a classical method.
+    """
+    names = OmegaConf.select(config, "study.classical_baselines", default=None)
+    names = list(METHODS) if names is None else [str(name) for name in names]
+    unknown = sorted(set(names) - set(METHODS))
+    if unknown:
+        raise ValueError(
+            f"study.classical_baselines: unknown method(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(METHODS)}"
+        )
+    return (*REFERENCES, *dict.fromkeys(names))
+
+
 def reference_methods(
-    config: Any, manifest: dict, folder: Path, show_progress: bool = False
+    config: Any,
+    manifest: dict,
+    folder: Path,
+    show_progress: bool = False,
+    names: Sequence[str] = REFERENCES,
 ) -> dict[str, list[Reconstructor | CineReconstructor]]:
-    """Mask name -> the fold's references at that mask (:data:`REFERENCES`), the classical
-    one tuned on the fold's internal validation files; the tuning record and the result
-    store in ``folder`` (the store elsewhere when ``classical.cache_dir`` names one). The
-    evaluation, the curves and the clinical check of a fold share one folder, so the fold
-    is tuned once.
+    """Mask name -> the fold's references ``names`` at that mask (default
+    :data:`REFERENCES`), the classical ones tuned on the fold's internal validation files;
+    the tuning record and the result store in ``folder`` (the store elsewhere when
+    ``classical.cache_dir`` names one). The evaluation, the curves and the clinical check
+    of a fold share one folder, so the fold is tuned once.
 
     Raises:
         ValueError: the fold has no internal validation files to tune on.
@@ -178,7 +237,7 @@ def reference_methods(
     choices = tune_classical(config, manifest, settings, masks, folder, show_progress)
     return {
         setting.name: build_methods(
-            [], list(REFERENCES), None, choices[setting.name], settings.grid, settings.cache
+            [], list(names), None, choices[setting.name], settings.grid, settings.cache
         )
         for setting in masks
     }

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cardiomm.classical.methods import METHODS
 from federation.protocol import (
     TRAINABLE_PARAMETERS,
 )
@@ -27,9 +28,10 @@ MISSING = "–"
 def experiment_order(
     results: Sequence[Mapping[str, Any]], outcomes: Sequence[ExperimentOutcome]
 ) -> list[str]:
-    """Experiments in report order: references, then the runs' order, then the rest."""
+    """Experiments in report order: references (the named classical methods after
+    best-classical), then the runs' order, then the rest."""
     names = {row["experiment"] for row in results} | {o.experiment for o in outcomes}
-    order = [name for name in REFERENCES if name in names]
+    order = [name for name in (*REFERENCES, *METHODS) if name in names]
     order += [outcome.experiment for outcome in outcomes]
     order += sorted(names)
     return list(dict.fromkeys(order))

@@ -270,12 +270,16 @@ def _save_examples(folder):
 TUNING_TABLE = (
     "| mask | method | lambda |\n|---|---|---|\n| Uniform8 | kt-sparse (best) | 0.003 |\n"
 )
+SECONDS_TABLE = (
+    "| method | mask | seconds per image |\n|---|---|---|\n| kt-sparse | Uniform8 | 0.8125 |\n"
+)
 DESIGN = StudyDesign(
     title="Study",
     machine_note="2-core CPU VM",
     accelerations=({"setting": "Uniform8", "nominal R": 8, "true R, held-out files": "4.90"},),
     comparisons=COMPARISONS,
     classical_tuning={FOLD: TUNING_TABLE},
+    classical_seconds={FOLD: SECONDS_TABLE},
 )
 
 
@@ -412,6 +416,13 @@ def test_the_design_shows_the_classical_settings_chosen_on_internal_validation(w
     assert heading in text
     design = text[text.index("### Design") : text.index("### Held-out centres")]
     assert heading in design and "| Uniform8 | kt-sparse (best) | 0.003 |" in design
+
+
+def test_the_design_shows_each_classical_methods_seconds_per_image(written):
+    text = written["report"].read_text()
+    design = text[text.index("### Design") : text.index("### Held-out centres")]
+    assert "#### The classical methods' seconds per image" in design
+    assert "| kt-sparse | Uniform8 | 0.8125 |" in design
 
 
 def test_a_fold_without_a_tuning_record_has_no_classical_settings_section(tmp_path):

@@ -2,10 +2,12 @@
 file by file, and the references, on a small consortium (tiny models with perturbed
 weights); the learning curves and the undersampling table."""
 
+import json
 import math
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from cardiomm.cohort.data_root import load_partition
 from cardiomm.config import load_config
@@ -16,11 +18,13 @@ from cardiomm.model.factory import build_network
 from cardiomm.text import build_text_encoder
 from simulations.study.outcome import FILE_COLUMNS, ExperimentOutcome
 from simulations.study.scoring import (
+    SECONDS_TABLE,
     acceleration_rows,
     curve_rows,
     evaluate_outcomes,
     evaluation_data,
     load_examples,
+    scored_references,
 )
 from tests.builders import TINY_CLASSICAL, write_consortium
 
@@ -161,6 +165,49 @@ def test_references_are_scored_once_per_fold_with_full_metadata(evaluated):
         assert {r["mask"] for r in rows} == MASKS
 
 
+def test_each_classical_method_is_scored_by_name_beside_best_classical(evaluated):
+    for name in ("cg-sense", "l1-wavelet", "kt-sparse"):
+        rows = _rows(evaluated, experiment=name)
+        assert {(r["kind"], r["seed"], r["metadata"]) for r in rows} == {("reference", "-", "full")}
+        assert {r["mask"] for r in rows} == MASKS
+
+
+def test_best_classical_scores_equal_the_named_method_tuning_chose_at_each_mask(evaluated):
+    output, _ = evaluated
+    choices = json.loads((output / "classical" / "classical_tuning.json").read_text())["choices"]
+    for mask in MASKS:
+        best = {
+            (r["split"], r["view"], r["file"]): r["psnr"]
+            for r in _rows(evaluated, experiment="best-classical", mask=mask)
+        }
+        chosen = {
+            (r["split"], r["view"], r["file"]): r["psnr"]
+            for r in _rows(evaluated, experiment=choices[mask]["best_method"], mask=mask)
+        }
+        assert best == chosen
+
+
+def test_the_classical_seconds_per_image_are_written_beside_the_tuning_record(evaluated):
+    output, _ = evaluated
+    table = (output / "classical" / SECONDS_TABLE).read_text().splitlines()
+    assert "seconds per image" in table[0]
+    body = table[2:]
+    # best-classical and the three named methods at each mask.
+    assert len(body) == 4 * len(MASKS)
+    assert all(float(line.split("|")[5]) > 0 for line in body)
+
+
+def test_classical_baselines_name_only_classical_methods():
+    config = OmegaConf.create({"study": {"classical_baselines": ["sense"]}})
+    with pytest.raises(ValueError, match=r"study\.classical_baselines: unknown method.*sense"):
+        scored_references(config)
+
+
+def test_no_classical_baselines_scores_best_classical_alone():
+    config = OmegaConf.create({"study": {"classical_baselines": []}})
+    assert scored_references(config) == ("zero-filled", "best-classical")
+
+
 def test_the_item_cap_limits_images_per_centre_and_mask(evaluated):
     for split, centre in (("held-out", "Center003"), ("internal-test", "Center001")):
         rows = _rows(evaluated, experiment="fedavg", split=split, centre=centre, view="ranking")
@@ -197,6 +244,9 @@ def test_example_images_are_kept_for_every_method_of_the_held_out_centre(evaluat
     assert {(e.experiment, e.model) for e in examples} == {
         ("zero-filled", "-"),
         ("best-classical", "-"),
+        ("cg-sense", "-"),
+        ("l1-wavelet", "-"),
+        ("kt-sparse", "-"),
         ("centralised", "global"),
         ("local-only", "Center001"),
         ("local-only", "Center002"),
