@@ -9,12 +9,14 @@
 #       [--node-config 'extra="k=v"'] [-- EXTRA ARGS]
 #
 # --role evaluate makes an evaluation-only site: it never trains, and scores the global
-# model on all of its data when the coordinator asks (README, "Evaluation-only sites").
-# --site-config is the site's own settings (device, threads, DP-SGD budget: README, "What a
-# site decides"); the coordinator's run config cannot change them.
+# model on all of its data when the coordinator asks (docs/federated-training.md,
+# "Evaluation-only sites").
+# --site-config is the site's own settings (device, threads, DP-SGD budget:
+# docs/federated-training.md, "What a site decides"); the coordinator's run config cannot
+# change them.
 # --site-worker hands every message's work to a warm `cardiomm site-worker FOLDER` that the
-# site runs beside this SuperNode as the same user (README, "Warm sites"); when it is not
-# running, the ClientApp does the work itself.
+# site runs beside this SuperNode as the same user (docs/federated-training.md, "Warm
+# sites"); when it is not running, the ClientApp does the work itself.
 # --port is the SuperNode's local Runtime API port (its ClientApp connects there); it must
 # differ between SuperNodes on one machine. The public half of --key (key.pub) must have
 # been registered by the researcher (`deploy/register_supernodes.sh`), otherwise the

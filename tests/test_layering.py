@@ -1,4 +1,4 @@
-"""The packages depend on each other one way only (README, "Layout"):
+"""The packages depend on each other one way only (docs/architecture.md, "Layout"):
 
     cardiomm  <-  federation  <-  strategies  <-  client, server  <-  simulations, benchmarks
 

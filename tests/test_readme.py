@@ -1,9 +1,11 @@
-"""The README: CI runs its set-up and test commands; its contents list every section."""
+"""The README: CI runs its set-up and test commands; its contents list every section; its
+headline table is the quick study report's own."""
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.markdown_pages import ROOT, contents, section_headings
+
+QUICK_REPORT = ROOT / "docs" / "results" / "quick-study" / "report.md"
 
 
 def _readme_commands() -> list[str]:
@@ -29,19 +31,16 @@ def test_ci_runs_the_readme_commands_in_order():
     assert ci_lines.index(set_up) < ci_lines.index(test)
 
 
-def _headings(text: str) -> list[str]:
-    """The ## and ### headings outside code blocks, in order."""
-    headings, in_code = [], False
-    for line in text.splitlines():
-        if line.startswith("```"):
-            in_code = not in_code
-        elif not in_code and re.match(r"^#{2,3} ", line) and line != "## Contents":
-            headings.append(line.lstrip("#").strip())
-    return headings
-
-
 def test_the_contents_list_every_section_in_order():
     text = (ROOT / "README.md").read_text()
-    contents = text.split("## Contents", 1)[1].split("\n## ", 1)[0]
-    listed = re.findall(r"^\s*- \[(.+?)\]\(#[\w-]+\)$", contents, flags=re.MULTILINE)
-    assert listed == _headings(text)
+    assert contents(text) == section_headings(text)
+
+
+def test_the_headline_table_is_copied_row_for_row_from_the_quick_study_report():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Headline result", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    report_lines = QUICK_REPORT.read_text().splitlines()
+    start = report_lines.index(table[0])
+    assert table == report_lines[start : start + len(table)]
+    assert len(table) > 2, "the headline table has no rows"

@@ -1,6 +1,6 @@
 """MRI physics on torch complex tensors: centred FFTs, coil operators, RSS, channel packing.
 
-Conventions (README.md, "Conventions"): k-space is centred, FFTs are orthonormal and
+Conventions (docs/architecture.md, "Conventions"): k-space is centred, FFTs are orthonormal and
 centred, and the axis order is (..., coils, ky, kx) for k-space and (..., ky, kx) for images.
 """
 

@@ -6,7 +6,7 @@ surface coils sets: the heart then sits at 0.04-0.35 of that, and a basal slice'
 at 3 T can be a third as bright as a mid-ventricular one of the same scan. The logarithm
 spreads those low intensities out. Chosen on the 4 internal validation scans (6000 steps
 each; Dice LV blood / LV myocardium / RV blood, LVEF mean absolute error against the
-phantoms' truth; README "A cardiac segmenter"): linear 0.88 / 0.84 / 0.84, 11.1 points;
+phantoms' truth; docs/clinical-outputs.md): linear 0.88 / 0.84 / 0.84, 11.1 points;
 a bias-field augmentation 0.87 / 0.83 / 0.81, 9.9; a darkening augmentation 0.89 / 0.85 /
 0.83, 10.0; square root 0.94 / 0.87 / 0.84, 7.1; cube root 0.94 / 0.87 / 0.87, 5.7;
 log(1 + 20 x) / log(21) 0.96 / 0.88 / 0.85, 4.4 (chosen: the best LVEF error, Dice within

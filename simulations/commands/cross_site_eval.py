@@ -17,7 +17,8 @@ HELP = (
     "(exit 2 naming what cannot be scored), then resumes a temporary working copy of RUN_DIR "
     "(simulated with `cardiomm simulate` or `flwr run`) with the cross-site phase on; writes "
     "RUN_DIR/cross_site.csv and cross_site.png (an earlier matrix only with --overwrite). A "
-    "deployed federation does the same with `flwr run` (README, Evaluation-only sites)."
+    "deployed federation does the same with `flwr run` (docs/federated-training.md, "
+    "Cross-site evaluation matrix)."
 )
 
 

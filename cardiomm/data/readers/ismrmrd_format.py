@@ -20,7 +20,7 @@ Choices, documented because files differ:
   matrix only when the data would not fit (partial Fourier, asymmetric echo).
 - 3D (more than one ``kspace_encode_step_2``) and non-Cartesian data are refused.
 
-What comes from the format's own ``ismrmrd`` package and what does not (measured, README):
+What comes from the format's own ``ismrmrd`` package and what does not (measured, docs/data.md):
 the acquisition flags and the acquisition header's field layout are the package's. Reading
 stays on h5py because the package reads one whole acquisition (header and samples, twice)
 per call: indexing a file through it means reading every readout's samples, and one image of

@@ -85,7 +85,7 @@ class VendorChain:
 
 
 # Defaults chosen to resemble each vendor's clinical cine protocols and export chains; only
-# their differences matter to the study (see the README's table of what differs).
+# their differences matter to the study (see docs/data.md's table of what differs).
 VENDOR_CHAINS: dict[str, VendorChain] = {
     chain.vendor: chain
     for chain in (
