@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from cardiomm.config import ConfigError, read_yaml_file
 from federation.config import compose_overrides
@@ -21,6 +22,7 @@ from federation.schema import (
     schema_defaults,
 )
 from federation.transport import TransportSettings
+from server.checkpoints import check_same_recipe
 from server.settings import FederationSettings
 from strategies.settings import StrategySettings
 from strategies.update_validation import ValidationSettings
@@ -166,3 +168,18 @@ def test_a_value_of_the_wrong_type_is_refused_with_its_key():
 
 def test_a_registered_strategy_may_still_add_its_own_key():
     assert compose_overrides("++strategy.server_step=0.25").strategy.server_step == 0.25
+
+
+def test_a_checkpoint_from_before_the_schema_resumes_with_its_defaults(tmp_path):
+    config = compose_overrides(f"output_dir={tmp_path}")
+    saved = OmegaConf.to_container(config, resolve=True)
+    del saved["strategy"]["personalise_from_round"]  # a key the code defaulted then
+    check_same_recipe(OmegaConf.to_yaml(saved), config, tmp_path / "latest.pt")
+
+
+def test_a_checkpoint_with_another_schema_value_is_still_another_recipe(tmp_path):
+    config = compose_overrides(f"output_dir={tmp_path}")
+    saved = OmegaConf.to_container(config, resolve=True)
+    saved["strategy"]["personalise_from_round"] = 2
+    with pytest.raises(ValueError, match=r"strategy\.personalise_from_round"):
+        check_same_recipe(OmegaConf.to_yaml(saved), config, tmp_path / "latest.pt")
