@@ -36,7 +36,21 @@ TYPED_SECTIONS = {
     CONFIGS / "simulate.yaml": {"tracking": TrackingConfig},
 }
 SCHEMA_SECTIONS = ("federation.", "strategy.", "tracking.")
-READER_PACKAGES = ("federation", "strategies", "server", "client", "simulations", "benchmarks")
+READER_PACKAGES = (
+    "cardiomm",
+    "federation",
+    "strategies",
+    "server",
+    "client",
+    "simulations",
+    "benchmarks",
+)
+# Fallbacks that are not a schema default: what a config without the section means.
+NOT_A_SCHEMA_DEFAULT = {
+    # A site's DP-SGD calibration under `cardiomm train`, whose config has no federation
+    # section: one local run is one round (a federated config always has the schema's key).
+    "cardiomm/site_round/privacy.py reads federation.num_rounds",
+}
 # The four values code and YAML used to disagree on, as every composed run had them.
 FORMER_DISAGREEMENTS = {
     "federation.cross_site.enabled": True,
@@ -109,8 +123,14 @@ def test_no_python_reader_carries_a_fallback_for_a_schema_key():
         for package in READER_PACKAGES
         for path in sorted((ROOT / package).rglob("*.py"))
         for line in _literal_fallbacks(path)
+        if _without_line(line) not in NOT_A_SCHEMA_DEFAULT
     ]
     assert found == []
+
+
+def _without_line(found: str) -> str:
+    place, _, rest = found.partition(" ")
+    return f"{place.rsplit(':', 1)[0]} {rest}"
 
 
 def test_the_reader_check_catches_a_literal_fallback(tmp_path):
