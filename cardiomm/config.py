@@ -80,6 +80,11 @@ def _explain(error: Exception, overrides: list[str], known: list[str]) -> str:
 
     text = str(error)
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    cause = str(error.__cause__ or "").strip()
+    if cause.startswith("Value ") and "full_key: " in cause:
+        # A value the typed schema refuses (federation/schema.py): the key and why.
+        key = cause.split("full_key: ", 1)[1].split()[0]
+        return f"cannot set {key}: {cause.splitlines()[0]}"
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if f"'{key}'" not in text and f"'{key}/" not in text:

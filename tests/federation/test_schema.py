@@ -182,7 +182,7 @@ def test_the_strategy_settings_default_to_the_schema():
 
 
 def test_a_value_of_the_wrong_type_is_refused_with_its_key():
-    with pytest.raises(ConfigError, match=r"federation\.num_rounds"):
+    with pytest.raises(ConfigError, match=r"federation\.num_rounds: Value 'three'"):
         compose_overrides("federation.num_rounds=three")
 
 
