@@ -111,7 +111,7 @@ class FederationSettings:
         federation, tracking = config.federation, config.tracking
         settings = cls(
             num_rounds=federation.num_rounds,
-            local_steps=federation.local_steps or int(config.train.max_steps),
+            local_steps=_local_steps(federation.local_steps, config.train.max_steps),
             learning_rate=float(config.train.learning_rate),
             seed=int(config.seed),
             fraction_train=federation.fraction_train,
@@ -188,6 +188,11 @@ class FederationSettings:
 def _plain(section: Any) -> Any:
     """A typed config section as plain Python values (dicts, lists, scalars)."""
     return OmegaConf.to_container(section, resolve=True)
+
+
+def _local_steps(steps: int | None, max_steps: int) -> int:
+    """``federation.local_steps``; null: ``train.max_steps`` (0 stays 0, which validate refuses)."""
+    return int(max_steps) if steps is None else steps
 
 
 def _resume(value: bool | str) -> bool | str:

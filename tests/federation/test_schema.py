@@ -203,3 +203,15 @@ def test_a_checkpoint_with_another_schema_value_is_still_another_recipe(tmp_path
     saved["strategy"]["personalise_from_round"] = 2
     with pytest.raises(ValueError, match=r"strategy\.personalise_from_round"):
         check_same_recipe(OmegaConf.to_yaml(saved), config, tmp_path / "latest.pt")
+
+
+def test_zero_local_steps_is_still_refused_not_replaced(tmp_path):
+    with pytest.raises(ValueError, match=r"federation\.local_steps must be >= 1"):
+        FederationSettings.from_config(
+            compose_overrides(f"output_dir={tmp_path} federation.local_steps=0")
+        )
+
+
+def test_null_local_steps_take_the_trainer_steps(tmp_path):
+    config = compose_overrides(f"output_dir={tmp_path} federation.local_steps=null")
+    assert FederationSettings.from_config(config).local_steps == config.train.max_steps
