@@ -68,14 +68,14 @@ def measure(size: str, text: str, precision: str, trained_only: bool, groups: Se
     import numpy as np
     from flwr.app import Array, ArrayRecord, RecordDict
 
-    from cardiomm.config import load_config
     from cardiomm.model.factory import network_from_config
     from cardiomm.model.trainable import select_trainable
     from client.site_transport import receive
+    from federation.config import compose_overrides
     from federation.transport import TransportSettings
     from server.server_transport import ServerTransport, frozen_names
 
-    config = load_config([f"model={size}", f"text={text}"], "federation")
+    config = compose_overrides(f"model={size} text={text}")
     network, _ = network_from_config(config, seed=0)
     trained_count = select_trainable(network, groups)
     state = {name: value.detach().numpy().copy() for name, value in network.state_dict().items()}

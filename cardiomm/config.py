@@ -38,13 +38,23 @@ def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -
             group (``strategy=fedavgg``) or an override Hydra cannot parse.
     """
     from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = list(overrides)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
             return compose(config_name=config_name, overrides=overrides)
+        except MissingConfigException as error:
+            if "schema'" not in str(error):
+                raise ConfigError(_explain(error, overrides, [])) from None
+            # A typed schema (Hydra structured config) is registered by the package that owns
+            # it, which the library does not import.
+            raise ConfigError(
+                f"{config_name}.yaml selects a typed schema no module has registered; compose "
+                "it through its package (federation.config.compose_overrides for "
+                "federation.yaml) or call federation.schema.register_schemas() first"
+            ) from None
         except (HydraException, OmegaConfBaseException) as error:
             known = _known_keys(compose(config_name=config_name))
             raise ConfigError(_explain(error, overrides, known)) from None
@@ -70,6 +80,11 @@ def _explain(error: Exception, overrides: list[str], known: list[str]) -> str:
 
     text = str(error)
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    cause = str(error.__cause__ or "").strip()
+    if cause.startswith("Value ") and "full_key: " in cause:
+        # A value the typed schema refuses (federation/schema.py): the key and why.
+        key = cause.split("full_key: ", 1)[1].split()[0]
+        return f"cannot set {key}: {cause.splitlines()[0]}"
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
         if f"'{key}'" not in text and f"'{key}/" not in text:

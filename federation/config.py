@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.config import load_config
+from federation.schema import register_schemas
 
 ROOT_CONFIG = "federation"
 RUN_CONFIG_OVERRIDES = "overrides"
@@ -35,6 +36,11 @@ def compose_run_config(run_config: Mapping[str, Any]) -> DictConfig:
 def compose_overrides(overrides: str) -> DictConfig:
     """``configs/federation.yaml`` with a Hydra override string (once per process)."""
     return load_config(shlex.split(overrides), config_name=ROOT_CONFIG)
+
+
+# Before anything composes configs/federation.yaml, whose defaults list selects the schema
+# (simulations and benchmarks compose it through cardiomm.config.load_config as well).
+register_schemas()
 
 
 def select(config: DictConfig, key: str, default: Any) -> Any:

@@ -64,6 +64,7 @@ from federation.protocol import (
     VENDOR,
     SiteRecord,
 )
+from federation.schema import RepliesConfig
 
 # The phases of a reply: what the server asked for.
 TRAIN = "train"
@@ -199,11 +200,11 @@ class ReplyLimits:
         max_breakdown_groups: groups (modality, view, setting) a zero-shot reply may score.
     """
 
-    max_examples: int = 10_000_000
-    max_site_share: float | None = None
-    max_text: int = 256
-    max_bad_files: int = 100
-    max_breakdown_groups: int = 64
+    max_examples: int = RepliesConfig.max_examples
+    max_site_share: float | None = RepliesConfig.max_site_share
+    max_text: int = RepliesConfig.max_text
+    max_bad_files: int = RepliesConfig.max_bad_files
+    max_breakdown_groups: int = RepliesConfig.max_breakdown_groups
 
     def validate(self) -> None:
         for name in ("max_examples", "max_text", "max_bad_files", "max_breakdown_groups"):

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from federation.schema import TransportConfig
+
 TRANSPORT_RECORD = "transport"  # ConfigRecord of a request: precision and frozen digest
 FROZEN_RECORD = "frozen"  # ArrayRecord of a request: the frozen arrays, when sent
 PRECISION_KEY = "precision"
@@ -51,8 +53,8 @@ class TransportSettings:
         trainable_only: send only the trained parameters each round (the frozen rest once).
     """
 
-    precision: str = "float32"
-    trainable_only: bool = False
+    precision: str = TransportConfig.precision
+    trainable_only: bool = TransportConfig.trainable_only
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

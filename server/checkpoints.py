@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.model.checkpoint import OLD_LAYOUT_HINT, load_problem
+from federation.schema import SCHEMAS, schema_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,10 @@ def check_same_recipe(saved_yaml: str, config: DictConfig, path: Path) -> None:
     train a finished run further, a new run starts from its final model.
     """
     before = dict(_leaves(OmegaConf.to_container(OmegaConf.create(saved_yaml), resolve=True)))
+    # A checkpoint written before the typed schema lacks the keys whose default the code
+    # supplied then (the same values the schema holds now, e.g. strategy.personalise_from_round).
+    for key, value in _schema_leaves():
+        before.setdefault(key, value)
     now = dict(_leaves(OmegaConf.to_container(config, resolve=True)))
     differences = [
         f"{key}: checkpoint {before.get(key)!r}, this run {now.get(key)!r}"
@@ -234,6 +239,14 @@ def check_same_recipe(saved_yaml: str, config: DictConfig, path: Path) -> None:
         f"{path} was written with another training recipe; resume with the same settings or "
         f"start a new output_dir ({changed})"
     )
+
+
+def _schema_leaves() -> list[tuple[str, Any]]:
+    """(dotted key, default) of every key federation/schema.py types."""
+    leaves = []
+    for (_, group, package), node in SCHEMAS.items():
+        leaves += _leaves(schema_defaults(node), str(package or group))
+    return leaves
 
 
 def _outside_recipe(key: str) -> bool:

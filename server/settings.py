@@ -1,19 +1,19 @@
 """The ServerApp's settings, read once from the composed Hydra config.
 
-Every config key the server reads is named here (and only here), with the default used when
-``configs/federation.yaml`` leaves it out, so the rest of ``server/`` works on typed fields;
-the ``strategy`` section is read and checked by strategies/settings.py.
+The sections it reads are typed by federation/schema.py, which holds every default (the YAML
+presets only override them); the values are checked here, so the rest of ``server/`` works on
+typed fields. The ``strategy`` section is read and checked by strategies/settings.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.privacy import PrivacySettings
-from federation.config import select
 from federation.reply_checks import ReplyLimits
 from federation.transport import TransportSettings
 from strategies.settings import StrategySettings
@@ -106,73 +106,43 @@ class FederationSettings:
 
     @classmethod
     def from_config(cls, config: DictConfig) -> FederationSettings:
-        """Read the settings, with clear errors for values that cannot work."""
-        timeout = OmegaConf.select(config, "federation.timeout", default=None)
-        resume = select(config, "federation.resume", False)
-        if isinstance(resume, str) and resume.lower() in ("true", "false", ""):
-            resume = resume.lower() == "true"
+        """Read the settings from the typed sections (federation/schema.py holds every
+        default), with clear errors for values that cannot work."""
+        federation, tracking = config.federation, config.tracking
         settings = cls(
-            num_rounds=int(select(config, "federation.num_rounds", 3)),
-            local_steps=int(select(config, "federation.local_steps", config.train.max_steps)),
+            num_rounds=federation.num_rounds,
+            local_steps=_local_steps(federation.local_steps, config.train.max_steps),
             learning_rate=float(config.train.learning_rate),
             seed=int(config.seed),
-            fraction_train=float(select(config, "federation.fraction_train", 1.0)),
-            fraction_evaluate=float(select(config, "federation.fraction_evaluate", 1.0)),
-            min_sites=int(select(config, "federation.min_sites", 2)),
+            fraction_train=federation.fraction_train,
+            fraction_evaluate=federation.fraction_evaluate,
+            min_sites=federation.min_sites,
             # 0 or null both mean "no limit": Flower's grid waits for every reply.
-            timeout=float(timeout) if timeout else None,
-            resume=resume if isinstance(resume, bool) else str(resume),
-            initial_checkpoint=OmegaConf.select(
-                config, "federation.initial_checkpoint", default=None
-            ),
+            timeout=float(federation.timeout) if federation.timeout else None,
+            resume=_resume(federation.resume),
+            initial_checkpoint=federation.initial_checkpoint,
             aggregation=StrategySettings.from_config(config),
-            validation=ValidationSettings(
-                enabled=bool(select(config, "federation.validation.enabled", True)),
-                max_norm_ratio=float(select(config, "federation.validation.max_norm_ratio", 10.0)),
-                clip_norm_ratio=_optional_float(
-                    OmegaConf.select(config, "federation.validation.clip_norm_ratio", default=3.0)
-                ),
-                min_accepted=int(select(config, "federation.validation.min_accepted", 1)),
-            ),
-            replies=ReplyLimits(
-                max_examples=int(select(config, "federation.replies.max_examples", 10_000_000)),
-                max_site_share=_optional_float(
-                    OmegaConf.select(config, "federation.replies.max_site_share", default=None)
-                ),
-                max_text=int(select(config, "federation.replies.max_text", 256)),
-                max_bad_files=int(select(config, "federation.replies.max_bad_files", 100)),
-                max_breakdown_groups=int(
-                    select(config, "federation.replies.max_breakdown_groups", 64)
-                ),
-            ),
-            sites={
-                str(site): str(vendor)
-                for site, vendor in (select(config, "federation.sites", {}) or {}).items()
-            },
+            validation=ValidationSettings(**_plain(federation.validation)),
+            replies=ReplyLimits(**_plain(federation.replies)),
+            sites=_plain(federation.sites),
             privacy=PrivacySettings.from_config(config),
-            transport=TransportSettings(
-                precision=str(select(config, "federation.transport.precision", "float32")),
-                trainable_only=bool(select(config, "federation.transport.trainable_only", False)),
-            ),
-            zero_shot_every=int(select(config, "federation.zero_shot_every", 1)),
-            cross_site=bool(select(config, "federation.cross_site.enabled", False)),
-            cross_site_models={
-                str(name): str(path)
-                for name, path in (select(config, "federation.cross_site.models", {}) or {}).items()
-            },
-            pack_arrays=bool(select(config, "federation.pack_arrays", True)),
-            reply_poll_seconds=float(select(config, "federation.reply_poll_seconds", 0.25)),
-            global_evaluation=bool(select(config, "federation.global_evaluation", False)),
-            evaluation_splits=tuple(select(config, "federation.eval_splits", ["held-out", "test"])),
-            evaluation_max_items=int(select(config, "federation.max_eval_items", 0)),
-            mlflow_enabled=bool(select(config, "tracking.enabled", True)),
-            mlflow_uri=OmegaConf.select(config, "tracking.mlflow_uri", default=None),
-            experiment=str(select(config, "tracking.experiment", "cardiomm-fl")),
-            log_round_checkpoints=bool(select(config, "tracking.log_round_checkpoints", True)),
+            transport=TransportSettings(**_plain(federation.transport)),
+            zero_shot_every=federation.zero_shot_every,
+            cross_site=federation.cross_site.enabled,
+            cross_site_models=_plain(federation.cross_site.models),
+            pack_arrays=federation.pack_arrays,
+            reply_poll_seconds=federation.reply_poll_seconds,
+            global_evaluation=federation.global_evaluation,
+            evaluation_splits=tuple(federation.eval_splits),
+            evaluation_max_items=federation.max_eval_items,
+            mlflow_enabled=tracking.enabled,
+            mlflow_uri=tracking.mlflow_uri,
+            experiment=tracking.experiment,
+            log_round_checkpoints=tracking.log_round_checkpoints,
             output_dir=Path(str(config.output_dir)),
-            method=str(select(config, "method", "cardiomm")),
-            mlflow_parent_run_id=OmegaConf.select(config, "tracking.parent_run_id", default=None),
-            mlflow_run_name=OmegaConf.select(config, "tracking.run_name", default=None),
+            method=str(config.method),
+            mlflow_parent_run_id=tracking.parent_run_id,
+            mlflow_run_name=tracking.run_name,
         )
         settings.validate()
         return settings
@@ -215,5 +185,19 @@ class FederationSettings:
             raise ValueError(f"federation.local_steps must be >= 1, got {self.local_steps}")
 
 
-def _optional_float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+def _plain(section: Any) -> Any:
+    """A typed config section as plain Python values (dicts, lists, scalars)."""
+    return OmegaConf.to_container(section, resolve=True)
+
+
+def _local_steps(steps: int | None, max_steps: int) -> int:
+    """``federation.local_steps``; null: ``train.max_steps`` (0 stays 0, which validate refuses)."""
+    return int(max_steps) if steps is None else steps
+
+
+def _resume(value: bool | str) -> bool | str:
+    """``federation.resume``: a bool, or a checkpoint path (a Flower run config may carry
+    ``"true"`` / ``"false"`` as text)."""
+    if isinstance(value, str) and value.lower() in ("true", "false", ""):
+        return value.lower() == "true"
+    return value

@@ -1,8 +1,9 @@
 """The aggregation part of a run's settings: the ``strategy`` section of the composed config.
 
-Read once here, with the default used when ``configs/strategy/`` leaves a key out, and checked
-here; the server's settings (server/settings.py) hold one :class:`StrategySettings` and the
-factory (strategies/factory.py) builds the Flower strategy from it.
+Read once here from the typed section (federation/schema.py, StrategyConfig, holds every
+default; ``configs/strategy/`` only overrides them) and checked here; the server's settings
+(server/settings.py) hold one :class:`StrategySettings` and the factory
+(strategies/factory.py) builds the Flower strategy from it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from federation.config import select
+from federation.schema import StrategyConfig
 from strategies.reducers import REDUCERS
 from strategies.registry import strategy_builder
 from strategies.vendor_weights import VENDOR_WEIGHTINGS
@@ -44,41 +45,33 @@ class StrategySettings:
             registered strategy that the fields above do not name.
     """
 
-    name: str = "fedavg"
-    server_optimizer: str = "none"
-    proximal_mu: float = 0.0
-    vendor_weighting: str = "examples"
-    reducer: str = "mean"
-    trim_fraction: float = 0.2
+    name: str = StrategyConfig.name
+    server_optimizer: str = StrategyConfig.server_optimizer
+    proximal_mu: float = StrategyConfig.proximal_mu
+    vendor_weighting: str = StrategyConfig.vendor_weighting
+    reducer: str = StrategyConfig.reducer
+    trim_fraction: float = StrategyConfig.trim_fraction
     personalised: tuple[str, ...] = ()
-    personalise_from_round: int = 1
-    server_learning_rate: float = 0.1
-    beta_1: float = 0.9
-    beta_2: float = 0.99
-    tau: float = 1e-3
-    site_learning_rate: float = 0.1
+    personalise_from_round: int = StrategyConfig.personalise_from_round
+    server_learning_rate: float = StrategyConfig.server_learning_rate
+    beta_1: float = StrategyConfig.beta_1
+    beta_2: float = StrategyConfig.beta_2
+    tau: float = StrategyConfig.tau
+    site_learning_rate: float = 0.1  # from_config sets train.learning_rate
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: DictConfig) -> StrategySettings:
-        """The ``strategy`` section's values (unchecked: :meth:`validate` checks them)."""
-        section = OmegaConf.select(config, "strategy", default=None)
-        options = OmegaConf.to_container(section, resolve=True) if section is not None else {}
+        """The typed ``strategy`` section's values (federation/schema.py, StrategyConfig,
+        holds the defaults; unchecked: :meth:`validate` checks them)."""
+        section = config.strategy
+        typed = {field.name: section[field.name] for field in dataclasses.fields(StrategyConfig)}
+        typed["server_optimizer"] = section.server_optimizer.lower()
+        typed["personalised"] = tuple(section.personalised)
         return cls(
-            name=str(select(config, "strategy.name", "fedavg")),
-            server_optimizer=str(select(config, "strategy.server_optimizer", "none")).lower(),
-            proximal_mu=float(select(config, "strategy.proximal_mu", 0.0)),
-            vendor_weighting=str(select(config, "strategy.vendor_weighting", "examples")),
-            reducer=str(select(config, "strategy.reducer", "mean")),
-            trim_fraction=float(select(config, "strategy.trim_fraction", 0.2)),
-            personalised=tuple(str(p) for p in select(config, "strategy.personalised", [])),
-            personalise_from_round=int(select(config, "strategy.personalise_from_round", 1)),
-            server_learning_rate=float(select(config, "strategy.server_learning_rate", 0.1)),
-            beta_1=float(select(config, "strategy.beta_1", 0.9)),
-            beta_2=float(select(config, "strategy.beta_2", 0.99)),
-            tau=float(select(config, "strategy.tau", 1e-3)),
+            **typed,
             site_learning_rate=float(config.train.learning_rate),
-            options=dict(options or {}),  # type: ignore[arg-type]
+            options=OmegaConf.to_container(section, resolve=True),  # type: ignore[arg-type]
         )
 
     @property

@@ -16,6 +16,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, Message
 
 from federation.protocol import ARRAYS, SiteRecord, vendor_of
+from federation.schema import ValidationConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +34,10 @@ class ValidationSettings:
         min_accepted: fewest accepted replies a round needs to update the global model.
     """
 
-    enabled: bool = True
-    max_norm_ratio: float = 10.0
-    clip_norm_ratio: float | None = 3.0
-    min_accepted: int = 1
+    enabled: bool = ValidationConfig.enabled
+    max_norm_ratio: float = ValidationConfig.max_norm_ratio
+    clip_norm_ratio: float | None = ValidationConfig.clip_norm_ratio
+    min_accepted: int = ValidationConfig.min_accepted
 
     def validate(self) -> None:
         if self.max_norm_ratio <= 1.0:

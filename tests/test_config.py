@@ -1,5 +1,6 @@
 import pytest
 
+import federation.config  # noqa: F401  registers the schema configs/federation.yaml selects
 from cardiomm.config import CONFIG_DIR_VARIABLE, ConfigError, config_dir, load_config
 
 

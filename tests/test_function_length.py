@@ -26,7 +26,6 @@ ALLOWED = {
     "server/rounds.py:run_rounds": 92,
     "server/rounds.py:run_round": 88,
     "server/secure_rounds.py:run_secure_round": 84,
-    "server/settings.py:FederationSettings.from_config": 82,  # goes with the typed schema
     # Study harness and reports.
     "simulations/study/vendor_skew.py:vendor_section": 93,
     "simulations/study/clinical.py:clinical_check": 92,

@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cardiomm.config import load_config
+from federation.schema import register_schemas
 
 STUDY_ROOT = "simulate"
 # Groups whose choice and values every experiment inherits from the study.
@@ -27,6 +28,8 @@ SHARED_KEYS = ("seed",)
 GROUPS = (*SHARED_GROUPS, "strategy", "privacy")
 # Where load_study_config keeps the study's group choices (Hydra forgets them after compose).
 CHOICES_KEY = "_groups"
+# configs/federation.yaml's defaults list selects the typed schema (federation/schema.py).
+register_schemas()
 # Never forwarded: the runner replaces them with the fold's manifest and the experiment's sites.
 NOT_FORWARDED = ("data.hold_out", "data.hold_out_count", "data.manifest", "data.sites")
 _OVERRIDE = re.compile(r"^(?:~|\+\+|\+)?([A-Za-z0-9_.\-/@]+)=")

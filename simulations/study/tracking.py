@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from federation.mlflow_store import (
     ARTIFACT_FOLDER,
@@ -164,12 +164,12 @@ def open_study_tracker(
 ) -> StudyTracker | None:
     """The study's tracker (None with ``tracking.enabled=false``), continuing the parent run
     that ``study.json`` names when the study is resumed."""
-    if not bool(OmegaConf.select(config, "tracking.enabled", default=True)):
+    if not config.tracking.enabled:  # typed by federation/schema.py, TrackingConfig
         return None
-    configured = OmegaConf.select(config, "tracking.mlflow_uri", default=None)
+    configured = config.tracking.mlflow_uri
     tracker = StudyTracker(
         uri=study_store_uri(study_dir, configured),
-        experiment=str(OmegaConf.select(config, "tracking.experiment", default="cardiomm-fl")),
+        experiment=config.tracking.experiment,
         artifact_dir=None if configured else study_dir / ARTIFACT_FOLDER,
         parent_run_id=state.get("mlflow_parent_run_id"),
         name=settings.name,

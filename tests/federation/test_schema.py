@@ -1,0 +1,217 @@
+"""Every default of the federation, strategy and tracking configuration is stated once, in
+federation/schema.py: the YAML presets only override it, and no Python reader carries its own
+fallback for a key the schema types (issue 28, item 2)."""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from cardiomm.config import ConfigError, read_yaml_file
+from federation.config import compose_overrides
+from federation.reply_checks import ReplyLimits
+from federation.schema import (
+    FederationConfig,
+    RepliesConfig,
+    StrategyConfig,
+    TrackingConfig,
+    TransportConfig,
+    ValidationConfig,
+    schema_defaults,
+)
+from federation.transport import TransportSettings
+from server.checkpoints import check_same_recipe
+from server.settings import FederationSettings
+from strategies.settings import StrategySettings
+from strategies.update_validation import ValidationSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs"
+# Section of a YAML file -> the schema that types it, per file that starts from the schema.
+TYPED_SECTIONS = {
+    **{path: {"": StrategyConfig} for path in sorted((CONFIGS / "strategy").glob("*.yaml"))},
+    CONFIGS / "federation.yaml": {"federation": FederationConfig, "tracking": TrackingConfig},
+    CONFIGS / "simulate.yaml": {"tracking": TrackingConfig},
+}
+SCHEMA_SECTIONS = ("federation.", "strategy.", "tracking.")
+READER_PACKAGES = (
+    "cardiomm",
+    "federation",
+    "strategies",
+    "server",
+    "client",
+    "simulations",
+    "benchmarks",
+)
+# Fallbacks that are not a schema default: what a config without the section means.
+NOT_A_SCHEMA_DEFAULT = {
+    # A site's DP-SGD calibration under `cardiomm train`, whose config has no federation
+    # section: one local run is one round (a federated config always has the schema's key).
+    "cardiomm/site_round/privacy.py reads federation.num_rounds",
+}
+# The four values code and YAML used to disagree on, as every composed run had them.
+FORMER_DISAGREEMENTS = {
+    "federation.cross_site.enabled": True,
+    "federation.global_evaluation": True,
+    "federation.timeout": 3600,
+    "strategy.server_learning_rate": 0.01,
+}
+
+
+def _leaves(value, prefix=""):
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _leaves(item, f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, value
+
+
+def _restated(path, section, schema, root=ROOT):
+    content = read_yaml_file(path) or {}
+    values = content.get(section, {}) if section else content
+    defaults = dict(_leaves(schema_defaults(schema)))
+    return [
+        f"{path.relative_to(root)}: {section + '.' if section else ''}{key}: {value!r}"
+        for key, value in _leaves(values or {})
+        if key in defaults and defaults[key] == value and type(defaults[key]) is type(value)
+    ]
+
+
+def test_no_yaml_restates_a_schema_default():
+    restated = [
+        line
+        for path, sections in TYPED_SECTIONS.items()
+        for section, schema in sections.items()
+        for line in _restated(path, section, schema)
+    ]
+    assert restated == []
+
+
+def test_the_restatement_check_catches_a_restated_default(tmp_path):
+    preset = tmp_path / "configs" / "restating.yaml"
+    preset.parent.mkdir()
+    preset.write_text("federation:\n  num_rounds: 3\n  timeout: 600\n")
+    found = _restated(preset, "federation", FederationConfig, root=tmp_path)
+    assert found == ["configs/restating.yaml: federation.num_rounds: 3"]
+
+
+def _literal_fallbacks(path, root=ROOT):
+    """``select(config, "<schema'd key>", <default>)``-style reads in ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or len(node.args) < 2:
+            continue
+        name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+        key = node.args[1]
+        has_default = len(node.args) > 2 or any(k.arg == "default" for k in node.keywords)
+        if (
+            name in ("select", "config_value")
+            and has_default
+            and isinstance(key, ast.Constant)
+            and str(key.value).startswith(SCHEMA_SECTIONS)
+        ):
+            found.append(f"{path.relative_to(root)}:{node.lineno} reads {key.value}")
+    return found
+
+
+def test_no_python_reader_carries_a_fallback_for_a_schema_key():
+    found = [
+        line
+        for package in READER_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line in _literal_fallbacks(path)
+        if _without_line(line) not in NOT_A_SCHEMA_DEFAULT
+    ]
+    assert found == []
+
+
+def _without_line(found: str) -> str:
+    place, _, rest = found.partition(" ")
+    return f"{place.rsplit(':', 1)[0]} {rest}"
+
+
+def test_the_reader_check_catches_a_literal_fallback(tmp_path):
+    reader = tmp_path / "reader.py"
+    reader.write_text('x = select(config, "federation.timeout", None)\n')
+    assert _literal_fallbacks(reader, root=tmp_path) == ["reader.py:1 reads federation.timeout"]
+
+
+@pytest.mark.parametrize("key", sorted(FORMER_DISAGREEMENTS))
+def test_a_former_disagreement_has_one_value_everywhere(key):
+    section, _, rest = key.partition(".")
+    schema = {"federation": FederationConfig, "strategy": StrategyConfig}[section]
+    expected = FORMER_DISAGREEMENTS[key]
+    assert dict(_leaves(schema_defaults(schema)))[rest] == expected
+    value = compose_overrides("")
+    for part in key.split("."):
+        value = value[part]
+    assert value == expected
+
+
+def test_the_server_settings_take_the_former_disagreements_from_the_schema(tmp_path):
+    settings = FederationSettings.from_config(compose_overrides(f"output_dir={tmp_path}"))
+    assert settings.cross_site is True
+    assert settings.global_evaluation is True
+    assert settings.timeout == 3600.0
+    assert settings.aggregation.server_learning_rate == 0.01
+    assert StrategySettings().server_learning_rate == 0.01
+
+
+@pytest.mark.parametrize(
+    ("settings", "schema"),
+    [
+        (ReplyLimits, RepliesConfig),
+        (ValidationSettings, ValidationConfig),
+        (TransportSettings, TransportConfig),
+    ],
+)
+def test_a_settings_object_defaults_to_its_schema(settings, schema):
+    assert dataclasses.asdict(settings()) == schema_defaults(schema)
+
+
+def test_the_strategy_settings_default_to_the_schema():
+    defaults = schema_defaults(StrategyConfig)
+    settings = dataclasses.asdict(StrategySettings())
+    assert {key: settings[key] for key in defaults if key != "personalised"} == {
+        key: value for key, value in defaults.items() if key != "personalised"
+    }
+    assert list(StrategySettings().personalised) == defaults["personalised"]
+
+
+def test_a_value_of_the_wrong_type_is_refused_with_its_key():
+    with pytest.raises(ConfigError, match=r"federation\.num_rounds: Value 'three'"):
+        compose_overrides("federation.num_rounds=three")
+
+
+def test_a_registered_strategy_may_still_add_its_own_key():
+    assert compose_overrides("++strategy.server_step=0.25").strategy.server_step == 0.25
+
+
+def test_a_checkpoint_from_before_the_schema_resumes_with_its_defaults(tmp_path):
+    config = compose_overrides(f"output_dir={tmp_path}")
+    saved = OmegaConf.to_container(config, resolve=True)
+    del saved["strategy"]["personalise_from_round"]  # a key the code defaulted then
+    check_same_recipe(OmegaConf.to_yaml(saved), config, tmp_path / "latest.pt")
+
+
+def test_a_checkpoint_with_another_schema_value_is_still_another_recipe(tmp_path):
+    config = compose_overrides(f"output_dir={tmp_path}")
+    saved = OmegaConf.to_container(config, resolve=True)
+    saved["strategy"]["personalise_from_round"] = 2
+    with pytest.raises(ValueError, match=r"strategy\.personalise_from_round"):
+        check_same_recipe(OmegaConf.to_yaml(saved), config, tmp_path / "latest.pt")
+
+
+def test_zero_local_steps_is_still_refused_not_replaced(tmp_path):
+    with pytest.raises(ValueError, match=r"federation\.local_steps must be >= 1"):
+        FederationSettings.from_config(
+            compose_overrides(f"output_dir={tmp_path} federation.local_steps=0")
+        )
+
+
+def test_null_local_steps_take_the_trainer_steps(tmp_path):
+    config = compose_overrides(f"output_dir={tmp_path} federation.local_steps=null")
+    assert FederationSettings.from_config(config).local_steps == config.train.max_steps
