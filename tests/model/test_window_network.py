@@ -17,6 +17,7 @@ from cardiomm.model.reconstructor import NetworkReconstructor, WindowReconstruct
 from cardiomm.model.window import WindowCascade
 from cardiomm.physics import ifft2c, rss
 from cardiomm.text import build_text_encoder
+from tests.conftest import requires_cuda
 from tests.model.conftest import TEXT_DIM, activate_adapters, embeddings, model_preset
 
 RADIUS = 1
@@ -197,3 +198,17 @@ def _slice(frames: int) -> tuple[np.ndarray, np.ndarray]:
     kspace = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
     masks = make_mask("ktGaussian", 4, (24, 32), num_frames=frames, acs_width=6).values
     return kspace * masks[:, None], masks.astype(np.float32)
+
+
+@requires_cuda
+def test_the_window_network_runs_forward_and_backward_on_cuda_in_bf16_with_checkpointing():
+    network = window_network(gradient_checkpointing=True).cuda().train()
+    activate_adapters(network)
+    masked_kspace, mask = window_batch(2, 4, 24, 32)
+    undersampling, metadata = (text.cuda() for text in embeddings(2))
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        output = network(masked_kspace.cuda(), mask.cuda(), undersampling, metadata)
+    assert output.dtype == torch.float32
+    output.mean().backward()
+    assert torch.isfinite(output).all()
+    assert all(torch.isfinite(p.grad).all() for p in network.parameters() if p.grad is not None)
