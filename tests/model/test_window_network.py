@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from opacus import GradSampleModule
 
 from cardiomm.data.frame_window import window_frames
 from cardiomm.masks import make_mask
@@ -17,6 +18,7 @@ from cardiomm.model.reconstructor import NetworkReconstructor, WindowReconstruct
 from cardiomm.model.window import WindowCascade
 from cardiomm.physics import ifft2c, rss
 from cardiomm.text import build_text_encoder
+from cardiomm.train.loss import reconstruction_loss
 from tests.conftest import requires_cuda
 from tests.model.conftest import TEXT_DIM, activate_adapters, embeddings, model_preset
 
@@ -212,3 +214,29 @@ def test_the_window_network_runs_forward_and_backward_on_cuda_in_bf16_with_check
     output.mean().backward()
     assert torch.isfinite(output).all()
     assert all(torch.isfinite(p.grad).all() for p in network.parameters() if p.grad is not None)
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
+def test_opacus_per_window_gradients_match_each_window_alone():
+    network = window_network(coil_batching=False)  # as DP-SGD builds it
+    activate_adapters(network)
+    masked_kspace, mask = window_batch(3, 3, 24, 20)
+    texts = embeddings(3)
+    target = torch.rand(3, 24, 20, generator=torch.Generator().manual_seed(2))
+    private = GradSampleModule(network, batch_first=True, loss_reduction="sum")
+    output = private(masked_kspace, mask, *texts)
+    sum(reconstruction_loss(output[i : i + 1], target[i : i + 1]) for i in range(3)).backward()
+    per_window = {name: p.grad_sample.clone() for name, p in network.named_parameters()}
+    private.disable_hooks()
+    names, parameters = zip(*network.named_parameters(), strict=True)
+    for index in range(3):
+        alone = (masked_kspace, mask, *texts, target)
+        inputs = [tensor[index : index + 1] for tensor in alone]
+        loss = reconstruction_loss(network(*inputs[:-1]), inputs[-1])
+        gradients = dict(zip(names, torch.autograd.grad(loss, parameters), strict=True))
+        errors = {
+            name: float((per_window[name][index] - gradient).abs().max())
+            / float(gradient.abs().max().clamp_min(1e-8))
+            for name, gradient in gradients.items()
+        }
+        assert max(errors.values()) < 1e-2, max(errors, key=errors.get)
