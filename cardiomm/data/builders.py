@@ -1,6 +1,7 @@
 """The slice datasets a run builds from its Hydra config: evaluation data with the configured
 fixed, seeded masks, and training data with masks drawn from the configured sampler. The
-site (client/), the server's global evaluation and the research harness all build them here.
+site (client/), the server's global evaluation and the research harness all build them here;
+for a frame-window model (``model.temporal: window``) every item carries its frame's window.
 """
 
 from __future__ import annotations
@@ -12,6 +13,19 @@ from cardiomm.data.dataset import SliceDataset
 from cardiomm.data.masking import EvaluationMasks, MaskSetting, TrainingMasks
 from cardiomm.masks import MaskSampler
 from cardiomm.masks.sampler import reference_matrix_from_config
+
+
+def frame_window_radius_of(config: Any) -> int:
+    """The frame window the configured model sees around each frame: ``model.window_radius``
+    for ``model.temporal: window``, 0 (one frame per item) otherwise or without a model
+    section."""
+    model = getattr(config, "model", None)
+    if model is None or getattr(model, "temporal", "none") == "none":
+        return 0
+    radius = getattr(model, "window_radius", None)
+    if radius is None:
+        raise ValueError("model.temporal is window but model.window_radius is not set")
+    return int(radius)
 
 
 def evaluation_settings(masks: Any) -> list[MaskSetting]:
@@ -45,6 +59,7 @@ def evaluation_dataset(
         remove_oversampling=bool(config.data.remove_oversampling),
         selection=selection,
         show_progress=show_progress,
+        frame_window_radius=frame_window_radius_of(config),
         **options,
     )
 
@@ -59,5 +74,6 @@ def training_dataset(
         TrainingMasks(MaskSampler.from_config(config.masks, seed=seed), seed),
         remove_oversampling=bool(config.data.remove_oversampling),
         show_progress=show_progress,
+        frame_window_radius=frame_window_radius_of(config),
         **options,
     )

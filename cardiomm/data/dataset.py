@@ -1,4 +1,5 @@
-"""The slice dataset: one 2D multi-coil k-space image per item, with its mask, target and texts.
+"""The slice dataset: one 2D multi-coil k-space image per item, with its mask, target and texts
+(or, for a frame-window model, the image's window of frames, each with its own mask).
 
 The dataset reads; the masking object it is given chooses each image's mask
 (:mod:`cardiomm.data.masking`: random per training sample, or fixed and seeded for
@@ -20,9 +21,11 @@ from torch.utils.data import Dataset
 
 from cardiomm.data.bad_file_report import INDEX, READ, append_bad_files
 from cardiomm.data.errors import DataFileError
-from cardiomm.data.index import BadFile, SliceIndex
+from cardiomm.data.frame_window import window_frames
+from cardiomm.data.index import BadFile, IndexedFile, SliceIndex
 from cardiomm.data.masking import ImageKey, Masking, TrainingMasks
 from cardiomm.data.readers import open_series
+from cardiomm.masks import UndersamplingMask
 from cardiomm.physics import ifft2c, remove_readout_oversampling, rss
 
 logger = logging.getLogger(__name__)
@@ -34,7 +37,11 @@ METADATA_MODES = ("full", "unknown")
 
 
 class SliceSample(NamedTuple):
-    """One item. Shapes are per item; a DataLoader adds a leading batch axis.
+    """One item. Shapes are per item; a DataLoader adds a leading batch axis. A dataset with
+    a frame window (``frame_window_radius`` r > 0) gives ``kspace``, ``mask`` and
+    ``masked_kspace`` a leading window axis of 2 r + 1 frames
+    (:func:`~cardiomm.data.frame_window.window_frames`, the item's frame in the middle, each
+    frame with its own mask); ``target``, the texts and the provenance are the item's frame's.
 
     Attributes:
         kspace: complex64 (coils, ky, kx), fully sampled, centred.
@@ -42,7 +49,7 @@ class SliceSample(NamedTuple):
         masked_kspace: complex64 (coils, ky, kx), ``kspace * mask``.
         target: float32 (ky, kx), root-sum-of-squares of the fully sampled coil images.
         metadata_text: CardioMM's metadata text.
-        undersampling_text: e.g. ``Undersampling: 16x random.``
+        undersampling_text: e.g. ``Undersampling: 16x random.`` (of the item's frame)
         file: path of the source file.
         frame: frame index in the file.
         slice_index: slice index in the file.
@@ -81,6 +88,8 @@ class CineSample(NamedTuple):
         mask_name: e.g. ``ktRadial24``.
         file: path of the source file.
         slice_index: the slice.
+        metadata_text: CardioMM's metadata text (as the dataset's ``metadata`` mode says).
+        undersampling_text: the first frame's, e.g. ``Undersampling: 24x radial.``
     """
 
     masked_kspace: np.ndarray
@@ -89,6 +98,8 @@ class CineSample(NamedTuple):
     mask_name: str
     file: str
     slice_index: int
+    metadata_text: str = ""
+    undersampling_text: str = ""
 
 
 class SliceDataset(Dataset[SliceSample]):
@@ -109,6 +120,9 @@ class SliceDataset(Dataset[SliceSample]):
         metadata: ``full`` (the metadata text says what is known of the scan) or ``unknown``
             (every field of the text says unknown; the centre, vendor and modality fields of
             the items still give the truth, for grouping scores).
+        frame_window_radius: 0 for one frame per item; r > 0 for a frame-window model's
+            items, each carrying its frame's window of 2 r + 1 frames (see
+            :class:`SliceSample`), as ``model.window_radius`` says.
     """
 
     def __init__(
@@ -121,7 +135,10 @@ class SliceDataset(Dataset[SliceSample]):
         selection: Literal["all", "ranking"] = "all",
         show_progress: bool = True,
         metadata: Literal["full", "unknown"] = "full",
+        frame_window_radius: int = 0,
     ) -> None:
+        if frame_window_radius < 0:
+            raise ValueError(f"frame_window_radius must be >= 0, got {frame_window_radius}")
         if selection not in ("all", "ranking"):
             raise ValueError(f"selection must be 'all' or 'ranking', got {selection!r}")
         _check_metadata_mode(metadata)
@@ -136,6 +153,7 @@ class SliceDataset(Dataset[SliceSample]):
         self.masking: Masking = masking if masking is not None else TrainingMasks()
         self.remove_oversampling = remove_oversampling
         self.metadata = metadata
+        self.frame_window_radius = frame_window_radius
         self.bad_file_report = Path(bad_file_report) if bad_file_report else None
         self.epoch = 0
         self._unreadable: set[int] = set()
@@ -192,6 +210,8 @@ class SliceDataset(Dataset[SliceSample]):
         )
 
     def _load(self, item: int) -> SliceSample:
+        if self.frame_window_radius:
+            return self._load_window(item)
         image = self.index.images[item]
         indexed = self.index.files[image.file_number]
         with open_series(indexed.path) as series:
@@ -202,14 +222,51 @@ class SliceDataset(Dataset[SliceSample]):
         key = ImageKey(item, indexed.path, image.frame, image.slice_index, matrix)
         mask = self.masking.mask_for(key, self.epoch)
         mask_values = torch.from_numpy(mask.frame(0).astype(np.float32))
+        return self._sample(
+            item, kspace, mask_values, kspace * mask_values, rss(ifft2c(kspace)), mask
+        )
+
+    def _load_window(self, item: int) -> SliceSample:
+        """Item ``item`` with its frame's window: k-space and masks (frames, ...) of the
+        window's frames, the target of the item's frame."""
+        image = self.index.images[item]
+        indexed = self.index.files[image.file_number]
+        frames = window_frames(image.frame, indexed.shape[0], self.frame_window_radius)
+        distinct = list(dict.fromkeys(frames))
+        with open_series(indexed.path) as series:
+            read = {f: series.read_kspace(f, image.slice_index) for f in distinct}
+        kspace = torch.from_numpy(np.stack([read[frame] for frame in frames]))
+        if self.remove_oversampling:
+            kspace = remove_readout_oversampling(kspace).to(torch.complex64)
+        matrix = (kspace.shape[-2], kspace.shape[-1])
+        key = ImageKey(item, indexed.path, image.frame, image.slice_index, matrix)
+        masks = self.masking.window_masks(key, frames, self.epoch)
+        mask_values = torch.from_numpy(np.concatenate([m.values for m in masks]).astype(np.float32))
+        centre = self.frame_window_radius
+        target = rss(ifft2c(kspace[centre]))
+        return self._sample(
+            item, kspace, mask_values, kspace * mask_values[:, None], target, masks[centre]
+        )
+
+    def _sample(
+        self,
+        item: int,
+        kspace: torch.Tensor,
+        mask_values: torch.Tensor,
+        masked_kspace: torch.Tensor,
+        target: torch.Tensor,
+        mask: UndersamplingMask,
+    ) -> SliceSample:
+        """The item's sample: the tensors given, the texts and provenance of its image."""
+        image = self.index.images[item]
+        indexed = self.index.files[image.file_number]
         metadata = indexed.metadata
-        text_metadata = metadata.as_unknown() if self.metadata == UNKNOWN else metadata
         return SliceSample(
             kspace=kspace,
             mask=mask_values,
-            masked_kspace=kspace * mask_values,
-            target=rss(ifft2c(kspace)).to(torch.float32),
-            metadata_text=text_metadata.to_text(),
+            masked_kspace=masked_kspace,
+            target=target.to(torch.float32),
+            metadata_text=self._metadata_text(indexed),
             undersampling_text=mask.text,
             file=str(indexed.path),
             frame=image.frame,
@@ -220,6 +277,11 @@ class SliceDataset(Dataset[SliceSample]):
             mask_name=mask.name,
             cardiac_view=metadata.view or UNKNOWN,
         )
+
+    def _metadata_text(self, indexed: IndexedFile) -> str:
+        """The metadata text of ``indexed``'s items (every field unknown in ``unknown`` mode)."""
+        metadata = indexed.metadata
+        return (metadata.as_unknown() if self.metadata == UNKNOWN else metadata).to_text()
 
     def load_cine(self, item: int) -> CineSample:
         """All frames of the slice of image ``item`` (also frames the selection left out).
@@ -258,6 +320,8 @@ class SliceDataset(Dataset[SliceSample]):
             mask_name=masks[0].name,
             file=str(indexed.path),
             slice_index=image.slice_index,
+            metadata_text=self._metadata_text(indexed),
+            undersampling_text=masks[0].text,
         )
 
     def _mark_unreadable(self, item: int, error: DataFileError) -> None:

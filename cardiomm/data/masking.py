@@ -60,6 +60,13 @@ class Masking(Protocol):
         """The mask of ``image`` (values bool (1, ky, kx)) in training epoch ``epoch``."""
         ...
 
+    def window_masks(
+        self, image: ImageKey, frames: Sequence[int], epoch: int
+    ) -> list[UndersamplingMask]:
+        """One-frame masks of the window ``frames`` around ``image`` (a frame-window model's
+        item), one per window position; a frame that appears twice gets the same mask."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingMasks:
@@ -76,6 +83,18 @@ class TrainingMasks:
     def mask_for(self, image: ImageKey, epoch: int) -> UndersamplingMask:
         rng = np.random.default_rng([self.seed, epoch, image.item])
         return self.sampler.sample(image.matrix, rng=rng)
+
+    def window_masks(
+        self, image: ImageKey, frames: Sequence[int], epoch: int
+    ) -> list[UndersamplingMask]:
+        """One k-t mask drawn for the window's distinct frames, in window order: the frames
+        share pattern and R and, for kt patterns, sample other lines in each frame, as an
+        acquisition does; a repeated frame (a series shorter than the window, a frameless
+        one) was acquired once, so it gets its one mask again."""
+        distinct = list(dict.fromkeys(frames))
+        rng = np.random.default_rng([self.seed, epoch, image.item])
+        drawn = self.sampler.sample(image.matrix, num_frames=len(distinct), rng=rng)
+        return [frame_of(drawn, distinct.index(frame)) for frame in frames]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +144,17 @@ class EvaluationMasks:
             first_frame=image.frame,
             reference_matrix=self.reference_matrix,
         )
+
+    def window_masks(
+        self, image: ImageKey, frames: Sequence[int], epoch: int
+    ) -> list[UndersamplingMask]:
+        """Each window frame's own fixed mask: what :meth:`mask_for` gives that frame."""
+        return [self.mask_for(dataclasses.replace(image, frame=f), epoch) for f in frames]
+
+
+def frame_of(mask: UndersamplingMask, frame: int) -> UndersamplingMask:
+    """Frame ``frame`` of a multi-frame mask as a one-frame mask with the same settings."""
+    return dataclasses.replace(mask, values=mask.values[frame : frame + 1])
 
 
 def evaluation_masks(

@@ -51,8 +51,9 @@ class GradientDataConsistency(nn.Module):
     def forward(
         self, kspace: torch.Tensor, measured: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
-        """kspace, measured complex (B, C, H, W); mask (B, H, W) -> complex (B, C, H, W)."""
-        residual = mask.unsqueeze(1) * (kspace - measured)
+        """kspace, measured complex (..., C, H, W); mask (..., H, W) -> complex (..., C, H, W)
+        (a frame window's (B, F, ...) included: each frame with its own mask)."""
+        residual = mask.unsqueeze(-3) * (kspace - measured)
         scaled = self.step(torch.view_as_real(residual).contiguous())
         return kspace - torch.view_as_complex(scaled)
 
@@ -60,9 +61,9 @@ class GradientDataConsistency(nn.Module):
 class Cascade(nn.Module):
     """One unrolled step: (k-space, measurement, mask, sensitivities) -> refined k-space."""
 
-    def __init__(self, config: UNetConfig) -> None:
+    def __init__(self, config: UNetConfig, image_channels: int = 2) -> None:
         super().__init__()
-        self.image_net = NormalisedUNet(2, 2, config)
+        self.image_net = NormalisedUNet(image_channels, image_channels, config)
         self.data_consistency = GradientDataConsistency()
 
     def forward(
@@ -75,8 +76,18 @@ class Cascade(nn.Module):
         metadata: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """kspace, measured, sensitivities complex (B, C, H, W); mask (B, H, W)."""
+        refinement = self.refinement(kspace, sensitivities, undersampling, metadata)
+        return self.data_consistency(kspace, measured, mask) + refinement
+
+    def refinement(
+        self,
+        kspace: torch.Tensor,
+        sensitivities: torch.Tensor,
+        undersampling: torch.Tensor | None,
+        metadata: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The image network's correction in k-space: F(S R(S^H k)), complex like ``kspace``."""
         image = complex_to_channels(reduce_to_image(kspace, sensitivities))
         # Physics stays in float32 / complex64 even under bf16 autocast.
         correction = channels_to_complex(self.image_net(image, undersampling, metadata).float())
-        refinement = expand_to_kspace(correction, sensitivities)
-        return self.data_consistency(kspace, measured, mask) + refinement
+        return expand_to_kspace(correction, sensitivities)

@@ -9,6 +9,10 @@ from typing import Any
 from cardiomm.model.unet import UNetConfig
 
 ARCHITECTURES = ("cardiomm", "dcunet")
+# How the network uses a cine's time: ``none`` reconstructs each frame alone (the released
+# CardioMM); ``window`` reconstructs frame t from frames t-r..t+r (cyclic), each kept
+# consistent with its own mask (cardiomm/model/window.py).
+TEMPORAL_DESIGNS = ("none", "window")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +29,10 @@ class ModelConfig:
         embedding_dim: size of the projected text embeddings.
         gradient_checkpointing: recompute each cascade in the backward pass (saves memory).
         coil_batching: run the sensitivity net on all coils at once (turn off for DP).
+        temporal: ``none`` (each frame alone) or ``window`` (frame t sees its neighbours
+            t - window_radius .. t + window_radius, cyclic, as input channels).
+        window_radius: neighbours on each side of the frame in a ``window`` network (>= 1;
+            ignored by ``none``).
     """
 
     architecture: str = "cardiomm"
@@ -38,6 +46,8 @@ class ModelConfig:
     embedding_dim: int = 256
     gradient_checkpointing: bool = False
     coil_batching: bool = True
+    temporal: str = "none"
+    window_radius: int = 2
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -46,6 +56,15 @@ class ModelConfig:
             )
         if self.num_cascades < 1:
             raise ValueError(f"num_cascades must be >= 1, got {self.num_cascades}")
+        if self.temporal not in TEMPORAL_DESIGNS:
+            raise ValueError(f"temporal must be one of {TEMPORAL_DESIGNS}, got {self.temporal!r}")
+        if self.temporal == "window" and self.window_radius < 1:
+            raise ValueError(f"window_radius must be >= 1, got {self.window_radius}")
+
+    @property
+    def window_frames(self) -> int:
+        """Frames the network sees per reconstructed frame: 1, or 2 * window_radius + 1."""
+        return 2 * self.window_radius + 1 if self.temporal == "window" else 1
 
     @property
     def uses_text(self) -> bool:

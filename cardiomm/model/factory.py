@@ -12,7 +12,7 @@ from cardiomm.config import config_section
 from cardiomm.model.checkpoint import network_from_checkpoint
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.network import CardioMMNet
-from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.model.reconstructor import NetworkReconstructor, WindowReconstructor
 from cardiomm.model.vendor_personalised import VENDOR_PARTS_KEY, VendorPartsReconstructor
 from cardiomm.text import TextEncoder, build_text_encoder, build_text_encoder_from_config
 
@@ -80,9 +80,10 @@ def encoder_settings(text_config: Mapping[str, Any]) -> dict[str, Any]:
 
 def reconstructor_from_checkpoint(
     content: Mapping[str, Any], name: str | None = None, clip_path: str | None = None
-) -> NetworkReconstructor | VendorPartsReconstructor:
+) -> NetworkReconstructor | VendorPartsReconstructor | WindowReconstructor:
     """Network + its text encoder, ready to reconstruct (with the per-vendor parameters of a
-    vendor-personalised model picked by each scan's metadata vendor).
+    vendor-personalised model picked by each scan's metadata vendor; a frame-window model as
+    a :class:`WindowReconstructor`, which takes a slice's frames together).
 
     Args:
         content: a read checkpoint (``read_checkpoint``).
@@ -101,8 +102,13 @@ def reconstructor_from_checkpoint(
             )
     extra = content.get("extra", {})
     method = name or extra.get("method") or network.config.architecture
-    reconstructor = NetworkReconstructor(network, encoder, name=method)
+    reconstructor: NetworkReconstructor | VendorPartsReconstructor = NetworkReconstructor(
+        network, encoder, name=method
+    )
     if extra.get(VENDOR_PARTS_KEY):
         # A vendor-personalised federated model: each scan gets its vendor's parameters.
-        return VendorPartsReconstructor(reconstructor, extra[VENDOR_PARTS_KEY])
+        reconstructor = VendorPartsReconstructor(reconstructor, extra[VENDOR_PARTS_KEY])
+    if network.is_temporal:
+        # A frame-window model reconstructs a slice's frames together, each from its window.
+        return WindowReconstructor(reconstructor, network)
     return reconstructor

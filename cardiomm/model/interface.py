@@ -41,6 +41,42 @@ class CineReconstructor(Protocol):
         ...
 
 
+class CineTexts(NamedTuple):
+    """The texts of one slice, for a cine method that is conditioned on them.
+
+    Attributes:
+        metadata_text: CardioMM's metadata text of the scan.
+        undersampling_text: e.g. ``Undersampling: 24x radial.`` (the frames of a slice share
+            pattern and R).
+    """
+
+    metadata_text: str
+    undersampling_text: str
+
+
+@runtime_checkable
+class TextConditionedCineReconstructor(CineReconstructor, Protocol):
+    """A :class:`CineReconstructor` that reads the slice's texts (the frame-window CardioMM):
+    its ``reconstruct_cine`` also takes ``texts``."""
+
+    reads_texts: bool
+
+
+def reconstruct_cine_with_texts(
+    reconstructor: CineReconstructor,
+    masked_kspace: np.ndarray,
+    masks: np.ndarray,
+    frames: Sequence[int],
+    texts: CineTexts,
+) -> CineResult:
+    """``reconstructor.reconstruct_cine``, given the slice's ``texts`` when it reads them
+    (:class:`TextConditionedCineReconstructor`); other cine methods (the classical ones) are
+    called as the protocol says."""
+    if isinstance(reconstructor, TextConditionedCineReconstructor):
+        return reconstructor.reconstruct_cine(masked_kspace, masks, frames, texts=texts)
+    return reconstructor.reconstruct_cine(masked_kspace, masks, frames)
+
+
 class CineResult(Protocol):
     """What a :class:`CineReconstructor` returns."""
 

@@ -16,11 +16,16 @@ from cardiomm.model.cascade import Cascade
 from cardiomm.model.conditioning import TextProjection
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.sensitivity_net import SensitivityNetwork
+from cardiomm.model.window import WindowCascade
 from cardiomm.physics import ifft2c, rss
 
 
 class CardioMMNet(nn.Module):
     """Sensitivities from the ACS region, K cascades with soft data consistency, RSS output.
+
+    ``config.temporal`` picks what one reconstruction sees: ``none``, one frame (the
+    released CardioMM); ``window``, a window of 2 r + 1 frames around the frame to
+    reconstruct (cardiomm/model/window.py), each frame consistent with its own mask.
 
     Args:
         config: sizes and variant.
@@ -49,7 +54,17 @@ class CardioMMNet(nn.Module):
             TextProjection(text_dim, config.embedding_dim) if use_metadata else None
         )
         self.sensitivity_net = SensitivityNetwork(sensitivity_config, config.coil_batching)
-        self.cascades = nn.ModuleList(Cascade(image_config) for _ in range(config.num_cascades))
+        self.cascades = nn.ModuleList(
+            WindowCascade(image_config, config.window_frames)
+            if config.temporal == "window"
+            else Cascade(image_config)
+            for _ in range(config.num_cascades)
+        )
+
+    @property
+    def is_temporal(self) -> bool:
+        """Reconstructs a frame from a window of frames (inputs carry a window axis)."""
+        return self.config.temporal != "none"
 
     def forward(
         self,
@@ -61,23 +76,26 @@ class CardioMMNet(nn.Module):
         """Reconstruct RSS magnitude images.
 
         Args:
-            masked_kspace: complex64 (B, C, H, W), centred, zeros where not sampled.
-            mask: float (B, H, W), 1 where sampled.
+            masked_kspace: complex64 (B, C, H, W), centred, zeros where not sampled; for a
+                temporal network (B, F, C, H, W), the F = 2 r + 1 frames of each window
+                (:func:`cardiomm.model.window.window_frames`), the frame to reconstruct in
+                the middle.
+            mask: float (B, H, W), 1 where sampled; (B, F, H, W), each frame's own mask,
+                for a temporal network.
             undersampling_embedding: (B, text_dim) encoder output for the undersampling text.
             metadata_embedding: (B, text_dim) encoder output for the metadata text.
 
         Returns:
-            float32 (B, H, W).
+            float32 (B, H, W): the images (of the windows' centre frames).
         """
-        if masked_kspace.dim() != 4 or not masked_kspace.is_complex():
-            raise ValueError(
-                "masked_kspace must be complex (batch, coils, ky, kx), got "
-                f"{masked_kspace.dtype} {tuple(masked_kspace.shape)}"
-            )
+        self._check_inputs(masked_kspace, mask)
         mask = mask.to(torch.float32)
         undersampling = self._project(self.undersampling_projection, undersampling_embedding)
         metadata = self._project(self.metadata_projection, metadata_embedding)
-        sensitivities = self.sensitivity_net(masked_kspace, mask, undersampling, metadata)
+        if self.is_temporal:
+            sensitivities = self.window_sensitivities(masked_kspace, mask, undersampling, metadata)
+        else:
+            sensitivities = self.sensitivity_net(masked_kspace, mask, undersampling, metadata)
         kspace = masked_kspace
         for cascade in self.cascades:
             arguments = (kspace, masked_kspace, mask, sensitivities, undersampling, metadata)
@@ -85,7 +103,56 @@ class CardioMMNet(nn.Module):
                 kspace = checkpoint(cascade, *arguments, use_reentrant=False)
             else:
                 kspace = cascade(*arguments)
+        if self.is_temporal:
+            kspace = kspace[:, self.config.window_radius]
         return rss(ifft2c(kspace)).to(torch.float32)
+
+    def window_sensitivities(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        undersampling: torch.Tensor | None,
+        metadata: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The coil sensitivities one frame window shares: complex (B, C, H, W) from
+        masked_kspace complex (B, F, C, H, W) and mask (B, F, H, W).
+
+        Today they are the 2D network's: the sensitivity net seeded from the centre frame's
+        ACS region, so that a window network and a 2D one calibrate alike. This is the one
+        place where a calibration from every frame's samples
+        (``estimate_sensitivities_from_frames`` in cardiomm/model/sensitivities.py, the
+        time-averaged k-space of the window) is to be plugged in.
+        """
+        centre = self.config.window_radius
+        return self.sensitivity_net(
+            masked_kspace[:, centre], mask[:, centre], undersampling, metadata
+        )
+
+    def _check_inputs(self, masked_kspace: torch.Tensor, mask: torch.Tensor) -> None:
+        """One-line errors for inputs of the wrong layout for this network."""
+        if self.is_temporal:
+            frames = self.config.window_frames
+            if (
+                masked_kspace.dim() != 5
+                or not masked_kspace.is_complex()
+                or masked_kspace.shape[1] != frames
+            ):
+                raise ValueError(
+                    f"a {frames}-frame window network needs complex masked_kspace (batch, "
+                    f"{frames}, coils, ky, kx), got {masked_kspace.dtype} "
+                    f"{tuple(masked_kspace.shape)} (build its data with the model's frame window)"
+                )
+            expected = (*masked_kspace.shape[:2], *masked_kspace.shape[-2:])
+            if tuple(mask.shape) != expected:
+                raise ValueError(
+                    f"mask {tuple(mask.shape)} does not match the window (batch, frames, ky, "
+                    f"kx) {expected}"
+                )
+        elif masked_kspace.dim() != 4 or not masked_kspace.is_complex():
+            raise ValueError(
+                "masked_kspace must be complex (batch, coils, ky, kx), got "
+                f"{masked_kspace.dtype} {tuple(masked_kspace.shape)}"
+            )
 
     @staticmethod
     def _project(

@@ -3,7 +3,8 @@
 Each image is read on its own (the readers are lazy), masked, and passed to any
 :class:`~cardiomm.model.interface.Reconstructor`, a few images per call; a
 :class:`CineReconstructor` (the classical methods, which calibrate from and, for k-t methods,
-solve over every frame of a slice) is given each slice's frames together instead. Each
+solve over every frame of a slice, and the frame-window CardioMM) is given each slice's frames
+together, with the slice's texts, instead. Each
 image's zero-filled image and, for fully sampled
 files, its reference (RSS of the fully sampled coil images) are kept beside the
 reconstruction for previews and scores. A method whose output holds NaN or Inf (a diverged
@@ -22,7 +23,12 @@ import numpy as np
 import torch
 
 from cardiomm.data.readers import KSpaceSeries
-from cardiomm.model.interface import ReconstructionInput, Reconstructor
+from cardiomm.model.interface import (
+    CineTexts,
+    ReconstructionInput,
+    Reconstructor,
+    reconstruct_cine_with_texts,
+)
 from cardiomm.physics import ifft2c, remove_readout_oversampling, rss
 from cardiomm.recon.mask_choice import FileMasks
 
@@ -42,7 +48,8 @@ class NonFiniteReconstructionError(ValueError):
 @runtime_checkable
 class CineReconstructor(Protocol):
     """A method that reconstructs one slice's frames together (e.g.
-    :class:`cardiomm.classical.reconstructor.ClassicalReconstructor`)."""
+    :class:`cardiomm.classical.reconstructor.ClassicalReconstructor`,
+    :class:`cardiomm.model.reconstructor.WindowReconstructor`)."""
 
     name: str
 
@@ -50,7 +57,8 @@ class CineReconstructor(Protocol):
         self, masked_kspace: np.ndarray, masks: np.ndarray, frames: Sequence[int]
     ) -> _CineImages:
         """Images of ``frames`` from complex (frames, coils, ky, kx) k-space and
-        (frames, ky, kx) masks."""
+        (frames, ky, kx) masks (and the slice's texts, for a method that reads them:
+        :func:`~cardiomm.model.interface.reconstruct_cine_with_texts`)."""
         ...
 
 
@@ -199,8 +207,12 @@ def _run(
     """
     if isinstance(reconstructor, CineReconstructor):
         masks = torch.stack(batch.masks).numpy()
-        cine = reconstructor.reconstruct_cine(
-            torch.stack(batch.kspace).numpy(), masks, [frame for frame, _ in batch.positions]
+        cine = reconstruct_cine_with_texts(
+            reconstructor,
+            torch.stack(batch.kspace).numpy(),
+            masks,
+            [frame for frame, _ in batch.positions],
+            CineTexts(metadata_text, batch.texts[0]),
         )
         images = np.asarray(cine.images, dtype=np.float32)
     else:

@@ -21,7 +21,13 @@ from torch.utils.data import DataLoader
 from cardiomm.data.dataset import UNKNOWN, SliceDataset
 from cardiomm.data.errors import DataFileError
 from cardiomm.metrics import evaluate_image, ranking_crop
-from cardiomm.model.interface import CineReconstructor, ReconstructionInput, Reconstructor
+from cardiomm.model.interface import (
+    CineReconstructor,
+    CineTexts,
+    ReconstructionInput,
+    Reconstructor,
+    reconstruct_cine_with_texts,
+)
 from cardiomm.progress import progress_bar
 
 METRICS = ("psnr", "ssim", "nmse")
@@ -104,8 +110,9 @@ def evaluate_reconstructor(
 
     Args:
         reconstructor: any :class:`Reconstructor` (CardioMM, DCUNet-style, zero-filled), or
-            a :class:`CineReconstructor` (the classical methods), which gets every frame of
-            each scored slice with each frame's mask and returns the scored frames.
+            a :class:`CineReconstructor` (the classical methods, the frame-window CardioMM),
+            which gets every frame of each scored slice with each frame's mask and the
+            slice's texts, and returns the scored frames.
         dataset: an eval-mode slice dataset (its masks are fixed and seeded).
         device: where to reconstruct.
         max_items: 0 for all items.
@@ -174,7 +181,10 @@ def _evaluate_cine(
         except DataFileError:
             continue  # skipped and reported by the dataset, as an unreadable image is
         frames = [dataset.index.images[item].frame for item in items]
-        result = reconstructor.reconstruct_cine(cine.masked_kspace, cine.masks, frames)
+        texts = CineTexts(cine.metadata_text, cine.undersampling_text)
+        result = reconstruct_cine_with_texts(
+            reconstructor, cine.masked_kspace, cine.masks, frames, texts
+        )
         metadata = dataset.index.files[dataset.index.images[items[0]].file_number].metadata
         for position, frame in enumerate(frames):
             provenance = {
