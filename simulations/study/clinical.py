@@ -40,7 +40,13 @@ from cardiomm.data.builders import evaluation_dataset, evaluation_masks_of, eval
 from cardiomm.data.dataset import SliceDataset
 from cardiomm.data.errors import DataFileError
 from cardiomm.data.geometry import ScanGeometry, read_geometry
-from cardiomm.model.interface import CineReconstructor, ReconstructionInput, Reconstructor
+from cardiomm.model.interface import (
+    CineReconstructor,
+    CineTexts,
+    ReconstructionInput,
+    Reconstructor,
+    reconstruct_cine_with_texts,
+)
 from cardiomm.progress import progress_bar
 from cardiomm.segmentation.classes import CLASS_NAMES
 from cardiomm.segmentation.clinical import PHENOTYPE_FIELDS, segment_stack, stack_dice
@@ -406,7 +412,10 @@ def _reconstruct_cine(
     per_slice = []
     for slice_index in range(slices):
         cine = dataset.load_cine(scan.items[(frames[0], slice_index)])
-        result = method.reconstruct_cine(cine.masked_kspace, cine.masks, list(frames))
+        texts = CineTexts(cine.metadata_text, cine.undersampling_text)
+        result = reconstruct_cine_with_texts(
+            method, cine.masked_kspace, cine.masks, list(frames), texts
+        )
         per_slice.append(np.asarray(result.images, dtype=np.float32))
     return np.stack(per_slice, axis=1)
 

@@ -37,8 +37,11 @@ from cardiomm.data.masking import MaskSetting
 from cardiomm.model.interface import (
     CineReconstructor,
     CineResult,
+    CineTexts,
     ReconstructionInput,
     Reconstructor,
+    TextConditionedCineReconstructor,
+    reconstruct_cine_with_texts,
 )
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.evaluate import VIEWS
@@ -427,11 +430,21 @@ class _FirstCineImage:
         self.method = method
         self.name = method.name
         self.image: np.ndarray | None = None
+        if isinstance(method, TextConditionedCineReconstructor):
+            # The evaluation hands the slice's texts only to a method that says it reads them.
+            self.reads_texts = True
 
     def reconstruct_cine(
-        self, masked_kspace: np.ndarray, masks: np.ndarray, frames: Sequence[int]
+        self,
+        masked_kspace: np.ndarray,
+        masks: np.ndarray,
+        frames: Sequence[int],
+        texts: CineTexts | None = None,
     ) -> CineResult:
-        result = self.method.reconstruct_cine(masked_kspace, masks, frames)
+        if texts is None:
+            result = self.method.reconstruct_cine(masked_kspace, masks, frames)
+        else:
+            result = reconstruct_cine_with_texts(self.method, masked_kspace, masks, frames, texts)
         if self.image is None:
             self.image = np.asarray(result.images[0], dtype=np.float32)
         return result

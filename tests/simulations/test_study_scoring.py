@@ -57,11 +57,11 @@ def manifest(config):
     return load_partition(config.data, int(config.seed), show_progress=False)
 
 
-def _checkpoint(path, text: str, seed: int):
+def _checkpoint(path, text: str, seed: int, model: ModelConfig | None = None):
     """A tiny CardioMM with every weight perturbed, so heads and metadata adapters act."""
     encoder = build_text_encoder(text)
     torch.manual_seed(seed)
-    network = build_network(ModelConfig(), encoder)
+    network = build_network(model or ModelConfig(), encoder)
     with torch.no_grad():
         for parameter in network.parameters():
             parameter.add_(0.02 * torch.randn_like(parameter))
@@ -206,6 +206,28 @@ def test_classical_baselines_name_only_classical_methods():
 def test_no_classical_baselines_scores_best_classical_alone():
     config = OmegaConf.create({"study": {"classical_baselines": []}})
     assert scored_references(config) == ("zero-filled", "best-classical")
+
+
+def test_a_text_conditioned_frame_window_model_is_scored_with_its_slice_texts(
+    config, manifest, tmp_path
+):
+    window = ModelConfig(temporal="window", window_radius=1)
+    checkpoint = _checkpoint(tmp_path / "w.pt", "minilm", 5, window)
+    outcome = ExperimentOutcome(
+        FOLD, "fedavg-window", "federated", 0, {"global": checkpoint}, tmp_path, None, 1.0, 1
+    )
+    rows = evaluate_outcomes(
+        [outcome], config, manifest, tmp_path, show_progress=False, include_references=False
+    )
+    assert rows and all(math.isfinite(row["psnr"]) for row in rows)
+    full = {
+        r["file"]: r["psnr"] for r in rows if r["metadata"] == "full" and r["mask"] == "Uniform8"
+    }
+    unknown = {
+        r["file"]: r["psnr"] for r in rows if r["metadata"] == "unknown" and r["mask"] == "Uniform8"
+    }
+    # The texts reach the network: unknown metadata changes what it reconstructs.
+    assert any(full[file] != unknown[file] for file in unknown)
 
 
 def test_the_item_cap_limits_images_per_centre_and_mask(evaluated):
