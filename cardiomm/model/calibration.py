@@ -1,0 +1,272 @@
+"""Coil sensitivities from every frame of a slice: ESPIRiT on the time-averaged k-space, in torch.
+
+The kt masks (ktGaussian, ktRadial) sample different lines in every frame. Averaging each
+sampled location over the frames that took it gives one k-space whose fully sampled centre is
+much larger than one frame's ACS block (the calibration source of TSENSE and k-t SENSE); where
+every frame has the same mask (Uniform, frameless series) the average is that frame's data.
+
+ESPIRiT (Uecker et al., MRM 2014) then finds the maps as sigpy's ``EspiritCalib`` does: the
+calibration matrix of k x k x coils patches of the calibration block, its dominant right
+singular vectors (the signal subspace), and per pixel the dominant eigenvector of that
+subspace's projection seen through the pixel's Fourier phases. Two things differ from sigpy,
+both for speed on the full matrix and none for the result:
+
+- the per-pixel C x C matrices are band-limited (their k-space support is 2k - 1 samples per
+  axis), so they are formed exactly on a 2k x 2k grid and brought to the full matrix by
+  zero-padding their k-space, instead of one full-size FFT per kernel;
+- the power iteration starts from the low-resolution ACS estimate rather than from ones, and
+  the eigenvectors' free per-pixel phase is set to that estimate's, which is smooth (sigpy
+  takes the first coil's phase, which jumps where that coil sees nothing).
+
+Everything runs batched on the input's device without gradients and without random draws: the
+same input gives the same bits.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from cardiomm.model.sensitivities import (
+    acs_bounds,
+    acs_window,
+    normalise_by_rss,
+)
+from cardiomm.physics import fft2c, ifft2c, pad_kspace_centre
+
+FRAME_METHODS = ("espirit", "acs_lowres")
+# k-space side of ESPIRiT's kernel (sigpy's default 6).
+DEFAULT_KERNEL_WIDTH = 6
+# Singular values kept, relative to the largest (sigpy's ``thresh``, default 0.02).
+DEFAULT_SINGULAR_THRESHOLD = 0.02
+# Power iterations per pixel (sigpy's ``max_iter``, default 100; starting from the
+# low-resolution estimate, 30 reach the same maps).
+DEFAULT_POWER_ITERATIONS = 30
+# Largest side of the calibration block used: a larger block costs more and gains nothing for
+# maps as smooth as coil sensitivities (the classical baselines cap ESPIRiT at 32 too).
+MAX_CALIBRATION_SIDE = 32
+# Shortest longer side of the calibration block: a narrow rectangle (few fully sampled lines)
+# needs patches along its length (see _calibration_block_bounds).
+MIN_CALIBRATION_SIDE = 20
+
+
+def time_averaged_kspace(
+    masked_kspace: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sampled location's data averaged over the frames that sampled it.
+
+    Args:
+        masked_kspace: complex (B, T, C, H, W), zeros where not sampled.
+        mask: (B, T, H, W), (B, T, 1, W) or anything broadcastable to (B, T, H, W); 1 / True
+            where sampled.
+
+    Returns:
+        (average, sampled): complex (B, C, H, W), and float32 (B, H, W), 1 where any frame
+        sampled.
+    """
+    _check_frames(masked_kspace, mask)
+    batch, frames, _, height, width = masked_kspace.shape
+    weights = (mask.to(torch.float32) > 0.5).to(torch.float32)
+    weights = weights.expand(batch, frames, height, width)
+    counts = weights.sum(dim=1)
+    real_dtype = masked_kspace.real.dtype
+    total = (masked_kspace * weights.to(real_dtype).unsqueeze(2)).sum(dim=1)
+    average = total / counts.clamp_min(1.0).to(real_dtype).unsqueeze(1)
+    return average, (counts > 0).to(torch.float32)
+
+
+@torch.no_grad()
+def estimate_sensitivities_from_frames(
+    masked_kspace: torch.Tensor,
+    mask: torch.Tensor,
+    method: str = "espirit",
+    kernel_width: int = DEFAULT_KERNEL_WIDTH,
+    singular_threshold: float = DEFAULT_SINGULAR_THRESHOLD,
+    power_iterations: int = DEFAULT_POWER_ITERATIONS,
+) -> torch.Tensor:
+    """Coil sensitivities of one slice from all of its frames, RSS 1 over coils.
+
+    The frames' samples are averaged per location (:func:`time_averaged_kspace`); the
+    calibration block is the fully sampled rectangle of that average around the k-space
+    centre (:func:`~cardiomm.model.sensitivities.acs_bounds` of the union of the frames'
+    masks), its centred part described at :func:`_calibration_block_bounds` (the central
+    20 x 20 square of 20 ACS lines).
+
+    ``espirit`` (default): ESPIRiT on that block (module docstring). ``acs_lowres``: the
+    Hamming-windowed low-resolution estimate of
+    :func:`~cardiomm.model.sensitivities.estimate_sensitivities` on the average and the
+    union's block. The maps cover the whole field of view (no crop to the object), as the
+    single-frame estimate does.
+
+    Args:
+        masked_kspace: complex (B, T, C, H, W), centred, zeros where not sampled; T = 1 for a
+            single frame or a frameless series. A (B, C, H, W) tensor is taken as T = 1.
+        mask: (B, T, H, W) or broadcastable to it ((B, T, 1, W) line masks, (B, 1, H, W) one
+            mask for all frames); (B, H, W) with 4-D k-space.
+        method: ``espirit`` or ``acs_lowres``.
+        kernel_width: ESPIRiT kernel side, >= 2.
+        singular_threshold: ESPIRiT's singular value cut-off relative to the largest, in (0, 1).
+        power_iterations: ESPIRiT's power iterations per pixel, >= 1.
+
+    Returns:
+        complex (B, C, H, W), dtype and device of ``masked_kspace``; RSS over coils 1 at every
+        pixel where the calibration data hold signal, all zero if the k-space centre was never
+        sampled.
+    """
+    if method not in FRAME_METHODS:
+        raise ValueError(
+            f"unknown frame sensitivity method {method!r}; choose one of {', '.join(FRAME_METHODS)}"
+        )
+    if masked_kspace.ndim == 4:
+        masked_kspace, mask = masked_kspace.unsqueeze(1), mask.unsqueeze(1)
+    average, sampled = time_averaged_kspace(masked_kspace, mask)
+    bounds = _calibration_block_bounds(acs_bounds(sampled))
+    lowres = _lowres_maps(average, bounds)
+    if method == "acs_lowres":
+        return lowres
+    return espirit_maps(average, bounds, lowres, kernel_width, singular_threshold, power_iterations)
+
+
+@torch.no_grad()
+def espirit_maps(
+    kspace: torch.Tensor,
+    bounds: torch.Tensor,
+    reference: torch.Tensor,
+    kernel_width: int = DEFAULT_KERNEL_WIDTH,
+    singular_threshold: float = DEFAULT_SINGULAR_THRESHOLD,
+    power_iterations: int = DEFAULT_POWER_ITERATIONS,
+) -> torch.Tensor:
+    """ESPIRiT's dominant eigenvector maps from a fully sampled calibration block.
+
+    Args:
+        kspace: complex (B, C, H, W), centred; fully sampled inside ``bounds``.
+        bounds: int64 (B, 4) calibration rectangles (top, bottom, left, right), exclusive ends.
+        reference: complex (B, C, H, W) maps that start the power iteration and give each
+            pixel's phase (the low-resolution estimate).
+        kernel_width, singular_threshold, power_iterations: see
+            :func:`estimate_sensitivities_from_frames`.
+
+    Returns:
+        complex (B, C, H, W), unit norm over coils wherever ``reference`` is non-zero.
+    """
+    _check_settings(kernel_width, singular_threshold, power_iterations)
+    batch, _, height, width = kspace.shape
+    operators = torch.stack(
+        [
+            _pixel_operators(
+                _calibration_block(kspace[item], bounds[item]),
+                kernel_width,
+                singular_threshold,
+                (height, width),
+            )
+            for item in range(batch)
+        ]
+    )
+    vectors = reference.permute(0, 2, 3, 1).to(operators.dtype)
+    for _ in range(power_iterations):
+        vectors = torch.einsum("bhwcd,bhwd->bhwc", operators, vectors)
+        norm = vectors.abs().square().sum(dim=-1, keepdim=True).sqrt()
+        vectors = vectors / norm.clamp_min(torch.finfo(norm.dtype).tiny)
+    maps = vectors.permute(0, 3, 1, 2).to(kspace.dtype)
+    # Eigenvectors are defined up to a phase per pixel: take the reference's (smooth) one.
+    alignment = (maps.conj() * reference).sum(dim=1, keepdim=True)
+    phase = alignment / alignment.abs().clamp_min(torch.finfo(alignment.real.dtype).tiny)
+    return maps * phase
+
+
+def _lowres_maps(kspace: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    """The Hamming-windowed low-resolution estimate inside ``bounds``: complex (B, C, H, W)."""
+    window = acs_window(bounds, kspace.shape[-2], kspace.shape[-1])
+    return normalise_by_rss(ifft2c(kspace * window.to(kspace.real.dtype).unsqueeze(1)))
+
+
+def _calibration_block(kspace: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    """complex (C, h, w): the calibration rectangle of one item's (C, H, W) k-space."""
+    top, bottom, left, right = (int(value) for value in bounds.tolist())
+    return kspace[:, top:bottom, left:right]
+
+
+def _pixel_operators(
+    block: torch.Tensor, kernel_width: int, singular_threshold: float, matrix: tuple[int, int]
+) -> torch.Tensor:
+    """ESPIRiT's per-pixel C x C matrices W(x)^H P W(x) / k^2: complex (H, W, C, C).
+
+    P projects onto the signal subspace of the calibration matrix (right singular vectors
+    above the threshold, from the eigen-decomposition of its Gram matrix, whose eigenvalues
+    are the squared singular values). W(x) maps a coil vector to its k x k patch at pixel x.
+    A block smaller than the kernel along an axis shrinks the kernel there; an empty block
+    (no signal) gives all-zero matrices.
+    """
+    coils = block.shape[0]
+    kernel = (min(kernel_width, block.shape[1]), min(kernel_width, block.shape[2]))
+    patches = block.unfold(1, kernel[0], 1).unfold(2, kernel[1], 1)
+    # (C, ny, nx, ky, kx) -> one row per patch position, coil-major columns.
+    rows = patches.permute(1, 2, 0, 3, 4).reshape(-1, coils * kernel[0] * kernel[1])
+    rows = rows.to(torch.complex128)
+    gram = rows.conj().T @ rows
+    eigenvalues, eigenvectors = torch.linalg.eigh(gram)
+    kept = eigenvalues > (singular_threshold**2) * eigenvalues[-1].clamp_min(0.0)
+    if not bool(kept.any()):
+        return block.new_zeros((*matrix, coils, coils), dtype=torch.complex64)
+    # The patches are combinations of the conjugated right singular vectors (rows of V^H).
+    subspace = eigenvectors[:, kept].conj().T.reshape(-1, coils, *kernel)
+    # Kernel images q_ic(x) = sum_u V_i[c, u] exp(+2 pi i u x) on a grid that holds the
+    # products' band (2k - 1 samples) without aliasing.
+    grid = (2 * kernel[0], 2 * kernel[1])
+    images = torch.fft.ifftshift(pad_kspace_centre(subspace, grid), dim=(-2, -1))
+    images = torch.fft.fftshift(torch.fft.ifft2(images, norm="forward"), dim=(-2, -1))
+    coarse = torch.einsum("icyx,idyx->cdyx", images, images.conj()) / (kernel[0] * kernel[1])
+    # Band-limited: exact values on the full matrix from its zero-padded spectrum.
+    spectrum = fft2c(coarse) * (grid[0] * grid[1]) ** -0.5
+    fine = ifft2c(pad_kspace_centre(spectrum, matrix)) * (matrix[0] * matrix[1]) ** 0.5
+    return fine.permute(2, 3, 0, 1).to(torch.complex64)
+
+
+def _calibration_block_bounds(bounds: torch.Tensor) -> torch.Tensor:
+    """The centred part of each fully sampled rectangle that ESPIRiT calibrates on.
+
+    Along the rectangle's shorter side, all of it (up to :data:`MAX_CALIBRATION_SIDE`);
+    along the longer side, as much as the shorter side but at least
+    :data:`MIN_CALIBRATION_SIDE` where the rectangle reaches that far. Measured on the cine
+    phantom (tests/model/phantom.py): the central 20 x 20 square of 20 ACS lines gave maps
+    2 % closer to the truth than the 20 x 32 strip (and exactly sigpy's on its 20 x 20
+    square), while 13 lines needed the longer side: 13 x 13 had 0.19 relative error, 13 x 20
+    0.13, sigpy on its 13 x 13 square 0.13.
+    """
+    extents = bounds[:, 1::2] - bounds[:, 0::2]
+    shorter = extents.amin(dim=1, keepdim=True).clamp_max(MAX_CALIBRATION_SIDE)
+    longer = shorter.clamp(MIN_CALIBRATION_SIDE, MAX_CALIBRATION_SIDE)
+    is_shorter = extents == extents.amin(dim=1, keepdim=True)
+    sides = torch.minimum(extents, torch.where(is_shorter, shorter, longer))
+    starts = bounds[:, 0::2] + (extents - sides) // 2
+    block = torch.empty_like(bounds)
+    block[:, 0::2], block[:, 1::2] = starts, starts + sides
+    return block
+
+
+def _check_settings(kernel_width: int, singular_threshold: float, power_iterations: int) -> None:
+    if kernel_width < 2:
+        raise ValueError(f"kernel_width must be >= 2, got {kernel_width}")
+    if not 0.0 < singular_threshold < 1.0:
+        raise ValueError(f"singular_threshold must be in (0, 1), got {singular_threshold}")
+    if power_iterations < 1:
+        raise ValueError(f"power_iterations must be >= 1, got {power_iterations}")
+
+
+def _check_frames(masked_kspace: torch.Tensor, mask: torch.Tensor) -> None:
+    if masked_kspace.ndim != 5 or not masked_kspace.is_complex():
+        raise ValueError(
+            "masked_kspace must be a complex tensor (batch, frames, coils, ky, kx), got dtype "
+            f"{masked_kspace.dtype} and shape {tuple(masked_kspace.shape)}"
+        )
+    target = (masked_kspace.shape[0], masked_kspace.shape[1], *masked_kspace.shape[-2:])
+    try:
+        torch.broadcast_shapes(tuple(mask.shape), target)
+    except RuntimeError:
+        mask_ok = False
+    else:
+        mask_ok = mask.ndim == 4 and not mask.is_complex()
+    if not mask_ok or torch.broadcast_shapes(tuple(mask.shape), target) != target:
+        raise ValueError(
+            f"mask shape {tuple(mask.shape)} does not broadcast to masked_kspace (batch, "
+            f"frames, ky, kx) {target}"
+        )
