@@ -152,12 +152,15 @@ def make_cine_problem(
     num_coils: int = NUM_COILS,
     num_frames: int = 8,
     noise_std: float = NOISE_STD,
+    sensitivities: torch.Tensor | None = None,
 ) -> CineProblem:
     """The phantom through one heartbeat (the heart contracts by up to 20 % and relaxes),
-    seen by :func:`coil_sensitivities` with noise of ``noise_std`` per k-space sample."""
+    seen by ``sensitivities`` (complex (coils, ky, kx); default :func:`coil_sensitivities`)
+    with noise of ``noise_std`` per k-space sample."""
     contraction = 0.2 * torch.sin(torch.pi * torch.arange(num_frames) / num_frames) ** 2
     images = torch.stack([cardiac_phantom(matrix, float(c)) for c in contraction])
-    sensitivities = coil_sensitivities(matrix, num_coils)
+    if sensitivities is None:
+        sensitivities = coil_sensitivities(matrix, num_coils)
     clean = fft2c(images[:, None] * sensitivities)
     generator = torch.Generator().manual_seed(11)
     noise = torch.randn(clean.shape, generator=generator, dtype=torch.complex128) * noise_std

@@ -15,6 +15,7 @@ import torch
 from cardiomm.classical.calibration import EspiritSettings, espirit_maps
 from cardiomm.masks.acs import acs_lines
 from cardiomm.model.calibration import (
+    EspiritOptions,
     estimate_sensitivities_from_frames,
     time_averaged_kspace,
 )
@@ -201,3 +202,29 @@ def test_the_frame_estimate_agrees_on_cpu_and_gpu(cine):
     on_gpu = estimate_sensitivities_from_frames(masked.cuda(), mask[None].cuda())
 
     torch.testing.assert_close(on_gpu.cpu(), on_cpu, atol=1e-4, rtol=0)
+
+
+def test_a_crop_zeros_the_background_and_keeps_the_object(cine):
+    mask = cine_mask("ktRadial", 24, MATRIX, NUM_FRAMES)
+    masked = (cine.kspace * mask[:, None])[None]
+
+    uncropped = estimate_sensitivities_from_frames(masked, mask[None])[0]
+    crop = EspiritOptions(crop=0.95)
+    cropped = estimate_sensitivities_from_frames(masked, mask[None], options=crop)[0]
+
+    assert bool((rss(cropped)[0, 0] == 0) and (rss(cropped)[-1, -1] == 0))
+    torch.testing.assert_close(cropped[:, cine.support], uncropped[:, cine.support])
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"kernel_width": 1}, "kernel_width must be >= 2, got 1"),
+        ({"singular_threshold": 1.0}, r"singular_threshold must be in \(0, 1\), got 1.0"),
+        ({"power_iterations": 0}, "power_iterations must be >= 1, got 0"),
+        ({"crop": -0.1}, r"crop must be in \[0, 1\), got -0.1"),
+    ],
+)
+def test_espirit_options_out_of_range_are_refused(setting, message):
+    with pytest.raises(ValueError, match=message):
+        EspiritOptions(**setting)
