@@ -8,18 +8,22 @@ every frame has the same mask (Uniform, frameless series) the average is that fr
 ESPIRiT (Uecker et al., MRM 2014) then finds the maps as sigpy's ``EspiritCalib`` does: the
 calibration matrix of k x k x coils patches of the calibration block, its dominant right
 singular vectors (the signal subspace), and per pixel the dominant eigenvector of that
-subspace's projection seen through the pixel's Fourier phases. Two things differ from sigpy,
-both for speed on the full matrix and none for the result:
+subspace's projection seen through the pixel's Fourier phases. Where both calibrate on the
+same block, the maps' error against the cine phantom's true maps equals sigpy's to 1e-6
+(tests/model/test_calibration.py). Three things differ:
 
 - the per-pixel C x C matrices are band-limited (their k-space support is 2k - 1 samples per
   axis), so they are formed exactly on a 2k x 2k grid and brought to the full matrix by
   zero-padding their k-space, instead of one full-size FFT per kernel;
 - the power iteration starts from the low-resolution ACS estimate rather than from ones, and
   the eigenvectors' free per-pixel phase is set to that estimate's, which is smooth (sigpy
-  takes the first coil's phase, which jumps where that coil sees nothing).
+  takes the first coil's phase, which jumps where that coil sees nothing);
+- the block is the centred part of the fully sampled rectangle, not a square: a narrow one
+  (a few lines) is used along its length (:func:`_calibration_block_bounds`), where sigpy's
+  square would hold too few patches.
 
 Everything runs batched on the input's device without gradients and without random draws: the
-same input gives the same bits.
+same input on the same device gives the same bits.
 """
 
 from __future__ import annotations
