@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from cardiomm.model.calibration import estimate_sensitivities_from_frames, time_averaged_kspace
 from cardiomm.model.sensitivities import acs_bounds, normalise_by_rss, rectangle_mask
 from cardiomm.model.unet import NormalisedUNet, UNetConfig
 from cardiomm.physics import (
@@ -53,28 +54,72 @@ class SensitivityNetwork(nn.Module):
         undersampling: torch.Tensor | None = None,
         metadata: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """masked_kspace complex (B, C, H, W), mask (B, H, W) -> complex (B, C, H, W)."""
+        """Coil sensitivities, RSS 1 over coils.
+
+        Args:
+            masked_kspace: complex (B, C, H, W), one frame; or (B, T, C, H, W), all frames of
+                a slice (see :meth:`_forward_frames`).
+            mask: (B, H, W); (B, T, H, W) or broadcastable to it with frames.
+            undersampling, metadata: (B, embedding_dim) projected text embeddings, or None.
+
+        Returns:
+            complex (B, C, H, W).
+        """
+        if masked_kspace.ndim == 5:
+            return self._forward_frames(masked_kspace, mask, undersampling, metadata)
         matrix = (masked_kspace.shape[-2], masked_kspace.shape[-1])
         bounds = acs_bounds(mask)
         calibration = rectangle_mask(bounds, *matrix).unsqueeze(1)
         grid = calibration_grid(bounds, matrix)
         coil_images = ifft2c(crop_kspace_centre(masked_kspace * calibration, grid))
+        refined = self._refine_coils(coil_images, undersampling, metadata)
+        return normalise_by_rss(ifft2c(pad_kspace_centre(fft2c(refined), matrix)))
+
+    def _forward_frames(
+        self,
+        masked_kspace: torch.Tensor,
+        mask: torch.Tensor,
+        undersampling: torch.Tensor | None,
+        metadata: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Maps seeded by ESPIRiT on the frames' time-averaged k-space, refined on its grid.
+
+        The seed (:func:`estimate_sensitivities_from_frames`) keeps its full resolution; the
+        U-Net sees it on the calibration grid of the frames' union mask and its correction
+        is brought to the full matrix and added, so that untrained the maps are the seed.
+
+        Args:
+            masked_kspace: complex (B, T, C, H, W); mask (B, T, H, W) or broadcastable.
+
+        Returns:
+            complex (B, C, H, W).
+        """
+        matrix = (masked_kspace.shape[-2], masked_kspace.shape[-1])
+        seed = estimate_sensitivities_from_frames(masked_kspace, mask)
+        sampled = time_averaged_kspace(masked_kspace, mask)[1]
+        grid = calibration_grid(acs_bounds(sampled), matrix)
+        seed_on_grid = ifft2c(crop_kspace_centre(fft2c(seed), grid))
+        correction = self._refine_coils(seed_on_grid, undersampling, metadata) - seed_on_grid
+        return normalise_by_rss(seed + ifft2c(pad_kspace_centre(fft2c(correction), matrix)))
+
+    def _refine_coils(
+        self,
+        coil_images: torch.Tensor,
+        undersampling: torch.Tensor | None,
+        metadata: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """complex (B, C, h, w) -> complex (B, C, h, w), each coil through the U-Net."""
         batch, coils = coil_images.shape[:2]
         if self.coil_batching:
-            refined = self._refine(
-                coil_images.reshape(batch * coils, *grid),
+            return self._refine(
+                coil_images.reshape(batch * coils, *coil_images.shape[-2:]),
                 _repeat_per_coil(undersampling, coils),
                 _repeat_per_coil(metadata, coils),
             ).reshape(coil_images.shape)
-        else:
-            refined = torch.stack(
-                [
-                    self._refine(coil_images[:, coil], undersampling, metadata)
-                    for coil in range(coils)
-                ],
-                dim=1,
-            )
-        return normalise_by_rss(ifft2c(pad_kspace_centre(fft2c(refined), matrix)))
+        return torch.stack(
+            [self._refine(coil_images[:, coil], undersampling, metadata) for coil in range(coils)],
+            dim=1,
+        )
 
     def _refine(
         self,

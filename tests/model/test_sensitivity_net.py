@@ -5,6 +5,7 @@ import dataclasses
 import torch
 
 from cardiomm.masks import make_mask
+from cardiomm.model.calibration import estimate_sensitivities_from_frames
 from cardiomm.model.config import ModelConfig
 from cardiomm.model.sensitivities import acs_bounds, acs_region, normalise_by_rss
 from cardiomm.model.sensitivity_net import (
@@ -12,8 +13,9 @@ from cardiomm.model.sensitivity_net import (
     SensitivityNetwork,
     calibration_grid,
 )
-from cardiomm.physics import crop_kspace_centre, ifft2c, pad_kspace_centre
+from cardiomm.physics import crop_kspace_centre, ifft2c, pad_kspace_centre, rss
 from tests.model.conftest import undersampled_batch
+from tests.model.phantom import MATRIX, cine_mask, make_cine_problem
 
 
 def _mask(pattern: str, matrix: tuple[int, int], acs_width: int) -> torch.Tensor:
@@ -77,3 +79,37 @@ def test_an_untrained_sensitivity_net_gives_the_low_resolution_acs_estimate():
     calibration = crop_kspace_centre(masked_kspace * acs_region(mask).unsqueeze(1), grid)
     expected = normalise_by_rss(ifft2c(pad_kspace_centre(calibration, (40, 36))))
     torch.testing.assert_close(network(masked_kspace, mask), expected, rtol=1e-4, atol=1e-5)
+
+
+def _plain_network(coil_batching: bool = True) -> SensitivityNetwork:
+    plain = {"use_prompts": False, "use_metadata": False}
+    config = dataclasses.replace(ModelConfig().sensitivity_net, **plain)
+    return SensitivityNetwork(config, coil_batching)
+
+
+def test_an_untrained_sensitivity_net_given_frames_gives_the_frame_estimate():
+    cine = make_cine_problem(num_frames=4)
+    mask = cine_mask("ktGaussian", 16, MATRIX, 4)[None]
+    masked_kspace = cine.kspace[None] * mask[:, :, None]
+
+    maps = _plain_network()(masked_kspace, mask)
+
+    expected = estimate_sensitivities_from_frames(masked_kspace, mask)
+    torch.testing.assert_close(maps, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_trained_sensitivity_net_given_frames_corrects_the_seed_and_keeps_unit_rss():
+    cine = make_cine_problem(num_frames=2)
+    mask = cine_mask("ktRadial", 24, MATRIX, 2)[None]
+    masked_kspace = cine.kspace[None] * mask[:, :, None]
+    network = _plain_network()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.normal_(std=0.05)
+
+    maps = network(masked_kspace, mask)
+
+    seed = estimate_sensitivities_from_frames(masked_kspace, mask)
+    assert float((maps - seed).abs().max()) > 1e-3
+    torch.testing.assert_close(rss(maps), torch.ones(1, *MATRIX), rtol=0, atol=1e-4)
