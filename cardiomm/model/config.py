@@ -13,6 +13,8 @@ ARCHITECTURES = ("cardiomm", "dcunet")
 # CardioMM); ``window`` reconstructs frame t from frames t-r..t+r (cyclic), each kept
 # consistent with its own mask (cardiomm/model/window.py).
 TEMPORAL_DESIGNS = ("none", "window")
+# What seeds the sensitivity net (ModelConfig.calibration).
+CALIBRATIONS = ("acs", "espirit-frames")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,10 @@ class ModelConfig:
             t - window_radius .. t + window_radius, cyclic, as input channels).
         window_radius: neighbours on each side of the frame in a ``window`` network (>= 1;
             ignored by ``none``).
+        calibration: what seeds the sensitivity net: ``acs`` (one frame's ACS region,
+            Hamming-windowed, as the released CardioMM; the centre frame of a window) or
+            ``espirit-frames`` (ESPIRiT on the time-averaged k-space of the frames the network
+            sees, :func:`~cardiomm.model.calibration.estimate_sensitivities_from_frames`).
     """
 
     architecture: str = "cardiomm"
@@ -48,6 +54,7 @@ class ModelConfig:
     coil_batching: bool = True
     temporal: str = "none"
     window_radius: int = 2
+    calibration: str = "acs"
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -58,6 +65,8 @@ class ModelConfig:
             raise ValueError(f"num_cascades must be >= 1, got {self.num_cascades}")
         if self.temporal not in TEMPORAL_DESIGNS:
             raise ValueError(f"temporal must be one of {TEMPORAL_DESIGNS}, got {self.temporal!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if self.temporal == "window" and self.window_radius < 1:
             raise ValueError(f"window_radius must be >= 1, got {self.window_radius}")
 

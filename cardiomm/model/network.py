@@ -94,6 +94,11 @@ class CardioMMNet(nn.Module):
         metadata = self._project(self.metadata_projection, metadata_embedding)
         if self.is_temporal:
             sensitivities = self.window_sensitivities(masked_kspace, mask, undersampling, metadata)
+        elif self.config.calibration == "espirit-frames":
+            # One frame as a one-frame series: ESPIRiT on its own samples.
+            sensitivities = self.sensitivity_net(
+                masked_kspace.unsqueeze(1), mask.unsqueeze(1), undersampling, metadata
+            )
         else:
             sensitivities = self.sensitivity_net(masked_kspace, mask, undersampling, metadata)
         kspace = masked_kspace
@@ -117,12 +122,13 @@ class CardioMMNet(nn.Module):
         """The coil sensitivities one frame window shares: complex (B, C, H, W) from
         masked_kspace complex (B, F, C, H, W) and mask (B, F, H, W).
 
-        Today they are the 2D network's: the sensitivity net seeded from the centre frame's
-        ACS region, so that a window network and a 2D one calibrate alike. This is the one
-        place where a calibration from every frame's samples
-        (``estimate_sensitivities_from_frames`` in cardiomm/model/sensitivities.py, the
-        time-averaged k-space of the window) is to be plugged in.
+        ``calibration: acs`` seeds the sensitivity net from the centre frame's ACS region, as
+        the 2D network does; ``espirit-frames`` from ESPIRiT on the window's time-averaged
+        k-space (every frame's samples: the kt masks sample other lines in every frame;
+        :func:`~cardiomm.model.calibration.estimate_sensitivities_from_frames`).
         """
+        if self.config.calibration == "espirit-frames":
+            return self.sensitivity_net(masked_kspace, mask, undersampling, metadata)
         centre = self.config.window_radius
         return self.sensitivity_net(
             masked_kspace[:, centre], mask[:, centre], undersampling, metadata
