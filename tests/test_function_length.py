@@ -45,9 +45,7 @@ ALLOWED = {
     "cardiomm/data/synthetic/sites.py:_study_sites": 75,  # a data table: one entry per site
     "cardiomm/data/synthetic/scan.py:simulate_series": 91,
     "cardiomm/data/synthetic/scan.py:_sidecar": 82,
-    "cardiomm/data/synthetic/heart.py:paint_lax_heart": 80,
     "cardiomm/data/synthetic/sequences.py:sequence_for": 74,
-    "cardiomm/data/synthetic/heart.py:paint_sax_heart": 70,
     "cardiomm/data/synthetic/subjects.py:sample_subject": 63,
     "cardiomm/data/synthetic/acquisition.py:acquire": 63,
     "cardiomm/data/synthetic/contrast.py:render_signal": 61,
