@@ -45,11 +45,6 @@ ALLOWED = {
     "cardiomm/data/synthetic/sites.py:_study_sites": 75,  # a data table: one entry per site
     "cardiomm/data/synthetic/scan.py:simulate_series": 91,
     "cardiomm/data/synthetic/scan.py:_sidecar": 82,
-    "cardiomm/data/synthetic/sequences.py:sequence_for": 74,
-    "cardiomm/data/synthetic/subjects.py:sample_subject": 63,
-    "cardiomm/data/synthetic/acquisition.py:acquire": 63,
-    "cardiomm/data/synthetic/contrast.py:render_signal": 61,
-    "cardiomm/data/synthetic/coils.py:body_array": 61,
     # Flat argparse declarations (one add_argument per option).
     "cardiomm/commands/reconstruct.py:add_arguments": 80,
     "benchmarks/model_speed.py:parse_arguments": 79,
