@@ -43,8 +43,6 @@ ALLOWED = {
     "cardiomm/classical/tuning.py:tune_setting": 68,
     # Synthetic data: the consortium's site table, then the simulators.
     "cardiomm/data/synthetic/sites.py:_study_sites": 75,  # a data table: one entry per site
-    "cardiomm/data/synthetic/scan.py:simulate_series": 91,
-    "cardiomm/data/synthetic/scan.py:_sidecar": 82,
     # Flat argparse declarations (one add_argument per option).
     "cardiomm/commands/reconstruct.py:add_arguments": 80,
     "benchmarks/model_speed.py:parse_arguments": 79,
