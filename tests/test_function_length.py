@@ -40,7 +40,6 @@ ALLOWED = {
     "cardiomm/commands/phenotype.py:run": 83,
     "cardiomm/recon/preview.py:save_preview": 71,
     "cardiomm/recon/dicom.py:write_dicom_series": 68,
-    "cardiomm/classical/tuning.py:tune_setting": 68,
     # Synthetic data: the consortium's site table, then the simulators.
     "cardiomm/data/synthetic/sites.py:_study_sites": 75,  # a data table: one entry per site
     # Flat argparse declarations (one add_argument per option).
