@@ -38,8 +38,6 @@ ALLOWED = {
     # Library: reconstruction, outputs, classical tuning.
     "cardiomm/recon/volume.py:reconstruct_volume": 83,
     "cardiomm/commands/phenotype.py:run": 83,
-    "cardiomm/recon/preview.py:save_preview": 71,
-    "cardiomm/recon/dicom.py:write_dicom_series": 68,
     # Synthetic data: the consortium's site table, then the simulators.
     "cardiomm/data/synthetic/sites.py:_study_sites": 75,  # a data table: one entry per site
     # Flat argparse declarations (one add_argument per option).
