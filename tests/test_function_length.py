@@ -37,7 +37,6 @@ ALLOWED = {
     "simulations/study/runner.py:_run_planned": 77,
     # Library: reconstruction, outputs, classical tuning.
     "cardiomm/recon/volume.py:reconstruct_volume": 83,
-    "cardiomm/commands/phenotype.py:run": 83,
     # Synthetic data: the consortium's site table, then the simulators.
     "cardiomm/data/synthetic/sites.py:_study_sites": 75,  # a data table: one entry per site
     # Flat argparse declarations (one add_argument per option).
