@@ -22,7 +22,6 @@ ALLOWED = {
     # Being split into its steps with a settings object by another branch (issue 28 item 5).
     # A site's and the server's round (issue 28 item 3 moves the site's round into the
     # library; the server's follows the strategies/ move of item 1).
-    "server/secure_rounds.py:run_secure_round": 84,
     "server/settings.py:FederationSettings.from_config": 82,  # goes with the typed schema
     # Study harness and reports.
     "simulations/study/vendor_skew.py:vendor_section": 93,
