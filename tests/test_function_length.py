@@ -24,7 +24,6 @@ ALLOWED = {
     # library; the server's follows the strategies/ move of item 1).
     "server/settings.py:FederationSettings.from_config": 82,  # goes with the typed schema
     # Study harness and reports.
-    "simulations/study/clinical.py:clinical_check": 92,
     "simulations/training.py:run_training": 87,
     "simulations/study/experiments.py:_run_federated": 87,
     "simulations/commands/train_segmenter.py:run": 86,
