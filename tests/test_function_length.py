@@ -24,9 +24,7 @@ ALLOWED = {
     # library; the server's follows the strategies/ move of item 1).
     "server/settings.py:FederationSettings.from_config": 82,  # goes with the typed schema
     # Study harness and reports.
-    "simulations/training.py:run_training": 87,
     "simulations/study/experiments.py:_run_federated": 87,
-    "simulations/commands/train_segmenter.py:run": 86,
     "simulations/study/flower_run.py:run_flower_simulation": 82,
     "simulations/study/runner.py:_run_planned": 77,
     # Library: reconstruction, outputs, classical tuning.
