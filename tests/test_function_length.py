@@ -19,17 +19,10 @@ LIMIT = 60
 
 # "path:qualified name" -> its length when listed.
 ALLOWED = {
-    # Being split into its steps with a settings object by another branch (issue 28 item 5).
-    # A site's and the server's round (issue 28 item 3 moves the site's round into the
-    # library; the server's follows the strategies/ move of item 1).
     "server/settings.py:FederationSettings.from_config": 82,  # goes with the typed schema
-    # Study harness and reports.
-    "simulations/study/experiments.py:_run_federated": 87,
-    "simulations/study/flower_run.py:run_flower_simulation": 82,
-    "simulations/study/runner.py:_run_planned": 77,
-    # Library: reconstruction, outputs, classical tuning.
+    # Library: reconstruction.
     "cardiomm/recon/volume.py:reconstruct_volume": 83,
-    # Synthetic data: the consortium's site table, then the simulators.
+    # Synthetic data: the consortium's site table.
     "cardiomm/data/synthetic/sites.py:_study_sites": 75,  # a data table: one entry per site
     # Flat argparse declarations (one add_argument per option).
     "cardiomm/commands/reconstruct.py:add_arguments": 80,
