@@ -274,37 +274,70 @@ def submit(
         raise WorkerUnavailableError(str(error)) from error
     token = _read_token(folder / TOKEN_NAME)
     path = folder / SOCKET_NAME
-    stage, charged = "connecting", False
+    progress = _HandOver()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         try:
-            connection.settimeout(timeout)
-            connection.connect(str(path))
-            if peer_uid(connection) != os.getuid():
-                raise WorkerUnavailableError(f"site worker at {path}: served by another user")
-            stage = "waiting for its welcome"
-            send_frame(connection, {TOKEN: token}, deadline=_after(timeout))
-            welcome, _ = receive_frame(connection, HELLO_HEADER_BYTES, 0, _after(timeout))
-            if welcome.get(WELCOME) is not True:
-                refusal = welcome.get(REFUSED, "no welcome")
-                raise WorkerUnavailableError(f"site worker at {path} refused the task: {refusal}")
-            stage = "handing over the task"
+            _connect(connection, path, timeout)
+            progress.stage = "waiting for its welcome"
+            _introduce(connection, path, token, timeout)
+            progress.stage = "handing over the task"
             send_frame(connection, {**header, SILENCE: timeout}, arrays, _after(timeout))
-            stage = "waiting for the outcome"
-            while True:
-                frame, frame_arrays = receive_frame(connection, deadline=_after(timeout))
-                if frame.get(KEEP_ALIVE) is True:
-                    continue
-                if frame.get(MAY_CHARGE) is True:
-                    charged = True  # from here on the worker may have charged the ledger
-                    stage = "waiting for the outcome, after letting it charge the privacy ledger"
-                    send_frame(connection, {CHARGE: True}, deadline=_after(timeout))
-                    continue
-                return WorkerReply(frame, frame_arrays, charged)
+            progress.stage = "waiting for the outcome"
+            return _await_outcome(connection, timeout, progress)
         except (OSError, WireError) as error:
-            problem = f"site worker at {path}: {_silence(error, timeout)} while {stage}"
-            if charged:
+            problem = f"site worker at {path}: {_silence(error, timeout)} while {progress.stage}"
+            if progress.charged:
                 raise WorkerLostAfterChargeError(problem) from error
             raise WorkerUnavailableError(problem) from error
+
+
+@dataclasses.dataclass
+class _HandOver:
+    """How far a hand-over got: what it was doing (for the error if it breaks) and whether
+    the worker was let charge the privacy ledger."""
+
+    stage: str = "connecting"
+    charged: bool = False
+
+
+def _connect(connection: socket.socket, path: Path, timeout: float) -> None:
+    """Connect to the worker's socket, every step within ``timeout`` seconds.
+
+    Raises:
+        WorkerUnavailableError: the socket is served by another user.
+    """
+    connection.settimeout(timeout)
+    connection.connect(str(path))
+    if peer_uid(connection) != os.getuid():
+        raise WorkerUnavailableError(f"site worker at {path}: served by another user")
+
+
+def _introduce(connection: socket.socket, path: Path, token: str, timeout: float) -> None:
+    """Send the token and read the worker's welcome.
+
+    Raises:
+        WorkerUnavailableError: the worker refused (its reason, or "no welcome").
+    """
+    send_frame(connection, {TOKEN: token}, deadline=_after(timeout))
+    welcome, _ = receive_frame(connection, HELLO_HEADER_BYTES, 0, _after(timeout))
+    if welcome.get(WELCOME) is not True:
+        refusal = welcome.get(REFUSED, "no welcome")
+        raise WorkerUnavailableError(f"site worker at {path} refused the task: {refusal}")
+
+
+def _await_outcome(connection: socket.socket, timeout: float, progress: _HandOver) -> WorkerReply:
+    """Read frames until the outcome: keep-alives are skipped, a request to charge the
+    ledger is granted (and recorded in ``progress``), anything else is the outcome."""
+    while True:
+        frame, frame_arrays = receive_frame(connection, deadline=_after(timeout))
+        if frame.get(KEEP_ALIVE) is True:
+            continue
+        if frame.get(MAY_CHARGE) is True:
+            progress.charged = True  # from here on the worker may have charged the ledger
+            progress.stage = "waiting for the outcome, after letting it charge the privacy ledger"
+            send_frame(connection, {CHARGE: True}, deadline=_after(timeout))
+            continue
+        return WorkerReply(frame, frame_arrays, progress.charged)
 
 
 def _read_token(path: Path) -> str:

@@ -49,6 +49,7 @@ from server.global_evaluation import GlobalEvaluator
 from server.model import GlobalModel
 from server.replies import PhaseReplies, ReplyGate, array_bytes
 from server.round_phases import (
+    SiteEvaluation,
     aggregate_train_replies,
     evaluate_on_sites,
     exchange,
@@ -60,7 +61,7 @@ from server.settings import FederationSettings
 from server.site_identities import SiteIdentities
 from server.site_roles import Consortium, open_consortium, with_evaluation_sites
 from server.tracking import Tracker, open_tracker
-from server.update_screening import screen_updates
+from server.update_screening import ScreenedUpdates, screen_updates
 from strategies.factory import build_strategy
 from strategies.server_state import restore_strategy_state, strategy_state
 from strategies.vendor_personalisation import VendorPersonalisation
@@ -162,61 +163,108 @@ def run_rounds(
         round_integer_buffers: round integer buffers that come back as floats to the nearest
             integer instead of truncating them.
     """
-    identities = consortium.gate.identities
     personalisation = vendor_personalisation(strategy)
     grid, roles = consortium.grid, consortium.roles
     play_round = with_evaluation_sites(play_round, settings, grid, roles, personalisation)
+    # The cross-site phase checks its named checkpoints against the model now, before any round.
     after_rounds = cross_site_phase(settings, grid, roles, personalisation, model.state_dict())
-    output_dir = settings.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
-    log_round = log_round or _log_round
-    start, run_id, history = _resume(config, settings, strategy, model, identities)
-    # Aggregation may come back in another dtype (FedAdam computes in float64): the global
-    # model keeps the network's dtypes, so traffic and checkpoints stay the network's size.
-    dtypes = {key: value.numpy().dtype for key, value in model.state_dict().items()}
-    arrays = ArrayRecord(model.state_dict())
-    tracker = open_tracker(settings, config, run_id)
-    evaluator = _open_evaluator(config, settings)
-    config_yaml = OmegaConf.to_yaml(config, resolve=True)
-    rounds = []
+    settings.output_dir.mkdir(parents=True, exist_ok=True)
+    start, keeper = _open_run(
+        config, settings, strategy, model, consortium, log_round, round_integer_buffers
+    )
+    tracker, arrays = keeper.tracker, ArrayRecord(model.state_dict())
     try:
         for server_round in range(start, settings.num_rounds + 1):
             record, arrays = play_round(server_round, arrays)
-            arrays = _cast(arrays, dtypes, round_integer_buffers)
-            model.load(arrays.to_torch_state_dict())
-            if evaluator is not None:
-                _evaluate_globally(evaluator, model, personalisation, record)
-            history.append(record)
-            checkpoint = RoundCheckpoint(
-                server_round=server_round,
-                arrays=model.state_dict(),
-                strategy=_server_state(strategy, identities),
-                config_yaml=config_yaml,
-                history=history_to_json(history),
-                rng=rng_state(),
-                tracking_run_id=tracker.run_id,
-            )
-            tracker.log_round(record, save_round_checkpoint(output_dir, checkpoint))
-            rounds.append(server_round)
-            log_round(record)
+            arrays = keeper.keep(server_round, record, arrays)
         if after_rounds is not None:
-            after_rounds(model, history, tracker)
-        result = _finish(
-            settings,
-            config,
-            model,
-            history,
-            rounds,
-            tracker,
-            config_yaml,
-            personalisation,
-            final_extra or {},
-        )
+            after_rounds(model, keeper.history, tracker)
+        result = _finish(keeper, config, final_extra or {})
     except BaseException:
         tracker.end(failed=True)
         raise
     tracker.end(failed=False)
     return result
+
+
+@dataclasses.dataclass
+class _RoundKeeper:
+    """What follows every round of a run: the weights back in the network's ``dtypes`` and
+    into ``model``, the server's evaluation (when on), the checkpoint (with ``config_yaml``),
+    tracking and the log line; and at the end, the final model. ``history`` and ``rounds``
+    grow by one per round kept."""
+
+    settings: FederationSettings
+    strategy: Strategy
+    model: GlobalModel
+    identities: SiteIdentities | None
+    personalisation: VendorPersonalisation | None
+    history: list[RoundRecord]
+    dtypes: dict[str, np.dtype]
+    tracker: Tracker
+    evaluator: GlobalEvaluator | None
+    config_yaml: str
+    round_integer_buffers: bool
+    log_round: Callable[[RoundRecord], None]
+    rounds: list[int] = dataclasses.field(default_factory=list)
+
+    def keep(self, server_round: int, record: RoundRecord, arrays: ArrayRecord) -> ArrayRecord:
+        """Keep round ``server_round``'s ``record`` and new ``arrays``; returns the arrays in
+        the network's dtypes."""
+        arrays = _cast(arrays, self.dtypes, self.round_integer_buffers)
+        self.model.load(arrays.to_torch_state_dict())
+        if self.evaluator is not None:
+            _evaluate_globally(self.evaluator, self.model, self.personalisation, record)
+        self.history.append(record)
+        checkpoint = RoundCheckpoint(
+            server_round=server_round,
+            arrays=self.model.state_dict(),
+            strategy=_server_state(self.strategy, self.identities),
+            config_yaml=self.config_yaml,
+            history=history_to_json(self.history),
+            rng=rng_state(),
+            tracking_run_id=self.tracker.run_id,
+        )
+        self.tracker.log_round(record, save_round_checkpoint(self.settings.output_dir, checkpoint))
+        self.rounds.append(server_round)
+        self.log_round(record)
+        return arrays
+
+
+def _open_run(
+    config: DictConfig,
+    settings: FederationSettings,
+    strategy: Strategy,
+    model: GlobalModel,
+    consortium: Consortium,
+    log_round: Callable[[RoundRecord], None] | None,
+    round_integer_buffers: bool,
+) -> tuple[int, _RoundKeeper]:
+    """Resume (or start) the run: the first round to play and the run's
+    :class:`_RoundKeeper`, its tracker (continuing the resumed MLflow run) and evaluator
+    opened, the dtypes those of ``model`` as resumed."""
+    identities = consortium.gate.identities
+    start, run_id, history = _resume(config, settings, strategy, model, identities)
+    # Aggregation may come back in another dtype (FedAdam computes in float64): the global
+    # model keeps the network's dtypes, so traffic and checkpoints stay the network's size.
+    dtypes = {key: value.numpy().dtype for key, value in model.state_dict().items()}
+    tracker = open_tracker(settings, config, run_id)
+    evaluator = _open_evaluator(config, settings)
+    keeper = _RoundKeeper(
+        settings,
+        strategy,
+        model,
+        identities,
+        vendor_personalisation(strategy),
+        history,
+        dtypes,
+        tracker,
+        evaluator,
+        config_yaml=OmegaConf.to_yaml(config, resolve=True),
+        round_integer_buffers=round_integer_buffers,
+        log_round=log_round or _log_round,
+    )
+    return start, keeper
 
 
 def _resume(
@@ -276,6 +324,65 @@ def run_round(
     accepted ones.
     """
     began = time.perf_counter()
+    this_round = _RoundParties(server_round, settings, strategy, grid, gate, transport)
+    trained = _train_phase(this_round, arrays)
+    train_seconds = time.perf_counter() - began
+    new_arrays = trained.arrays
+    if new_arrays is None:
+        logger.warning(
+            "round %d: keeping the previous global model: %s", server_round, trained.note
+        )
+        new_arrays = arrays
+
+    evaluation = evaluate_on_sites(
+        server_round, settings, strategy, new_arrays, grid, gate, transport
+    )
+    record = _round_record(this_round, arrays, trained, evaluation, train_seconds)
+    return record, new_arrays
+
+
+@dataclasses.dataclass(frozen=True)
+class _RoundParties:
+    """One plain round's number and who takes part: the settings, the strategy, the grid
+    and reply gate of the training sites, and the transport (None: plain arrays)."""
+
+    server_round: int
+    settings: FederationSettings
+    strategy: Strategy
+    grid: Grid
+    gate: ReplyGate
+    transport: ServerTransport | None
+
+
+@dataclasses.dataclass
+class _TrainPhase:
+    """The training phase of a plain round.
+
+    Attributes:
+        replies: the sites' train replies, sorted out (decoded when a transport is on).
+        undecoded: rejections of replies the transport could not decode.
+        screened: the accepted updates and the rejected ones.
+        wire: the array bytes each node was sent encoded; None without a transport.
+        arrays: the aggregate; None when there is none (the note says why).
+        metrics: the strategy's aggregate of the train metrics.
+        note: how the aggregation went.
+    """
+
+    replies: PhaseReplies
+    undecoded: list[dict[str, Any]]
+    screened: ScreenedUpdates
+    wire: dict[int, int] | None
+    arrays: ArrayRecord | None
+    metrics: dict[str, float]
+    note: str
+
+
+def _train_phase(this_round: _RoundParties, arrays: ArrayRecord) -> _TrainPhase:
+    """Send the train requests for ``arrays``, sort, decode and screen the replies, and
+    aggregate the accepted updates (none when fewer than ``validation.min_accepted``)."""
+    server_round, settings = this_round.server_round, this_round.settings
+    strategy, grid, gate = this_round.strategy, this_round.grid, this_round.gate
+    transport = this_round.transport
     # FedProx writes the same proximal-mu; sent here so FedAdam / FedYogi can use the term too.
     messages = train_requests(
         server_round, settings, strategy, arrays, grid, settings.aggregation.proximal_mu
@@ -303,25 +410,30 @@ def run_round(
         )
         if new_arrays is not None and transport is not None:
             new_arrays = transport.keep_frozen(new_arrays, arrays)
-    train_seconds = time.perf_counter() - began
-    if new_arrays is None:
-        logger.warning("round %d: keeping the previous global model: %s", server_round, train_note)
-        new_arrays = arrays
+    return _TrainPhase(train, undecoded, screened, wire, new_arrays, train_metrics, train_note)
 
-    evaluation = evaluate_on_sites(
-        server_round, settings, strategy, new_arrays, grid, gate, transport
-    )
-    evaluate = evaluation.replies
 
+def _round_record(
+    this_round: _RoundParties,
+    arrays: ArrayRecord,
+    trained: _TrainPhase,
+    evaluation: SiteEvaluation,
+    train_seconds: float,
+) -> RoundRecord:
+    """A plain round's record: metrics, notes and reports, per-site records, errors and
+    rejections, timing and traffic (``arrays``: the weights the round started from)."""
+    train, evaluate = trained.replies, evaluation.replies
+    screened, wire = trained.screened, trained.wire
     # The arrays' bytes on the wire: the largest any site was sent, and all of them.
     sent_bytes = max(wire.values(), default=0) if wire is not None else array_bytes(arrays)
     sent_total = sum(wire.values()) if wire is not None else None
-    record = RoundRecord(
-        round=server_round,
-        train=train_metrics,
+    strategy = this_round.strategy
+    return RoundRecord(
+        round=this_round.server_round,
+        train=trained.metrics,
         evaluate=evaluation.metrics,
         aggregation={
-            "train": train_note,
+            "train": trained.note,
             "evaluate": evaluation.note,
             **screened.report(),
             **_site_weights(strategy),
@@ -329,7 +441,7 @@ def run_round(
         },
         sites=site_records(train, evaluate, sent_bytes),
         errors=train.errors + evaluate.errors,
-        rejected=train.refused + undecoded + screened.rejected + evaluate.refused,
+        rejected=train.refused + trained.undecoded + screened.rejected + evaluate.refused,
         timing=round_timing(train, evaluate, train_seconds, evaluation.seconds),
         traffic={
             "bytes-per-site": sent_bytes,
@@ -339,7 +451,6 @@ def run_round(
             "bytes-received": sum(site["bytes-received"] for site in train.sites.values()),
         },
     )
-    return record, new_arrays
 
 
 def _aggregate_train(
@@ -355,18 +466,15 @@ def _aggregate_train(
     return aggregate_train_replies(strategy, server_round, train.valid, tolerated=(ValueError,))
 
 
-def _finish(
-    settings: FederationSettings,
-    config: DictConfig,
-    model: GlobalModel,
-    history: list[RoundRecord],
-    rounds: list[int],
-    tracker: Tracker,
-    config_yaml: str,
-    personalisation: VendorPersonalisation | None,
-    extra: Mapping[str, Any],
-) -> FederationResult:
+def _finish(keeper: _RoundKeeper, config: DictConfig, extra: Mapping[str, Any]) -> FederationResult:
     """Write the final model (with ``extra`` among its fields), the history and the config."""
+    settings, model, history, tracker = (
+        keeper.settings,
+        keeper.model,
+        keeper.history,
+        keeper.tracker,
+    )
+    personalisation = keeper.personalisation
     output_dir = settings.output_dir
     completed = history[-1].round if history else 0
     personal = {}
@@ -391,10 +499,10 @@ def _finish(
         },
     )
     history_path = write_history(output_dir / HISTORY_FILE, history)
-    (output_dir / "config.yaml").write_text(config_yaml)
+    (output_dir / "config.yaml").write_text(keeper.config_yaml)
     tracker.log_final(final, history_path)
     return FederationResult(
-        rounds=rounds,
+        rounds=keeper.rounds,
         history=history,
         arrays=model.state_dict(),
         final_checkpoint=final,

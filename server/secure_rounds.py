@@ -57,6 +57,7 @@ from federation.records import RoundRecord
 from server.model import GlobalModel
 from server.replies import PhaseReplies, ReplyGate, array_bytes
 from server.round_phases import (
+    SiteEvaluation,
     aggregate_train_replies,
     evaluate_on_sites,
     exchange,
@@ -147,9 +148,37 @@ def run_secure_round(
         new_arrays = arrays
 
     evaluation = evaluate_on_sites(server_round, settings, strategy, new_arrays, grid, gate)
-    evaluate = evaluation.replies
 
-    sent = array_bytes(arrays)
+    record = _secure_round_record(
+        server_round,
+        train,
+        evaluation,
+        summary,
+        train_metrics,
+        note,
+        capped,
+        array_bytes(arrays),
+        {"train": train_seconds, "secure-aggregation": secure_seconds},
+    )
+    return record, new_arrays
+
+
+def _secure_round_record(
+    server_round: int,
+    train: PhaseReplies,
+    evaluation: SiteEvaluation,
+    summary: dict[str, Any],
+    train_metrics: dict[str, float],
+    note: str,
+    capped: list[dict[str, Any]],
+    sent: int,
+    seconds: dict[str, float],
+) -> RoundRecord:
+    """A SecAgg+ round's record from its train replies, site evaluation and secure-sum
+    ``summary`` (its errors move to the record's), the strategy step's metrics and note, the
+    sites whose example counts were capped, the array bytes each site was sent and the
+    train and secure-sum seconds."""
+    evaluate = evaluation.replies
     secure_errors = summary.pop("errors")
 
     def secure_fields(site_id: str) -> dict[str, Any]:
@@ -158,7 +187,7 @@ def run_secure_round(
             "in-secure-sum": site_id in summary["sites"],
         }
 
-    record = RoundRecord(
+    return RoundRecord(
         round=server_round,
         train=train_metrics,
         evaluate=evaluation.metrics,
@@ -182,9 +211,9 @@ def run_secure_round(
         timing=round_timing(
             train,
             evaluate,
-            train_seconds,
+            seconds["train"],
             evaluation.seconds,
-            other_phases={"secure-aggregation-seconds": secure_seconds},
+            other_phases={"secure-aggregation-seconds": seconds["secure-aggregation"]},
         ),
         traffic={
             "bytes-per-site": sent,
@@ -193,7 +222,6 @@ def run_secure_round(
             "bytes-received": summary["bytes-received"],
         },
     )
-    return record, new_arrays
 
 
 def _step(

@@ -17,8 +17,11 @@ from omegaconf import OmegaConf
 from cardiomm.cohort.data_root import load_partition
 from cardiomm.cohort.manifest import internal_sites, site_files
 from cardiomm.data.builders import evaluation_dataset, training_dataset
+from cardiomm.data.dataset import SliceDataset
 from cardiomm.model.checkpoint import save_checkpoint
 from cardiomm.model.factory import encoder_settings, network_from_config
+from cardiomm.model.network import CardioMMNet
+from cardiomm.text import TextEncoder
 from cardiomm.train import TrainConfig, TrainingRun, train_model
 from cardiomm.train.loop import TrainingStepError
 from cardiomm.train.plots import save_training_curves
@@ -62,47 +65,19 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
         config.data, config.seed, show_progress, bad_file_report=output_dir / "bad_files.jsonl"
     )
     sites = selected_sites(manifest, list(config.data.sites))
-    train_files = split_files(manifest, sites, "train")
-    validation_files = split_files(manifest, sites, "val")
-    data_options = {
-        "index_cache": config.data.index_cache,
-        "bad_file_report": output_dir / "bad_files.jsonl",
-        "show_progress": show_progress,
-    }
-    train_data = training_dataset(train_files, config, int(config.seed), **data_options)
-    validation_data = None
-    if validation_files:
-        validation_data = evaluation_dataset(validation_files, config, "all", **data_options)
-    else:
-        logger.warning("no validation patients in %s; training without validation", _names(sites))
+    train_data, validation_data = _datasets(config, manifest, sites, output_dir, show_progress)
     network, encoder = network_from_config(config, seed=int(config.seed))
     train_config = TrainConfig.from_mapping(OmegaConf.to_container(config.train, resolve=True))
     every = int(config.get("checkpoint_every", 0) or 0)
     if every < 0:
         raise ValueError(f"checkpoint_every must be >= 0, got {every}")
-
-    def save(name: str, extra: dict[str, Any]) -> Path:
-        return save_checkpoint(
-            output_dir / "checkpoints" / name,
-            network,
-            encoder_settings(config.text) if encoder is not None else None,
-            encoder.dim if encoder is not None else 0,
-            extra={
-                "method": config.method,
-                "sites": _names(sites),
-                "train": train_config.to_dict(),
-                "data_root": manifest["root"],
-                # How inputs must be prepared for this model (cardiomm reconstruct follows it).
-                "remove_oversampling": bool(config.data.remove_oversampling),
-                **extra,
-            },
-        )
+    saver = _ModelSaver(config, output_dir, network, encoder, sites, train_config, manifest["root"])
 
     def on_step(step: int, loss: float) -> None:
         # The last step's model is final.pt.
         last = step == train_config.max_steps
         if every and step % every == 0 and not last:
-            save(step_checkpoint_name(step), {"step": step})
+            saver.save(step_checkpoint_name(step), {"step": step})
 
     try:
         # Step checkpoints only when asked: data-parallel training calls no callbacks.
@@ -114,9 +89,9 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
     except (TrainingStepError, FloatingPointError) as error:
         # A failed step never reached the weights (and non-finite updates are skipped):
         # what the network holds now is the last good model, kept rather than lost.
-        kept = save(INTERRUPTED_CHECKPOINT, {"error": str(error)})
+        kept = saver.save(INTERRUPTED_CHECKPOINT, {"error": str(error)})
         raise TrainingFailedError(f"{error}; the last good weights are in {kept}") from error
-    checkpoint = save("final.pt", {"step": result.steps, "metrics": result.metrics()})
+    checkpoint = saver.save("final.pt", {"step": result.steps, "metrics": result.metrics()})
     summary = {
         "method": config.method,
         "checkpoint": str(checkpoint),
@@ -134,6 +109,60 @@ def run_training(config: Any, show_progress: bool = True) -> dict[str, Any]:
         result, output_dir / "training_curves.png", f"{config.method}: {_names(sites)}"
     )
     return summary
+
+
+def _datasets(
+    config: Any, manifest: dict, sites: list[dict], output_dir: Path, show_progress: bool
+) -> tuple[SliceDataset, SliceDataset | None]:
+    """The sites' training data and their validation data (None, with a warning, when they
+    have no validation patients); bad files are reported into ``output_dir``."""
+    train_files = split_files(manifest, sites, "train")
+    validation_files = split_files(manifest, sites, "val")
+    data_options = {
+        "index_cache": config.data.index_cache,
+        "bad_file_report": output_dir / "bad_files.jsonl",
+        "show_progress": show_progress,
+    }
+    train_data = training_dataset(train_files, config, int(config.seed), **data_options)
+    validation_data = None
+    if validation_files:
+        validation_data = evaluation_dataset(validation_files, config, "all", **data_options)
+    else:
+        logger.warning("no validation patients in %s; training without validation", _names(sites))
+    return train_data, validation_data
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModelSaver:
+    """Writes checkpoints of ``network`` into ``output_dir/checkpoints`` with what a model
+    carries about its run: method, sites, training settings, data root, input preparation."""
+
+    config: Any
+    output_dir: Path
+    network: CardioMMNet
+    encoder: TextEncoder | None
+    sites: list[dict]
+    train_config: TrainConfig
+    data_root: str
+
+    def save(self, name: str, extra: dict[str, Any]) -> Path:
+        """The checkpoint ``name`` with ``extra`` among its fields."""
+        config, encoder = self.config, self.encoder
+        return save_checkpoint(
+            self.output_dir / "checkpoints" / name,
+            self.network,
+            encoder_settings(config.text) if encoder is not None else None,
+            encoder.dim if encoder is not None else 0,
+            extra={
+                "method": config.method,
+                "sites": _names(self.sites),
+                "train": self.train_config.to_dict(),
+                "data_root": self.data_root,
+                # How inputs must be prepared for this model (cardiomm reconstruct follows it).
+                "remove_oversampling": bool(config.data.remove_oversampling),
+                **extra,
+            },
+        )
 
 
 def step_checkpoint_name(step: int) -> str:

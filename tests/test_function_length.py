@@ -19,38 +19,10 @@ LIMIT = 60
 
 # "path:qualified name" -> its length when listed.
 ALLOWED = {
-    # Being split into its steps with a settings object by another branch (issue 28 item 5).
-    # A site's and the server's round (issue 28 item 3 moves the site's round into the
-    # library; the server's follows the strategies/ move of item 1).
-    "client/worker.py:submit": 65,
-    "server/rounds.py:run_rounds": 92,
-    "server/rounds.py:run_round": 88,
-    "server/secure_rounds.py:run_secure_round": 84,
-    # Study harness and reports.
-    "simulations/study/vendor_skew.py:vendor_section": 93,
-    "simulations/study/clinical.py:clinical_check": 92,
-    "simulations/training.py:run_training": 87,
-    "simulations/study/experiments.py:_run_federated": 87,
-    "simulations/commands/train_segmenter.py:run": 86,
-    "simulations/study/flower_run.py:run_flower_simulation": 82,
-    "simulations/study/runner.py:_run_planned": 77,
-    # Library: reconstruction, outputs, classical tuning.
+    # Library: reconstruction.
     "cardiomm/recon/volume.py:reconstruct_volume": 83,
-    "cardiomm/commands/phenotype.py:run": 83,
-    "cardiomm/recon/preview.py:save_preview": 71,
-    "cardiomm/recon/dicom.py:write_dicom_series": 68,
-    "cardiomm/classical/tuning.py:tune_setting": 68,
-    # Synthetic data: the consortium's site table, then the simulators.
+    # Synthetic data: the consortium's site table.
     "cardiomm/data/synthetic/sites.py:_study_sites": 75,  # a data table: one entry per site
-    "cardiomm/data/synthetic/scan.py:simulate_series": 91,
-    "cardiomm/data/synthetic/scan.py:_sidecar": 82,
-    "cardiomm/data/synthetic/heart.py:paint_lax_heart": 80,
-    "cardiomm/data/synthetic/sequences.py:sequence_for": 74,
-    "cardiomm/data/synthetic/heart.py:paint_sax_heart": 70,
-    "cardiomm/data/synthetic/subjects.py:sample_subject": 63,
-    "cardiomm/data/synthetic/acquisition.py:acquire": 63,
-    "cardiomm/data/synthetic/contrast.py:render_signal": 61,
-    "cardiomm/data/synthetic/coils.py:body_array": 61,
     # Flat argparse declarations (one add_argument per option).
     "cardiomm/commands/reconstruct.py:add_arguments": 80,
     "benchmarks/model_speed.py:parse_arguments": 79,

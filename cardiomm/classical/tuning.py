@@ -205,12 +205,38 @@ def tune_setting(
     if not slices:
         raise ValueError(f"no validation slices to tune the classical methods at {setting}")
     grid = grid or TuningGrid()
-    points: list[GridPoint] = []
+    scorer = _GridScorer(setting, slices, grid, cache, workers, show_progress)
+    reference_method = "cg-sense" if "cg-sense" in grid.methods else grid.methods[0]
+    middle = _middle(grid.lambdas[reference_method])
+    calibration = scorer.score([(reference_method, espirit, middle) for espirit in grid.espirit])
+    espirit = max(calibration, key=lambda point: point.psnr).espirit
+    chosen: dict[str, float] = {}
+    best_scores: dict[str, float] = {}
+    for name in grid.methods:
+        chosen[name], best_scores[name] = _tune_lambda(scorer, name, espirit)
+    best_method = max(best_scores, key=lambda name: best_scores[name])
+    return SettingChoice(setting, espirit, chosen, best_method, tuple(scorer.points))
 
-    def score_all(candidates: list[tuple[str, EspiritSettings, float]]) -> list[GridPoint]:
+
+@dataclasses.dataclass
+class _GridScorer:
+    """Scores (method, ESPIRiT, lambda) candidates on the validation slices of one mask
+    setting, keeping every point in the order it was scored."""
+
+    setting: str
+    slices: Sequence[ValidationSlice]
+    grid: TuningGrid
+    cache: ResultCache | None
+    workers: int
+    show_progress: bool
+    points: list[GridPoint] = dataclasses.field(default_factory=list)
+
+    def score(self, candidates: list[tuple[str, EspiritSettings, float]]) -> list[GridPoint]:
+        """One point per candidate, in the candidates' order (all reconstructed as one batch)."""
+        slices = self.slices
         jobs = [
             CineJob(
-                ClassicalReconstructor(grid.method(name, value), espirit, cache),
+                ClassicalReconstructor(self.grid.method(name, value), espirit, self.cache),
                 item.masked_kspace,
                 item.masks,
                 item.frames,
@@ -218,45 +244,40 @@ def tune_setting(
             for name, espirit, value in candidates
             for item in slices
         ]
-        results = run_jobs(jobs, workers, show_progress)
+        results = run_jobs(jobs, self.workers, self.show_progress)
         scored = []
         for index, (name, espirit, value) in enumerate(candidates):
             mine = results[index * len(slices) : (index + 1) * len(slices)]
             psnr, ssim = _mean_scores(slices, [result.images for result in mine])
-            scored.append(GridPoint(setting, name, espirit, value, psnr, ssim, len(slices)))
-        points.extend(scored)
+            scored.append(GridPoint(self.setting, name, espirit, value, psnr, ssim, len(slices)))
+        self.points.extend(scored)
         return scored
 
-    reference_method = "cg-sense" if "cg-sense" in grid.methods else grid.methods[0]
-    middle = _middle(grid.lambdas[reference_method])
-    calibration = score_all([(reference_method, espirit, middle) for espirit in grid.espirit])
-    espirit = max(calibration, key=lambda point: point.psnr).espirit
-    chosen: dict[str, float] = {}
-    best_scores: dict[str, float] = {}
-    for name in grid.methods:
-        values = list(grid.lambdas[name])
-        known = {
-            point.regularization: point
-            for point in points
-            if point.method == name and point.espirit == espirit
-        }
-        for _ in range(grid.extensions + 1):
-            todo = [value for value in values if value not in known]
-            for point in score_all([(name, espirit, value) for value in todo]):
-                known[point.regularization] = point
-            best = max(values, key=lambda value: known[value].psnr)
-            ratio = values[1] / values[0]
-            if best == values[0]:
-                values.insert(0, values[0] / ratio)
-            elif best == values[-1]:
-                values.append(values[-1] * ratio)
-            else:
-                break
-        best = max((value for value in values if value in known), key=lambda v: known[v].psnr)
-        chosen[name] = best
-        best_scores[name] = known[best].psnr
-    best_method = max(best_scores, key=lambda name: best_scores[name])
-    return SettingChoice(setting, espirit, chosen, best_method, tuple(points))
+
+def _tune_lambda(scorer: _GridScorer, name: str, espirit: EspiritSettings) -> tuple[float, float]:
+    """Method ``name``'s best lambda with ``espirit`` and its validation PSNR: its grid, reusing
+    points already scored, extended one step past an edge that wins (up to ``extensions``)."""
+    grid = scorer.grid
+    values = list(grid.lambdas[name])
+    known = {
+        point.regularization: point
+        for point in scorer.points
+        if point.method == name and point.espirit == espirit
+    }
+    for _ in range(grid.extensions + 1):
+        todo = [value for value in values if value not in known]
+        for point in scorer.score([(name, espirit, value) for value in todo]):
+            known[point.regularization] = point
+        best = max(values, key=lambda value: known[value].psnr)
+        ratio = values[1] / values[0]
+        if best == values[0]:
+            values.insert(0, values[0] / ratio)
+        elif best == values[-1]:
+            values.append(values[-1] * ratio)
+        else:
+            break
+    best = max((value for value in values if value in known), key=lambda v: known[v].psnr)
+    return best, known[best].psnr
 
 
 def _middle(values: Sequence[float]) -> float:

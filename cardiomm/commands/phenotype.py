@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from rich.table import Table
 
 NAME = "phenotype"
 HELP = (
@@ -34,30 +39,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import csv
-
-    import h5py
-    from rich.table import Table
-
-    from cardiomm.data.errors import DataFileError
-    from cardiomm.progress import make_console, progress_bar
-    from cardiomm.recon.submission import FULL_VARIABLE, SUMMARY_FILE
-    from cardiomm.segmentation.agreement import bland_altman_plot
-    from cardiomm.segmentation.clinical import clinical_row
+    from cardiomm.progress import make_console
+    from cardiomm.recon.submission import SUMMARY_FILE
     from cardiomm.segmentation.network import load_segmenter
-    from cardiomm.segmentation.reference_slices import CINE_SAX
 
     summary = args.reconstructions / SUMMARY_FILE
     if not summary.is_file():
         print(f"cardiomm {NAME}: error: no {summary} (run reconstruct first)", file=sys.stderr)
         return 2
     network, size = load_segmenter(args.segmenter)
+    rows, skipped = _measure(_cine_sax_entries(summary), network, size)
+    if not rows:
+        print(f"cardiomm {NAME}: error: no cine short-axis reconstruction", file=sys.stderr)
+        return 1
+    destination = (args.output or args.reconstructions) / CSV_NAME
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    _write_csv(destination, rows)
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(f"{row['method']} {row['mask']}", []).append(row)
+    agreement_rows = _agreement_rows(groups)
+    folder = destination.parent
+    _write_csv(folder / AGREEMENT_CSV, agreement_rows)
+    plot = _ef_plot(groups, folder / BLAND_ALTMAN_PNG)
+    console = make_console()
+    console.print(_ef_table(agreement_rows, groups))
+    console.print(
+        f"{len(rows)} reconstruction(s) measured, {len(skipped)} skipped; {destination}, "
+        f"{folder / AGREEMENT_CSV}, {plot}"
+    )
+    return 0
+
+
+def _cine_sax_entries(summary: Path) -> list[dict[str, str]]:
+    """The rows of a reconstruction summary CSV that name a cine short-axis file written."""
+    import csv
+
+    from cardiomm.segmentation.reference_slices import CINE_SAX
+
     with open(summary, newline="") as handle:
-        entries = [
+        return [
             row
             for row in csv.DictReader(handle)
             if row["status"] == "ok" and Path(row["input"]).stem == CINE_SAX
         ]
+
+
+def _measure(
+    entries: list[dict[str, str]], network: torch.nn.Module, size: str
+) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """Segment each entry's whole reconstructed volume and its reference: the clinical rows,
+    and (file, why) for each file skipped with a warning (unreadable, written without
+    --full)."""
+    import h5py
+
+    from cardiomm.data.errors import DataFileError
+    from cardiomm.progress import progress_bar
+    from cardiomm.recon.submission import FULL_VARIABLE
+    from cardiomm.segmentation.clinical import clinical_row
+
     rows, skipped = [], []
     for entry in progress_bar(entries, "segmenting reconstructions"):
         output = Path(entry["output"])
@@ -72,19 +112,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"cardiomm {NAME}: warning: skipping {output}: {error}", file=sys.stderr)
             continue
         rows.append({"file": str(output), "method": entry["method"], "mask": entry["mask"], **row})
-    if not rows:
-        print(f"cardiomm {NAME}: error: no cine short-axis reconstruction", file=sys.stderr)
-        return 1
-    destination = (args.output or args.reconstructions) / CSV_NAME
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    _write_csv(destination, rows)
-    groups: dict[str, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(f"{row['method']} {row['mask']}", []).append(row)
-    agreement_rows = _agreement_rows(groups)
-    folder = destination.parent
-    _write_csv(folder / AGREEMENT_CSV, agreement_rows)
-    plot = bland_altman_plot(
+    return rows, skipped
+
+
+def _ef_plot(groups: dict[str, list[dict]], path: Path) -> Path:
+    """The Bland-Altman plot of each group's LVEF against the reference, written to ``path``."""
+    from cardiomm.segmentation.agreement import bland_altman_plot
+
+    return bland_altman_plot(
         {
             name: (
                 [row["recon_lv_ef_percent"] for row in members],
@@ -92,8 +127,14 @@ def run(args: argparse.Namespace) -> int:
             )
             for name, members in sorted(groups.items())
         },
-        folder / BLAND_ALTMAN_PNG,
+        path,
     )
+
+
+def _ef_table(agreement_rows: list[dict], groups: dict[str, list[dict]]) -> Table:
+    """The console table: per group, LVEF agreement with the reference and the mean LV Dice."""
+    from rich.table import Table
+
     table = Table(title="LVEF of reconstructions against the fully sampled reference (points)")
     for column in ("method, undersampling", "files", "MAE [95 % CI]", "bias", "limits", "Dice LV"):
         table.add_column(column)
@@ -109,13 +150,7 @@ def run(args: argparse.Namespace) -> int:
             f"{_shown(entry['lower_limit'], '+.2f')} .. {_shown(entry['upper_limit'], '+.2f')}",
             _mean(members, "dice_lv_blood"),
         )
-    console = make_console()
-    console.print(table)
-    console.print(
-        f"{len(rows)} reconstruction(s) measured, {len(skipped)} skipped; {destination}, "
-        f"{folder / AGREEMENT_CSV}, {plot}"
-    )
-    return 0
+    return table
 
 
 def _agreement_rows(groups: dict[str, list[dict]]) -> list[dict]:

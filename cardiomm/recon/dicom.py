@@ -115,22 +115,11 @@ def write_dicom_series(
         ValueError: ``volume`` is not 4D or holds NaN or Inf.
         FileExistsError: ``folder`` holds instances and ``replace`` is False.
     """
-    if volume.ndim != 4:
-        raise ValueError(
-            f"a DICOM series needs (frames, slices, rows, columns), got {volume.shape}"
-        )
-    magnitude = np.abs(np.asarray(volume, dtype=np.float64))
-    if not np.isfinite(magnitude).all():
-        raise ValueError(
-            f"{folder}: the volume holds {np.count_nonzero(~np.isfinite(magnitude))} NaN or "
-            "Inf values; no DICOM series is written for it"
-        )
+    magnitude = _checked_magnitude(folder, volume)
     folder = Path(folder)
     _clear(folder, replace)
     folder.mkdir(parents=True, exist_ok=True)
-    peak = float(magnitude.max()) if magnitude.size else 0.0
-    slope = peak / _MAX_STORED if peak > 0 else 1.0
-    stored = np.clip(np.rint(magnitude / slope), 0, _MAX_STORED).astype(np.uint16)
+    stored, slope = _quantised(magnitude)
     low, high = np.percentile(stored, [1.0, 99.5]) if stored.size else (0.0, 1.0)
     study_uid = generate_uid(entropy_srcs=["study", identity.study_key])
     series_uid = generate_uid(entropy_srcs=["series", identity.series_key])
@@ -157,6 +146,34 @@ def write_dicom_series(
             instance.save_as(path, enforce_file_format=True)
             written.append(path)
     return written
+
+
+def _checked_magnitude(folder: str | Path, volume: np.ndarray) -> np.ndarray:
+    """float64 magnitude of a (frames, slices, rows, columns) ``volume``.
+
+    Raises:
+        ValueError: ``volume`` is not 4D or holds NaN or Inf (named with ``folder``).
+    """
+    if volume.ndim != 4:
+        raise ValueError(
+            f"a DICOM series needs (frames, slices, rows, columns), got {volume.shape}"
+        )
+    magnitude = np.abs(np.asarray(volume, dtype=np.float64))
+    if not np.isfinite(magnitude).all():
+        raise ValueError(
+            f"{folder}: the volume holds {np.count_nonzero(~np.isfinite(magnitude))} NaN or "
+            "Inf values; no DICOM series is written for it"
+        )
+    return magnitude
+
+
+def _quantised(magnitude: np.ndarray) -> tuple[np.ndarray, float]:
+    """uint16 stored values of ``magnitude`` (the peak at the top of the stored range) and the
+    rescale slope that maps them back."""
+    peak = float(magnitude.max()) if magnitude.size else 0.0
+    slope = peak / _MAX_STORED if peak > 0 else 1.0
+    stored = np.clip(np.rint(magnitude / slope), 0, _MAX_STORED).astype(np.uint16)
+    return stored, slope
 
 
 def _clear(folder: Path, replace: bool) -> None:

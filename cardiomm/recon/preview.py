@@ -20,6 +20,8 @@ from cardiomm.metrics import evaluate_image, normalize_percentile, ranking_crop,
 from cardiomm.recon.volume import VolumeReconstruction
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
 DIFFERENCE_GAIN = 5.0
@@ -72,47 +74,12 @@ def save_preview(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    shown_zero_filled = normalize_percentile(zero_filled)
-    shown_reconstruction = normalize_percentile(reconstruction)
-    panels: list[tuple[np.ndarray, str, bool]] = []
-    if reference is None:
-        panels += [
-            (shown_zero_filled, "zero-filled", False),
-            (shown_reconstruction, method, False),
-            (
-                np.abs(shown_reconstruction - shown_zero_filled),
-                f"|{method} - zero-filled| x{DIFFERENCE_GAIN:g}",
-                True,
-            ),
-        ]
-    else:
-        shown_reference = normalize_percentile(reference)
-        zero_filled_scores = _scores_text(reference, zero_filled, oversampling_removed)
-        reconstruction_scores = _scores_text(reference, reconstruction, oversampling_removed)
-        panels += [
-            (shown_zero_filled, f"zero-filled\n{zero_filled_scores}", False),
-            (shown_reconstruction, f"{method}\n{reconstruction_scores}", False),
-            (shown_reference, "reference (fully sampled)", False),
-            (
-                np.abs(shown_reconstruction - shown_reference),
-                f"|{method} - reference| x{DIFFERENCE_GAIN:g}",
-                True,
-            ),
-        ]
+    panels = _panels(zero_filled, reconstruction, reference, method, oversampling_removed)
     figure = Figure(figsize=(_PANEL_INCHES * len(panels), _PANEL_INCHES + 0.9))
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(panels))
     for axis, (image, panel_title, is_difference) in zip(axes, panels, strict=True):
-        upper = 1.0 / DIFFERENCE_GAIN if is_difference else 1.0
-        shown = axis.imshow(
-            image, cmap="inferno" if is_difference else "gray", vmin=0.0, vmax=upper
-        )
-        axis.set_title(panel_title, fontsize=9)
-        axis.set_axis_off()
-        if is_difference:
-            bar = figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
-            bar.set_label("difference (images / own 99.5th percentile)", fontsize=7)
-            bar.ax.tick_params(labelsize=7)
+        _draw_panel(figure, axis, image, panel_title, is_difference)
     if reference is not None:
         axes[1].add_patch(_crop_outline(reconstruction.shape, oversampling_removed))
     figure.suptitle(title, fontsize=9)
@@ -121,6 +88,56 @@ def save_preview(
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=_DPI)
     return path
+
+
+def _panels(
+    zero_filled: np.ndarray,
+    reconstruction: np.ndarray,
+    reference: np.ndarray | None,
+    method: str,
+    oversampling_removed: bool,
+) -> list[tuple[np.ndarray, str, bool]]:
+    """The preview's panels, left to right: (image scaled to its 99.5th percentile, title,
+    whether it is a difference image). With a reference the titles carry the scores."""
+    shown_zero_filled = normalize_percentile(zero_filled)
+    shown_reconstruction = normalize_percentile(reconstruction)
+    if reference is None:
+        return [
+            (shown_zero_filled, "zero-filled", False),
+            (shown_reconstruction, method, False),
+            (
+                np.abs(shown_reconstruction - shown_zero_filled),
+                f"|{method} - zero-filled| x{DIFFERENCE_GAIN:g}",
+                True,
+            ),
+        ]
+    shown_reference = normalize_percentile(reference)
+    zero_filled_scores = _scores_text(reference, zero_filled, oversampling_removed)
+    reconstruction_scores = _scores_text(reference, reconstruction, oversampling_removed)
+    return [
+        (shown_zero_filled, f"zero-filled\n{zero_filled_scores}", False),
+        (shown_reconstruction, f"{method}\n{reconstruction_scores}", False),
+        (shown_reference, "reference (fully sampled)", False),
+        (
+            np.abs(shown_reconstruction - shown_reference),
+            f"|{method} - reference| x{DIFFERENCE_GAIN:g}",
+            True,
+        ),
+    ]
+
+
+def _draw_panel(
+    figure: Figure, axis: Axes, image: np.ndarray, title: str, is_difference: bool
+) -> None:
+    """One panel: grey image on [0, 1], or a difference on [0, 1 / gain] with its colour bar."""
+    upper = 1.0 / DIFFERENCE_GAIN if is_difference else 1.0
+    shown = axis.imshow(image, cmap="inferno" if is_difference else "gray", vmin=0.0, vmax=upper)
+    axis.set_title(title, fontsize=9)
+    axis.set_axis_off()
+    if is_difference:
+        bar = figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
+        bar.set_label("difference (images / own 99.5th percentile)", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
 
 
 def _scores_text(reference: np.ndarray, image: np.ndarray, oversampling_removed: bool) -> str:

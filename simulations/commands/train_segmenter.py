@@ -6,6 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from cardiomm.segmentation.training import SegmenterRun
 
 NAME = "train-segmenter"
 HELP = (
@@ -35,20 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from rich.table import Table
-
     from cardiomm.cohort.data_root import load_partition
-    from cardiomm.cohort.manifest import held_out_sites, internal_sites, site_files
     from cardiomm.config import load_config
     from cardiomm.progress import make_console
-    from cardiomm.segmentation.network import load_segmenter
     from cardiomm.segmentation.reference_slices import reference_slices
-    from cardiomm.segmentation.training import (
-        SegmenterSettings,
-        dice_per_class,
-        json_numbers,
-        train_segmenter,
-    )
+    from cardiomm.segmentation.training import SegmenterSettings, train_segmenter
 
     if args.steps is None:
         args.steps = SegmenterSettings.steps
@@ -59,13 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     config = load_config(args.overrides)
     manifest = load_partition(config.data, int(config.seed), show_progress=args.progress)
-    training, validation = (
-        [path for site in internal_sites(manifest) for path in site_files(manifest, site, split)]
-        for split in ("train", "val")
-    )
-    held_out = [
-        path for site in held_out_sites(manifest) for path in site_files(manifest, site, None)
-    ]
+    training, validation, held_out = _fold_files(manifest)
     if not held_out:
         print(
             f"cardiomm {NAME}: error: no held-out centres to score on: name them "
@@ -89,6 +80,41 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
     )
     result = train_segmenter(train_pairs, settings, args.output, show_progress=args.progress)
+    summary, validation_dice, dice = _scored_summary(result, manifest, validation, held_out)
+    (args.output / "segmenter_metrics.json").write_text(json.dumps(summary, indent=2))
+    console = make_console()
+    console.print(_dice_table(summary["held_out_centres"], validation_dice, dice))
+    console.print(
+        f"{result.images} training images, {args.steps} steps in {result.seconds:.0f} s; "
+        f"checkpoint {result.checkpoint}"
+    )
+    return 0
+
+
+def _fold_files(manifest: dict) -> tuple[list[Path], list[Path], list[Path]]:
+    """The internal centres' training and validation files and the held-out centres' files."""
+    from cardiomm.cohort.manifest import held_out_sites, internal_sites, site_files
+
+    training, validation = (
+        [path for site in internal_sites(manifest) for path in site_files(manifest, site, split)]
+        for split in ("train", "val")
+    )
+    held_out = [
+        path for site in held_out_sites(manifest) for path in site_files(manifest, site, None)
+    ]
+    return training, validation, held_out
+
+
+def _scored_summary(
+    result: SegmenterRun, manifest: dict, validation: list[Path], held_out: list[Path]
+) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+    """The trained segmenter's summary (segmenter_metrics.json), its Dice per class on the
+    internal validation files, and on the held-out centres'."""
+    from cardiomm.cohort.manifest import held_out_sites
+    from cardiomm.segmentation.network import load_segmenter
+    from cardiomm.segmentation.reference_slices import reference_slices
+    from cardiomm.segmentation.training import dice_per_class, json_numbers
+
     network, size = load_segmenter(result.checkpoint)
     # Settings are chosen on the internal validation patients, never on the held-out centres.
     validation_dice = dice_per_class(network, size, reference_slices(validation))
@@ -103,18 +129,19 @@ def run(args: argparse.Namespace) -> int:
         "validation_dice": json_numbers(validation_dice),
         "held_out_dice": json_numbers(dice),
     }
-    (args.output / "segmenter_metrics.json").write_text(json.dumps(summary, indent=2))
-    console = make_console()
-    centres = ", ".join(summary["held_out_centres"])
-    table = Table(title=f"segmenter Dice (held-out centres: {centres})")
+    return summary, validation_dice, dice
+
+
+def _dice_table(
+    centres: list[str], validation_dice: dict[str, float], dice: dict[str, float]
+) -> Table:
+    """The console table of Dice per class, internal validation beside the held-out centres."""
+    from rich.table import Table
+
+    table = Table(title=f"segmenter Dice (held-out centres: {', '.join(centres)})")
     table.add_column("class")
     table.add_column("internal validation", justify="right")
     table.add_column("held-out centres", justify="right")
     for name, value in dice.items():
         table.add_row(name, f"{validation_dice[name]:.3f}", f"{value:.3f}")
-    console.print(table)
-    console.print(
-        f"{result.images} training images, {args.steps} steps in {result.seconds:.0f} s; "
-        f"checkpoint {result.checkpoint}"
-    )
-    return 0
+    return table

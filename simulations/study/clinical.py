@@ -186,13 +186,7 @@ def clinical_check(
             its evaluation (default: ``output_dir/classical``).
     """
     settings = ClinicalSettings.from_config(config)
-    remove_oversampling = bool(config.data.remove_oversampling)
-    held_out = [
-        path for site in held_out_sites(manifest) for path in site_files(manifest, site, None)
-    ]
-    candidates = cine_sax_files(held_out)
-    skipped = [(str(path), "no geometry sidecar") for path in candidates if not _has_geometry(path)]
-    candidates = [path for path in candidates if _has_geometry(path)]
+    candidates, skipped = _held_out_candidates(manifest)
     if not candidates:
         return ClinicalCheck(
             [],
@@ -201,6 +195,57 @@ def clinical_check(
             "no held-out cine short-axis file with segmentation labels and a geometry "
             "sidecar (the synthetic sets write both; CMRxRecon's files hold neither)",
         )
+    fitted = _fit_segmenter(settings, config, manifest, candidates, output_dir, show_progress)
+    if fitted is None:
+        return ClinicalCheck(
+            [], {}, skipped, "no labelled cine short-axis file among the internal training files"
+        )
+    segmenter, network, size = fitted
+    base = evaluation_dataset(candidates, config, "all", show_progress)
+    scans = _reference_scans(base, network, size, skipped)
+    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    scoring = _ClinicalScoring(scans, network, size, device, show_progress)
+    datasets = _masked_datasets(base, config)
+    rows: list[dict[str, Any]] = []
+    folder = classical_folder or output_dir / CLASSICAL_FOLDER
+    for mask, methods in reference_methods(config, manifest, folder, show_progress).items():
+        for method in methods:
+            labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
+            rows += _method_rows(method, labels, {mask: datasets[mask]}, scoring)
+    clip_path = OmegaConf.select(config, "study.clip_path", default=None)
+    for outcome in outcomes:
+        for model, checkpoint in outcome.checkpoints.items():
+            (method,) = build_methods([str(checkpoint)], [], clip_path)
+            labels = run_labels(fold, outcome.experiment, outcome.kind, str(outcome.seed), model)
+            rows += _method_rows(method, labels, datasets, scoring)
+            del method  # one model in memory at a time
+    return ClinicalCheck(rows, segmenter, skipped)
+
+
+def _held_out_candidates(manifest: dict) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The held-out centres' cine short-axis files with a geometry sidecar, and (file, why)
+    for those without one."""
+    held_out = [
+        path for site in held_out_sites(manifest) for path in site_files(manifest, site, None)
+    ]
+    candidates = cine_sax_files(held_out)
+    skipped = [(str(path), "no geometry sidecar") for path in candidates if not _has_geometry(path)]
+    return [path for path in candidates if _has_geometry(path)], skipped
+
+
+def _fit_segmenter(
+    settings: ClinicalSettings,
+    config: Any,
+    manifest: dict,
+    candidates: list[Path],
+    output_dir: Path,
+    show_progress: bool,
+) -> tuple[dict[str, Any], torch.nn.Module, str] | None:
+    """Train (or reuse) the segmenter on the internal training files and score it on the
+    validation files and the held-out ``candidates``; writes its metrics into
+    ``output_dir/segmenter/``. Returns (its metrics, the network, its size), or None when no
+    internal training file is labelled."""
+    remove_oversampling = bool(config.data.remove_oversampling)
     training, validation = (
         [path for site in internal_sites(manifest) for path in site_files(manifest, site, split)]
         for split in ("train", "val")
@@ -208,9 +253,7 @@ def clinical_check(
     unusable: list[tuple[Path, str]] = []
     train_pairs = reference_slices(training, remove_oversampling, unusable)
     if not train_pairs:
-        return ClinicalCheck(
-            [], {}, skipped, "no labelled cine short-axis file among the internal training files"
-        )
+        return None
     folder = output_dir / SEGMENTER_FOLDER
     segmenter = _segmenter(settings.segmenter, train_pairs, folder, show_progress)
     network, size = load_segmenter(Path(segmenter["checkpoint"]))
@@ -228,33 +271,28 @@ def clinical_check(
     }
     segmenter["skipped_files"] = [f"{path}: {reason}" for path, reason in unusable]
     (folder / SEGMENTER_METRICS).write_text(json.dumps(segmenter, indent=2))
+    return segmenter, network, size
 
-    base = evaluation_dataset(candidates, config, "all", show_progress)
-    scans = _reference_scans(base, network, size, skipped)
-    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+
+def _masked_datasets(base: SliceDataset, config: Any) -> dict[str, SliceDataset]:
+    """``base`` under each evaluation mask setting of ``config.masks``, by setting name."""
     masks = evaluation_masks_of(config)
-    datasets = {
+    return {
         setting.name: base.with_options(masking=masks.with_settings(setting))
         for setting in evaluation_settings(config.masks)
     }
-    rows: list[dict[str, Any]] = []
-    folder = classical_folder or output_dir / CLASSICAL_FOLDER
-    for mask, methods in reference_methods(config, manifest, folder, show_progress).items():
-        for method in methods:
-            labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
-            rows += _method_rows(
-                method, labels, {mask: datasets[mask]}, scans, network, size, device, show_progress
-            )
-    clip_path = OmegaConf.select(config, "study.clip_path", default=None)
-    for outcome in outcomes:
-        for model, checkpoint in outcome.checkpoints.items():
-            (method,) = build_methods([str(checkpoint)], [], clip_path)
-            labels = run_labels(fold, outcome.experiment, outcome.kind, str(outcome.seed), model)
-            rows += _method_rows(
-                method, labels, datasets, scans, network, size, device, show_progress
-            )
-            del method  # one model in memory at a time
-    return ClinicalCheck(rows, segmenter, skipped)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ClinicalScoring:
+    """What scores every method the same way: the reference scans, the segmenter (network
+    and size), the device the methods run on, and whether to show progress."""
+
+    scans: list[_Scan]
+    network: torch.nn.Module
+    size: str
+    device: torch.device
+    show_progress: bool
 
 
 def _has_geometry(path: Path) -> bool:
@@ -353,13 +391,11 @@ def _method_rows(
     method: Reconstructor,
     labels: dict[str, str],
     datasets: dict[str, SliceDataset],
-    scans: list[_Scan],
-    network: torch.nn.Module,
-    size: str,
-    device: torch.device,
-    show_progress: bool,
+    scoring: _ClinicalScoring,
 ) -> list[dict[str, Any]]:
     """One row per setting and scan: ``method``'s phenotypes at the reference's frames."""
+    scans, network, size, device = scoring.scans, scoring.network, scoring.size, scoring.device
+    show_progress = scoring.show_progress
     _to_device(method, device)
     rows = []
     jobs = [(mask, scan) for mask in datasets for scan in scans]

@@ -30,7 +30,7 @@ from federation.protocol import (
 from federation.records import RoundRecord, read_history
 from simulations.study.backbone import backbone_override
 from simulations.study.composition import compose, experiment_overrides, hydra_value
-from simulations.study.flower_run import FlowerRun, run_flower_simulation
+from simulations.study.flower_run import FlowerRun, FlowerRunResult, run_flower_simulation
 from simulations.study.outcome import ExperimentOutcome
 from simulations.study.plan import CENTRALISED, FEDERATED, LOCAL, PlannedExperiment
 from simulations.study.settings import StudySettings
@@ -182,12 +182,50 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
     evaluation_sites = (
         planned.fold.held_out if settings.evaluation_sites and settings.held_out_evaluation else ()
     )
+    overrides = _federation_overrides(planned, context)
+    config = compose("federation", overrides)
+    _check_federation(config)  # a bad setting fails here, not minutes later inside Flower
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # The study operates every simulated site: their own settings (data, threads, DP-SGD
+    # budget) reach them in the site file, as a deployed site's would, not via the run config.
+    site_file = write_site_file(config, run_dir / SITE_FILE)
+    result = run_flower_simulation(
+        FlowerRun(
+            output_dir=run_dir,
+            overrides=tuple(overrides),
+            num_sites=len(sites) + len(evaluation_sites),
+            rounds=budget.rounds,
+            client_cpus=settings.client_cpus,
+            client_gpus=context.client_gpus,
+            timeout=settings.experiment_timeout,
+            site_config=site_file,
+        )
+    )
+    return _outcome(
+        planned,
+        context,
+        {"global": result.final_checkpoint},
+        result.history,
+        result.wall_seconds,
+        _federation_details(config, result),
+    )
+
+
+def _federation_overrides(planned: PlannedExperiment, context: ExperimentContext) -> list[str]:
+    """The federation config's overrides: the study's, the experiment's, then the run's own
+    (data, budget, seed, resume, output, tracking, the public backbone when it starts from
+    it).
+
+    Raises:
+        ValueError: the experiment starts from the public backbone and none was trained.
+    """
+    settings, budget, run_dir = context.settings, planned.budget, context.run_dir
     fixed = [
         f"data.manifest={hydra_value(str(context.manifest))}",
         "data.sites=[]",
         f"federation.num_rounds={budget.rounds}",
         f"federation.local_steps={budget.local_steps}",
-        f"federation.min_sites={len(sites)}",
+        f"federation.min_sites={len(planned.fold.internal)}",
         "federation.fraction_train=1.0",
         # The held-out centres are scored after training, from the round checkpoints (the
         # learning curves); in the federation, only by themselves as evaluation-only sites.
@@ -207,30 +245,17 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
         if context.backbone is None:
             raise ValueError(f"{planned.spec.name} starts from the public backbone, none trained")
         fixed.append(backbone_override(context.backbone))
-    overrides = experiment_overrides(
+    return experiment_overrides(
         context.study,
         "federation",
         [*settings.federated_overrides, *planned.spec.overrides],
         fixed,
     )
-    config = compose("federation", overrides)
-    _check_federation(config)  # a bad setting fails here, not minutes later inside Flower
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # The study operates every simulated site: their own settings (data, threads, DP-SGD
-    # budget) reach them in the site file, as a deployed site's would, not via the run config.
-    site_file = write_site_file(config, run_dir / SITE_FILE)
-    result = run_flower_simulation(
-        FlowerRun(
-            output_dir=run_dir,
-            overrides=tuple(overrides),
-            num_sites=len(sites) + len(evaluation_sites),
-            rounds=budget.rounds,
-            client_cpus=settings.client_cpus,
-            client_gpus=context.client_gpus,
-            timeout=settings.experiment_timeout,
-            site_config=site_file,
-        )
-    )
+
+
+def _federation_details(config: DictConfig, result: FlowerRunResult) -> dict[str, Any]:
+    """What the outcome records of a federated run beside its scores: strategy, privacy and
+    its spent budget, text encoder, Flower's log, steps and rounds, processes stopped."""
     history = read_history(result.history)
     details = {
         "strategy": str(config.strategy.name),
@@ -253,14 +278,7 @@ def _run_federated(planned: PlannedExperiment, context: ExperimentContext) -> Ex
     central = history[-1].aggregation.get("central-dp-epsilon") if history else None
     if isinstance(central, int | float) and math.isfinite(central):
         details["central_dp_epsilon"] = float(central)
-    return _outcome(
-        planned,
-        context,
-        {"global": result.final_checkpoint},
-        result.history,
-        result.wall_seconds,
-        details,
-    )
+    return details
 
 
 def _outcome(

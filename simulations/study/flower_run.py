@@ -141,12 +141,7 @@ def run_flower_simulation(run: FlowerRun) -> FlowerRunResult:
     output_dir = Path(run.output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     marker = str(output_dir)
-    # Left over from an interrupted earlier attempt of this very experiment: it would hold
-    # the FLWR_HOME state and the checkpoint folder.
-    leftovers = processes.marked(marker)
-    if leftovers:
-        logger.warning("stopping %d process(es) left by an earlier attempt", len(leftovers))
-        processes.stop(leftovers)
+    _stop_earlier_attempt(marker)
     final, history = output_dir / FINAL_CHECKPOINT, output_dir / HISTORY_FILE
     # Written again at the end of a successful run (a resumed one restores its history from
     # the last round's checkpoint); stale copies would make a failed attempt look finished.
@@ -154,17 +149,7 @@ def run_flower_simulation(run: FlowerRun) -> FlowerRunResult:
     history.unlink(missing_ok=True)
     config_path = write_run_config(output_dir / RUN_CONFIG_FILE, run.overrides)
     log_path = output_dir / LOG_FILE
-    command = [
-        str(flwr_executable()),
-        "run",
-        ".",
-        "--stream",
-        "--run-config",
-        str(config_path),
-        "--federation-config",
-        f"num-supernodes={run.num_sites} client-resources-num-cpus={_number(run.client_cpus)} "
-        f"client-resources-num-gpus={_number(run.client_gpus)}",
-    ]
+    command = _flwr_command(run, config_path)
     env = _environment(output_dir / "flwr-home", marker, run.client_cpus)
     if run.site_config is not None:
         env[SITE_CONFIG_VARIABLE] = str(Path(run.site_config).resolve())
@@ -195,6 +180,45 @@ def run_flower_simulation(run: FlowerRun) -> FlowerRunResult:
         finally:
             stopped, killed = _stop_everything(popen, marker, seen)
     wall = time.monotonic() - started
+    _check_finished(run, timed_out, popen.returncode, final, history, log_path)
+    return FlowerRunResult(final, history, log_path, wall, tuple(stopped), tuple(killed))
+
+
+def _stop_earlier_attempt(marker: str) -> None:
+    """Stop the processes an interrupted earlier attempt of this very experiment left (they
+    carry ``marker``): they would hold the FLWR_HOME state and the checkpoint folder."""
+    leftovers = processes.marked(marker)
+    if leftovers:
+        logger.warning("stopping %d process(es) left by an earlier attempt", len(leftovers))
+        processes.stop(leftovers)
+
+
+def _flwr_command(run: FlowerRun, config_path: Path) -> list[str]:
+    """`flwr run . --stream` with the run config file and the simulation's nodes and their
+    resources."""
+    return [
+        str(flwr_executable()),
+        "run",
+        ".",
+        "--stream",
+        "--run-config",
+        str(config_path),
+        "--federation-config",
+        f"num-supernodes={run.num_sites} client-resources-num-cpus={_number(run.client_cpus)} "
+        f"client-resources-num-gpus={_number(run.client_gpus)}",
+    ]
+
+
+def _check_finished(
+    run: FlowerRun,
+    timed_out: bool,
+    returncode: int | None,
+    final: Path,
+    history: Path,
+    log_path: Path,
+) -> None:
+    """Raise FlowerRunError (with the log's tail) unless `flwr run` exited 0 in time and left
+    the final checkpoint and a history of ``run.rounds`` rounds."""
     tail = log_tail(log_path)
     reason = _reason(tail)
     if timed_out:
@@ -202,8 +226,8 @@ def run_flower_simulation(run: FlowerRun) -> FlowerRunResult:
             f"flwr run timed out after {run.timeout:.0f} s (study.experiment_timeout); "
             f"log {log_path}:\n{tail}"
         )
-    if popen.returncode != 0:
-        raise FlowerRunError(f"flwr run exited {popen.returncode}{reason}; log {log_path}:\n{tail}")
+    if returncode != 0:
+        raise FlowerRunError(f"flwr run exited {returncode}{reason}; log {log_path}:\n{tail}")
     # `flwr run --stream` exits 0 even when the ServerApp raised: the outputs decide.
     completed = _completed_rounds(history)
     if not final.is_file() or completed < run.rounds:
@@ -212,7 +236,6 @@ def run_flower_simulation(run: FlowerRun) -> FlowerRunResult:
             f"{history}, {final} {'exists' if final.is_file() else 'missing'}); "
             f"log {log_path}:\n{tail}"
         )
-    return FlowerRunResult(final, history, log_path, wall, tuple(stopped), tuple(killed))
 
 
 def _environment(flwr_home: Path, marker: str, client_cpus: float) -> dict[str, str]:

@@ -158,13 +158,55 @@ def _run_planned(
 ) -> StudyResult:
     """The experiments (skipping finished ones), then the evaluation, report and tracking."""
     study_dir, folds, manifests = prepared.study_dir, prepared.folds, prepared.manifests
+    runs = _run_experiments(config, settings, prepared, tracker, show_progress, console)
+    outcomes, ran, skipped, failed = runs.outcomes, runs.ran, runs.skipped, runs.failed
+    # After the display has closed: the evaluation shows progress bars of its own, and rich
+    # allows one live display at a time.
+    if show_progress and settings.held_out_evaluation:
+        console.print(f"evaluating {len(outcomes)} run(s) on the test and held-out centres")
+    rows, curves = _evaluate(config, settings, folds, manifests, outcomes, study_dir, show_progress)
+    clinical = _clinical(config, settings, folds, manifests, outcomes, study_dir, show_progress)
+    wall = time.monotonic() - started
+    report = _report(
+        config, settings, study_dir, rows, curves, outcomes, wall, failed, manifests, clinical
+    )
+    wall = time.monotonic() - started
+    if tracker is not None:
+        track_results(tracker, outcomes, rows, report, wall, failed)
+    finish_state(study_dir, ran, skipped, failed, report, wall)
+    if settings.publish_dir is not None:
+        publish_report(report, study_dir, Path(settings.publish_dir))
+    return StudyResult(study_dir, outcomes, ran, skipped, failed, rows, report, wall)
+
+
+@dataclasses.dataclass
+class _Runs:
+    """The planned experiments' outcomes (finished earlier or now), the labels of those run
+    now and of those skipped as finished, and the failed ones' errors by label."""
+
+    outcomes: list[ExperimentOutcome] = dataclasses.field(default_factory=list)
+    ran: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _run_experiments(
+    config: DictConfig,
+    settings: StudySettings,
+    prepared: _Prepared,
+    tracker: StudyTracker | None,
+    show_progress: bool,
+    console: Any,
+) -> _Runs:
+    """Run every planned experiment that has no outcome yet, in plan order, under the study's
+    progress display; a failed one is recorded (its error file written) and the rest go on."""
+    study_dir, manifests = prepared.study_dir, prepared.manifests
     planned, wanted = prepared.planned, prepared.definitions
     tracking = federated_tracking(config, tracker)
-    gpus = _client_gpus(settings, folds)
+    gpus = _client_gpus(settings, prepared.folds)
     backbone = _public_backbone(config, settings, study_dir, show_progress, console)
 
-    outcomes: list[ExperimentOutcome] = []
-    ran, skipped, failed = [], [], {}
+    runs = _Runs()
     labels = [item.label for item in planned]
     kinds = [item.spec.kind for item in planned]
     with StudyProgress(labels, kinds, console, enabled=show_progress) as progress:
@@ -173,8 +215,8 @@ def _run_planned(
             outcome_path = run_dir / OUTCOME_FILE
             if outcome_path.is_file():
                 outcome = ExperimentOutcome.read(outcome_path)
-                outcomes.append(outcome)
-                skipped.append(item.label)
+                runs.outcomes.append(outcome)
+                runs.skipped.append(item.label)
                 progress.skipped(item.label, item.spec.kind, outcome.wall_seconds)
                 continue
             claim(run_dir, wanted[item])
@@ -198,32 +240,16 @@ def _run_planned(
                     error,
                     exc_info=not isinstance(error, FlowerRunError),
                 )
-                failed[item.label] = f"{type(error).__name__}: {error}"
-                (run_dir / ERROR_FILE).write_text(failed[item.label] + "\n")
-                progress.failed(item.label, item.spec.kind, failed[item.label])
+                runs.failed[item.label] = f"{type(error).__name__}: {error}"
+                (run_dir / ERROR_FILE).write_text(runs.failed[item.label] + "\n")
+                progress.failed(item.label, item.spec.kind, runs.failed[item.label])
                 continue
             track_experiment(tracker, item, outcome)
             outcome.write(outcome_path)
-            outcomes.append(outcome)
-            ran.append(item.label)
+            runs.outcomes.append(outcome)
+            runs.ran.append(item.label)
             progress.finished(item.label, item.spec.kind, outcome.wall_seconds)
-    # After the display has closed: the evaluation shows progress bars of its own, and rich
-    # allows one live display at a time.
-    if show_progress and settings.held_out_evaluation:
-        console.print(f"evaluating {len(outcomes)} run(s) on the test and held-out centres")
-    rows, curves = _evaluate(config, settings, folds, manifests, outcomes, study_dir, show_progress)
-    clinical = _clinical(config, settings, folds, manifests, outcomes, study_dir, show_progress)
-    wall = time.monotonic() - started
-    report = _report(
-        config, settings, study_dir, rows, curves, outcomes, wall, failed, manifests, clinical
-    )
-    wall = time.monotonic() - started
-    if tracker is not None:
-        track_results(tracker, outcomes, rows, report, wall, failed)
-    finish_state(study_dir, ran, skipped, failed, report, wall)
-    if settings.publish_dir is not None:
-        publish_report(report, study_dir, Path(settings.publish_dir))
-    return StudyResult(study_dir, outcomes, ran, skipped, failed, rows, report, wall)
+    return runs
 
 
 def _public_backbone(

@@ -195,18 +195,7 @@ def vendor_section(
         return []
     vendors = list(dict.fromkeys((row["vendor"], row["role"]) for row in ranking))
     shares = {row["vendor"]: row["training_share"] for row in ranking}
-    table = []
-    for experiment in dict.fromkeys(row["experiment"] for row in ranking):
-        for mask in dict.fromkeys(row["mask"] for row in ranking):
-            line: dict[str, Any] = {"experiment": experiment, "mask": mask}
-            for vendor, role in vendors:
-                row = _find(ranking, experiment, vendor, mask)
-                line[f"{vendor} ({role})"] = (
-                    format_interval(row["psnr"], row["psnr_ci_low"], row["psnr_ci_high"])
-                    if row
-                    else "–"
-                )
-            table.append(line)
+    table = _vendor_psnr_table(ranking, vendors)
     described = ", ".join(
         f"{vendor} {role} ({100 * shares[vendor]:.0f} % of the training images)"
         for vendor, role in vendors
@@ -220,65 +209,92 @@ def vendor_section(
         markdown_table(table, list(table[0])),
         "",
     ]
+    return lines + _vendor_differences_lines(differences) + _vendor_verdict_lines(differences)
+
+
+def _vendor_psnr_table(
+    ranking: Sequence[Mapping[str, Any]], vendors: Sequence[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """One row per experiment and mask: the held-out PSNR [95 % CI] per (vendor, role)."""
+    table = []
+    for experiment in dict.fromkeys(row["experiment"] for row in ranking):
+        for mask in dict.fromkeys(row["mask"] for row in ranking):
+            line: dict[str, Any] = {"experiment": experiment, "mask": mask}
+            for vendor, role in vendors:
+                row = _find(ranking, experiment, vendor, mask)
+                line[f"{vendor} ({role})"] = (
+                    format_interval(row["psnr"], row["psnr_ci_low"], row["psnr_ci_high"])
+                    if row
+                    else "–"
+                )
+            table.append(line)
+    return table
+
+
+def _vendor_differences_lines(differences: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The table of paired PSNR differences per vendor (none without such rows)."""
     psnr = [row for row in differences if row["metric"] == "psnr" and row["view"] == RANKING_VIEW]
-    if psnr:
-        rows = [
-            {
-                "comparison": row["comparison"],
-                "vendor": f"{row['vendor']} ({row['role']})",
-                "mask": row["mask"],
-                "Δ PSNR (dB) [95 % CI]": format_interval(
-                    row["difference"], row["ci_low"], row["ci_high"]
-                ),
-                "p": format_p_value(row["p_value"]),
-                "files": row["files"],
-            }
-            for row in psnr
-        ]
-        lines += [
-            "Paired differences per vendor (A − B on the same files and seeds):",
-            "",
-            markdown_table(rows, list(rows[0])),
-            "",
-        ]
+    if not psnr:
+        return []
+    rows = [
+        {
+            "comparison": row["comparison"],
+            "vendor": f"{row['vendor']} ({row['role']})",
+            "mask": row["mask"],
+            "Δ PSNR (dB) [95 % CI]": format_interval(
+                row["difference"], row["ci_low"], row["ci_high"]
+            ),
+            "p": format_p_value(row["p_value"]),
+            "files": row["files"],
+        }
+        for row in psnr
+    ]
+    return [
+        "Paired differences per vendor (A − B on the same files and seeds):",
+        "",
+        markdown_table(rows, list(rows[0])),
+        "",
+    ]
+
+
+def _vendor_verdict_lines(differences: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The vendor-skew verdict table, or the sentence saying why there is none."""
     verdicts = vendor_verdict_rows(differences)
-    if verdicts:
-        rows = [
-            {
-                "experiment": row["experiment"],
-                "mask": row["mask"],
-                "minority Δ vs FedAvg": format_interval(
-                    row["minority"]["difference"],
-                    row["minority"]["ci_low"],
-                    row["minority"]["ci_high"],
-                ),
-                "p": format_p_value(row["minority"]["p_value"]),
-                "majority Δ vs FedAvg": format_interval(
-                    row["majority"]["difference"],
-                    row["majority"]["ci_low"],
-                    row["majority"]["ci_high"],
-                ),
-                "verdict": row["verdict"],
-            }
-            for row in verdicts
-        ]
-        lines += [
-            "#### Verdict: vendor-aware aggregation under vendor skew",
-            "",
-            f"Goal: at least {MINORITY_GAIN_DB:g} dB above FedAvg on the held-out minority "
-            f"vendor with a 95 % interval above zero, and at most {MAJORITY_LOSS_DB:g} dB "
-            "below it on the majority vendor (means).",
-            "",
-            markdown_table(rows, list(rows[0])),
-            "",
-        ]
-    else:
-        lines += [
+    if not verdicts:
+        return [
             "No vendor-skew verdict: the held-out centres lack a minority or a majority "
             "vendor, or no experiment was compared against FedAvg.",
             "",
         ]
-    return lines
+    rows = [
+        {
+            "experiment": row["experiment"],
+            "mask": row["mask"],
+            "minority Δ vs FedAvg": format_interval(
+                row["minority"]["difference"],
+                row["minority"]["ci_low"],
+                row["minority"]["ci_high"],
+            ),
+            "p": format_p_value(row["minority"]["p_value"]),
+            "majority Δ vs FedAvg": format_interval(
+                row["majority"]["difference"],
+                row["majority"]["ci_low"],
+                row["majority"]["ci_high"],
+            ),
+            "verdict": row["verdict"],
+        }
+        for row in verdicts
+    ]
+    return [
+        "#### Verdict: vendor-aware aggregation under vendor skew",
+        "",
+        f"Goal: at least {MINORITY_GAIN_DB:g} dB above FedAvg on the held-out minority "
+        f"vendor with a 95 % interval above zero, and at most {MAJORITY_LOSS_DB:g} dB "
+        "below it on the majority vendor (means).",
+        "",
+        markdown_table(rows, list(rows[0])),
+        "",
+    ]
 
 
 def vendor_figure(results: Sequence[Mapping[str, Any]], path: str | Path) -> Path | None:

@@ -128,14 +128,9 @@ def acquire(
         complex64 (frames, slices, coils, ny, nx) centred k-space, and a report.
     """
     frames, slices, ny, nx = images.shape
-    # Units: object and coils both average 1 over soft tissue before the vendor's scale.
-    magnitude = np.abs(images)
-    images = images / magnitude[tissue_mask].mean()
-    magnitude = magnitude / magnitude[tissue_mask].mean()
-    coil_rss = np.sqrt(np.sum(np.abs(sensitivities) ** 2, axis=1))  # (slices, ny, nx)
-    coil_rss_mean = coil_rss[tissue_mask.any(axis=0)].mean()
-    sensitivities = sensitivities / coil_rss_mean
-    signal = (magnitude * coil_rss[None] / coil_rss_mean)[tissue_mask].mean()
+    images, magnitude, sensitivities, signal = _soft_tissue_units(
+        images, sensitivities, tissue_mask
+    )
     noise_std = float(signal / snr)
     noise_covariance = noise_covariance * noise_std**2
     power = np.mean(magnitude**2, axis=0)
@@ -147,10 +142,7 @@ def acquire(
     kspace = np.empty((frames, slices, num_virtual, ny, nx), dtype=np.complex64)
     for index in range(slices):
         coil_images = images[:, index, None] * virtual[index][None]
-        white = rng.standard_normal((2, num_virtual, frames * ny * nx), dtype=np.float32)
-        white = (white[0] + 1j * white[1]) * np.float32(np.sqrt(0.5))
-        noise = np.einsum("ij,jn->in", cholesky, white).reshape(num_virtual, frames, ny, nx)
-        noise = noise.swapaxes(0, 1)
+        noise = _correlated_noise(rng, cholesky, frames, ny, nx)
         signal = fft2c(coil_images)
         if modulation is not None:
             signal = signal * modulation[index]
@@ -159,3 +151,34 @@ def acquire(
             stored = stored * raw_filter
         kspace[:, index] = stored * np.float32(intensity_scale)
     return kspace, AcquisitionReport(noise_std, intensity_scale, kept)
+
+
+def _soft_tissue_units(
+    images: np.ndarray, sensitivities: np.ndarray, tissue_mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Object and coils scaled to average 1 over soft tissue (before the vendor's scale).
+
+    Returns:
+        the scaled images (frames, slices, ny, nx), their magnitude, the scaled sensitivities
+        (slices, raw coils, ny, nx) and the mean soft-tissue RSS signal.
+    """
+    magnitude = np.abs(images)
+    images = images / magnitude[tissue_mask].mean()
+    magnitude = magnitude / magnitude[tissue_mask].mean()
+    coil_rss = np.sqrt(np.sum(np.abs(sensitivities) ** 2, axis=1))  # (slices, ny, nx)
+    coil_rss_mean = coil_rss[tissue_mask.any(axis=0)].mean()
+    sensitivities = sensitivities / coil_rss_mean
+    signal = (magnitude * coil_rss[None] / coil_rss_mean)[tissue_mask].mean()
+    return images, magnitude, sensitivities, signal
+
+
+def _correlated_noise(
+    rng: np.random.Generator, cholesky: np.ndarray, frames: int, ny: int, nx: int
+) -> np.ndarray:
+    """complex64 (frames, coils, ny, nx) noise of one slice, coils correlated by ``cholesky``
+    (coils, coils), the factor of their noise covariance."""
+    num_virtual = cholesky.shape[0]
+    white = rng.standard_normal((2, num_virtual, frames * ny * nx), dtype=np.float32)
+    white = (white[0] + 1j * white[1]) * np.float32(np.sqrt(0.5))
+    noise = np.einsum("ij,jn->in", cholesky, white).reshape(num_virtual, frames, ny, nx)
+    return noise.swapaxes(0, 1)

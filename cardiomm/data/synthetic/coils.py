@@ -76,31 +76,10 @@ def body_array(
     half_width = body.width / 2 + _STANDOFF_MM
     half_depth = body.depth / 2 + _STANDOFF_MM
     shift = rng.uniform(-15, 15), rng.uniform(-20, 20)
-    centres, normals, radii = [], [], []
-    anterior_columns = min(anterior, columns)
-    rows = math.ceil(anterior / anterior_columns)
-    arc = np.deg2rad(_ANTERIOR_ARC_DEG) * 0.5 * (half_width + half_depth)
-    radius = 0.55 * arc / anterior_columns
-    spread = _ANTERIOR_ARC_DEG * (anterior_columns - 1) / anterior_columns
-    angles = np.deg2rad(270 + np.linspace(-0.5, 0.5, anterior_columns) * spread)
-    for index in range(anterior):
-        row, column = divmod(index, anterior_columns)
-        angle = angles[column]
-        point = np.array([half_width * np.cos(angle) + shift[0], half_depth * np.sin(angle)])
-        normal = np.array([np.cos(angle) / half_width, np.sin(angle) / half_depth])
-        centres.append([*point, _row_z(row, rows, radius) + shift[1]])
-        normals.append([*(normal / np.linalg.norm(normal)), 0.0])
-        radii.append(radius)
+    centres, normals, radii = _anterior_loops(anterior, columns, half_width, half_depth, shift)
     if posterior:
-        back_columns = min(posterior, columns)
-        rows = math.ceil(posterior / back_columns)
-        back_radius = 0.55 * 0.7 * body.width / back_columns
-        xs = np.linspace(-0.35, 0.35, back_columns) * body.width * (back_columns - 1) / back_columns
-        for index in range(posterior):
-            row, column = divmod(index, back_columns)
-            centres.append([xs[column], half_depth, _row_z(row, rows, back_radius)])
-            normals.append([0.0, 1.0, 0.0])
-            radii.append(back_radius)
+        back = _posterior_loops(posterior, columns, body.width, half_depth)
+        centres, normals, radii = centres + back[0], normals + back[1], radii + back[2]
     centres_array = _to_image(np.asarray(centres, dtype=float), body)
     normals_array = _rotate_normals(np.asarray(normals, dtype=float), body)
     radii_array = np.asarray(radii)
@@ -111,6 +90,55 @@ def body_array(
         cable_phases=rng.uniform(-np.pi, np.pi, num_coils),
         noise_covariance=_noise_covariance(centres_array, radii_array, rng, neighbour_correlation),
     )
+
+
+# A loop array's elements as lists: centres [x, y, z] and unit normals [x, y, z] in the
+# torso's frame (mm), and radii (mm).
+_Loops = tuple[list[list[float]], list[list[float]], list[float]]
+
+
+def _anterior_loops(
+    count: int,
+    columns: int,
+    half_width: float,
+    half_depth: float,
+    shift: tuple[float, float],
+) -> _Loops:
+    """``count`` loops on the chest: up to ``columns`` across an arc of the elliptical torso
+    surface (half axes ``half_width``, ``half_depth``, stand-off included), rows along the
+    body axis, the whole array moved by ``shift`` (across, along the body)."""
+    centres, normals, radii = [], [], []
+    anterior_columns = min(count, columns)
+    rows = math.ceil(count / anterior_columns)
+    arc = np.deg2rad(_ANTERIOR_ARC_DEG) * 0.5 * (half_width + half_depth)
+    radius = 0.55 * arc / anterior_columns
+    spread = _ANTERIOR_ARC_DEG * (anterior_columns - 1) / anterior_columns
+    angles = np.deg2rad(270 + np.linspace(-0.5, 0.5, anterior_columns) * spread)
+    for index in range(count):
+        row, column = divmod(index, anterior_columns)
+        angle = angles[column]
+        point = np.array([half_width * np.cos(angle) + shift[0], half_depth * np.sin(angle)])
+        normal = np.array([np.cos(angle) / half_width, np.sin(angle) / half_depth])
+        centres.append([*point, _row_z(row, rows, radius) + shift[1]])
+        normals.append([*(normal / np.linalg.norm(normal)), 0.0])
+        radii.append(radius)
+    return centres, normals, radii
+
+
+def _posterior_loops(count: int, columns: int, body_width: float, half_depth: float) -> _Loops:
+    """``count`` flat loops under the back (``half_depth`` below the centre), up to
+    ``columns`` across the middle 70 % of the body width, rows along the body axis."""
+    centres, normals, radii = [], [], []
+    back_columns = min(count, columns)
+    rows = math.ceil(count / back_columns)
+    back_radius = 0.55 * 0.7 * body_width / back_columns
+    xs = np.linspace(-0.35, 0.35, back_columns) * body_width * (back_columns - 1) / back_columns
+    for index in range(count):
+        row, column = divmod(index, back_columns)
+        centres.append([xs[column], half_depth, _row_z(row, rows, back_radius)])
+        normals.append([0.0, 1.0, 0.0])
+        radii.append(back_radius)
+    return centres, normals, radii
 
 
 def _row_z(row: int, rows: int, radius: float) -> float:

@@ -164,23 +164,34 @@ def render_signal(
             else blood_gain
         )
         return bssfp(density * inflow, t1, t2, flip, sequence.tr_ms, frequency)
+    return _prepared_signal(sequence, density, t1, t2, flip, b1).astype(np.complex128)
+
+
+def _prepared_signal(
+    sequence: Sequence,
+    density: np.ndarray,
+    t1: np.ndarray,
+    t2: np.ndarray,
+    flip: np.ndarray,
+    b1: np.ndarray,
+) -> np.ndarray:
+    """Real signal of a non-cine series (mapping, LGE, weighted): (frames, ny, nx) or (1, ny,
+    nx) per the sequence's frame list, from per-pixel density, T1 / T2 (ms), flip (rad) and
+    relative transmit field."""
+    kind = sequence.kind
     readout = density * np.sin(flip)
     if kind == "t1map":
         times = np.asarray(sequence.inversion_times_ms)[:, None, None]
-        signal = readout * inversion_recovery(t1, times) * np.exp(-sequence.te_ms / t2)
-    elif kind == "t2map":
+        return readout * inversion_recovery(t1, times) * np.exp(-sequence.te_ms / t2)
+    if kind == "t2map":
         prep = np.asarray(sequence.t2_prep_ms)[:, None, None]
         recovered = 1 - np.exp(-sequence.recovery_ms / t1)
-        signal = readout * recovered * np.exp(-prep / t2)
-    elif kind == "lge":
+        return readout * recovered * np.exp(-prep / t2)
+    if kind == "lge":
         inversion = sequence.inversion_times_ms[0]
-        signal = readout * inversion_recovery(t1, inversion, sequence.recovery_ms)
-    elif kind == "t2w":
+        return readout * inversion_recovery(t1, inversion, sequence.recovery_ms)
+    if kind == "t2w":
         # STIR turbo spin echo: fat nulled; short-T1 tissue keeps its negative sign.
         prepared = inversion_recovery(t1, sequence.fat_inversion_ms, sequence.recovery_ms)
-        signal = density * tse_transmit_factor(b1) * prepared * np.exp(-sequence.te_ms / t2)
-    else:
-        signal = (
-            density * tse_transmit_factor(b1) * spin_echo(t1, t2, sequence.tr_ms, sequence.te_ms)
-        )
-    return signal.astype(np.complex128)
+        return density * tse_transmit_factor(b1) * prepared * np.exp(-sequence.te_ms / t2)
+    return density * tse_transmit_factor(b1) * spin_echo(t1, t2, sequence.tr_ms, sequence.te_ms)

@@ -22,7 +22,7 @@ import numpy as np
 from cardiomm.data.synthetic.labels import Label
 from cardiomm.data.synthetic.motion import LVModel, area_factors
 from cardiomm.data.synthetic.shapes import ellipse_radius, inside_disc, to_local, wrap_angle
-from cardiomm.data.synthetic.subjects import Subject
+from cardiomm.data.synthetic.subjects import Scar, Subject
 
 # RV geometry relative to the LV's outer septal radius K: centre at _RV_OFFSET * K towards
 # the RV, half-width _RV_SPREAD * K + 4 mm across; RV length / LV length.
@@ -153,17 +153,33 @@ def paint_sax_heart(
     myocardium = radius <= rho_out
     labels[myocardium] = Label.LV_MYOCARDIUM
     labels[radius <= rho_in] = Label.LV_BLOOD
-    scar = subject.scar
-    if scar is not None and scar.levels[0] <= level <= scar.levels[1]:
-        offset = wrap_angle(theta - septum - np.deg2rad(scar.centre_deg))
-        depth = (radius - rho_in) / np.maximum(rho_out - rho_in, 1e-6)
-        in_scar = (
-            myocardium
-            & (radius > rho_in)
-            & (np.abs(offset) <= np.deg2rad(scar.extent_deg) / 2)
-            & (depth <= scar.transmurality)
-        )
-        labels[in_scar] = Label.SCAR
+    _paint_sax_scar(labels, subject.scar, level, theta - septum, radius, rho_in, rho_out)
+
+
+def _paint_sax_scar(
+    labels: np.ndarray,
+    scar: Scar | None,
+    level: float,
+    angle_from_septum: np.ndarray,
+    radius: np.ndarray,
+    rho_in: np.ndarray,
+    rho_out: np.ndarray,
+) -> None:
+    """Paint the scar's part of one SAX slice's LV myocardium (``radius <= rho_out``) in place.
+
+    ``level``: the slice's level (0 base, 1 apex); the other arrays are (ny, nx) per pixel."""
+    if scar is None or not scar.levels[0] <= level <= scar.levels[1]:
+        return
+    myocardium = radius <= rho_out
+    offset = wrap_angle(angle_from_septum - np.deg2rad(scar.centre_deg))
+    depth = (radius - rho_in) / np.maximum(rho_out - rho_in, 1e-6)
+    in_scar = (
+        myocardium
+        & (radius > rho_in)
+        & (np.abs(offset) <= np.deg2rad(scar.extent_deg) / 2)
+        & (depth <= scar.transmurality)
+    )
+    labels[in_scar] = Label.SCAR
 
 
 def _lv_radii(
@@ -283,26 +299,15 @@ def paint_lax_heart(
     below_base = s <= length
     fat = subject.epicardial_fat_mm
 
-    rv_wall = subject.rv_wall_mm
     rv = _lax_rv(subject, lv, phase, view, half_width_ed + septal)
     epicardium = below_base & (
         ((s - length) / (length + apical + fat)) ** 2 + (v / (outer_width + fat)) ** 2 <= 1
     )
     labels[epicardium] = Label.EPICARDIAL_FAT
-    for side_width in (half_width_ed + lateral, half_width_ed + septal):
-        for side in (-1.0, 1.0):
-            groove = (length, side * side_width + side * 2.0)
-            labels[inside_disc(s, v, groove, 4.0 + 1.5 * fat)] = Label.EPICARDIAL_FAT
+    _paint_lax_grooves(labels, s, v, length, (half_width_ed + lateral, half_width_ed + septal), fat)
     _paint_atria(labels, s, v, subject, lv, phase, view, length, half_width_ed)
     if rv is not None:
-        (rv_s, rv_v), (rv_len, rv_half), base = rv
-        labels[
-            _half_ellipse(s, v, rv_s, rv_v, rv_len + rv_wall + fat, rv_half + rv_wall + fat, base)
-        ] = Label.EPICARDIAL_FAT
-        labels[_half_ellipse(s, v, rv_s, rv_v, rv_len + rv_wall, rv_half + rv_wall, base)] = (
-            Label.RV_MYOCARDIUM
-        )
-        labels[_half_ellipse(s, v, rv_s, rv_v, rv_len, rv_half, base)] = Label.RV_BLOOD
+        _paint_lax_rv(labels, s, v, rv, subject.rv_wall_mm, fat)
     if view == "3ch":
         _paint_outflow(labels, s, v, length, half_width_ed)
     outer_q = ((s - length) / (length + apical)) ** 2 + (v / outer_width) ** 2
@@ -311,20 +316,38 @@ def paint_lax_heart(
     cavity = below_base & (inner_q <= 1)
     labels[myocardium] = Label.LV_MYOCARDIUM
     labels[cavity] = Label.LV_BLOOD
-    scar = subject.scar
+    _paint_lax_scar(
+        labels, subject.scar, view, s, v, length, inner_q, outer_q, myocardium & ~cavity
+    )
+
+
+def _paint_lax_scar(
+    labels: np.ndarray,
+    scar: Scar | None,
+    view: str,
+    s: np.ndarray,
+    v: np.ndarray,
+    length: float,
+    inner_q: np.ndarray,
+    outer_q: np.ndarray,
+    wall: np.ndarray,
+) -> None:
+    """Paint the scar's part of a long-axis view's LV wall (``wall``, bool) in place.
+
+    ``s``, ``v``: the view's local coordinates (from the apex, +septal); ``inner_q``,
+    ``outer_q``: each pixel's normalised squared radius of the cavity and the epicardium."""
     side = None if scar is None else _SCAR_SIDES[view].get(scar.territory)
-    if scar is not None and side is not None:
-        level = 1 - s / length
-        # Transmural depth from the two normalised radii: 0 at the endocardium, 1 outside.
-        q_in, q_out = np.sqrt(inner_q), np.sqrt(outer_q)
-        depth = (q_in - 1) / np.maximum(q_in - q_out, 1e-6)
-        on_side = (np.sign(v) == side) | ((level > 0.85) & (scar.territory == "LAD"))
-        # A scar reaching the apex continues into the apical cap (level > 1).
-        last = np.inf if scar.levels[1] >= 0.95 else scar.levels[1]
-        in_range = (level >= scar.levels[0]) & (level <= last)
-        labels[myocardium & ~cavity & on_side & in_range & (depth <= scar.transmurality)] = (
-            Label.SCAR
-        )
+    if scar is None or side is None:
+        return
+    level = 1 - s / length
+    # Transmural depth from the two normalised radii: 0 at the endocardium, 1 outside.
+    q_in, q_out = np.sqrt(inner_q), np.sqrt(outer_q)
+    depth = (q_in - 1) / np.maximum(q_in - q_out, 1e-6)
+    on_side = (np.sign(v) == side) | ((level > 0.85) & (scar.territory == "LAD"))
+    # A scar reaching the apex continues into the apical cap (level > 1).
+    last = np.inf if scar.levels[1] >= 0.95 else scar.levels[1]
+    in_range = (level >= scar.levels[0]) & (level <= last)
+    labels[wall & on_side & in_range & (depth <= scar.transmurality)] = Label.SCAR
 
 
 def lax_cavity_area_mm2(lv: LVModel, phase: float, view: str) -> float:
@@ -348,6 +371,42 @@ def _lax_rv(
         return (base, outer_septal_ed + 0.3 * half), (rv_length, half), base
     base = length - 0.1 * lv.length_mm
     return (base, outer_septal_ed + 0.2 * half), (0.45 * lv.length_mm, 0.8 * half), base
+
+
+def _paint_lax_grooves(
+    labels: np.ndarray,
+    s: np.ndarray,
+    v: np.ndarray,
+    length: float,
+    side_widths: tuple[float, float],
+    fat: float,
+) -> None:
+    """Paint the epicardial fat of the atrioventricular grooves in place: a disc at the base
+    plane (``s = length``) beyond each side of the LV wall (outer half widths ``side_widths``)."""
+    for side_width in side_widths:
+        for side in (-1.0, 1.0):
+            groove = (length, side * side_width + side * 2.0)
+            labels[inside_disc(s, v, groove, 4.0 + 1.5 * fat)] = Label.EPICARDIAL_FAT
+
+
+def _paint_lax_rv(
+    labels: np.ndarray,
+    s: np.ndarray,
+    v: np.ndarray,
+    rv: tuple[tuple[float, float], tuple[float, float], float],
+    rv_wall: float,
+    fat: float,
+) -> None:
+    """Paint a LAX view's RV (``rv`` from :func:`_lax_rv`) in place: its epicardial fat, free
+    wall ``rv_wall`` mm and blood pool, in that order."""
+    (rv_s, rv_v), (rv_len, rv_half), base = rv
+    labels[
+        _half_ellipse(s, v, rv_s, rv_v, rv_len + rv_wall + fat, rv_half + rv_wall + fat, base)
+    ] = Label.EPICARDIAL_FAT
+    labels[_half_ellipse(s, v, rv_s, rv_v, rv_len + rv_wall, rv_half + rv_wall, base)] = (
+        Label.RV_MYOCARDIUM
+    )
+    labels[_half_ellipse(s, v, rv_s, rv_v, rv_len, rv_half, base)] = Label.RV_BLOOD
 
 
 def _half_ellipse(

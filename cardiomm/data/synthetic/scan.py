@@ -9,7 +9,7 @@ import numpy as np
 from cardiomm.data.synthetic.acquisition import AcquisitionReport, acquire, truncate_resolution
 from cardiomm.data.synthetic.anatomy import SliceGeometry, render_slice, slice_geometry
 from cardiomm.data.synthetic.breath_hold import BreathHold, sample_breath_hold, still_breath_hold
-from cardiomm.data.synthetic.coils import body_array, sensitivity_maps
+from cardiomm.data.synthetic.coils import CoilArray, body_array, sensitivity_maps
 from cardiomm.data.synthetic.contrast import cine_inflow_gain, render_signal
 from cardiomm.data.synthetic.heart import heart_pose, lax_cavity_area_mm2
 from cardiomm.data.synthetic.labels import SOFT_TISSUE_LABELS, Label, label_names
@@ -96,6 +96,29 @@ def frame_phases(subject: Subject, sequence: Sequence, num_frames: int) -> np.nd
     return np.full(num_frames, diastolic_phase(subject))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Scene:
+    """What one series images and how: the step shared by rendering and the sidecar.
+
+    Attributes:
+        lv: the patient's calibrated LV model.
+        grid: the stored (ky, kx) grid.
+        geometry: the series' slices.
+        sequence: the series' parameters.
+        phases: (frames,) contraction phase of each frame.
+        tissues: the tissues as this series sees them (post-contrast for LGE).
+        fields: the exam's field maps.
+    """
+
+    lv: LVModel
+    grid: ImageGrid
+    geometry: SliceGeometry
+    sequence: Sequence
+    phases: np.ndarray
+    tissues: TissueTable
+    fields: FieldMaps
+
+
 def simulate_series(
     site: SiteProfile,
     protocol: Protocol,
@@ -115,45 +138,23 @@ def simulate_series(
     Returns:
         the k-space, labels, true parameter maps and sidecar.
     """
-    lv = lv_model(subject, site.sax_slices)
-    num_frames, num_slices = site.series_frames_slices(spec, protocol)
-    grid = series_grid(site, spec)
-    fine_grid = grid.refined(RENDER_OVERSAMPLING)
-    tissues = subject_tissues(site.field_strength, subject)
-    if spec.kind == "lge":
-        tissues = tissues.post_contrast(subject.plasma_gadolinium_mm)
-    chain = site.chain
-    sequence = sequence_for(
-        spec.kind, tissues, subject, num_frames, rng, cine_flip_factor=chain.cine_flip_factor
-    )
-    phases = frame_phases(subject, sequence, num_frames)
-    geometry = slice_geometry(subject, lv, spec.view, spec.kind, num_slices)
-    fields = exam_field_maps(subject, site.field_strength)
-    inflow = random_field(rng, _INFLOW_PATTERN_MM) if sequence.kind == "cine" else None
-    images, labels = _render_images(
-        subject, lv, geometry, grid, fine_grid, phases, sequence, tissues, fields, inflow
-    )
-    coils = body_array(
-        site.raw_coils,
-        subject.body,
-        np.random.default_rng([subject.seed, 2]),
-        columns=chain.coil_columns,
-        neighbour_correlation=chain.coil_correlation,
-    )
+    # The draws from ``rng`` keep their order (sequence, inflow, breath-holds, SNR, gain,
+    # noise): the same seed makes the same file.
+    scene = _scene(site, protocol, subject, spec, rng)
+    grid, geometry = scene.grid, scene.geometry
+    inflow = random_field(rng, _INFLOW_PATTERN_MM) if scene.sequence.kind == "cine" else None
+    images, labels = _render_images(subject, scene, inflow)
+    coils = _receive_array(site, subject)
     sensitivities = sensitivity_maps(coils, grid, geometry.z_mm)
     # A cine is segmented over the heartbeats of one breath-hold per slice.
     holds = [
-        sample_breath_hold(rng) if sequence.kind == "cine" else still_breath_hold()
-        for _ in range(num_slices)
+        sample_breath_hold(rng) if scene.sequence.kind == "cine" else still_breath_hold()
+        for _ in range(len(geometry.levels))
     ]
     modulation = np.stack(
         [hold.modulation(grid.ny, grid.nx, grid.dy_mm, grid.dx_mm) for hold in holds]
     )
-    # Larger bodies load the coils with more noise and sit farther from them; scan-to-scan
-    # SNR and receiver gain vary a little even on one scanner.
-    snr = site.snr * spec.snr_factor * (_REFERENCE_WIDTH_MM / subject.body.width)
-    snr *= rng.uniform(0.9, 1.1)
-    scale = site.intensity_scale * rng.uniform(0.8, 1.25)
+    snr, scale = _scan_snr_and_scale(site, spec, subject, rng)
     kspace, report = acquire(
         images,
         sensitivities,
@@ -164,46 +165,75 @@ def simulate_series(
         scale,
         rng,
         modulation=modulation,
-        raw_filter=chain.raw_filter(grid.ny, grid.nx),
+        raw_filter=site.chain.raw_filter(grid.ny, grid.nx),
     )
-    maps = _parameter_maps(spec, tissues, labels)
+    maps = _parameter_maps(spec, scene.tissues, labels)
     if not spec.has_frame_axis:
         kspace, labels = kspace[0], labels[0]
     sidecar = _sidecar(
-        site,
-        spec,
-        subject,
-        lv,
-        grid,
-        geometry,
-        sequence,
-        phases,
-        tissues,
-        fields,
-        snr,
-        report,
-        coils.num_coils,
-        kspace.shape,
-        holds,
+        site, spec, subject, scene, snr, report, coils.num_coils, kspace.shape, holds
     )
     return SimulatedSeries(kspace, labels, maps, sidecar)
 
 
-def _render_images(
+def _scene(
+    site: SiteProfile,
+    protocol: Protocol,
     subject: Subject,
-    lv: LVModel,
-    geometry: SliceGeometry,
-    grid: ImageGrid,
-    fine_grid: ImageGrid,
-    phases: np.ndarray,
-    sequence: Sequence,
-    tissues: TissueTable,
-    fields: FieldMaps,
-    inflow: SmoothField | None = None,
+    spec: SeriesSpec,
+    rng: np.random.Generator,
+) -> _Scene:
+    """The series' grid, slices, sequence (its one draw from ``rng``), phases and tissues."""
+    lv = lv_model(subject, site.sax_slices)
+    num_frames, num_slices = site.series_frames_slices(spec, protocol)
+    grid = series_grid(site, spec)
+    tissues = subject_tissues(site.field_strength, subject)
+    if spec.kind == "lge":
+        tissues = tissues.post_contrast(subject.plasma_gadolinium_mm)
+    sequence = sequence_for(
+        spec.kind, tissues, subject, num_frames, rng, cine_flip_factor=site.chain.cine_flip_factor
+    )
+    phases = frame_phases(subject, sequence, num_frames)
+    geometry = slice_geometry(subject, lv, spec.view, spec.kind, num_slices)
+    fields = exam_field_maps(subject, site.field_strength)
+    return _Scene(lv, grid, geometry, sequence, phases, tissues, fields)
+
+
+def _receive_array(site: SiteProfile, subject: Subject) -> CoilArray:
+    """The site's receive array on this patient, placed by the patient's own stream (the same
+    placement in every series of the exam)."""
+    chain = site.chain
+    return body_array(
+        site.raw_coils,
+        subject.body,
+        np.random.default_rng([subject.seed, 2]),
+        columns=chain.coil_columns,
+        neighbour_correlation=chain.coil_correlation,
+    )
+
+
+def _scan_snr_and_scale(
+    site: SiteProfile, spec: SeriesSpec, subject: Subject, rng: np.random.Generator
+) -> tuple[float, float]:
+    """This scan's SNR and intensity scale, SNR drawn first, then the receiver gain."""
+    # Larger bodies load the coils with more noise and sit farther from them; scan-to-scan
+    # SNR and receiver gain vary a little even on one scanner.
+    snr = site.snr * spec.snr_factor * (_REFERENCE_WIDTH_MM / subject.body.width)
+    snr *= rng.uniform(0.9, 1.1)
+    scale = site.intensity_scale * rng.uniform(0.8, 1.25)
+    return snr, scale
+
+
+def _render_images(
+    subject: Subject, scene: _Scene, inflow: SmoothField | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Object images (frames, slices, ny, nx) complex and labels (same, uint8) on ``grid``.
+    """Object images (frames, slices, ny, nx) complex and labels (same, uint8) on the scene's
+    grid, rendered on a grid :data:`RENDER_OVERSAMPLING` times finer and truncated.
 
     ``inflow``: the cine's uneven blood-pool inflow pattern (None: uniform inflow gain)."""
+    lv, geometry, grid, phases = scene.lv, scene.geometry, scene.grid, scene.phases
+    sequence, tissues, fields = scene.sequence, scene.tissues, scene.fields
+    fine_grid = grid.refined(RENDER_OVERSAMPLING)
     num_slices = len(geometry.levels)
     images = np.empty((len(phases), num_slices, grid.ny, grid.nx), dtype=np.complex64)
     labels = np.empty((len(phases), num_slices, grid.ny, grid.nx), dtype=np.uint8)
@@ -252,19 +282,64 @@ def _sidecar(
     site: SiteProfile,
     spec: SeriesSpec,
     subject: Subject,
-    lv: LVModel,
-    grid: ImageGrid,
-    geometry: SliceGeometry,
-    sequence: Sequence,
-    phases: np.ndarray,
-    tissues: TissueTable,
-    fields: FieldMaps,
+    scene: _Scene,
     snr: float,
     report: AcquisitionReport,
     raw_coils: int,
     kspace_shape: tuple[int, ...],
     holds: list[BreathHold],
 ) -> dict[str, object]:
+    """The JSON sidecar of a series: what was acquired, how, and its ground truth."""
+    grid, geometry, site_fov = scene.grid, scene.geometry, site.fov_mm
+    return {
+        **site.identity(),
+        "stem": spec.stem,
+        "modality_folder": spec.folder,
+        "kind": spec.kind,
+        "view": spec.view,
+        "kspace_variable": "kspace_full",
+        "kspace_shape": list(kspace_shape),
+        "kspace_axes": "frames, slices, coils, ky, kx"
+        if spec.has_frame_axis
+        else "slices, coils, ky, kx",
+        "readout_oversampling": READOUT_OVERSAMPLING,
+        "fov_mm": {
+            "phase": site_fov[0],
+            "readout": site_fov[1],
+            "readout_with_oversampling": READOUT_OVERSAMPLING * site_fov[1],
+        },
+        "pixel_spacing_mm": [grid.dy_mm, grid.dx_mm],
+        "slice_thickness_mm": geometry.thickness_mm,
+        "slice_heights_mm": geometry.heights_mm.tolist() if spec.view == "sax" else None,
+        "slice_levels": geometry.levels.tolist(),
+        "coils_raw": raw_coils,
+        "coils": int(kspace_shape[-3]),
+        "compression_energy": report.compression_energy,
+        "snr": snr,
+        "noise_std": report.noise_std,
+        "intensity_scale": report.intensity_scale,
+        "vendor_chain": site.chain.describe(),
+        "breath_holds": [hold.describe() for hold in holds],
+        "b1_amplitude": scene.fields.b1_amplitude,
+        "off_resonance_peak_hz": scene.fields.off_resonance_hz,
+        "sequence": scene.sequence.to_dict(),
+        "cardiac": _cardiac_truth(spec, subject, scene.lv, geometry, scene.phases),
+        "disease": subject.disease,
+        "subject": subject.summary(),
+        "tissues": _tissue_values(scene.tissues),
+        "labels": {"grid": LABEL_GRID, "names": {str(k): v for k, v in label_names().items()}},
+    }
+
+
+def _cardiac_truth(
+    spec: SeriesSpec,
+    subject: Subject,
+    lv: LVModel,
+    geometry: SliceGeometry,
+    phases: np.ndarray,
+) -> dict[str, object]:
+    """The sidecar's cardiac truth: rhythm, per-frame phase and LV cavity areas (frames,
+    slices) mm^2, EF and volumes, and for a cine its end-systolic frame."""
     if geometry.view == "sax":
         areas = np.stack([lv.cavity_areas_mm2(geometry.heights_mm, p) for p in phases])
     else:
@@ -283,7 +358,12 @@ def _sidecar(
         cardiac["end_systolic_frame"] = cine_end_systole_frame(subject, len(phases))
     if spec.kind == "cine" and spec.view == "sax":
         cardiac["lv_volume_ml"] = [lv.volume_ml(p) for p in phases]
-    tissue_values = {
+    return cardiac
+
+
+def _tissue_values(tissues: TissueTable) -> dict[str, dict[str, float]]:
+    """The sidecar's tissue truth: T1, T2 (ms) and proton density of every labelled tissue."""
+    return {
         name: {
             "t1_ms": float(tissues.t1_ms[value]),
             "t2_ms": float(tissues.t2_ms[value]),
@@ -291,42 +371,4 @@ def _sidecar(
         }
         for value, name in label_names().items()
         if value != Label.BACKGROUND
-    }
-    return {
-        **site.identity(),
-        "stem": spec.stem,
-        "modality_folder": spec.folder,
-        "kind": spec.kind,
-        "view": spec.view,
-        "kspace_variable": "kspace_full",
-        "kspace_shape": list(kspace_shape),
-        "kspace_axes": "frames, slices, coils, ky, kx"
-        if spec.has_frame_axis
-        else "slices, coils, ky, kx",
-        "readout_oversampling": READOUT_OVERSAMPLING,
-        "fov_mm": {
-            "phase": site.fov_mm[0],
-            "readout": site.fov_mm[1],
-            "readout_with_oversampling": READOUT_OVERSAMPLING * site.fov_mm[1],
-        },
-        "pixel_spacing_mm": [grid.dy_mm, grid.dx_mm],
-        "slice_thickness_mm": geometry.thickness_mm,
-        "slice_heights_mm": geometry.heights_mm.tolist() if spec.view == "sax" else None,
-        "slice_levels": geometry.levels.tolist(),
-        "coils_raw": raw_coils,
-        "coils": int(kspace_shape[-3]),
-        "compression_energy": report.compression_energy,
-        "snr": snr,
-        "noise_std": report.noise_std,
-        "intensity_scale": report.intensity_scale,
-        "vendor_chain": site.chain.describe(),
-        "breath_holds": [hold.describe() for hold in holds],
-        "b1_amplitude": fields.b1_amplitude,
-        "off_resonance_peak_hz": fields.off_resonance_hz,
-        "sequence": sequence.to_dict(),
-        "cardiac": cardiac,
-        "disease": subject.disease,
-        "subject": subject.summary(),
-        "tissues": tissue_values,
-        "labels": {"grid": LABEL_GRID, "names": {str(k): v for k, v in label_names().items()}},
     }

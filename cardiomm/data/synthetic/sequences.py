@@ -106,14 +106,7 @@ def sequence_for(
     field_strength = tissues.field_strength
     rr = subject.rr_ms
     if kind == "cine":
-        tr = interpolate_in_field(_CINE_TR_MS, field_strength)
-        return Sequence(
-            kind,
-            tr_ms=tr,
-            te_ms=tr / 2,
-            flip_deg=interpolate_in_field(_CINE_FLIP_DEG, field_strength) * cine_flip_factor,
-            trigger_times_ms=tuple(float(t) for t in frame_times_ms(num_frames, rr)),
-        )
+        return _cine_sequence(field_strength, rr, num_frames, cine_flip_factor)
     if kind == "t1map":
         return Sequence(
             kind,
@@ -132,36 +125,62 @@ def sequence_for(
             recovery_ms=3 * rr,
         )
     if kind == "lge":
-        period = 2 * rr
-        null = inversion_null_time(float(tissues.t1_ms[Label.LV_MYOCARDIUM]), period)
-        return Sequence(
-            kind,
-            tr_ms=4.0,
-            te_ms=2.0,
-            flip_deg=25.0,
-            inversion_times_ms=(null * rng.uniform(0.97, 1.08),),
-            recovery_ms=period,
-        )
+        return _lge_sequence(tissues, rr, rng)
     if kind == "t1w":
         return Sequence(
             kind, tr_ms=rr, te_ms=10.0, flip_deg=90.0, recovery_ms=rr, blood_signal=0.25
         )
     if kind == "t2w":
-        fat_t1 = float(tissues.t1_ms[Label.SUBCUTANEOUS_FAT])
-        return Sequence(
-            kind,
-            tr_ms=2 * rr,
-            te_ms=65.0,
-            flip_deg=90.0,
-            recovery_ms=2 * rr,
-            fat_inversion_ms=inversion_null_time(fat_t1, 2 * rr),
-            blood_signal=0.05,
-        )
+        return _stir_sequence(tissues, rr)
     if kind == "blackblood":
         return Sequence(
             kind, tr_ms=2 * rr, te_ms=30.0, flip_deg=90.0, recovery_ms=2 * rr, blood_signal=0.03
         )
     raise ValueError(f"unknown series kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def _cine_sequence(
+    field_strength: float, rr: float, num_frames: int, cine_flip_factor: float
+) -> Sequence:
+    """A bSSFP cine: the field's TR and flip angle (times the vendor's factor), frames spread
+    over the RR interval."""
+    tr = interpolate_in_field(_CINE_TR_MS, field_strength)
+    return Sequence(
+        "cine",
+        tr_ms=tr,
+        te_ms=tr / 2,
+        flip_deg=interpolate_in_field(_CINE_FLIP_DEG, field_strength) * cine_flip_factor,
+        trigger_times_ms=tuple(float(t) for t in frame_times_ms(num_frames, rr)),
+    )
+
+
+def _lge_sequence(tissues: TissueTable, rr: float, rng: np.random.Generator) -> Sequence:
+    """An inversion-recovery LGE every other beat, its TI a few percent off the myocardial
+    null of ``tissues`` (post-contrast), as a TI scout leaves it."""
+    period = 2 * rr
+    null = inversion_null_time(float(tissues.t1_ms[Label.LV_MYOCARDIUM]), period)
+    return Sequence(
+        "lge",
+        tr_ms=4.0,
+        te_ms=2.0,
+        flip_deg=25.0,
+        inversion_times_ms=(null * rng.uniform(0.97, 1.08),),
+        recovery_ms=period,
+    )
+
+
+def _stir_sequence(tissues: TissueTable, rr: float) -> Sequence:
+    """A T2-weighted STIR every other beat: the inversion nulls the fat of ``tissues``."""
+    fat_t1 = float(tissues.t1_ms[Label.SUBCUTANEOUS_FAT])
+    return Sequence(
+        "t2w",
+        tr_ms=2 * rr,
+        te_ms=65.0,
+        flip_deg=90.0,
+        recovery_ms=2 * rr,
+        fat_inversion_ms=inversion_null_time(fat_t1, 2 * rr),
+        blood_signal=0.05,
+    )
 
 
 def cine_end_systole_frame(subject: Subject, num_frames: int) -> int:

@@ -156,8 +156,66 @@ def sample_subject(rng: np.random.Generator, disease: str | None = None) -> Subj
         raise ValueError(f"unknown disease {disease!r}; choose one of {', '.join(DISEASES)}")
     size = float(np.clip(rng.normal(1.0, 0.06), 0.86, 1.16))
     u = rng.uniform
-    # Each disease sets EF, EDV (mL), cavity length (mm), wall (lateral, septal), long-axis
-    # shortening and heart rate from the ranges clinicians report for it.
+    heart = _sample_disease_heart(rng, disease)
+    scar = _sample_scar(rng) if disease == "infarct" else None
+    rv_ef = float(np.clip(heart.ef + u(-0.06, 0.04), 0.2, 0.7))
+    lateral, septal = heart.wall_mm
+    return Subject(
+        seed=int(rng.integers(2**31)),
+        disease=disease,
+        heart_rate_bpm=heart.heart_rate_bpm,
+        systole_fraction=float(
+            np.clip(0.30 + 0.0025 * (heart.heart_rate_bpm - 60) + u(-0.02, 0.02), 0.27, 0.45)
+        ),
+        ejection_fraction=heart.ef,
+        rv_ejection_fraction=rv_ef,
+        lv_edv_model_ml=heart.edv_ml * size**3,
+        lv_length_mm=heart.length_mm * size,
+        lv_eccentricity=u(1.0, 1.08),
+        wall_mm=(lateral, septal, 0.8 * lateral),
+        rv_wall_mm=u(3.0, 4.5),
+        rv_depth_mm=u(14.0, 22.0) * size,
+        long_axis_shortening=heart.long_axis_shortening,
+        epicardial_fat_mm=u(1.5, 6.0),
+        heart_offset_mm=(u(-12, 12), u(-10, 10)),
+        heart_rotation_deg=u(-18, 18),
+        stack_drift_mm=(u(-10, 4), u(-4, 10)),
+        scar=scar,
+        myocardial_t1_factor=heart.t1_factor,
+        myocardial_ecv_factor=heart.ecv_factor,
+        tissue_t1_jitter=u(0.97, 1.03),
+        plasma_gadolinium_mm=u(0.6, 0.9),
+        body=_sample_body(rng, size),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _DiseaseHeart:
+    """What a disease sets of the heart, drawn from the ranges clinicians report for it.
+
+    Attributes:
+        ef: LV ejection fraction.
+        edv_ml: end-diastolic volume of a standard-size patient.
+        length_mm: LV cavity length of a standard-size patient.
+        wall_mm: (lateral, septal) wall thickness.
+        long_axis_shortening: fraction the LV shortens in systole.
+        heart_rate_bpm: heart rate.
+        t1_factor, ecv_factor: diffuse myocardial disease (1: none).
+    """
+
+    ef: float
+    edv_ml: float
+    length_mm: float
+    wall_mm: tuple[float, float]
+    long_axis_shortening: float
+    heart_rate_bpm: float
+    t1_factor: float
+    ecv_factor: float
+
+
+def _sample_disease_heart(rng: np.random.Generator, disease: str) -> _DiseaseHeart:
+    """Draw the heart a ``disease`` (one of :data:`DISEASES`) sets, in a fixed draw order."""
+    u = rng.uniform
     if disease == "healthy":
         ef, edv, length = u(0.56, 0.70), u(115, 170), u(82, 94)
         lateral = u(7.5, 9.5)
@@ -182,34 +240,8 @@ def sample_subject(rng: np.random.Generator, disease: str | None = None) -> Subj
         septal = lateral + u(0.0, 1.0)
         shortening, heart_rate = u(0.07, 0.11), u(60, 90)
         t1_factor, ecv_factor = 1.0, 1.0
-    scar = _sample_scar(rng) if disease == "infarct" else None
-    rv_ef = float(np.clip(ef + u(-0.06, 0.04), 0.2, 0.7))
-    return Subject(
-        seed=int(rng.integers(2**31)),
-        disease=disease,
-        heart_rate_bpm=heart_rate,
-        systole_fraction=float(
-            np.clip(0.30 + 0.0025 * (heart_rate - 60) + u(-0.02, 0.02), 0.27, 0.45)
-        ),
-        ejection_fraction=ef,
-        rv_ejection_fraction=rv_ef,
-        lv_edv_model_ml=edv * size**3,
-        lv_length_mm=length * size,
-        lv_eccentricity=u(1.0, 1.08),
-        wall_mm=(lateral, septal, 0.8 * lateral),
-        rv_wall_mm=u(3.0, 4.5),
-        rv_depth_mm=u(14.0, 22.0) * size,
-        long_axis_shortening=shortening,
-        epicardial_fat_mm=u(1.5, 6.0),
-        heart_offset_mm=(u(-12, 12), u(-10, 10)),
-        heart_rotation_deg=u(-18, 18),
-        stack_drift_mm=(u(-10, 4), u(-4, 10)),
-        scar=scar,
-        myocardial_t1_factor=t1_factor,
-        myocardial_ecv_factor=ecv_factor,
-        tissue_t1_jitter=u(0.97, 1.03),
-        plasma_gadolinium_mm=u(0.6, 0.9),
-        body=_sample_body(rng, size),
+    return _DiseaseHeart(
+        ef, edv, length, (lateral, septal), shortening, heart_rate, t1_factor, ecv_factor
     )
 
 
