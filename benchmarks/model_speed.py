@@ -459,6 +459,22 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
             "slice, peak memory, for each model size on CPU and (when there is one) CUDA."
         )
     )
+    _case_arguments(parser)
+    _run_arguments(parser)
+    arguments = parser.parse_args(argv)
+    if min(arguments.matrix) < 16 or arguments.coils < 1 or arguments.batch < 1:
+        parser.error("--matrix needs at least 16 x 16, --coils and --batch at least 1")
+    if arguments.repeats is not None and arguments.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if arguments.warmup is not None and arguments.warmup < 0:
+        parser.error("--warmup must be at least 0")
+    if arguments.text == "clip" and not arguments.clip_path:
+        parser.error("--text clip needs --clip-path (a local CLIP checkpoint folder)")
+    return arguments
+
+
+def _case_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options: what is timed (model sizes, devices, k-space size, coils, batch)."""
     parser.add_argument("--sizes", nargs="+", choices=SIZES, default=["tiny", "paper"])
     parser.add_argument(
         "--device",
@@ -478,6 +494,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--coils", type=int, default=DEFAULT_COILS)
     parser.add_argument("--batch", type=int, default=1, help="slices per step")
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options: how it is timed (precision, checkpointing, repeats, threads, baseline)."""
     parser.add_argument(
         "--precision",
         nargs="+",
@@ -521,16 +541,6 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    arguments = parser.parse_args(argv)
-    if min(arguments.matrix) < 16 or arguments.coils < 1 or arguments.batch < 1:
-        parser.error("--matrix needs at least 16 x 16, --coils and --batch at least 1")
-    if arguments.repeats is not None and arguments.repeats < 1:
-        parser.error("--repeats must be at least 1")
-    if arguments.warmup is not None and arguments.warmup < 0:
-        parser.error("--warmup must be at least 0")
-    if arguments.text == "clip" and not arguments.clip_path:
-        parser.error("--text clip needs --clip-path (a local CLIP checkpoint folder)")
-    return arguments
 
 
 def resolve_devices(requested: Sequence[str]) -> list[str]:

@@ -64,6 +64,14 @@ _STYLES = {"skipped": "yellow", "error": "red"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _method_arguments(parser)
+    _file_arguments(parser)
+    _mask_arguments(parser)
+    _run_arguments(parser)
+
+
+def _method_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options: the method: a checkpoint or a classical method, and its tuning record."""
     method = parser.add_mutually_exclusive_group(required=True)
     method.add_argument("--checkpoint", type=Path, help="a trained model checkpoint (.pt)")
     method.add_argument(
@@ -82,6 +90,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reconstructed with the lambda and ESPIRiT settings chosen there for its mask "
         "(without it: each method's untuned defaults)",
     )
+
+
+def _file_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options: what is read and where the results go."""
     parser.add_argument(
         "--input",
         type=Path,
@@ -97,6 +109,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write into an OUTPUT that holds results already (this run's files replace "
         "theirs, others are kept)",
     )
+
+
+def _mask_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options: the undersampling of fully sampled files."""
     parser.add_argument(
         "--mask",
         metavar="SPEC",
@@ -111,6 +127,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=True,
         help="use official mask files where they exist (default: yes)",
     )
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options: where and how it runs, and what it writes."""
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     parser.add_argument(

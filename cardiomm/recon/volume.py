@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from cardiomm.data.readers import KSpaceSeries
+from cardiomm.masks import UndersamplingMask
 from cardiomm.model.interface import (
     CineTexts,
     ReconstructionInput,
@@ -105,6 +106,15 @@ class _Batch:
     masks: list[torch.Tensor] = dataclasses.field(default_factory=list)
     texts: list[str] = dataclasses.field(default_factory=list)
 
+    def add(
+        self, position: tuple[int, int], kspace: torch.Tensor, mask: torch.Tensor, text: str
+    ) -> None:
+        """Queue one image: its (frame, slice), masked k-space, mask and undersampling text."""
+        self.positions.append(position)
+        self.kspace.append(kspace)
+        self.masks.append(mask)
+        self.texts.append(text)
+
 
 def reconstruct_volume(
     series: KSpaceSeries,
@@ -137,6 +147,78 @@ def reconstruct_volume(
             no samples).
         NonFiniteReconstructionError: the method returned NaN or Inf for an image.
     """
+    _check_request(series, masks, batch_size, remove_oversampling)
+    device = torch.device(device)
+    frames = series.shape[0]
+    volume = _VolumeBuilder(series, remove_oversampling)
+    by_slice = isinstance(reconstructor, CineReconstructor)
+    batch = _Batch()
+    for frame, slice_index in series.image_indices():
+        kspace, mask = _read_image(series, masks, frame, slice_index, remove_oversampling)
+        mask_tensor = torch.from_numpy(mask.frame(0).astype(np.float32))
+        masked = volume.add((frame, slice_index), kspace, kspace * mask_tensor, mask)
+        batch.add((frame, slice_index), masked, mask_tensor, mask.text)
+        # image_indices is slice-major: a slice's last frame completes its cine.
+        full = frame == frames - 1 if by_slice else len(batch.positions) == batch_size
+        if full:
+            _run(batch, reconstructor, volume.metadata_text, device, volume.images, series.path)
+            batch = _Batch()
+    if batch.positions:
+        _run(batch, reconstructor, volume.metadata_text, device, volume.images, series.path)
+    return volume.result()
+
+
+class _VolumeBuilder:
+    """The volumes :func:`reconstruct_volume` fills, image by image: float32 (frames,
+    slices, ky, kx) reconstruction (``images``), zero-filled images and, for fully sampled
+    files, the reference (kx halved with the readout); the sampled fraction and the texts."""
+
+    def __init__(self, series: KSpaceSeries, remove_oversampling: bool) -> None:
+        frames, slices, _, num_ky, num_kx = series.shape
+        if remove_oversampling:
+            num_kx //= 2
+        self.images = np.zeros((frames, slices, num_ky, num_kx), dtype=np.float32)
+        self.zero_filled = np.zeros_like(self.images)
+        self.reference = None if series.is_undersampled else np.zeros_like(self.images)
+        self.metadata_text = series.metadata.to_text()
+        self.remove_oversampling = remove_oversampling
+        self.sampled = 0.0
+        self.first_text = ""
+
+    def add(
+        self,
+        position: tuple[int, int],
+        kspace: torch.Tensor,
+        masked: torch.Tensor,
+        mask: UndersamplingMask,
+    ) -> torch.Tensor:
+        """Record one image's zero-filled (and reference) image, its sampled fraction and
+        text; returns ``masked``."""
+        self.first_text = self.first_text or mask.text
+        self.sampled += mask.sampling_fraction
+        self.zero_filled[position] = rss(ifft2c(masked)).numpy()
+        if self.reference is not None:
+            self.reference[position] = rss(ifft2c(kspace)).numpy()
+        return masked
+
+    def result(self) -> VolumeReconstruction:
+        """The filled volume."""
+        frames, slices = self.images.shape[:2]
+        return VolumeReconstruction(
+            reconstruction=self.images,
+            zero_filled=self.zero_filled,
+            reference=self.reference,
+            sampling_fraction=self.sampled / (frames * slices),
+            metadata_text=self.metadata_text,
+            undersampling_text=self.first_text,
+            oversampling_removed=self.remove_oversampling,
+        )
+
+
+def _check_request(
+    series: KSpaceSeries, masks: FileMasks, batch_size: int, remove_oversampling: bool
+) -> None:
+    """One-line errors for a batch size or readout crop :func:`reconstruct_volume` cannot do."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if remove_oversampling and not masks.survives_oversampling_removal:
@@ -144,51 +226,20 @@ def reconstruct_volume(
             f"{series.path}: {masks.source} cannot follow a readout crop (radial samples of "
             "acquired k-space); reconstruct with the full readout"
         )
-    device = torch.device(device)
-    frames, slices, _, num_ky, num_kx = series.shape
+
+
+def _read_image(
+    series: KSpaceSeries,
+    masks: FileMasks,
+    frame: int,
+    slice_index: int,
+    remove_oversampling: bool,
+) -> tuple[torch.Tensor, UndersamplingMask]:
+    """Complex (coils, ky, kx) k-space of one image (readout halved when asked) and its mask."""
+    kspace = series.read_kspace(frame, slice_index)
     if remove_oversampling:
-        num_kx //= 2
-    reconstruction = np.zeros((frames, slices, num_ky, num_kx), dtype=np.float32)
-    zero_filled = np.zeros_like(reconstruction)
-    reference = None if series.is_undersampled else np.zeros_like(reconstruction)
-    metadata_text = series.metadata.to_text()
-    sampled = 0.0
-    first_text = ""
-    by_slice = isinstance(reconstructor, CineReconstructor)
-    batch = _Batch()
-    for frame, slice_index in series.image_indices():
-        kspace = series.read_kspace(frame, slice_index)
-        if remove_oversampling:
-            kspace = remove_readout_oversampling(torch.from_numpy(kspace)).numpy()
-        mask = masks.mask(frame, slice_index, kspace)
-        first_text = first_text or mask.text
-        sampled += mask.sampling_fraction
-        kspace_tensor = torch.from_numpy(kspace)
-        mask_tensor = torch.from_numpy(mask.frame(0).astype(np.float32))
-        masked = kspace_tensor * mask_tensor
-        zero_filled[frame, slice_index] = rss(ifft2c(masked)).numpy()
-        if reference is not None:
-            reference[frame, slice_index] = rss(ifft2c(kspace_tensor)).numpy()
-        batch.positions.append((frame, slice_index))
-        batch.kspace.append(masked)
-        batch.masks.append(mask_tensor)
-        batch.texts.append(mask.text)
-        # image_indices is slice-major: a slice's last frame completes its cine.
-        full = frame == frames - 1 if by_slice else len(batch.positions) == batch_size
-        if full:
-            _run(batch, reconstructor, metadata_text, device, reconstruction, series.path)
-            batch = _Batch()
-    if batch.positions:
-        _run(batch, reconstructor, metadata_text, device, reconstruction, series.path)
-    return VolumeReconstruction(
-        reconstruction=reconstruction,
-        zero_filled=zero_filled,
-        reference=reference,
-        sampling_fraction=sampled / (frames * slices),
-        metadata_text=metadata_text,
-        undersampling_text=first_text,
-        oversampling_removed=remove_oversampling,
-    )
+        kspace = remove_readout_oversampling(torch.from_numpy(kspace)).numpy()
+    return torch.from_numpy(kspace), masks.mask(frame, slice_index, kspace)
 
 
 def _run(
