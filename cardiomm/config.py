@@ -42,6 +42,7 @@ def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = list(overrides)
+    register_library_schemas()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
             return compose(config_name=config_name, overrides=overrides)
@@ -58,6 +59,16 @@ def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -
         except (HydraException, OmegaConfBaseException) as error:
             known = _known_keys(compose(config_name=config_name))
             raise ConfigError(_explain(error, overrides, known)) from None
+
+
+def register_library_schemas() -> None:
+    """Store the library's typed schemas in Hydra's ConfigStore (again is harmless): the
+    ``privacy`` block (cardiomm/privacy/schema.py), which configs/privacy/none.yaml selects."""
+    from hydra.core.config_store import ConfigStore
+
+    from cardiomm.privacy.schema import PRIVACY_GROUP, PRIVACY_SCHEMA, PrivacyConfig
+
+    ConfigStore.instance().store(name=PRIVACY_SCHEMA, group=PRIVACY_GROUP, node=PrivacyConfig)
 
 
 def _known_keys(config: DictConfig) -> list[str]:

@@ -31,6 +31,7 @@ from cardiomm.data.errors import DataFileError
 from cardiomm.data.readers import open_series
 from cardiomm.model.factory import network_from_config
 from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.privacy import PrivacySettings
 from cardiomm.progress import progress_bar
 from cardiomm.train import TrainConfig, TrainingRun, evaluate_reconstructor, train_model
 from cardiomm.train.runtime import select_device
@@ -143,7 +144,7 @@ def _check_privacy_ledger(config: DictConfig, check: SiteCheck) -> None:
     """With a privacy policy in the site file: the policy readable, its ledger readable and
     agreeing with its journal (cardiomm/privacy/ledger.py), and the epsilon spent so far. A
     site whose ledger is refused trains with DP-SGD no more: a problem."""
-    policy_path = OmegaConf.select(config, "privacy.policy", default=None)
+    policy_path = PrivacySettings.read(config).policy
     if not policy_path:
         return
     # Imported here: the ledger's accountant loads Opacus, which only a policy needs.

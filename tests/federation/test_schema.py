@@ -1,6 +1,7 @@
-"""Every default of the federation, strategy and tracking configuration is stated once, in
-federation/schema.py: the YAML presets only override it, and no Python reader carries its own
-fallback for a key the schema types (issue 28, item 2)."""
+"""Every default of the federation, strategy, tracking and privacy configuration is stated
+once, in its typed schema (federation/schema.py, cardiomm/privacy/schema.py): the YAML presets
+only override it, and no Python reader carries its own fallback for a key a schema types
+(issue 28, item 2)."""
 
 import ast
 import dataclasses
@@ -10,6 +11,18 @@ import pytest
 from omegaconf import OmegaConf
 
 from cardiomm.config import ConfigError, read_yaml_file
+from cardiomm.privacy import (
+    CentralDPSettings,
+    DPSGDSettings,
+    PrivacySettings,
+    SecureAggregationSettings,
+)
+from cardiomm.privacy.schema import (
+    CentralDPConfig,
+    DPSGDConfig,
+    PrivacyConfig,
+    SecureAggregationConfig,
+)
 from federation.config import compose_overrides
 from federation.reply_checks import ReplyLimits
 from federation.schema import (
@@ -34,8 +47,14 @@ TYPED_SECTIONS = {
     **{path: {"": StrategyConfig} for path in sorted((CONFIGS / "strategy").glob("*.yaml"))},
     CONFIGS / "federation.yaml": {"federation": FederationConfig, "tracking": TrackingConfig},
     CONFIGS / "simulate.yaml": {"tracking": TrackingConfig},
+    **{
+        CONFIGS / "privacy" / f"{name}.yaml": {"": PrivacyConfig}
+        for name in ("none", "dp_sgd", "central_dp")
+    },
+    # A global package: it switches secure aggregation on and turns off what cannot work with it.
+    CONFIGS / "privacy" / "secagg.yaml": {"privacy": PrivacyConfig, "federation": FederationConfig},
 }
-SCHEMA_SECTIONS = ("federation.", "strategy.", "tracking.")
+SCHEMA_SECTIONS = ("federation.", "strategy.", "tracking.", "privacy.")
 READER_PACKAGES = (
     "cardiomm",
     "federation",
@@ -79,6 +98,11 @@ def _restated(path, section, schema, root=ROOT):
     ]
 
 
+def test_every_preset_of_a_schema_group_is_checked():
+    presets = {*(CONFIGS / "strategy").glob("*.yaml"), *(CONFIGS / "privacy").glob("*.yaml")}
+    assert presets <= set(TYPED_SECTIONS)
+
+
 def test_no_yaml_restates_a_schema_default():
     restated = [
         line
@@ -97,24 +121,54 @@ def test_the_restatement_check_catches_a_restated_default(tmp_path):
     assert found == ["configs/restating.yaml: federation.num_rounds: 3"]
 
 
+def test_the_restatement_check_catches_a_restated_privacy_default(tmp_path):
+    preset = tmp_path / "configs" / "privacy" / "restating.yaml"
+    preset.parent.mkdir(parents=True)
+    preset.write_text("dp_sgd:\n  enabled: true\n  delta: 1.0e-5\n  unit: patient\n")
+    found = _restated(preset, "", PrivacyConfig, root=tmp_path)
+    assert found == ["configs/privacy/restating.yaml: dp_sgd.delta: 1e-05"]
+
+
 def _literal_fallbacks(path, root=ROOT):
     """``select(config, "<schema'd key>", <default>)``-style reads in ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    constants = _module_strings(tree)
     found = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or len(node.args) < 2:
             continue
         name = getattr(node.func, "attr", getattr(node.func, "id", ""))
-        key = node.args[1]
+        key = _key_text(node.args[1], constants)
         has_default = len(node.args) > 2 or any(k.arg == "default" for k in node.keywords)
-        if (
-            name in ("select", "config_value")
-            and has_default
-            and isinstance(key, ast.Constant)
-            and str(key.value).startswith(SCHEMA_SECTIONS)
-        ):
-            found.append(f"{path.relative_to(root)}:{node.lineno} reads {key.value}")
+        if name in ("select", "config_value") and has_default and key.startswith(SCHEMA_SECTIONS):
+            found.append(f"{path.relative_to(root)}:{node.lineno} reads {key}")
     return found
+
+
+def _module_strings(tree: ast.Module) -> dict[str, str]:
+    """The module's ``NAME = "..."`` constants (a key is often named once at the top)."""
+    return {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+    }
+
+
+def _key_text(key: ast.expr, constants: dict[str, str]) -> str:
+    """A key argument as written: a string, a module constant's string, or an f-string's text
+    with ``{}`` for each field (``f"privacy.{name}.enabled"`` reads privacy.{}.enabled); ""
+    for anything else."""
+    if isinstance(key, ast.Constant):
+        return str(key.value)
+    if isinstance(key, ast.Name):
+        return constants.get(key.id, "")
+    if isinstance(key, ast.JoinedStr):
+        return "".join(
+            str(part.value) if isinstance(part, ast.Constant) else "{}" for part in key.values
+        )
+    return ""
 
 
 def test_no_python_reader_carries_a_fallback_for_a_schema_key():
@@ -137,6 +191,21 @@ def test_the_reader_check_catches_a_literal_fallback(tmp_path):
     reader = tmp_path / "reader.py"
     reader.write_text('x = select(config, "federation.timeout", None)\n')
     assert _literal_fallbacks(reader, root=tmp_path) == ["reader.py:1 reads federation.timeout"]
+
+
+def test_the_reader_check_catches_a_fallback_under_a_composed_key(tmp_path):
+    reader = tmp_path / "reader.py"
+    reader.write_text(
+        'on = OmegaConf.select(config, f"privacy.{name}.enabled", default=False)\n'
+        'unit = config_value(config, "privacy.dp_sgd.unit", "slice")\n'
+        'KEY = "privacy.secure_aggregation.enabled"\n'
+        "secure = OmegaConf.select(config, KEY, default=False)\n"
+    )
+    assert _literal_fallbacks(reader, root=tmp_path) == [
+        "reader.py:1 reads privacy.{}.enabled",
+        "reader.py:2 reads privacy.dp_sgd.unit",
+        "reader.py:4 reads privacy.secure_aggregation.enabled",
+    ]
 
 
 @pytest.mark.parametrize("key", sorted(FORMER_DISAGREEMENTS))
@@ -170,6 +239,34 @@ def test_the_server_settings_take_the_former_disagreements_from_the_schema(tmp_p
 )
 def test_a_settings_object_defaults_to_its_schema(settings, schema):
     assert dataclasses.asdict(settings()) == schema_defaults(schema)
+
+
+@pytest.mark.parametrize(
+    ("settings", "schema"),
+    [
+        (DPSGDSettings, DPSGDConfig),
+        (CentralDPSettings, CentralDPConfig),
+        (SecureAggregationSettings, SecureAggregationConfig),
+        (PrivacySettings, PrivacyConfig),
+    ],
+)
+def test_the_privacy_settings_default_to_their_schema(settings, schema):
+    assert dataclasses.asdict(settings()) == schema_defaults(schema)
+
+
+def test_a_config_without_a_privacy_block_reads_the_schema_defaults():
+    assert PrivacySettings.read(OmegaConf.create({"train": {}})) == PrivacySettings()
+    assert PrivacySettings.read(None).label == "none"
+
+
+def test_every_privacy_key_is_composed_from_the_schema():
+    composed = OmegaConf.to_container(compose_overrides("").privacy)
+    assert composed == schema_defaults(PrivacyConfig)
+
+
+def test_a_privacy_value_of_the_wrong_type_is_refused_with_its_key():
+    with pytest.raises(ConfigError, match=r"privacy\.dp_sgd\.delta: Value 'small'"):
+        compose_overrides("privacy=dp_sgd privacy.dp_sgd.delta=small")
 
 
 def test_the_strategy_settings_default_to_the_schema():
