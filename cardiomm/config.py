@@ -30,8 +30,12 @@ class ConfigError(ValueError):
     and the nearest valid ones."""
 
 
-def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -> DictConfig:
-    """Compose the config with Hydra's command-line override syntax, e.g. ``["seed=3"]``.
+def load_config(
+    overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG, with_hydra: bool = False
+) -> DictConfig:
+    """Compose the config with Hydra's command-line override syntax, e.g. ``["seed=3"]``
+    (``with_hydra``: with Hydra's own ``hydra`` node, whose ``runtime.choices`` name the
+    chosen group options).
 
     Raises:
         ConfigError: an unknown key (``train.lerning_rate=1``), an unknown option of a config
@@ -45,7 +49,9 @@ def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -
     register_library_schemas()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
-            return compose(config_name=config_name, overrides=overrides)
+            return compose(
+                config_name=config_name, overrides=overrides, return_hydra_config=with_hydra
+            )
         except MissingConfigException as error:
             if "schema'" not in str(error):
                 raise ConfigError(_explain(error, overrides, [])) from None
@@ -54,7 +60,9 @@ def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -
             raise ConfigError(
                 f"{config_name}.yaml selects a typed schema no module has registered; compose "
                 "it through its package (federation.config.compose_overrides for "
-                "federation.yaml) or call federation.schema.register_schemas() first"
+                "federation.yaml, simulations.study.composition.load_study_config for "
+                "simulate.yaml) or call federation.schema.register_schemas() and "
+                "simulations.study.schema.register_study_schema() first"
             ) from None
         except (HydraException, OmegaConfBaseException) as error:
             known = _known_keys(compose(config_name=config_name))

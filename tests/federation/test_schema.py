@@ -37,6 +37,7 @@ from federation.schema import (
 from federation.transport import TransportSettings
 from server.checkpoints import check_same_recipe
 from server.settings import FederationSettings
+from simulations.study.schema import ClinicalConfig, StudyConfig, study_config
 from strategies.settings import StrategySettings
 from strategies.update_validation import ValidationSettings
 
@@ -46,7 +47,8 @@ CONFIGS = ROOT / "configs"
 TYPED_SECTIONS = {
     **{path: {"": StrategyConfig} for path in sorted((CONFIGS / "strategy").glob("*.yaml"))},
     CONFIGS / "federation.yaml": {"federation": FederationConfig, "tracking": TrackingConfig},
-    CONFIGS / "simulate.yaml": {"tracking": TrackingConfig},
+    CONFIGS / "simulate.yaml": {"tracking": TrackingConfig, "study": StudyConfig},
+    **{path: {"study": StudyConfig} for path in sorted((CONFIGS / "experiment").glob("*.yaml"))},
     **{
         CONFIGS / "privacy" / f"{name}.yaml": {"": PrivacyConfig}
         for name in ("none", "dp_sgd", "central_dp")
@@ -54,7 +56,7 @@ TYPED_SECTIONS = {
     # A global package: it switches secure aggregation on and turns off what cannot work with it.
     CONFIGS / "privacy" / "secagg.yaml": {"privacy": PrivacyConfig, "federation": FederationConfig},
 }
-SCHEMA_SECTIONS = ("federation.", "strategy.", "tracking.", "privacy.")
+SCHEMA_SECTIONS = ("federation.", "strategy.", "tracking.", "privacy.", "study.")
 READER_PACKAGES = (
     "cardiomm",
     "federation",
@@ -88,9 +90,14 @@ def _leaves(value, prefix=""):
 
 
 def _restated(path, section, schema, root=ROOT):
+    """The values of ``section`` in ``path`` that its schema, or the preset of the same group
+    it starts from (``defaults: [quick, _self_]``), already gives."""
     content = read_yaml_file(path) or {}
     values = content.get(section, {}) if section else content
     defaults = dict(_leaves(schema_defaults(schema)))
+    for parent in _parent_presets(path, content):
+        parent_values = read_yaml_file(parent) or {}
+        defaults.update(_leaves(parent_values.get(section, {}) if section else parent_values))
     return [
         f"{path.relative_to(root)}: {section + '.' if section else ''}{key}: {value!r}"
         for key, value in _leaves(values or {})
@@ -98,8 +105,26 @@ def _restated(path, section, schema, root=ROOT):
     ]
 
 
+def _parent_presets(path, content):
+    """The presets of ``path``'s own group that it starts from, nearest last."""
+    parents = []
+    for entry in content.get("defaults", []):
+        if (
+            isinstance(entry, str)
+            and entry != "_self_"
+            and (path.parent / f"{entry}.yaml").is_file()
+        ):
+            parent = path.parent / f"{entry}.yaml"
+            parents += [*_parent_presets(parent, read_yaml_file(parent) or {}), parent]
+    return parents
+
+
 def test_every_preset_of_a_schema_group_is_checked():
-    presets = {*(CONFIGS / "strategy").glob("*.yaml"), *(CONFIGS / "privacy").glob("*.yaml")}
+    presets = {
+        path
+        for group in ("strategy", "privacy", "experiment")
+        for path in (CONFIGS / group).glob("*.yaml")
+    }
     assert presets <= set(TYPED_SECTIONS)
 
 
@@ -312,3 +337,42 @@ def test_zero_local_steps_is_still_refused_not_replaced(tmp_path):
 def test_null_local_steps_take_the_trainer_steps(tmp_path):
     config = compose_overrides(f"output_dir={tmp_path} federation.local_steps=null")
     assert FederationSettings.from_config(config).local_steps == config.train.max_steps
+
+
+def test_the_restatement_check_counts_what_a_parent_preset_gives(tmp_path):
+    group = tmp_path / "configs" / "experiment"
+    group.mkdir(parents=True)
+    (group / "base.yaml").write_text("study:\n  rounds: 6\n  zero_shot_every: 3\n")
+    child = group / "child.yaml"
+    child.write_text("defaults:\n  - base\n  - _self_\nstudy:\n  rounds: 6\n  zero_shot_every: 0\n")
+    # zero_shot_every 0 is the schema's default but undoes the parent's 3: an override.
+    found = _restated(child, "study", StudyConfig, root=tmp_path)
+    assert found == ["configs/experiment/child.yaml: study.rounds: 6"]
+
+
+def test_a_config_without_a_study_block_reads_the_schema_defaults():
+    typed = study_config(OmegaConf.create({"seed": 0}))
+    assert dataclasses.asdict(typed) == schema_defaults(StudyConfig)
+
+
+def test_a_partial_study_block_keeps_the_other_defaults():
+    typed = study_config(OmegaConf.create({"study": {"max_eval_items": 2}}))
+    assert typed.max_eval_items == 2
+    assert typed.clinical == ClinicalConfig()
+
+
+def test_every_study_key_but_the_catalogue_is_composed_from_the_schema():
+    from simulations.study.composition import load_study_config
+
+    study = OmegaConf.to_container(load_study_config(["experiment=paper"]).study)
+    defaults = schema_defaults(StudyConfig)
+    assert set(study) == set(defaults)
+    assert study["clinical"] == defaults["clinical"]
+    assert study["max_eval_items"] == defaults["max_eval_items"]
+
+
+def test_a_study_value_of_the_wrong_type_is_refused_with_its_key():
+    from simulations.study.composition import load_study_config
+
+    with pytest.raises(ConfigError, match=r"cannot set study\.rounds: Value 'many'"):
+        load_study_config(["study.rounds=many"])
