@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cardiomm.config import load_config
 from federation.schema import register_schemas
+from simulations.classical_schema import register_classical_schema
 from simulations.study.schema import CHOICES_KEY, register_study_schema
 
 STUDY_ROOT = "simulate"
@@ -28,10 +29,12 @@ SHARED_KEYS = ("seed",)
 # Every config group an experiment may switch (a group override drops the study's values).
 GROUPS = (*SHARED_GROUPS, "strategy", "privacy")
 # configs/federation.yaml's defaults list selects the typed schema (federation/schema.py),
-# configs/simulate.yaml the study's (simulations/study/schema.py); load_study_config keeps
-# the study's group choices under study.<CHOICES_KEY> (Hydra forgets them after compose).
+# configs/simulate.yaml the study's and the classical baselines' (simulations/study/schema.py,
+# simulations/classical_schema.py); load_study_config keeps the study's group choices under
+# study.<CHOICES_KEY> (Hydra forgets them after compose).
 register_schemas()
 register_study_schema()
+register_classical_schema()
 # Never forwarded: the runner replaces them with the fold's manifest and the experiment's sites.
 NOT_FORWARDED = ("data.hold_out", "data.hold_out_count", "data.manifest", "data.sites")
 _OVERRIDE = re.compile(r"^(?:~|\+\+|\+)?([A-Za-z0-9_.\-/@]+)=")

@@ -37,6 +37,8 @@ from federation.schema import (
 from federation.transport import TransportSettings
 from server.checkpoints import check_same_recipe
 from server.settings import FederationSettings
+from simulations.classical_baselines import ClassicalSettings
+from simulations.classical_schema import ClassicalConfig, classical_config
 from simulations.study.schema import ClinicalConfig, StudyConfig, study_config
 from strategies.settings import StrategySettings
 from strategies.update_validation import ValidationSettings
@@ -47,7 +49,12 @@ CONFIGS = ROOT / "configs"
 TYPED_SECTIONS = {
     **{path: {"": StrategyConfig} for path in sorted((CONFIGS / "strategy").glob("*.yaml"))},
     CONFIGS / "federation.yaml": {"federation": FederationConfig, "tracking": TrackingConfig},
-    CONFIGS / "simulate.yaml": {"tracking": TrackingConfig, "study": StudyConfig},
+    CONFIGS / "simulate.yaml": {
+        "tracking": TrackingConfig,
+        "study": StudyConfig,
+        "classical": ClassicalConfig,
+    },
+    CONFIGS / "evaluate.yaml": {"classical": ClassicalConfig},
     **{path: {"study": StudyConfig} for path in sorted((CONFIGS / "experiment").glob("*.yaml"))},
     **{
         CONFIGS / "privacy" / f"{name}.yaml": {"": PrivacyConfig}
@@ -56,7 +63,7 @@ TYPED_SECTIONS = {
     # A global package: it switches secure aggregation on and turns off what cannot work with it.
     CONFIGS / "privacy" / "secagg.yaml": {"privacy": PrivacyConfig, "federation": FederationConfig},
 }
-SCHEMA_SECTIONS = ("federation.", "strategy.", "tracking.", "privacy.", "study.")
+SCHEMA_SECTIONS = ("federation.", "strategy.", "tracking.", "privacy.", "study.", "classical.")
 READER_PACKAGES = (
     "cardiomm",
     "federation",
@@ -376,3 +383,19 @@ def test_a_study_value_of_the_wrong_type_is_refused_with_its_key():
 
     with pytest.raises(ConfigError, match=r"cannot set study\.rounds: Value 'many'"):
         load_study_config(["study.rounds=many"])
+
+
+def test_the_classical_settings_default_to_their_schema():
+    settings = ClassicalSettings()
+    defaults = schema_defaults(ClassicalConfig)
+    assert (settings.tune, settings.tuning_slices, settings.workers) == (
+        defaults["tune"],
+        defaults["tuning_slices"],
+        defaults["workers"],
+    )
+    assert settings.cache is None and defaults["cache_dir"] is None
+
+
+def test_a_config_without_a_classical_block_reads_the_schema_defaults():
+    assert classical_config(OmegaConf.create({"seed": 0})) == ClassicalConfig()
+    assert classical_config(OmegaConf.create({"classical": {"workers": 3}})).tuning_slices == 12
