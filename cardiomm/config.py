@@ -71,12 +71,17 @@ def load_config(
 
 def register_library_schemas() -> None:
     """Store the library's typed schemas in Hydra's ConfigStore (again is harmless): the
-    ``privacy`` block (cardiomm/privacy/schema.py), which configs/privacy/none.yaml selects."""
+    ``privacy`` block (cardiomm/privacy/schema.py), which configs/privacy/none.yaml selects,
+    and the ``train`` block (cardiomm/train/schema.py), which configs/train/default.yaml
+    selects."""
     from hydra.core.config_store import ConfigStore
 
     from cardiomm.privacy.schema import PRIVACY_GROUP, PRIVACY_SCHEMA, PrivacyConfig
+    from cardiomm.train.schema import TRAIN_GROUP, TRAIN_SCHEMA, TrainSchema
 
-    ConfigStore.instance().store(name=PRIVACY_SCHEMA, group=PRIVACY_GROUP, node=PrivacyConfig)
+    store = ConfigStore.instance()
+    store.store(name=PRIVACY_SCHEMA, group=PRIVACY_GROUP, node=PrivacyConfig)
+    store.store(name=TRAIN_SCHEMA, group=TRAIN_GROUP, node=TrainSchema)
 
 
 def _known_keys(config: DictConfig) -> list[str]:

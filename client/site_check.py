@@ -35,6 +35,7 @@ from cardiomm.privacy import PrivacySettings
 from cardiomm.progress import progress_bar
 from cardiomm.train import TrainConfig, TrainingRun, evaluate_reconstructor, train_model
 from cardiomm.train.runtime import select_device
+from cardiomm.train.schema import configured_device
 from client.site_config import SiteConfigError, compose_site_config
 from federation.protocol import NODE_SITE_CONFIG, ROLE_TRAIN, SITE_ROLES
 from federation.reply_checks import IDENTIFIER
@@ -185,7 +186,7 @@ def _check_device(config: DictConfig | None, check: SiteCheck) -> None:
     check.details["gpus"] = gpus
     shown = "; ".join(f"{gpu['name']} {gpu['memory-bytes'] / 2**30:.0f} GiB" for gpu in gpus)
     check.add("GPU", shown or "none (training runs on the CPU)", OK if gpus else WARNING)
-    wanted = str(OmegaConf.select(config, "train.device", default="auto")) if config else "auto"
+    wanted = configured_device(config)
     try:
         device = select_device(wanted)
         if device.type == "cuda" and device.index is not None and device.index >= len(gpus):
@@ -378,7 +379,7 @@ def _seconds_per_image(files: list[Path], config: DictConfig, images: int) -> fl
     """Mean time per scored image, after one warm-up image."""
     dataset = evaluation_dataset(files, config)
     network, encoder = network_from_config(config)
-    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    device = select_device(configured_device(config))
     network.to(device).eval()
     reconstructor = NetworkReconstructor(network, encoder)
     evaluate_reconstructor(reconstructor, dataset, device, max_items=1, show_progress=False)

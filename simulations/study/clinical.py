@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from cardiomm.cohort.manifest import held_out_sites, internal_sites, site_files
 from cardiomm.data.builders import evaluation_dataset, evaluation_masks_of, evaluation_settings
@@ -63,6 +62,7 @@ from cardiomm.segmentation.training import (
     train_segmenter,
 )
 from cardiomm.train.runtime import select_device
+from cardiomm.train.schema import configured_device
 from simulations.checkpoint_evaluation import _to_device, build_methods
 from simulations.study.outcome import NO_SEED, ExperimentOutcome
 from simulations.study.schema import ClinicalConfig, study_config
@@ -199,7 +199,7 @@ def clinical_check(
     segmenter, network, size = fitted
     base = evaluation_dataset(candidates, config, "all", show_progress)
     scans = _reference_scans(base, network, size, skipped)
-    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    device = select_device(configured_device(config))
     scoring = _ClinicalScoring(scans, network, size, device, show_progress)
     datasets = _masked_datasets(base, config)
     rows: list[dict[str, Any]] = []

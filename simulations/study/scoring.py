@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from cardiomm.classical.methods import METHODS
 from cardiomm.classical.suite import BEST_CLASSICAL
@@ -46,6 +45,7 @@ from cardiomm.model.interface import (
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.evaluate import VIEWS
 from cardiomm.train.runtime import select_device
+from cardiomm.train.schema import configured_device
 from simulations.checkpoint_evaluation import _to_device, build_methods, classical_cost
 from simulations.classical_baselines import classical_settings, tune_classical
 from simulations.report_tables import markdown_table
@@ -128,7 +128,7 @@ def evaluate_outcomes(
     """
     output_dir = Path(output_dir)
     fold = _fold_name(outcomes, manifest, fold)
-    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    device = select_device(configured_device(config))
     study = study_config(config)
     max_items, clip_path = study.max_eval_items, study.clip_path
     data = evaluation_data(config, manifest, output_dir, show_progress)
@@ -518,7 +518,7 @@ def curve_rows(
     if items <= 0:
         return []
     fold = _fold_name(outcomes, manifest, None)
-    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    device = select_device(configured_device(config))
     data = [
         item
         for item in evaluation_data(config, manifest, output_dir, show_progress)

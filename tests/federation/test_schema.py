@@ -23,6 +23,8 @@ from cardiomm.privacy.schema import (
     PrivacyConfig,
     SecureAggregationConfig,
 )
+from cardiomm.train import TrainConfig
+from cardiomm.train.schema import TrainSchema
 from federation.config import compose_overrides
 from federation.reply_checks import ReplyLimits
 from federation.schema import (
@@ -55,6 +57,7 @@ TYPED_SECTIONS = {
         "classical": ClassicalConfig,
     },
     CONFIGS / "evaluate.yaml": {"classical": ClassicalConfig},
+    **{path: {"": TrainSchema} for path in sorted((CONFIGS / "train").glob("*.yaml"))},
     **{path: {"study": StudyConfig} for path in sorted((CONFIGS / "experiment").glob("*.yaml"))},
     **{
         CONFIGS / "privacy" / f"{name}.yaml": {"": PrivacyConfig}
@@ -63,7 +66,17 @@ TYPED_SECTIONS = {
     # A global package: it switches secure aggregation on and turns off what cannot work with it.
     CONFIGS / "privacy" / "secagg.yaml": {"privacy": PrivacyConfig, "federation": FederationConfig},
 }
-SCHEMA_SECTIONS = ("federation.", "strategy.", "tracking.", "privacy.", "study.", "classical.")
+SCHEMA_SECTIONS = (
+    "federation.",
+    "strategy.",
+    "tracking.",
+    "privacy.",
+    "study.",
+    "classical.",
+    "train.",
+)
+# A reader may fall back on a schema's own field (a config without the section).
+SCHEMA_CLASSES = {"TrainSchema", "PrivacyConfig", "StudyConfig", "ClassicalConfig"}
 READER_PACKAGES = (
     "cardiomm",
     "federation",
@@ -129,7 +142,7 @@ def _parent_presets(path, content):
 def test_every_preset_of_a_schema_group_is_checked():
     presets = {
         path
-        for group in ("strategy", "privacy", "experiment")
+        for group in ("strategy", "privacy", "experiment", "train")
         for path in (CONFIGS / group).glob("*.yaml")
     }
     assert presets <= set(TYPED_SECTIONS)
@@ -171,10 +184,24 @@ def _literal_fallbacks(path, root=ROOT):
             continue
         name = getattr(node.func, "attr", getattr(node.func, "id", ""))
         key = _key_text(node.args[1], constants)
-        has_default = len(node.args) > 2 or any(k.arg == "default" for k in node.keywords)
-        if name in ("select", "config_value") and has_default and key.startswith(SCHEMA_SECTIONS):
+        default = node.args[2] if len(node.args) > 2 else _keyword(node, "default")
+        own = default is not None and not _from_a_schema(default)
+        if name in ("select", "config_value") and own and key.startswith(SCHEMA_SECTIONS):
             found.append(f"{path.relative_to(root)}:{node.lineno} reads {key}")
     return found
+
+
+def _keyword(call: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _from_a_schema(default: ast.expr) -> bool:
+    """Whether a fallback is a schema's field (``TrainSchema.device``), not a value of its own."""
+    return (
+        isinstance(default, ast.Attribute)
+        and isinstance(default.value, ast.Name)
+        and default.value.id in SCHEMA_CLASSES
+    )
 
 
 def _module_strings(tree: ast.Module) -> dict[str, str]:
@@ -238,6 +265,15 @@ def test_the_reader_check_catches_a_fallback_under_a_composed_key(tmp_path):
         "reader.py:2 reads privacy.dp_sgd.unit",
         "reader.py:4 reads privacy.secure_aggregation.enabled",
     ]
+
+
+def test_a_fallback_on_the_schemas_own_field_is_not_a_second_default(tmp_path):
+    reader = tmp_path / "reader.py"
+    reader.write_text(
+        'device = config_value(config, "train.device", TrainSchema.device)\n'
+        'device = config_value(config, "train.device", "auto")\n'
+    )
+    assert _literal_fallbacks(reader, root=tmp_path) == ["reader.py:2 reads train.device"]
 
 
 @pytest.mark.parametrize("key", sorted(FORMER_DISAGREEMENTS))
@@ -399,3 +435,21 @@ def test_the_classical_settings_default_to_their_schema():
 def test_a_config_without_a_classical_block_reads_the_schema_defaults():
     assert classical_config(OmegaConf.create({"seed": 0})) == ClassicalConfig()
     assert classical_config(OmegaConf.create({"classical": {"workers": 3}})).tuning_slices == 12
+
+
+def test_the_trainer_defaults_to_its_schema():
+    settings = TrainConfig().to_dict()
+    defaults = schema_defaults(TrainSchema)
+    assert {**settings, "trainable": list(settings["trainable"])} == defaults
+
+
+def test_every_train_key_is_composed_from_the_schema(tmp_path):
+    composed = OmegaConf.to_container(compose_overrides("seed=0").train, resolve=True)
+    assert composed == schema_defaults(TrainSchema)
+
+
+def test_a_checkpoint_from_before_the_train_schema_resumes(tmp_path):
+    config = compose_overrides(f"output_dir={tmp_path}")
+    saved = OmegaConf.to_container(config, resolve=True)
+    del saved["train"]["warmup_steps"]  # configs/train/default.yaml did not state it then
+    check_same_recipe(OmegaConf.to_yaml(saved), config, tmp_path / "latest.pt")
