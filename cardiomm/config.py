@@ -30,8 +30,12 @@ class ConfigError(ValueError):
     and the nearest valid ones."""
 
 
-def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -> DictConfig:
-    """Compose the config with Hydra's command-line override syntax, e.g. ``["seed=3"]``.
+def load_config(
+    overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG, with_hydra: bool = False
+) -> DictConfig:
+    """Compose the config with Hydra's command-line override syntax, e.g. ``["seed=3"]``
+    (``with_hydra``: with Hydra's own ``hydra`` node, whose ``runtime.choices`` name the
+    chosen group options).
 
     Raises:
         ConfigError: an unknown key (``train.lerning_rate=1``), an unknown option of a config
@@ -42,9 +46,12 @@ def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = list(overrides)
+    register_library_schemas()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         try:
-            return compose(config_name=config_name, overrides=overrides)
+            return compose(
+                config_name=config_name, overrides=overrides, return_hydra_config=with_hydra
+            )
         except MissingConfigException as error:
             if "schema'" not in str(error):
                 raise ConfigError(_explain(error, overrides, [])) from None
@@ -53,11 +60,28 @@ def load_config(overrides: Sequence[str] = (), config_name: str = ROOT_CONFIG) -
             raise ConfigError(
                 f"{config_name}.yaml selects a typed schema no module has registered; compose "
                 "it through its package (federation.config.compose_overrides for "
-                "federation.yaml) or call federation.schema.register_schemas() first"
+                "federation.yaml, simulations.study.composition.load_study_config for "
+                "simulate.yaml) or call federation.schema.register_schemas() and "
+                "simulations.study.schema.register_study_schema() first"
             ) from None
         except (HydraException, OmegaConfBaseException) as error:
             known = _known_keys(compose(config_name=config_name))
             raise ConfigError(_explain(error, overrides, known)) from None
+
+
+def register_library_schemas() -> None:
+    """Store the library's typed schemas in Hydra's ConfigStore (again is harmless): the
+    ``privacy`` block (cardiomm/privacy/schema.py), which configs/privacy/none.yaml selects,
+    and the ``train`` block (cardiomm/train/schema.py), which configs/train/default.yaml
+    selects."""
+    from hydra.core.config_store import ConfigStore
+
+    from cardiomm.privacy.schema import PRIVACY_GROUP, PRIVACY_SCHEMA, PrivacyConfig
+    from cardiomm.train.schema import TRAIN_GROUP, TRAIN_SCHEMA, TrainSchema
+
+    store = ConfigStore.instance()
+    store.store(name=PRIVACY_SCHEMA, group=PRIVACY_GROUP, node=PrivacyConfig)
+    store.store(name=TRAIN_SCHEMA, group=TRAIN_GROUP, node=TrainSchema)
 
 
 def _known_keys(config: DictConfig) -> list[str]:

@@ -39,8 +39,8 @@ from flwr.common.secure_aggregation.secaggplus_constants import (
     Stage,
 )
 
+from cardiomm.privacy import PrivacySettings
 from client.site_config import compose_site_config
-from federation.config import select
 from federation.protocol import (
     ARRAYS,
     CLIPPED_METRIC,
@@ -205,4 +205,4 @@ def _secure_aggregation_required(context: Context) -> bool:
         config = compose_site_config(context.run_config, context.node_config)
     except Exception:  # a config that does not compose: the ClientApp reports it itself
         return False
-    return bool(select(config, "privacy.secure_aggregation.enabled", False))
+    return PrivacySettings.read(config).secure_aggregation.enabled

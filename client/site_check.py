@@ -31,9 +31,11 @@ from cardiomm.data.errors import DataFileError
 from cardiomm.data.readers import open_series
 from cardiomm.model.factory import network_from_config
 from cardiomm.model.reconstructor import NetworkReconstructor
+from cardiomm.privacy import PrivacySettings
 from cardiomm.progress import progress_bar
 from cardiomm.train import TrainConfig, TrainingRun, evaluate_reconstructor, train_model
 from cardiomm.train.runtime import select_device
+from cardiomm.train.schema import configured_device
 from client.site_config import SiteConfigError, compose_site_config
 from federation.protocol import NODE_SITE_CONFIG, ROLE_TRAIN, SITE_ROLES
 from federation.reply_checks import IDENTIFIER
@@ -143,7 +145,7 @@ def _check_privacy_ledger(config: DictConfig, check: SiteCheck) -> None:
     """With a privacy policy in the site file: the policy readable, its ledger readable and
     agreeing with its journal (cardiomm/privacy/ledger.py), and the epsilon spent so far. A
     site whose ledger is refused trains with DP-SGD no more: a problem."""
-    policy_path = OmegaConf.select(config, "privacy.policy", default=None)
+    policy_path = PrivacySettings.read(config).policy
     if not policy_path:
         return
     # Imported here: the ledger's accountant loads Opacus, which only a policy needs.
@@ -184,7 +186,7 @@ def _check_device(config: DictConfig | None, check: SiteCheck) -> None:
     check.details["gpus"] = gpus
     shown = "; ".join(f"{gpu['name']} {gpu['memory-bytes'] / 2**30:.0f} GiB" for gpu in gpus)
     check.add("GPU", shown or "none (training runs on the CPU)", OK if gpus else WARNING)
-    wanted = str(OmegaConf.select(config, "train.device", default="auto")) if config else "auto"
+    wanted = configured_device(config)
     try:
         device = select_device(wanted)
         if device.type == "cuda" and device.index is not None and device.index >= len(gpus):
@@ -377,7 +379,7 @@ def _seconds_per_image(files: list[Path], config: DictConfig, images: int) -> fl
     """Mean time per scored image, after one warm-up image."""
     dataset = evaluation_dataset(files, config)
     network, encoder = network_from_config(config)
-    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    device = select_device(configured_device(config))
     network.to(device).eval()
     reconstructor = NetworkReconstructor(network, encoder)
     evaluate_reconstructor(reconstructor, dataset, device, max_items=1, show_progress=False)

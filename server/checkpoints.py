@@ -19,6 +19,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cardiomm.model.checkpoint import OLD_LAYOUT_HINT, load_problem
+from cardiomm.privacy.schema import PRIVACY_GROUP, PrivacyConfig
+from cardiomm.train.schema import TRAIN_GROUP, TrainSchema
 from federation.schema import SCHEMAS, schema_defaults
 
 logger = logging.getLogger(__name__)
@@ -216,8 +218,9 @@ def check_same_recipe(saved_yaml: str, config: DictConfig, path: Path) -> None:
     train a finished run further, a new run starts from its final model.
     """
     before = dict(_leaves(OmegaConf.to_container(OmegaConf.create(saved_yaml), resolve=True)))
-    # A checkpoint written before the typed schema lacks the keys whose default the code
-    # supplied then (the same values the schema holds now, e.g. strategy.personalise_from_round).
+    # A checkpoint written before the typed schemas lacks the keys whose default the code
+    # supplied then (the same values the schemas hold now, e.g. strategy.personalise_from_round,
+    # train.warmup_steps).
     for key, value in _schema_leaves():
         before.setdefault(key, value)
     now = dict(_leaves(OmegaConf.to_container(config, resolve=True)))
@@ -242,10 +245,13 @@ def check_same_recipe(saved_yaml: str, config: DictConfig, path: Path) -> None:
 
 
 def _schema_leaves() -> list[tuple[str, Any]]:
-    """(dotted key, default) of every key federation/schema.py types."""
+    """(dotted key, default) of every key the typed schemas of a federated run hold
+    (federation/schema.py, cardiomm/privacy/schema.py, cardiomm/train/schema.py)."""
     leaves = []
     for (_, group, package), node in SCHEMAS.items():
         leaves += _leaves(schema_defaults(node), str(package or group))
+    for section, node in ((PRIVACY_GROUP, PrivacyConfig), (TRAIN_GROUP, TrainSchema)):
+        leaves += _leaves(schema_defaults(node), section)
     return leaves
 
 

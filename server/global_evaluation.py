@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cardiomm.cohort.data_root import load_partition
 from cardiomm.cohort.manifest import split_sites_and_files
@@ -22,6 +22,7 @@ from cardiomm.model.reconstructor import NetworkReconstructor
 from cardiomm.model.vendor_personalised import VendorPartsReconstructor
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.runtime import select_device
+from cardiomm.train.schema import configured_device
 from server.model import GlobalModel
 from server.settings import FederationSettings
 
@@ -39,7 +40,7 @@ class GlobalEvaluator:
 
     def __init__(self, config: DictConfig, settings: FederationSettings) -> None:
         self.settings = settings
-        self.device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+        self.device = select_device(configured_device(config))
         manifest = load_partition(
             config.data,
             int(config.seed),

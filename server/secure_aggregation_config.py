@@ -6,7 +6,7 @@ each site's update (robust reducers, per-vendor copies, update validation) canno
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from cardiomm.privacy import PrivacySettings
 from server.settings import FederationSettings
@@ -16,7 +16,7 @@ ENABLED_KEY = "privacy.secure_aggregation.enabled"
 
 def secure_aggregation_enabled(config: DictConfig) -> bool:
     """Whether the composed config asks for secure aggregation."""
-    return bool(OmegaConf.select(config, ENABLED_KEY, default=False))
+    return PrivacySettings.read(config).secure_aggregation.enabled
 
 
 def check_secure_aggregation_config(config: DictConfig) -> None:

@@ -18,8 +18,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from cardiomm.classical.cache import ResultCache
 from cardiomm.classical.record import parse_tuning_record
 from cardiomm.classical.suite import validation_slices
@@ -27,12 +25,19 @@ from cardiomm.classical.tuning import DEFAULT_LAMBDAS, SettingChoice, TuningGrid
 from cardiomm.cohort.manifest import split_sites_and_files
 from cardiomm.data.builders import evaluation_dataset, evaluation_masks_of
 from cardiomm.data.masking import MaskSetting
+from simulations.classical_schema import (
+    ClassicalConfig,
+    classical_config,
+    register_classical_schema,
+)
 from simulations.report_tables import markdown_table
 
 logger = logging.getLogger(__name__)
 
 TUNING_FILE = "classical_tuning.json"
 TUNING_TABLE = "classical_tuning.md"
+# configs/evaluate.yaml and configs/simulate.yaml select the typed schema of ``classical``.
+register_classical_schema()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,42 +52,38 @@ class ClassicalSettings:
         grid: lambdas, ESPIRiT settings and solver iterations searched.
     """
 
-    tune: bool = True
-    tuning_slices: int = 12
-    workers: int = 1
+    tune: bool = ClassicalConfig.tune
+    tuning_slices: int = ClassicalConfig.tuning_slices
+    workers: int = ClassicalConfig.workers
     cache: ResultCache | None = None
     grid: TuningGrid = dataclasses.field(default_factory=TuningGrid)
 
 
 def classical_settings(config: Any) -> ClassicalSettings:
-    """The ``classical`` section of a run config (absent keys: the defaults).
+    """The ``classical`` section of a run config (absent keys: the schema's defaults,
+    simulations/classical_schema.py).
 
     Raises:
         ValueError: a value out of range (named).
     """
-    section = OmegaConf.select(config, "classical", default=None)
-    if section is None:
-        return ClassicalSettings()
-    values = OmegaConf.to_container(section, resolve=True)
-    tuning_slices = int(values.get("tuning_slices", ClassicalSettings.tuning_slices))
-    workers = int(values.get("workers", ClassicalSettings.workers))
+    values = classical_config(config)
+    tuning_slices, workers = values.tuning_slices, values.workers
     if tuning_slices < 0 or workers < 1:
         raise ValueError(
             f"classical.tuning_slices must be >= 0 and classical.workers >= 1, got "
             f"{tuning_slices} and {workers}"
         )
-    cache_dir = values.get("cache_dir")
-    cache = ResultCache(Path(str(cache_dir)).expanduser()) if cache_dir else None
-    max_iter = {str(k): int(v) for k, v in (values.get("max_iter") or {}).items()}
+    cache_dir = values.cache_dir
+    cache = ResultCache(Path(cache_dir).expanduser()) if cache_dir else None
     lambdas = dict(DEFAULT_LAMBDAS)
-    for name, grid in (values.get("lambdas") or {}).items():
-        lambdas[str(name)] = tuple(float(value) for value in grid)
+    for name, grid in values.lambdas.items():
+        lambdas[name] = tuple(grid)
     return ClassicalSettings(
-        tune=bool(values.get("tune", ClassicalSettings.tune)),
+        tune=values.tune,
         tuning_slices=tuning_slices,
         workers=workers,
         cache=cache,
-        grid=TuningGrid(lambdas=lambdas, max_iter=max_iter),
+        grid=TuningGrid(lambdas=lambdas, max_iter=dict(values.max_iter)),
     )
 
 

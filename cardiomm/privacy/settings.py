@@ -1,4 +1,5 @@
-"""The ``privacy`` block of a federated run's config (configs/privacy/*.yaml), typed.
+"""The ``privacy`` block of a federated run's config (configs/privacy/*.yaml), typed and
+checked; every default is the schema's (cardiomm/privacy/schema.py).
 
 Both the ServerApp and the ClientApp read it, so both sides agree on what is in force.
 """
@@ -11,6 +12,12 @@ import numbers
 from typing import Any
 
 from cardiomm.config import config_section
+from cardiomm.privacy.schema import (
+    CentralDPConfig,
+    DPSGDConfig,
+    PrivacyConfig,
+    SecureAggregationConfig,
+)
 
 CLIPPING_MODES = ("fixed", "adaptive")
 PRIVACY_UNITS = ("slice", "patient")
@@ -40,15 +47,15 @@ class DPSGDSettings:
             exceed this (None: no budget).
     """
 
-    enabled: bool = False
-    noise_multiplier: float = 1.0
-    max_grad_norm: float = 1.0
-    delta: float = 1e-5
-    epsilon_budget: float | None = None
-    unit: str = "slice"
-    patients_per_step: float = 4.0
-    slices_per_patient: int = 1
-    target_epsilon: float | None = None
+    enabled: bool = DPSGDConfig.enabled
+    noise_multiplier: float = DPSGDConfig.noise_multiplier
+    max_grad_norm: float = DPSGDConfig.max_grad_norm
+    delta: float = DPSGDConfig.delta
+    epsilon_budget: float | None = DPSGDConfig.epsilon_budget
+    unit: str = DPSGDConfig.unit
+    patients_per_step: float = DPSGDConfig.patients_per_step
+    slices_per_patient: int = DPSGDConfig.slices_per_patient
+    target_epsilon: float | None = DPSGDConfig.target_epsilon
 
     def validate(self) -> None:
         if not self.enabled:
@@ -96,13 +103,13 @@ class CentralDPSettings:
         delta: the delta Flower's accountant reports epsilon for.
     """
 
-    enabled: bool = False
-    clipping: str = "fixed"
-    side: str = "server"
-    noise_multiplier: float = 1.0
-    clipping_norm: float = 10.0
-    num_sampled_sites: int | None = None
-    delta: float = 1e-5
+    enabled: bool = CentralDPConfig.enabled
+    clipping: str = CentralDPConfig.clipping
+    side: str = CentralDPConfig.side
+    noise_multiplier: float = CentralDPConfig.noise_multiplier
+    clipping_norm: float = CentralDPConfig.clipping_norm
+    num_sampled_sites: int | None = CentralDPConfig.num_sampled_sites
+    delta: float = CentralDPConfig.delta
 
     def validate(self) -> None:
         if not self.enabled:
@@ -141,11 +148,11 @@ class SecureAggregationSettings:
         quantization_range: quantisation levels over the clipping range.
     """
 
-    enabled: bool = False
-    num_shares: int = 3
-    reconstruction_threshold: int = 2
-    clipping_range: float = 8.0
-    quantization_range: int = 4194304
+    enabled: bool = SecureAggregationConfig.enabled
+    num_shares: int = SecureAggregationConfig.num_shares
+    reconstruction_threshold: int = SecureAggregationConfig.reconstruction_threshold
+    clipping_range: float = SecureAggregationConfig.clipping_range
+    quantization_range: int = SecureAggregationConfig.quantization_range
 
     def validate(self) -> None:
         if not self.enabled:
@@ -165,20 +172,30 @@ class SecureAggregationSettings:
 
 @dataclasses.dataclass(frozen=True)
 class PrivacySettings:
-    """The three privacy mechanisms; each may be on or off."""
+    """The three privacy mechanisms, each on or off, and the site's policy file (None: no
+    policy)."""
 
     dp_sgd: DPSGDSettings = dataclasses.field(default_factory=DPSGDSettings)
     central_dp: CentralDPSettings = dataclasses.field(default_factory=CentralDPSettings)
     secure_aggregation: SecureAggregationSettings = dataclasses.field(
         default_factory=SecureAggregationSettings
     )
+    policy: str | None = PrivacyConfig.policy
 
     @classmethod
     def from_config(cls, config: Any) -> PrivacySettings:
-        """Read ``config.privacy`` of a composed config (absent: everything off), with clear
-        errors."""
+        """Read ``config.privacy`` of a composed config (absent: the schema's defaults,
+        everything off), with clear errors."""
+        settings = cls.read(config)
+        settings.validate()
+        return settings
+
+    @classmethod
+    def read(cls, config: Any) -> PrivacySettings:
+        """``config.privacy`` as typed settings, unchecked: for a reader that only asks what is
+        on (absent: the schema's defaults, everything off). Unknown keys are still refused."""
         values = config_section(config, "privacy")
-        settings = cls(
+        return cls(
             dp_sgd=_build(DPSGDSettings, values.get("dp_sgd"), "privacy.dp_sgd"),
             central_dp=_build(CentralDPSettings, values.get("central_dp"), "privacy.central_dp"),
             secure_aggregation=_build(
@@ -186,9 +203,8 @@ class PrivacySettings:
                 values.get("secure_aggregation"),
                 "privacy.secure_aggregation",
             ),
+            policy=str(values["policy"]) if values.get("policy") else None,
         )
-        settings.validate()
-        return settings
 
     def validate(self) -> None:
         """Raise ValueError for values or combinations that cannot work."""

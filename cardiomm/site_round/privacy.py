@@ -108,7 +108,7 @@ class RoundPrivacy:
             PolicyViolationError: the run breaks the site's privacy policy.
         """
         privacy = PrivacySettings.from_config(config)
-        policy = _checked_policy(config, privacy)
+        policy = _checked_policy(privacy)
         if not privacy.dp_sgd.enabled:
             return cls(privacy.dp_sgd)
         # Imported here: Opacus takes a second to load, and only DP-SGD runs need it.
@@ -215,9 +215,9 @@ class RoundPrivacy:
         return self.accountant.to_lists() if self.accountant is not None else None
 
 
-def _checked_policy(config: Any, privacy: PrivacySettings) -> PrivacyPolicy | None:
+def _checked_policy(privacy: PrivacySettings) -> PrivacyPolicy | None:
     """The site's privacy policy (None without one), after checking the run against it."""
-    path = config_value(config, "privacy.policy")
+    path = privacy.policy
     if not path:
         return None
     from cardiomm.privacy.policy import check_run, read_policy

@@ -1,10 +1,13 @@
-"""Training settings (configs/train/*.yaml)."""
+"""Training settings (configs/train/*.yaml); every default is the schema's
+(cardiomm/train/schema.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
+
+from cardiomm.train.schema import TrainSchema, default_trainable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,28 +52,28 @@ class TrainConfig:
         distributed_backend: ``auto`` (NCCL on CUDA, gloo on the CPU), ``nccl`` or ``gloo``.
     """
 
-    max_steps: int = 100
-    epochs: int = 1
-    batch_size: int = 1
-    learning_rate: float = 2e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 0
-    lr_decay_steps: int = 0
-    lr_decay_gamma: float = 0.1
-    gradient_clip: float = 1.0
-    l1_weight: float = 0.1
-    proximal_mu: float = 0.0
-    device: str = "auto"
-    bf16: bool = True
-    num_workers: int = 0
-    num_threads: int = 0
-    seed: int = 0
-    deterministic: bool = False
-    validate_every: int = 0
-    max_validation_items: int = 0
-    trainable: tuple[str, ...] = ("all",)
-    devices: int = 1
-    distributed_backend: str = "auto"
+    max_steps: int = TrainSchema.max_steps
+    epochs: int = TrainSchema.epochs
+    batch_size: int = TrainSchema.batch_size
+    learning_rate: float = TrainSchema.learning_rate
+    weight_decay: float = TrainSchema.weight_decay
+    warmup_steps: int = TrainSchema.warmup_steps
+    lr_decay_steps: int = TrainSchema.lr_decay_steps
+    lr_decay_gamma: float = TrainSchema.lr_decay_gamma
+    gradient_clip: float = TrainSchema.gradient_clip
+    l1_weight: float = TrainSchema.l1_weight
+    proximal_mu: float = TrainSchema.proximal_mu
+    device: str = TrainSchema.device
+    bf16: bool = TrainSchema.bf16
+    num_workers: int = TrainSchema.num_workers
+    num_threads: int = TrainSchema.num_threads
+    seed: int = TrainSchema.seed
+    deterministic: bool = TrainSchema.deterministic
+    validate_every: int = TrainSchema.validate_every
+    max_validation_items: int = TrainSchema.max_validation_items
+    trainable: tuple[str, ...] = dataclasses.field(default_factory=default_trainable)
+    devices: int = TrainSchema.devices
+    distributed_backend: str = TrainSchema.distributed_backend
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trainable", tuple(str(group) for group in self.trainable))

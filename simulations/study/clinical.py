@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from cardiomm.cohort.manifest import held_out_sites, internal_sites, site_files
 from cardiomm.data.builders import evaluation_dataset, evaluation_masks_of, evaluation_settings
@@ -63,8 +62,10 @@ from cardiomm.segmentation.training import (
     train_segmenter,
 )
 from cardiomm.train.runtime import select_device
+from cardiomm.train.schema import configured_device
 from simulations.checkpoint_evaluation import _to_device, build_methods
 from simulations.study.outcome import NO_SEED, ExperimentOutcome
+from simulations.study.schema import ClinicalConfig, study_config
 from simulations.study.scoring import (
     CLASSICAL_FOLDER,
     REFERENCE_MODEL,
@@ -107,28 +108,23 @@ class ClinicalSettings:
         experiment: the federated experiment the LVEF goal judges.
     """
 
-    enabled: bool = True
+    enabled: bool = ClinicalConfig.enabled
     segmenter: SegmenterSettings = dataclasses.field(default_factory=SegmenterSettings)
-    experiment: str = "fedavg"
+    experiment: str = ClinicalConfig.experiment
 
     @classmethod
     def from_config(cls, config: Any) -> ClinicalSettings:
-        block = OmegaConf.select(config, "study.clinical", default=None) or {}
+        """``study.clinical`` of ``config`` (absent: the schema's defaults)."""
+        block = study_config(config).clinical
         segmenter = SegmenterSettings(
-            size=str(block.get("segmenter_size", "default")),
-            steps=int(block.get("segmenter_steps", SegmenterSettings.steps)),
-            learning_rate=float(
-                block.get("segmenter_learning_rate", SegmenterSettings.learning_rate)
-            ),
+            size=block.segmenter_size,
+            steps=block.segmenter_steps,
+            learning_rate=block.segmenter_learning_rate,
             seed=int(config.seed),
         )
         if segmenter.steps < 1:
             raise ValueError(f"study.clinical.segmenter_steps must be >= 1, got {segmenter.steps}")
-        return cls(
-            enabled=bool(block.get("enabled", True)),
-            segmenter=segmenter,
-            experiment=str(block.get("experiment", "fedavg")),
-        )
+        return cls(enabled=block.enabled, segmenter=segmenter, experiment=block.experiment)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,7 +199,7 @@ def clinical_check(
     segmenter, network, size = fitted
     base = evaluation_dataset(candidates, config, "all", show_progress)
     scans = _reference_scans(base, network, size, skipped)
-    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    device = select_device(configured_device(config))
     scoring = _ClinicalScoring(scans, network, size, device, show_progress)
     datasets = _masked_datasets(base, config)
     rows: list[dict[str, Any]] = []
@@ -212,7 +208,7 @@ def clinical_check(
         for method in methods:
             labels = run_labels(fold, method.name, "reference", NO_SEED, REFERENCE_MODEL)
             rows += _method_rows(method, labels, {mask: datasets[mask]}, scoring)
-    clip_path = OmegaConf.select(config, "study.clip_path", default=None)
+    clip_path = study_config(config).clip_path
     for outcome in outcomes:
         for model, checkpoint in outcome.checkpoints.items():
             (method,) = build_methods([str(checkpoint)], [], clip_path)

@@ -19,6 +19,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cardiomm.config import load_config
 from federation.schema import register_schemas
+from simulations.classical_schema import register_classical_schema
+from simulations.study.schema import CHOICES_KEY, register_study_schema
 
 STUDY_ROOT = "simulate"
 # Groups whose choice and values every experiment inherits from the study.
@@ -26,10 +28,13 @@ SHARED_GROUPS = ("data", "masks", "model", "text", "train")
 SHARED_KEYS = ("seed",)
 # Every config group an experiment may switch (a group override drops the study's values).
 GROUPS = (*SHARED_GROUPS, "strategy", "privacy")
-# Where load_study_config keeps the study's group choices (Hydra forgets them after compose).
-CHOICES_KEY = "_groups"
-# configs/federation.yaml's defaults list selects the typed schema (federation/schema.py).
+# configs/federation.yaml's defaults list selects the typed schema (federation/schema.py),
+# configs/simulate.yaml the study's and the classical baselines' (simulations/study/schema.py,
+# simulations/classical_schema.py); load_study_config keeps the study's group choices under
+# study.<CHOICES_KEY> (Hydra forgets them after compose).
 register_schemas()
+register_study_schema()
+register_classical_schema()
 # Never forwarded: the runner replaces them with the fold's manifest and the experiment's sites.
 NOT_FORWARDED = ("data.hold_out", "data.hold_out_count", "data.manifest", "data.sites")
 _OVERRIDE = re.compile(r"^(?:~|\+\+|\+)?([A-Za-z0-9_.\-/@]+)=")
@@ -45,12 +50,7 @@ def load_study_config(overrides: Sequence[str] = ()) -> DictConfig:
     The choices (``model=tiny`` ...) are kept under ``study._groups`` so that experiments
     compose their own root config with the same groups.
     """
-    from hydra import compose, initialize_config_dir
-
-    from cardiomm.config import config_dir
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        config = compose(STUDY_ROOT, overrides=list(overrides), return_hydra_config=True)
+    config = load_config(overrides, config_name=STUDY_ROOT, with_hydra=True)
     choices = {group: config.hydra.runtime.choices.get(group) for group in SHARED_GROUPS}
     with open_dict(config):
         del config["hydra"]

@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from cardiomm.privacy import PrivacySettings
 from client.site_config import write_site_file
 from federation.protocol import (
     DP_EPSILON,
@@ -271,8 +272,9 @@ def _federation_details(config: DictConfig, result: FlowerRunResult) -> dict[str
     epsilon = _epsilon(history)
     if epsilon is not None:
         details["dp_epsilon"] = epsilon
-        details["dp_unit"] = str(OmegaConf.select(config, "privacy.dp_sgd.unit", default="slice"))
-        target = OmegaConf.select(config, "privacy.dp_sgd.target_epsilon", default=None)
+        dp_sgd = PrivacySettings.read(config).dp_sgd
+        details["dp_unit"] = dp_sgd.unit
+        target = dp_sgd.target_epsilon
         if target is not None:
             details["dp_target_epsilon"] = float(target)
     central = history[-1].aggregation.get("central-dp-epsilon") if history else None
@@ -335,10 +337,15 @@ def _check_federation(config: DictConfig) -> None:
 
 
 def _privacy(config: DictConfig) -> str:
+    privacy = PrivacySettings.read(config)
     enabled = [
         name
-        for name in ("dp_sgd", "central_dp", "secure_aggregation")
-        if OmegaConf.select(config, f"privacy.{name}.enabled", default=False)
+        for name, settings in (
+            ("dp_sgd", privacy.dp_sgd),
+            ("central_dp", privacy.central_dp),
+            ("secure_aggregation", privacy.secure_aggregation),
+        )
+        if settings.enabled
     ]
     return "+".join(enabled) or "none"
 

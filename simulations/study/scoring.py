@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from cardiomm.classical.methods import METHODS
 from cardiomm.classical.suite import BEST_CLASSICAL
@@ -46,10 +45,12 @@ from cardiomm.model.interface import (
 from cardiomm.train import evaluate_reconstructor
 from cardiomm.train.evaluate import VIEWS
 from cardiomm.train.runtime import select_device
+from cardiomm.train.schema import configured_device
 from simulations.checkpoint_evaluation import _to_device, build_methods, classical_cost
 from simulations.classical_baselines import classical_settings, tune_classical
 from simulations.report_tables import markdown_table
 from simulations.study.outcome import FILE_COLUMNS, NO_SEED, ExperimentOutcome
+from simulations.study.schema import study_config
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,9 @@ def evaluate_outcomes(
     """
     output_dir = Path(output_dir)
     fold = _fold_name(outcomes, manifest, fold)
-    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
-    max_items = int(OmegaConf.select(config, "study.max_eval_items", default=0) or 0)
-    clip_path = OmegaConf.select(config, "study.clip_path", default=None)
+    device = select_device(configured_device(config))
+    study = study_config(config)
+    max_items, clip_path = study.max_eval_items, study.clip_path
     data = evaluation_data(config, manifest, output_dir, show_progress)
     examples = output_dir / EXAMPLES_FOLDER / path_slug(fold)
     root = Path(manifest["root"])
@@ -203,8 +204,7 @@ def scored_references(config: Any) -> tuple[str, ...]:
     Raises:
         ValueError: a name that is not a classical method.
     """
-    names = OmegaConf.select(config, "study.classical_baselines", default=None)
-    names = list(METHODS) if names is None else [str(name) for name in names]
+    names = study_config(config).classical_baselines
     unknown = sorted(set(names) - set(METHODS))
     if unknown:
         raise ValueError(
@@ -518,7 +518,7 @@ def curve_rows(
     if items <= 0:
         return []
     fold = _fold_name(outcomes, manifest, None)
-    device = select_device(str(OmegaConf.select(config, "train.device", default="auto")))
+    device = select_device(configured_device(config))
     data = [
         item
         for item in evaluation_data(config, manifest, output_dir, show_progress)

@@ -8,11 +8,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from simulations.study.plan import ExperimentSpec, parse_catalogue, select_experiments
+from simulations.study.schema import StudyConfig, study_config
 
 
 @dataclasses.dataclass(frozen=True)
 class StudySettings:
-    """What the runner needs from ``study.*`` (configs/simulate.yaml documents each key).
+    """What the runner needs from ``study.*`` (simulations/study/schema.py holds each key
+    and its default).
 
     Attributes:
         name: the study's name (MLflow's parent run, the report's title).
@@ -62,53 +64,49 @@ class StudySettings:
     client_gpus: float | None
     experiment_timeout: float
     federated_overrides: tuple[str, ...]
-    evaluation_sites: bool = True
-    zero_shot_every: int = 0
+    evaluation_sites: bool = StudyConfig.evaluation_sites
+    zero_shot_every: int = StudyConfig.zero_shot_every
     cross_site_experiments: tuple[str, ...] = ()
     curve_experiments: tuple[str, ...] = ()
     comparisons: tuple[tuple[str, str], ...] = ()
     selection_groups: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    publish_dir: str | None = None
+    publish_dir: str | None = StudyConfig.publish_dir
     public_backbone: tuple[str, int] | None = None
-    per_vendor: bool = False
+    per_vendor: bool = StudyConfig.per_vendor
 
     @classmethod
     def from_config(cls, config: DictConfig) -> StudySettings:
         """Read ``study.*``; errors name the setting."""
-        study = OmegaConf.select(config, "study")
-        if study is None:
+        if OmegaConf.select(config, "study") is None:
             raise ValueError("the config has no study block (compose configs/simulate.yaml)")
-        catalogue = parse_catalogue(OmegaConf.to_container(study.catalogue, resolve=True))
-        gpus = str(study.get("client_gpus", "auto")).lower()
+        study = study_config(config)
+        gpus = str(study.client_gpus).lower()
         settings = cls(
-            name=str(study.name),
-            folds=str(study.folds),
-            leave_one_out_centres=tuple(str(c) for c in study.get("leave_one_out_centres", [])),
-            rounds=_integer(study, "rounds"),
-            local_steps=_integer(study, "local_steps"),
-            experiments=tuple(select_experiments(list(study.experiments), catalogue)),
-            seeds=_seeds(study.get("seeds"), config),
-            max_eval_items=_integer(study, "max_eval_items"),
-            curve_eval_items=_integer(study, "curve_eval_items"),
-            held_out_evaluation=bool(study.get("held_out_evaluation", True)),
-            curve_experiments=tuple(str(name) for name in study.get("curve_experiments", [])),
-            comparisons=_pairs(study.get("comparisons", [])),
-            selection_groups={
-                str(group): tuple(str(name) for name in names)
-                for group, names in (study.get("select") or {}).items()
-            },
-            publish_dir=None if study.get("publish_dir") is None else str(study.publish_dir),
-            client_cpus=float(study.get("client_cpus", 1)),
-            client_gpus=None if gpus in ("auto", "none", "") else float(gpus),
-            experiment_timeout=float(study.get("experiment_timeout", 7200)),
-            federated_overrides=tuple(str(item) for item in study.get("federated_overrides", [])),
-            evaluation_sites=bool(study.get("evaluation_sites", True)),
-            zero_shot_every=int(study.get("zero_shot_every", 0)),
-            cross_site_experiments=tuple(
-                str(name) for name in study.get("cross_site_experiments", [])
+            name=study.name,
+            folds=study.folds,
+            leave_one_out_centres=tuple(study.leave_one_out_centres),
+            rounds=study.rounds,
+            local_steps=study.local_steps,
+            experiments=tuple(
+                select_experiments(study.experiments, parse_catalogue(study.catalogue))
             ),
-            public_backbone=_backbone(study.get("public_backbone")),
-            per_vendor=bool(study.get("per_vendor", False)),
+            seeds=_seeds(study.seeds, config),
+            max_eval_items=study.max_eval_items,
+            curve_eval_items=study.curve_eval_items,
+            held_out_evaluation=study.held_out_evaluation,
+            curve_experiments=tuple(study.curve_experiments),
+            comparisons=_pairs(study.comparisons),
+            selection_groups={group: tuple(names) for group, names in study.select.items()},
+            publish_dir=study.publish_dir,
+            client_cpus=float(study.client_cpus),
+            client_gpus=None if gpus in ("auto", "none", "") else float(gpus),
+            experiment_timeout=float(study.experiment_timeout),
+            federated_overrides=tuple(study.federated_overrides),
+            evaluation_sites=study.evaluation_sites,
+            zero_shot_every=study.zero_shot_every,
+            cross_site_experiments=tuple(study.cross_site_experiments),
+            public_backbone=_backbone(study.public_backbone),
+            per_vendor=study.per_vendor,
         )
         settings.validate()
         return settings
@@ -178,11 +176,3 @@ def _seeds(values: Any, config: DictConfig) -> tuple[int, ...]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"study.seeds must be distinct seeds, at least one, got {seeds}")
     return tuple(seeds)
-
-
-def _integer(study: Any, key: str) -> int:
-    value = study.get(key)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"study.{key} must be an integer, got {value!r}") from None
