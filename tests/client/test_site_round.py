@@ -146,3 +146,33 @@ def test_an_evaluation_site_scores_every_image_per_modality_view_and_setting(con
     assert sum(metrics[f"images/{group}"] for group in groups) == metrics["num-examples"]
     assert metrics["psnr"] > 0 and skipped == []
     check_reply(_reply(site, metrics), "zero-shot", ReplyLimits())  # the server accepts it
+
+
+@pytest.fixture(scope="module")
+def window_config(config):
+    """The consortium with the frame-window network (each frame from its neighbours)."""
+    overrides = (
+        f"data.root={config.data.root} data.synthetic_preset=null data.val_fraction=0.2 "
+        "data.hold_out=[Center003] text=none model=tiny_window"
+    )
+    return compose_overrides(overrides)
+
+
+def test_a_site_trains_the_frame_window_network_on_windows_of_its_cines(window_config):
+    site = resolve_site({"partition-id": 0}, window_config)
+    state = _global_state(window_config)
+    instructions = RoundInstructions(1, 2, 1e-3, 0.0, 0)
+    new_state, metrics, skipped = _train(site, state, instructions, window_config)
+    assert set(metrics) == PROTOCOL_METRICS and metrics["slices-seen"] == 2.0
+    assert any(not torch.equal(new_state[k], state[k]) for k in state)
+    assert skipped == []
+
+
+def test_a_site_scores_the_frame_window_network_on_every_image(window_config):
+    site = resolve_site({"partition-id": 2}, window_config)  # Center003, held out
+    scores = SiteRound(site, window_config).score(
+        site.evaluation_files, _global_state(window_config)
+    )
+    metrics = score_metrics(scores)
+    assert metrics["num-examples"] > 0 and metrics["psnr"] > 0 and scores.skipped == []
+    check_reply(_reply(site, metrics), "zero-shot", ReplyLimits())

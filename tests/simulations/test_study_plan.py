@@ -351,3 +351,22 @@ def test_the_transport_preset_composes_each_federation_with_its_transport():
 def test_the_standard_study_runs_on_the_two_millimetre_set():
     standard = load_study_config(["experiment=standard"])
     assert standard.data.synthetic_preset == "study-standard"
+
+
+def test_the_model_design_preset_chooses_between_the_four_designs_on_validation_only():
+    study = load_study_config(["experiment=model-design"])
+    settings = StudySettings.from_config(study)
+    assert not settings.held_out_evaluation
+    designs = {}
+    for spec in settings.experiments:
+        overrides = experiment_overrides(study, "federation", spec.overrides)
+        config = load_config(overrides, "federation")
+        assert FederationSettings.from_config(config).strategy == "fedavg"
+        designs[spec.name] = (config.model.temporal, config.model.calibration)
+    assert designs == {
+        "fedavg-2d-acs": ("none", "acs"),
+        "fedavg-2d-espirit": ("none", "espirit-frames"),
+        "fedavg-window-acs": ("window", "acs"),
+        "fedavg-window-espirit": ("window", "espirit-frames"),
+    }
+    assert set(settings.selection_groups["model"]) == set(designs)
