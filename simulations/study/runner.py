@@ -31,6 +31,7 @@ from simulations.study.experiments import ExperimentContext, definition, run_exp
 from simulations.study.flower_run import FlowerRunError
 from simulations.study.machine import describe_machine
 from simulations.study.outcome import ExperimentOutcome
+from simulations.study.phases import PhaseClock
 from simulations.study.plan import Fold, PlannedExperiment, plan_folds, plan_study
 from simulations.study.progress import StudyProgress, format_seconds
 from simulations.study.settings import StudySettings
@@ -127,7 +128,9 @@ def _run(
     console = console or make_console()
     study_dir = Path(str(config.output_dir)).expanduser().resolve()
     study_dir.mkdir(parents=True, exist_ok=True)
-    folds, manifests = _prepare_folds(config, settings, study_dir, show_progress)
+    clock = PhaseClock()
+    with clock.phase("data"):
+        folds, manifests = _prepare_folds(config, settings, study_dir, show_progress)
     planned = plan_study(
         folds, settings.experiments, settings.rounds, settings.local_steps, settings.seeds
     )
@@ -140,7 +143,9 @@ def _run(
     write_state(study_dir, state, settings, planned, tracker, config)
     prepared = _Prepared(study_dir, folds, manifests, planned, wanted)
     try:
-        return _run_planned(config, settings, prepared, tracker, started, show_progress, console)
+        return _run_planned(
+            config, settings, prepared, tracker, (started, clock), show_progress, console
+        )
     except BaseException:  # interrupted or broken: the parent run must not stay RUNNING
         if tracker is not None:
             tracker.end(failed=True)
@@ -152,28 +157,44 @@ def _run_planned(
     settings: StudySettings,
     prepared: _Prepared,
     tracker: StudyTracker | None,
-    started: float,
+    timing: tuple[float, PhaseClock],
     show_progress: bool,
     console: Any,
 ) -> StudyResult:
-    """The experiments (skipping finished ones), then the evaluation, report and tracking."""
+    """The experiments (skipping finished ones), then the evaluation, report and tracking;
+    ``timing``: the invocation's start (time.monotonic) and its phase clock."""
     study_dir, folds, manifests = prepared.study_dir, prepared.folds, prepared.manifests
-    runs = _run_experiments(config, settings, prepared, tracker, show_progress, console)
+    started, clock = timing
+    with clock.phase("training"):
+        runs = _run_experiments(config, settings, prepared, tracker, show_progress, console)
     outcomes, ran, skipped, failed = runs.outcomes, runs.ran, runs.skipped, runs.failed
     # After the display has closed: the evaluation shows progress bars of its own, and rich
     # allows one live display at a time.
     if show_progress and settings.held_out_evaluation:
         console.print(f"evaluating {len(outcomes)} run(s) on the test and held-out centres")
-    rows, curves = _evaluate(config, settings, folds, manifests, outcomes, study_dir, show_progress)
-    clinical = _clinical(config, settings, folds, manifests, outcomes, study_dir, show_progress)
-    wall = time.monotonic() - started
-    report = _report(
-        config, settings, study_dir, rows, curves, outcomes, wall, failed, manifests, clinical
+    rows, curves = _evaluate(
+        config, settings, folds, manifests, outcomes, study_dir, show_progress, clock
     )
+    with clock.phase("clinical check"):
+        clinical = _clinical(config, settings, folds, manifests, outcomes, study_dir, show_progress)
+    wall = time.monotonic() - started
+    with clock.phase("report"):
+        report = _report(
+            config,
+            settings,
+            study_dir,
+            rows,
+            curves,
+            outcomes,
+            (wall, clock),
+            failed,
+            manifests,
+            clinical,
+        )
     wall = time.monotonic() - started
     if tracker is not None:
         track_results(tracker, outcomes, rows, report, wall, failed)
-    finish_state(study_dir, ran, skipped, failed, report, wall)
+    finish_state(study_dir, ran, skipped, failed, report, wall, clock.seconds)
     if settings.publish_dir is not None:
         publish_report(report, study_dir, Path(settings.publish_dir))
     return StudyResult(study_dir, outcomes, ran, skipped, failed, rows, report, wall)
@@ -335,9 +356,11 @@ def _evaluate(
     outcomes: list[ExperimentOutcome],
     study_dir: Path,
     show_progress: bool,
+    clock: PhaseClock,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per-file scores of every run and reference, and the learning curves, of every fold
-    (none for a study that does not score the held-out centres)."""
+    (none for a study that does not score the held-out centres), timed as ``evaluation``
+    and ``learning curves``."""
     from cardiomm.cohort.manifest import read_manifest
     from simulations.study.scoring import curve_rows, evaluate_outcomes
 
@@ -352,16 +375,18 @@ def _evaluate(
         fold_config = _fold_config(config, fold, manifests[fold])
         manifest = read_manifest(manifests[fold])
         output = study_dir / fold.slug / "evaluation"
-        rows += evaluate_outcomes(own, fold_config, manifest, output, show_progress)
-        curves += curve_rows(
-            own,
-            fold_config,
-            manifest,
-            settings.curve_experiments,
-            settings.curve_eval_items,
-            output,
-            show_progress,
-        )
+        with clock.phase("evaluation"):
+            rows += evaluate_outcomes(own, fold_config, manifest, output, show_progress)
+        with clock.phase("learning curves"):
+            curves += curve_rows(
+                own,
+                fold_config,
+                manifest,
+                settings.curve_experiments,
+                settings.curve_eval_items,
+                output,
+                show_progress,
+            )
     return rows, curves
 
 
@@ -418,11 +443,12 @@ def _report(
     rows: list[dict[str, Any]],
     curves: list[dict[str, Any]],
     outcomes: list[ExperimentOutcome],
-    wall: float,
+    timing: tuple[float, PhaseClock],
     failed: dict[str, str],
     manifests: dict[Fold, Path],
     clinical: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
+    """The report's files; ``timing``: the invocation's wall seconds so far and its phases."""
     from cardiomm.cohort.manifest import read_manifest
     from simulations.classical_baselines import TUNING_TABLE
     from simulations.study.clinical import ClinicalSettings
@@ -432,11 +458,13 @@ def _report(
     from simulations.study.scoring import SECONDS_TABLE, acceleration_rows
     from simulations.study.vendor_skew import vendor_training_images
 
+    wall, clock = timing
     training = sum(outcome.wall_seconds for outcome in outcomes)
     # write_report prints it as "Timings measured on: <note>."
     note = (
         f"{describe_machine()}; study wall time {format_seconds(wall)} in this invocation "
-        f"(training, evaluation), the runs' training {format_seconds(training)} in all"
+        f"before the report ({clock.describe()}), the runs' training "
+        f"{format_seconds(training)} in all (this invocation's and earlier ones')"
     )
     if failed:
         note += "; failed, so not in the tables: " + "; ".join(

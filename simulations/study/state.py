@@ -106,7 +106,10 @@ def finish_state(
     failed: dict[str, str],
     report: dict[str, Path],
     wall: float,
+    phases: dict[str, float] | None = None,
 ) -> None:
+    """Record the invocation's end in study.json: what ran, was skipped or failed, the
+    report's files, the wall seconds and (``phases``) the seconds of each phase."""
     state = read_state(study_dir)
     state.update(
         {
@@ -116,6 +119,7 @@ def finish_state(
             "failed": failed,
             "report": {name: str(path) for name, path in report.items()},
             "wall_seconds": wall,
+            "phase_seconds": dict(phases or {}),
         }
     )
     _save(study_dir / STUDY_FILE, state)

@@ -186,6 +186,17 @@ def test_report_and_figures_are_written(study):
     assert result.report["report"] == output / "report.md"
 
 
+def test_the_report_and_study_json_say_how_long_each_phase_took(study):
+    _, output, result = study
+    phases = json.loads((output / "study.json").read_text())["phase_seconds"]
+    assert list(phases)[:3] == ["data", "training", "evaluation"]
+    assert {"learning curves", "clinical check", "report"} <= set(phases)
+    assert all(seconds >= 0 for seconds in phases.values())
+    # The experiments ran in this invocation: training is most of its time.
+    assert phases["training"] <= result.wall_seconds
+    assert "before the report (data " in (output / "report.md").read_text()
+
+
 def test_the_clinical_section_names_why_these_files_cannot_be_measured(study):
     _, output, _ = study
     report = (output / "report.md").read_text()
