@@ -16,14 +16,21 @@ from simulations.study.progress import format_seconds
 
 
 class PhaseClock:
-    """Wall seconds per named phase, in the order the phases first ran.
+    """Wall seconds since the clock was made, and per named phase, in the order the phases
+    first ran.
 
     A phase that runs again (e.g. per fold) adds to its total; one that raised still counts
     the time it took.
     """
 
     def __init__(self) -> None:
+        self._started = time.monotonic()
         self._seconds: dict[str, float] = {}
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the clock was made."""
+        return time.monotonic() - self._started
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:

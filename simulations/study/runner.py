@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -104,14 +103,14 @@ def run_study(config: DictConfig, show_progress: bool = True, console: Any = Non
     """
     import torch
 
-    started = time.monotonic()
+    clock = PhaseClock()
     settings = StudySettings.from_config(config)
     threads = torch.get_num_threads()
     # In-process training and evaluation use the cores of one simulated site: more OpenMP
     # threads than free cores stall for seconds per convolution beside other processes.
     torch.set_num_threads(settings.site_threads)
     try:
-        return _run(config, settings, started, show_progress, console)
+        return _run(config, settings, clock, show_progress, console)
     finally:
         torch.set_num_threads(threads)
 
@@ -119,7 +118,7 @@ def run_study(config: DictConfig, show_progress: bool = True, console: Any = Non
 def _run(
     config: DictConfig,
     settings: StudySettings,
-    started: float,
+    clock: PhaseClock,
     show_progress: bool,
     console: Any,
 ) -> StudyResult:
@@ -128,7 +127,6 @@ def _run(
     console = console or make_console()
     study_dir = Path(str(config.output_dir)).expanduser().resolve()
     study_dir.mkdir(parents=True, exist_ok=True)
-    clock = PhaseClock()
     with clock.phase("data"):
         folds, manifests = _prepare_folds(config, settings, study_dir, show_progress)
     planned = plan_study(
@@ -143,9 +141,7 @@ def _run(
     write_state(study_dir, state, settings, planned, tracker, config)
     prepared = _Prepared(study_dir, folds, manifests, planned, wanted)
     try:
-        return _run_planned(
-            config, settings, prepared, tracker, (started, clock), show_progress, console
-        )
+        return _run_planned(config, settings, prepared, tracker, clock, show_progress, console)
     except BaseException:  # interrupted or broken: the parent run must not stay RUNNING
         if tracker is not None:
             tracker.end(failed=True)
@@ -157,14 +153,13 @@ def _run_planned(
     settings: StudySettings,
     prepared: _Prepared,
     tracker: StudyTracker | None,
-    timing: tuple[float, PhaseClock],
+    clock: PhaseClock,
     show_progress: bool,
     console: Any,
 ) -> StudyResult:
     """The experiments (skipping finished ones), then the evaluation, report and tracking;
-    ``timing``: the invocation's start (time.monotonic) and its phase clock."""
+    ``clock``: the invocation's, started with it."""
     study_dir, folds, manifests = prepared.study_dir, prepared.folds, prepared.manifests
-    started, clock = timing
     with clock.phase("training"):
         runs = _run_experiments(config, settings, prepared, tracker, show_progress, console)
     outcomes, ran, skipped, failed = runs.outcomes, runs.ran, runs.skipped, runs.failed
@@ -177,7 +172,6 @@ def _run_planned(
     )
     with clock.phase("clinical check"):
         clinical = _clinical(config, settings, folds, manifests, outcomes, study_dir, show_progress)
-    wall = time.monotonic() - started
     with clock.phase("report"):
         report = _report(
             config,
@@ -186,12 +180,12 @@ def _run_planned(
             rows,
             curves,
             outcomes,
-            (wall, clock),
+            clock,
             failed,
             manifests,
             clinical,
         )
-    wall = time.monotonic() - started
+    wall = clock.elapsed
     if tracker is not None:
         track_results(tracker, outcomes, rows, report, wall, failed)
     finish_state(study_dir, ran, skipped, failed, report, wall, clock.seconds)
@@ -443,12 +437,12 @@ def _report(
     rows: list[dict[str, Any]],
     curves: list[dict[str, Any]],
     outcomes: list[ExperimentOutcome],
-    timing: tuple[float, PhaseClock],
+    clock: PhaseClock,
     failed: dict[str, str],
     manifests: dict[Fold, Path],
     clinical: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """The report's files; ``timing``: the invocation's wall seconds so far and its phases."""
+    """The report's files; ``clock``: the invocation's, for its wall time and phases."""
     from cardiomm.cohort.manifest import read_manifest
     from simulations.classical_baselines import TUNING_TABLE
     from simulations.study.clinical import ClinicalSettings
@@ -458,7 +452,7 @@ def _report(
     from simulations.study.scoring import SECONDS_TABLE, acceleration_rows
     from simulations.study.vendor_skew import vendor_training_images
 
-    wall, clock = timing
+    wall = clock.elapsed
     training = sum(outcome.wall_seconds for outcome in outcomes)
     # write_report prints it as "Timings measured on: <note>."
     note = (

@@ -192,7 +192,7 @@ def test_the_report_and_study_json_say_how_long_each_phase_took(study):
     assert list(phases)[:3] == ["data", "training", "evaluation"]
     assert {"learning curves", "clinical check", "report"} <= set(phases)
     assert all(seconds >= 0 for seconds in phases.values())
-    # The experiments ran in this invocation: training is most of its time.
+    # The experiments ran in this invocation: their phase is part of its wall time.
     assert phases["training"] <= result.wall_seconds
     assert "before the report (data " in (output / "report.md").read_text()
 

@@ -20,7 +20,7 @@ class _Ticks:
 
 
 def test_each_phase_counts_its_own_time_in_the_order_they_first_ran(monkeypatch):
-    monkeypatch.setattr(phases.time, "monotonic", _Ticks(5.0, 1.0, 120.0, 1.0))
+    monkeypatch.setattr(phases.time, "monotonic", _Ticks(0.0, 5.0, 1.0, 120.0, 1.0))
     clock = PhaseClock()
     with clock.phase("data"):
         pass
@@ -31,7 +31,7 @@ def test_each_phase_counts_its_own_time_in_the_order_they_first_ran(monkeypatch)
 
 
 def test_a_phase_run_again_adds_to_its_total(monkeypatch):
-    monkeypatch.setattr(phases.time, "monotonic", _Ticks(30.0, 1.0, 40.0))
+    monkeypatch.setattr(phases.time, "monotonic", _Ticks(0.0, 30.0, 1.0, 40.0))
     clock = PhaseClock()
     for _ in range(2):
         with clock.phase("evaluation"):
@@ -40,11 +40,16 @@ def test_a_phase_run_again_adds_to_its_total(monkeypatch):
 
 
 def test_a_phase_that_raised_still_counts(monkeypatch):
-    monkeypatch.setattr(phases.time, "monotonic", _Ticks(9.0))
+    monkeypatch.setattr(phases.time, "monotonic", _Ticks(0.0, 9.0))
     clock = PhaseClock()
     with pytest.raises(RuntimeError), clock.phase("clinical"):
         raise RuntimeError("segmenter failed")
     assert clock.seconds == {"clinical": 9.0}
+
+
+def test_elapsed_counts_from_when_the_clock_was_made(monkeypatch):
+    monkeypatch.setattr(phases.time, "monotonic", _Ticks(7.0))
+    assert PhaseClock().elapsed == 7.0
 
 
 def test_nothing_timed_describes_as_empty():
