@@ -18,15 +18,19 @@ from tests.builders import write_consortium
 from tests.client.protocol import PROTOCOL_METRICS
 
 
+def _consortium_overrides(root) -> str:
+    """The written consortium, Center003 held out, no text encoder."""
+    return (
+        f"data.root={root} data.synthetic_preset=null data.val_fraction=0.2 "
+        "data.hold_out=[Center003] text=none"
+    )
+
+
 @pytest.fixture(scope="module")
 def config(tmp_path_factory):
     root = tmp_path_factory.mktemp("consortium")
     write_consortium(root)
-    overrides = (
-        f"data.root={root} data.synthetic_preset=null data.val_fraction=0.2 "
-        "data.hold_out=[Center003] text=none"
-    )
-    return compose_overrides(overrides)
+    return compose_overrides(_consortium_overrides(root))
 
 
 def _reply(site, metrics):
@@ -151,11 +155,7 @@ def test_an_evaluation_site_scores_every_image_per_modality_view_and_setting(con
 @pytest.fixture(scope="module")
 def window_config(config):
     """The consortium with the frame-window network (each frame from its neighbours)."""
-    overrides = (
-        f"data.root={config.data.root} data.synthetic_preset=null data.val_fraction=0.2 "
-        "data.hold_out=[Center003] text=none model=tiny_window"
-    )
-    return compose_overrides(overrides)
+    return compose_overrides(f"{_consortium_overrides(config.data.root)} model=tiny_window")
 
 
 def test_a_site_trains_the_frame_window_network_on_windows_of_its_cines(window_config):
